@@ -1,0 +1,13 @@
+"""Filter families. ``REGISTRY`` maps each filter's name to its class; the common checks in
+``tests/test_filter_contract.py`` run over every entry."""
+
+from __future__ import annotations
+
+from filters.base import Filter
+from filters.price import PriceFilter
+
+REGISTRY: dict[str, type[Filter]] = {
+    PriceFilter.name: PriceFilter,
+}
+
+__all__ = ["REGISTRY", "Filter", "PriceFilter"]

@@ -1,0 +1,72 @@
+"""The Filter contract shared by every filter family.
+
+A filter follows scikit-learn's estimator contract: ``__init__`` only stores parameters,
+``fit(registry)`` learns from the brand registry and stores learned state in attributes ending
+in ``_``, and ``score(listings)`` adds the filter's columns to a polars LazyFrame without dropping
+or reordering rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import polars as pl
+from sklearn.base import BaseEstimator
+
+from pipelines.errors import NotFittedError
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from pipelines.registry import Registry
+
+
+def check_is_fitted(obj: Any) -> None:
+    """Raise :class:`NotFittedError` unless ``obj`` has learned attributes (ending in ``_``)."""
+    fitted = [
+        k for k in vars(obj) if k.endswith("_") and not k.startswith("__")
+    ]
+    if not fitted:
+        raise NotFittedError(
+            f"{type(obj).__name__} is not fitted yet: call fit(registry) before score()"
+        )
+
+
+def as_lazy(listings: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """Accept eager or lazy input; stages always work on LazyFrames."""
+    return listings.lazy() if isinstance(listings, pl.DataFrame) else listings
+
+
+class Filter(BaseEstimator):  # type: ignore[misc]
+    """Base class of all filters.
+
+    Subclasses set ``name`` and implement ``fit`` and ``_score``. ``score`` adds exactly the
+    columns returned by :meth:`output_schema`: always ``{name}_score`` (Float64 in [0, 1],
+    higher = more suspicious, null = does not apply) and ``{name}_reasons`` (List[String]),
+    plus optional evidence columns prefixed ``{name}_`` that the fusion model uses as features.
+    """
+
+    name: ClassVar[str] = ""
+    #: evidence columns beyond score and reasons, name -> dtype
+    evidence_schema: ClassVar[dict[str, pl.DataType]] = {}
+
+    def fit(self, registry: Registry) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    def output_schema(cls) -> dict[str, pl.DataType]:
+        return {
+            f"{cls.name}_score": pl.Float64(),
+            f"{cls.name}_reasons": pl.List(pl.String()),
+            **cls.evidence_schema,
+        }
+
+    def score(self, listings: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+        """Return ``listings`` with this filter's columns added (lazy; collect once, later)."""
+        check_is_fitted(self)
+        out = self._score(as_lazy(listings))
+        casts = [pl.col(c).cast(t) for c, t in self.output_schema().items()]
+        return out.with_columns(casts)
+
+    def _score(self, listings: pl.LazyFrame) -> pl.LazyFrame:
+        raise NotImplementedError

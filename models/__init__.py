@@ -1,0 +1,1 @@
+"""The learned part and the decision rules: fusion of filter scores, thresholds, persistence."""

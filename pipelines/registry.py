@@ -1,0 +1,303 @@
+"""Loading and validating the brand registry directory (CONTRACT.md section 2).
+
+A registry directory holds ``brands.csv`` (required), ``official_images.csv`` and
+``known_fakes.csv`` (optional), ``lexicon.toml`` (optional, extends the built-in lexicon) and
+``common_words.txt`` (optional, extends the built-in list of words never fuzzy-matched).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import tomllib
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.errors import RegistryError
+
+BRANDS_COLUMNS = ("brand", "category", "reference_price", "aliases")
+IMAGES_COLUMNS = ("image", "brand")
+LEXICON_SECTIONS = ("counterfeit", "legitimate", "ordinary")
+
+
+def default_registry_dir() -> Path:
+    """The registry shipped in ``seeds/registry``."""
+    return Path(str(resources.files("seeds") / "registry"))
+
+
+def brand_key(name: str) -> str:
+    """Case-, accent- and punctuation-insensitive key of a brand name (``"Hermès"`` -> ``"hermes"``)."""
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    kept = [c for c in decomposed if not unicodedata.combining(c) and (c.isalnum())]
+    return "".join(kept)
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Phrase lists by section.
+
+    ``counterfeit`` and ``legitimate`` map a kind (``strong``, ``weak``, ``accessory_prefix``,
+    ``secondhand``, ``authorised`` ...) to phrases of every language; ``ordinary`` maps a brand to
+    phrases in which its name is an ordinary word (``"sea shell"``, ``"omega 3"``).
+    """
+
+    counterfeit: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    legitimate: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    ordinary: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    common_words: frozenset[str] = frozenset()
+
+    def phrases(self, section: str, kind: str) -> tuple[str, ...]:
+        table: Mapping[str, tuple[str, ...]] = getattr(self, section)
+        return table.get(kind, ())
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The brand registry as typed, validated tables.
+
+    Attributes
+    ----------
+    root : directory it was loaded from
+    brands : one row per (brand, category): ``brand``, ``category`` (lower case),
+        ``reference_price`` (USD, new retail), ``aliases`` (list of strings)
+    official_images, known_fakes : ``image`` (absolute path), ``relpath``, ``brand``
+    lexicon : counterfeit phrases, legitimate contexts, ordinary uses, common words
+    fingerprint : sha256 of every registry file's content; changes whenever the registry does
+    """
+
+    root: Path
+    brands: pl.DataFrame
+    official_images: pl.DataFrame
+    known_fakes: pl.DataFrame
+    lexicon: Lexicon
+    fingerprint: str
+
+    @property
+    def brand_names(self) -> list[str]:
+        return self.brands.get_column("brand").unique(maintain_order=True).to_list()
+
+    @property
+    def categories(self) -> list[str]:
+        return sorted(self.brands.get_column("category").unique().to_list())
+
+    @classmethod
+    def load(cls, root: str | Path) -> Registry:
+        return load_registry(root)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RegistryError(f"{path} line {line}: not valid UTF-8") from None
+
+
+def _csv_rows(path: Path, expected: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise RegistryError(f"{path}: empty file, expected header {','.join(expected)}") from None
+    header = [h.strip() for h in header]
+    missing = [c for c in expected if c not in header]
+    if missing:
+        raise RegistryError(
+            f"{path} line 1: missing column(s) {', '.join(missing)}; "
+            f"expected header {','.join(expected)}"
+        )
+    rows = []
+    try:
+        for values in reader:
+            line = reader.line_num
+            if not values or all(not v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                raise RegistryError(
+                    f"{path} line {line}: expected {len(header)} fields, got {len(values)}"
+                )
+            rows.append((line, {h: v.strip() for h, v in zip(header, values, strict=True)}))
+    except csv.Error as exc:
+        raise RegistryError(f"{path} line {reader.line_num}: malformed CSV ({exc})") from None
+    return rows
+
+
+def _load_brands(path: Path) -> pl.DataFrame:
+    if not path.is_file():
+        raise RegistryError(f"{path}: missing; a registry needs brands.csv ({','.join(BRANDS_COLUMNS)})")
+    seen: dict[tuple[str, str], int] = {}
+    brand_display: dict[str, str] = {}
+    records = []
+    for line, row in _csv_rows(path, BRANDS_COLUMNS):
+        brand, category = row["brand"], row["category"].casefold()
+        if not brand:
+            raise RegistryError(f"{path} line {line}: brand is empty")
+        if not category:
+            raise RegistryError(f"{path} line {line}: category is empty for brand {brand!r}")
+        key = brand_key(brand)
+        if not key:
+            raise RegistryError(f"{path} line {line}: brand {brand!r} has no letters or digits")
+        other = brand_display.setdefault(key, brand)
+        if other != brand:
+            raise RegistryError(
+                f"{path} line {line}: brand {brand!r} collides with {other!r} "
+                "(same name ignoring case, accents and punctuation)"
+            )
+        raw_price = row["reference_price"]
+        try:
+            price = float(raw_price)
+        except ValueError:
+            price = math.nan
+        if not math.isfinite(price) or price <= 0:
+            raise RegistryError(
+                f"{path} line {line}: reference_price {raw_price!r} is not a positive number"
+            )
+        if (key, category) in seen:
+            raise RegistryError(
+                f"{path} line {line}: duplicate ({brand}, {category}), first on line "
+                f"{seen[(key, category)]}"
+            )
+        seen[(key, category)] = line
+        aliases = [a.strip() for a in row["aliases"].split("|") if a.strip()]
+        records.append(
+            {"brand": brand, "category": category, "reference_price": price, "aliases": aliases}
+        )
+    if not records:
+        raise RegistryError(f"{path}: no brands")
+    return pl.DataFrame(
+        records,
+        schema={
+            "brand": pl.String,
+            "category": pl.String,
+            "reference_price": pl.Float64,
+            "aliases": pl.List(pl.String),
+        },
+    )
+
+
+def _load_images(path: Path, root: Path, brands: set[str]) -> pl.DataFrame:
+    schema = {"image": pl.String, "relpath": pl.String, "brand": pl.String}
+    if not path.is_file():
+        return pl.DataFrame(schema=schema)
+    records = []
+    for line, row in _csv_rows(path, IMAGES_COLUMNS):
+        rel, brand = row["image"], row["brand"]
+        if not rel:
+            raise RegistryError(f"{path} line {line}: image is empty")
+        if brand not in brands:
+            raise RegistryError(f"{path} line {line}: brand {brand!r} is not in brands.csv")
+        full = (root / rel).resolve()
+        if not full.is_relative_to(root.resolve()):
+            raise RegistryError(f"{path} line {line}: image {rel!r} is outside the registry")
+        if not full.is_file():
+            raise RegistryError(f"{path} line {line}: image file {rel!r} does not exist")
+        records.append({"image": str(full), "relpath": rel, "brand": brand})
+    return pl.DataFrame(records, schema=schema)
+
+
+def _lexicon_tables(path: Path, data: dict[str, object]) -> dict[str, dict[str, list[str]]]:
+    out: dict[str, dict[str, list[str]]] = {s: {} for s in LEXICON_SECTIONS}
+    for section, body in data.items():
+        if section not in LEXICON_SECTIONS:
+            raise RegistryError(
+                f"{path}: unknown section [{section}], expected one of {', '.join(LEXICON_SECTIONS)}"
+            )
+        if not isinstance(body, dict):
+            raise RegistryError(f"{path}: [{section}] must be a table")
+        for kind, value in body.items():
+            # [counterfeit.strong] en = [...] (by language) or ordinary: "Coach" = [...]
+            lists = value.values() if isinstance(value, dict) else [value]
+            for phrases in lists:
+                if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
+                    raise RegistryError(f"{path}: [{section}.{kind}] must hold lists of strings")
+                out[section].setdefault(kind, []).extend(p.strip() for p in phrases if p.strip())
+    return out
+
+
+def _load_lexicon(paths: list[Path], word_files: list[Path]) -> Lexicon:
+    merged: dict[str, dict[str, list[str]]] = {s: {} for s in LEXICON_SECTIONS}
+    for path in paths:
+        try:
+            data = tomllib.loads(_read_text(path))
+        except tomllib.TOMLDecodeError as exc:
+            raise RegistryError(f"{path}: invalid TOML ({exc})") from None
+        for section, table in _lexicon_tables(path, data).items():
+            for kind, phrases in table.items():
+                merged[section].setdefault(kind, []).extend(phrases)
+    words: set[str] = set()
+    for wf in word_files:
+        for raw in _read_text(wf).splitlines():
+            w = raw.strip().casefold()
+            if w and not w.startswith("#"):
+                words.add(w)
+
+    def freeze(table: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
+        return {k: tuple(dict.fromkeys(v)) for k, v in table.items()}
+
+    return Lexicon(
+        counterfeit=freeze(merged["counterfeit"]),
+        legitimate=freeze(merged["legitimate"]),
+        ordinary=freeze(merged["ordinary"]),
+        common_words=frozenset(words),
+    )
+
+
+def _fingerprint(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def load_registry(root: str | Path) -> Registry:
+    """Load and validate a registry directory.
+
+    Examples
+    --------
+    >>> reg = load_registry(default_registry_dir())
+    >>> "Gucci" in reg.brand_names
+    True
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise RegistryError(f"{root}: registry directory does not exist")
+    brands = _load_brands(root / "brands.csv")
+    names = set(brands.get_column("brand").to_list())
+    official = _load_images(root / "official_images.csv", root, names)
+    fakes = _load_images(root / "known_fakes.csv", root, names)
+    # the shipped lexicon is the base; a registry's own lexicon.toml extends it
+    base = default_registry_dir()
+    lex_files = [base / "lexicon.toml"]
+    word_files = [base / "common_words.txt"]
+    if root.resolve() != base.resolve():
+        lex_files += [p for p in [root / "lexicon.toml"] if p.is_file()]
+        word_files += [p for p in [root / "common_words.txt"] if p.is_file()]
+    lex_files = [p for p in lex_files if p.is_file()]
+    word_files = [p for p in word_files if p.is_file()]
+    lexicon = _load_lexicon(lex_files, word_files)
+    tracked = [root / "brands.csv"] + [
+        p for p in (root / "official_images.csv", root / "known_fakes.csv") if p.is_file()
+    ]
+    fingerprint = _fingerprint(tracked + lex_files + word_files)
+    return Registry(
+        root=root,
+        brands=brands,
+        official_images=official,
+        known_fakes=fakes,
+        lexicon=lexicon,
+        fingerprint=fingerprint,
+    )

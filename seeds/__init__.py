@@ -1,0 +1,1 @@
+"""Seed data: the default brand registry and the sample-marketplace generator."""
