@@ -4,10 +4,7 @@
 from __future__ import annotations
 
 from filters.base import Filter
-from filters.price import PriceFilter
 
-REGISTRY: dict[str, type[Filter]] = {
-    PriceFilter.name: PriceFilter,
-}
+REGISTRY: dict[str, type[Filter]] = {}
 
-__all__ = ["REGISTRY", "Filter", "PriceFilter"]
+__all__ = ["REGISTRY", "Filter"]
