@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 from filters.base import Filter
+from filters.price import PriceFilter
 
-REGISTRY: dict[str, type[Filter]] = {}
+REGISTRY: dict[str, type[Filter]] = {
+    PriceFilter.name: PriceFilter,
+}
 
-__all__ = ["REGISTRY", "Filter"]
+__all__ = ["REGISTRY", "Filter", "PriceFilter"]

@@ -23,9 +23,7 @@ if TYPE_CHECKING:
 
 def check_is_fitted(obj: Any) -> None:
     """Raise :class:`NotFittedError` unless ``obj`` has learned attributes (ending in ``_``)."""
-    fitted = [
-        k for k in vars(obj) if k.endswith("_") and not k.startswith("__")
-    ]
+    fitted = [k for k in vars(obj) if k.endswith("_") and not k.startswith("__")]
     if not fitted:
         raise NotFittedError(
             f"{type(obj).__name__} is not fitted yet: call fit(registry) before score()"
@@ -37,7 +35,7 @@ def as_lazy(listings: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     return listings.lazy() if isinstance(listings, pl.DataFrame) else listings
 
 
-class Filter(BaseEstimator):  # type: ignore[misc]
+class Filter(BaseEstimator):
     """Base class of all filters.
 
     Subclasses set ``name`` and implement ``fit`` and ``_score``. ``score`` adds exactly the

@@ -1,4 +1,4 @@
-"""The error hierarchy: every fatal problem is one of these, with a message naming what was wrong."""
+"""The error hierarchy: every fatal problem is one of these, naming what was wrong."""
 
 from __future__ import annotations
 

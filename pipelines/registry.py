@@ -33,7 +33,10 @@ def default_registry_dir() -> Path:
 
 
 def brand_key(name: str) -> str:
-    """Case-, accent- and punctuation-insensitive key of a brand name (``"Hermès"`` -> ``"hermes"``)."""
+    """Case-, accent- and punctuation-insensitive key of a brand name.
+
+    ``"Hermès"`` -> ``"hermes"``, ``"Dolce & Gabbana"`` -> ``"dolcegabbana"``.
+    """
     decomposed = unicodedata.normalize("NFKD", name.casefold())
     kept = [c for c in decomposed if not unicodedata.combining(c) and (c.isalnum())]
     return "".join(kept)
@@ -136,7 +139,9 @@ def _csv_rows(path: Path, expected: tuple[str, ...]) -> list[tuple[int, dict[str
 
 def _load_brands(path: Path) -> pl.DataFrame:
     if not path.is_file():
-        raise RegistryError(f"{path}: missing; a registry needs brands.csv ({','.join(BRANDS_COLUMNS)})")
+        raise RegistryError(
+            f"{path}: missing; a registry needs brands.csv ({','.join(BRANDS_COLUMNS)})"
+        )
     seen: dict[tuple[str, str], int] = {}
     brand_display: dict[str, str] = {}
     records = []
@@ -212,7 +217,8 @@ def _lexicon_tables(path: Path, data: dict[str, object]) -> dict[str, dict[str, 
     for section, body in data.items():
         if section not in LEXICON_SECTIONS:
             raise RegistryError(
-                f"{path}: unknown section [{section}], expected one of {', '.join(LEXICON_SECTIONS)}"
+                f"{path}: unknown section [{section}], "
+                f"expected one of {', '.join(LEXICON_SECTIONS)}"
             )
         if not isinstance(body, dict):
             raise RegistryError(f"{path}: [{section}] must be a table")

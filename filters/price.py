@@ -1,0 +1,268 @@
+"""Price filter: is the asking price suspiciously low for the brand it claims?
+
+The price (converted to USD) is compared with the brand's new retail reference price for the
+listing's category, adjusted for condition (a used item typically sells for half). Where a
+(brand, category) group of the batch has enough rows, a robust z-score of the log price against
+the group's median/MAD adds evidence. Only low prices count. Listings that name the brand only as
+the target of an accessory ("strap for Rolex") are not compared with the brand's own price.
+
+Score: ``s_ratio = clip((ln r_ok - ln r) / (ln r_ok - ln r_floor), 0, 1)`` where ``r`` is the
+adjusted price ratio (1 at retail; ``r_ok`` = 0.6, ``r_floor`` = 0.08 by default), and
+``price_score = max(s_ratio, z_weight * s_z)`` with ``s_z`` rising from 0 at ``z = -z_start`` to
+1 at ``z = -z_full``. Both are monotone: a lower price never lowers the score.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, ClassVar
+
+import polars as pl
+
+from filters.base import Filter
+from pipelines.config import DEFAULT_CONDITION_FACTORS, DEFAULT_RATES
+from pipelines.registry import brand_key
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from pipelines.registry import Registry
+
+#: name of a precomputed statistics column set (see :meth:`PriceFilter.batch_statistics`)
+STAT_COLUMNS = ("price_group_median", "price_group_mad", "price_group_n")
+
+
+def _money(expr: pl.Expr) -> pl.Expr:
+    """``$1234`` for >= 10, ``$9.99`` below."""
+    return (
+        pl.when(expr >= 10)
+        .then(pl.format("${}", expr.round(0).cast(pl.Int64)))
+        .otherwise(pl.format("${}", expr.round(2)))
+    )
+
+
+class PriceFilter(Filter):
+    """Suspiciously low prices for the matched brand.
+
+    Parameters
+    ----------
+    ratio_ok : adjusted price ratio at or above which the price is unremarkable
+    ratio_floor : ratio at or below which the price alone scores 1
+    min_group_size : rows of one (brand, category) in the batch needed for robust statistics
+    z_start, z_full : robust z (negative side) where the batch evidence starts / saturates
+    z_weight : the most the batch evidence alone can score
+    rates : USD per currency unit (defaults to :data:`pipelines.config.DEFAULT_RATES`)
+    condition_factors : share of the new price expected per condition
+
+    Examples
+    --------
+    >>> from pipelines.registry import load_registry, default_registry_dir
+    >>> f = PriceFilter().fit(load_registry(default_registry_dir()))
+    >>> out = f.score(pl.DataFrame({"title": ["Rolex"], "price": [40.0], "brand": ["Rolex"],
+    ...                             "category": ["watches"]})).collect()
+    >>> out.get_column("price_score").item() > 0.9
+    True
+    """
+
+    name: ClassVar[str] = "price"
+    evidence_schema: ClassVar[dict[str, pl.DataType]] = {
+        "price_brand": pl.String(),
+        "price_usd": pl.Float64(),
+        "price_reference": pl.Float64(),
+        "price_ratio": pl.Float64(),
+        "price_robust_z": pl.Float64(),
+    }
+
+    def __init__(
+        self,
+        *,
+        ratio_ok: float = 0.6,
+        ratio_floor: float = 0.08,
+        min_group_size: int = 20,
+        z_start: float = 2.5,
+        z_full: float = 6.0,
+        z_weight: float = 0.5,
+        rates: dict[str, float] | None = None,
+        condition_factors: dict[str, float] | None = None,
+    ) -> None:
+        self.ratio_ok = ratio_ok
+        self.ratio_floor = ratio_floor
+        self.min_group_size = min_group_size
+        self.z_start = z_start
+        self.z_full = z_full
+        self.z_weight = z_weight
+        self.rates = rates
+        self.condition_factors = condition_factors
+
+    def fit(self, registry: Registry) -> Self:
+        if not 0 < self.ratio_floor < self.ratio_ok:
+            raise ValueError("need 0 < ratio_floor < ratio_ok")
+        brands = registry.brands
+        self.references_ = brands.select(
+            pl.col("brand").alias("__pb"),
+            pl.col("category").alias("__pcat"),
+            pl.col("reference_price").alias("__pref"),
+        )
+        # without a matching category, compare with the brand's cheapest category: fewer false flags
+        self.fallback_ = (
+            brands.sort("reference_price")
+            .group_by("brand", maintain_order=True)
+            .first()
+            .select(
+                pl.col("brand").alias("__pb"),
+                pl.col("category").alias("__fcat"),
+                pl.col("reference_price").alias("__fref"),
+            )
+        )
+        self.brand_keys_ = pl.DataFrame(
+            {
+                "__bkey": [brand_key(b) for b in registry.brand_names],
+                "__declared": registry.brand_names,
+            }
+        )
+        self.rates_ = dict(self.rates or DEFAULT_RATES)
+        self.condition_factors_ = dict(self.condition_factors or DEFAULT_CONDITION_FACTORS)
+        return self
+
+    # ---- stages
+
+    def priced_listings(self, lf: pl.LazyFrame) -> pl.LazyFrame:
+        """Add ``__pb`` (brand), reference price and category, ``price_usd``, ``price_ratio``."""
+        cols = set(lf.collect_schema().names())
+        declared = pl.col("brand") if "brand" in cols else pl.lit(None, dtype=pl.String)
+        lf = lf.with_columns(
+            declared.cast(pl.String)
+            .str.to_lowercase()
+            .str.normalize("NFKD")
+            .str.replace_all(r"[^\p{L}\p{N}]", "")
+            .alias("__bkey")
+        ).join(self.brand_keys_.lazy(), on="__bkey", how="left", maintain_order="left")
+        matched = pl.col("text_brand") if "text_brand" in cols else pl.lit(None, dtype=pl.String)
+        category = pl.col("category") if "category" in cols else pl.lit(None, dtype=pl.String)
+        currency = pl.col("currency") if "currency" in cols else pl.lit("USD")
+        condition = pl.col("condition") if "condition" in cols else pl.lit("new")
+        accessory = (
+            pl.col("text_accessory").fill_null(False) if "text_accessory" in cols else pl.lit(False)
+        )
+        lf = lf.with_columns(
+            pl.coalesce(matched, pl.col("__declared")).alias("__pb"),
+            category.cast(pl.String).str.strip_chars().str.to_lowercase().alias("__pcat"),
+            (
+                pl.col("price").cast(pl.Float64)
+                * currency.str.to_uppercase().replace_strict(
+                    self.rates_, default=None, return_dtype=pl.Float64
+                )
+            ).alias("price_usd"),
+            condition.str.to_lowercase()
+            .replace_strict(self.condition_factors_, default=1.0, return_dtype=pl.Float64)
+            .alias("__pfactor"),
+            condition.str.to_lowercase().alias("__pcond"),
+            accessory.alias("__paccessory"),
+        )
+        lf = (
+            lf.join(
+                self.references_.lazy(), on=["__pb", "__pcat"], how="left", maintain_order="left"
+            )
+            .join(self.fallback_.lazy(), on="__pb", how="left", maintain_order="left")
+            .with_columns(
+                pl.when(pl.col("__paccessory"))
+                .then(None)
+                .otherwise(pl.coalesce("__pref", "__fref"))
+                .alias("price_reference"),
+                pl.when(pl.col("__pref").is_not_null())
+                .then(pl.col("__pcat"))
+                .otherwise(pl.col("__fcat"))
+                .alias("__refcat"),
+            )
+        )
+        return lf.with_columns(
+            (pl.col("price_usd") / (pl.col("price_reference") * pl.col("__pfactor"))).alias(
+                "price_ratio"
+            )
+        )
+
+    @staticmethod
+    def batch_statistics(priced: pl.LazyFrame) -> pl.LazyFrame:
+        """Robust statistics of the condition-adjusted log price per (brand, reference category).
+
+        Computed over a whole run (or a distributed aggregation) and joined back, so that the
+        result does not depend on how the input is split.
+        """
+        logp = (pl.col("price_usd") / pl.col("__pfactor")).log()
+        return (
+            priced.filter(pl.col("price_ratio").is_not_null())
+            .with_columns(logp.alias("__logp"))
+            .group_by(["__pb", "__refcat"])
+            .agg(
+                pl.col("__logp").median().alias("price_group_median"),
+                (pl.col("__logp") - pl.col("__logp").median())
+                .abs()
+                .median()
+                .alias("price_group_mad"),
+                pl.len().alias("price_group_n"),
+            )
+        )
+
+    def _score(
+        self, listings: pl.LazyFrame, statistics: pl.LazyFrame | None = None
+    ) -> pl.LazyFrame:
+        cols = listings.collect_schema().names()
+        priced = self.priced_listings(listings)
+        stats = self.batch_statistics(priced) if statistics is None else statistics
+        scored = priced.join(stats, on=["__pb", "__refcat"], how="left", maintain_order="left")
+        ln_ok, ln_floor = math.log(self.ratio_ok), math.log(self.ratio_floor)
+        s_ratio = ((ln_ok - pl.col("price_ratio").log()) / (ln_ok - ln_floor)).clip(0.0, 1.0)
+        mad = pl.col("price_group_mad") * 1.4826
+        enough = (pl.col("price_group_n") >= self.min_group_size) & (mad > 1e-9)
+        z = pl.when(enough).then(
+            ((pl.col("price_usd") / pl.col("__pfactor")).log() - pl.col("price_group_median")) / mad
+        )
+        s_z = ((-z - self.z_start) / (self.z_full - self.z_start)).clip(0.0, 1.0).fill_null(0.0)
+        score = pl.max_horizontal(s_ratio, self.z_weight * s_z)
+        pct = pl.col("price_ratio") * pl.col("__pfactor") * 100
+        condition_note = (
+            pl.when(pl.col("__pcond").is_in(["used", "refurbished"]))
+            .then(
+                pl.format(
+                    " ({} price {})",
+                    pl.col("__pcond"),
+                    _money(pl.col("price_reference") * pl.col("__pfactor")),
+                )
+            )
+            .otherwise(pl.lit(""))
+        )
+        ratio_reason = pl.format(
+            "price {} is {}% of {} {} reference {}{}",
+            _money(pl.col("price_usd")),
+            pl.when(pct < 1)
+            .then(pct.round(1))
+            .otherwise(pct.round(0))
+            .cast(pl.String)
+            .str.replace(r"\.0$", ""),
+            pl.col("__pb"),
+            pl.col("__refcat"),
+            _money(pl.col("price_reference")),
+            condition_note,
+        )
+        z_reason = pl.format(
+            "price is {} robust SDs below the batch median for {} {} ({} listings)",
+            (-z).round(1),
+            pl.col("__pb"),
+            pl.col("__refcat"),
+            pl.col("price_group_n"),
+        )
+        reasons = pl.concat_list(
+            pl.when(s_ratio >= 0.2).then(ratio_reason),
+            pl.when(self.z_weight * s_z >= 0.2).then(z_reason),
+            pl.when(pl.col("__paccessory") & pl.col("__pb").is_not_null()).then(
+                pl.format(
+                    "accessory for {}: price not compared with the brand's own", pl.col("__pb")
+                )
+            ),
+        ).list.drop_nulls()
+        return scored.with_columns(
+            pl.when(pl.col("price_ratio").is_not_null()).then(score).alias("price_score"),
+            reasons.alias("price_reasons"),
+            z.alias("price_robust_z"),
+            pl.col("__pb").alias("price_brand"),
+        ).select([*cols, *self.output_schema()])

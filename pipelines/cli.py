@@ -1,0 +1,98 @@
+"""The ``fakestop`` command line (CONTRACT.md section 3)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pipelines.errors import FakestopError
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from pipelines.config import load_settings
+    from pipelines.registry import load_registry
+    from pipelines.run import run_score
+    from pipelines.stages import ScoringPlan
+
+    settings = load_settings(args.config)
+    registry = load_registry(args.registry)
+    plan = ScoringPlan.build(registry, settings=settings, images_root=args.images)
+    summary = run_score(args.listings, plan, args.out, batch_size=args.batch_size, quiet=args.quiet)
+    if not args.quiet:
+        print(summary.line())
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pipelines.demo import run_demo
+
+    run_demo(Path(args.out), n=args.n, seed=args.seed, quiet=args.quiet)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pipelines.run import DEFAULT_BATCH_SIZE
+
+    parser = argparse.ArgumentParser(
+        prog="fakestop", description="Score marketplace listings for counterfeit risk."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    score = sub.add_parser("score", help="score a listings file into a Parquet file or directory")
+    score.add_argument(
+        "listings", help="Parquet, CSV or NDJSON file, or a directory/glob of Parquet"
+    )
+    score.add_argument("--registry", required=True, help="brand registry directory")
+    score.add_argument("--images", default=None, help="directory that image paths are relative to")
+    score.add_argument(
+        "--out", required=True, help="OUT.parquet, or OUT_DIR/ for one part per batch"
+    )
+    score.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    score.add_argument("--config", default=None, help="TOML file with rates and thresholds")
+    score.add_argument("--quiet", action="store_true", help="no progress or summary")
+    score.set_defaults(func=_cmd_score)
+
+    demo = sub.add_parser("demo", help="generate the sample marketplace and score it")
+    demo.add_argument("--out", default="demo", help="output directory (default: demo/)")
+    demo.add_argument("--n", type=int, default=20_000, help="number of listings to generate")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except FakestopError as exc:
+        print(f"fakestop: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"fakestop: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"fakestop: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fakestop: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("FAKESTOP_DEBUG"):
+            raise
+        print(
+            f"fakestop: internal error: {type(exc).__name__}: {exc} "
+            "(set FAKESTOP_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""The scoring chain, shared by the batch runner, the Python API and the Spark runner.
+
+listings -> validate/quarantine -> filters (each adds its columns) -> fusion -> decision -> output
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import polars as pl
+
+from filters import REGISTRY, Filter
+from models.thresholds import Thresholds
+from models.zeroshot import ZeroShotFusion
+from pipelines.config import Settings
+from pipelines.registry import Registry
+from pipelines.schema import PARSE_ERROR, PRICE_RAW, ROW, validated_listings
+
+#: filters run in this order: later filters read earlier filters' evidence (price reads text_brand)
+FILTER_ORDER = ("text", "image", "price")
+MAX_REASONS = 5
+
+#: the columns every scored output adds to the input columns (CONTRACT.md section 4)
+OUTPUT_SCHEMA: dict[str, pl.DataType] = {
+    "risk": pl.Float64(),
+    "decision": pl.String(),
+    "text_score": pl.Float64(),
+    "price_score": pl.Float64(),
+    "image_score": pl.Float64(),
+    "matched_brand": pl.String(),
+    "reasons": pl.List(pl.String()),
+    "status": pl.String(),
+    "error": pl.String(),
+}
+
+
+class Fusion(Protocol):
+    def risk(self, lf: pl.LazyFrame) -> pl.LazyFrame: ...
+
+
+def build_filters(
+    registry: Registry, settings: Settings, *, images_root: str | Path | None = None
+) -> list[Filter]:
+    """Fit every registered filter on the registry, in :data:`FILTER_ORDER`."""
+    options: dict[str, dict[str, Any]] = {
+        "price": {"rates": settings.rates, "condition_factors": settings.condition_factors},
+        "image": {"images_root": None if images_root is None else str(images_root)},
+    }
+    names = [n for n in FILTER_ORDER if n in REGISTRY] + [
+        n for n in REGISTRY if n not in FILTER_ORDER
+    ]
+    fitted = []
+    for name in names:
+        cls = REGISTRY[name]
+        accepted = inspect.signature(cls.__init__).parameters
+        params = {k: v for k, v in options.get(name, {}).items() if k in accepted}
+        fitted.append(cls(**params).fit(registry))
+    return fitted
+
+
+@dataclass
+class ScoringPlan:
+    """Everything needed to score listings, fitted once and reused for every batch."""
+
+    registry: Registry
+    filters: list[Filter]
+    fusion: Fusion = field(default_factory=ZeroShotFusion)
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    settings: Settings = field(default_factory=Settings)
+
+    @classmethod
+    def build(
+        cls,
+        registry: Registry,
+        *,
+        settings: Settings | None = None,
+        images_root: str | Path | None = None,
+        fusion: Fusion | None = None,
+        thresholds: Thresholds | None = None,
+    ) -> ScoringPlan:
+        settings = settings or Settings()
+        return cls(
+            registry=registry,
+            filters=build_filters(registry, settings, images_root=images_root),
+            fusion=fusion or ZeroShotFusion(),
+            thresholds=thresholds
+            or Thresholds(block=settings.block_threshold, review=settings.review_threshold),
+            settings=settings,
+        )
+
+
+# ---------------------------------------------------------------- stages
+
+
+def filter_scores(lf: pl.LazyFrame, filters: list[Filter]) -> pl.LazyFrame:
+    """Each filter adds its score, reasons and evidence columns."""
+    for f in filters:
+        lf = f.score(lf)
+    return lf
+
+
+def matched_brands(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """The protected brand a listing refers to: named in the title, else declared, else pictured."""
+    cols = set(lf.collect_schema().names())
+    sources = [c for c in ("text_brand", "price_brand", "image_match_brand") if c in cols]
+    brand = pl.coalesce(sources) if sources else pl.lit(None, dtype=pl.String)
+    return lf.with_columns(brand.cast(pl.String).alias("matched_brand"))
+
+
+def decisions(lf: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
+    return lf.with_columns(thresholds.decision_expr().alias("decision"))
+
+
+def explained(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Merge the filters' reasons, strongest filter first, at most :data:`MAX_REASONS`.
+
+    A flagged row always gets at least one reason.
+    """
+    cols = set(lf.collect_schema().names())
+    names = [n for n in FILTER_ORDER if f"{n}_reasons" in cols]
+    if names:
+        # order filters by score, descending, per row
+        parts = [
+            pl.struct(
+                pl.col(f"{n}_score").fill_null(-1.0).alias("s"),
+                pl.col(f"{n}_reasons").fill_null([]).alias("r"),
+            )
+            for n in names
+        ]
+        merged = (
+            pl.concat_list(parts)
+            .list.sort(descending=True)
+            .list.eval(pl.element().struct.field("r"))
+            .list.eval(pl.element().list.explode(keep_nulls=False, empty_as_null=False))
+        )
+    else:
+        merged = pl.lit([], dtype=pl.List(pl.String))
+    fallback = pl.format("risk {} from several weak signals", pl.col("risk").round(2))
+    reasons = (
+        pl.when((pl.col("decision") != "allow") & (merged.list.len() == 0))
+        .then(pl.concat_list(fallback))
+        .otherwise(merged)
+    )
+    return lf.with_columns(reasons.list.head(MAX_REASONS).alias("reasons"))
+
+
+def scored_listings(lf: pl.LazyFrame, plan: ScoringPlan) -> pl.LazyFrame:
+    """Score rows that passed validation (the filters -> fusion -> decision chain)."""
+    return (
+        lf.pipe(filter_scores, plan.filters)
+        .pipe(matched_brands)
+        .pipe(plan.fusion.risk)
+        .pipe(decisions, plan.thresholds)
+        .pipe(explained)
+    )
+
+
+def output_rows(
+    lf: pl.LazyFrame, input_columns: list[str], *, keep_evidence: bool = False
+) -> pl.LazyFrame:
+    """Input columns (untouched) followed by the contract's output columns."""
+    have = set(lf.collect_schema().names())
+    internal = {ROW, PARSE_ERROR, PRICE_RAW}
+    carried = [c for c in input_columns if c not in internal and c not in OUTPUT_SCHEMA]
+    out = [
+        (pl.col(c) if c in have else pl.lit(None)).cast(t).alias(c)
+        for c, t in OUTPUT_SCHEMA.items()
+    ]
+    evidence: list[str] = []
+    if keep_evidence:
+        evidence = [
+            c
+            for c in lf.collect_schema().names()
+            if c not in carried and c not in OUTPUT_SCHEMA and not c.startswith("__")
+        ]
+    return lf.select([*carried, *out, *evidence])
+
+
+def score_frame(
+    frame: pl.DataFrame,
+    plan: ScoringPlan,
+    *,
+    keep_evidence: bool = False,
+    seen_ids: pl.Series | None = None,
+) -> pl.DataFrame:
+    """Score one batch of listings: every input row comes out once, in input order.
+
+    ``frame`` is what :func:`pipelines.schema.read_listings` returns (contract dtypes and a
+    ``__row`` index); a frame without ``__row`` is numbered here. ``seen_ids``: listing ids
+    scored by earlier batches of the same run (later duplicates are quarantined).
+    """
+    if ROW not in frame.columns:
+        frame = frame.with_row_index(ROW)
+    if PARSE_ERROR not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(PARSE_ERROR))
+    if PRICE_RAW not in frame.columns and "price" in frame.columns:
+        frame = frame.with_columns(pl.col("price").cast(pl.String).alias(PRICE_RAW))
+    input_columns = frame.columns
+    checked = validated_listings(frame.lazy(), plan.settings, seen_ids=seen_ids).collect()
+    good = checked.filter(pl.col("status") == "ok")
+    bad = checked.filter(pl.col("status") != "ok")
+    scored = scored_listings(good.lazy(), plan)
+    both = pl.concat([scored, bad.lazy()], how="diagonal_relaxed").sort(ROW)
+    return output_rows(both, input_columns, keep_evidence=keep_evidence).collect()
