@@ -1,0 +1,180 @@
+"""The in-process API a crawler embeds (CONTRACT.md section 5).
+
+>>> from pipelines import Scorer
+>>> scorer = Scorer.from_registry("seeds/registry")            # doctest: +SKIP
+>>> scorer.score_one({"listing_id": "x1", "title": "R0lex Submariner", "price": 49.0}).decision
+'block'                                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from pipelines.config import Settings, load_settings
+from pipelines.errors import ModelError, ValidationError
+from pipelines.registry import load_registry
+from pipelines.schema import INPUT_SCHEMA, conform
+from pipelines.stages import OUTPUT_SCHEMA, ScoringPlan, score_frame
+
+OnError = Literal["raise", "quarantine"]
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """One scored listing: the same fields as an output row of ``fakestop score``."""
+
+    listing_id: str | None
+    risk: float | None
+    decision: str | None
+    text_score: float | None
+    price_score: float | None
+    image_score: float | None
+    matched_brand: str | None
+    reasons: tuple[str, ...]
+    status: str
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ScoreResult:
+        return cls(
+            listing_id=row.get("listing_id"),
+            risk=row.get("risk"),
+            decision=row.get("decision"),
+            text_score=row.get("text_score"),
+            price_score=row.get("price_score"),
+            image_score=row.get("image_score"),
+            matched_brand=row.get("matched_brand"),
+            reasons=tuple(row.get("reasons") or ()),
+            status=row["status"],
+            error=row.get("error"),
+        )
+
+
+def _as_mapping(listing: object) -> dict[str, Any]:
+    """Accept a dict, a dataclass, a pydantic-style model or any object with attributes."""
+    if isinstance(listing, Mapping):
+        return dict(listing)
+    if dataclasses.is_dataclass(listing) and not isinstance(listing, type):
+        return dataclasses.asdict(listing)
+    dump = getattr(listing, "model_dump", None) or getattr(listing, "dict", None)
+    if callable(dump):
+        data = dump()
+        if isinstance(data, Mapping):
+            return dict(data)
+    fields = [*INPUT_SCHEMA, *getattr(listing, "__annotations__", {})]
+    out = {f: getattr(listing, f) for f in dict.fromkeys(fields) if hasattr(listing, f)}
+    if not out:
+        raise ValidationError(
+            f"cannot read a listing from {type(listing).__name__}: expected a mapping, "
+            "a dataclass or an object with listing_id, title and price"
+        )
+    return out
+
+
+class Scorer:
+    """Score listings in-process with the same chain as ``fakestop score``.
+
+    Build it once (``from_registry``) and share it: scoring keeps no mutable state, so
+    concurrent ``score_one`` calls from several threads are safe.
+    """
+
+    def __init__(self, plan: ScoringPlan, *, on_error: OnError = "raise") -> None:
+        if on_error not in ("raise", "quarantine"):
+            raise ValueError("on_error must be 'raise' or 'quarantine'")
+        self.plan = plan
+        self.on_error = on_error
+
+    @classmethod
+    def from_registry(
+        cls,
+        registry: str | Path,
+        *,
+        model: str | Path | None = None,
+        images: str | Path | None = None,
+        config: str | Path | None = None,
+        on_error: OnError = "raise",
+    ) -> Scorer:
+        settings: Settings = load_settings(config)
+        reg = load_registry(registry)
+        if model is not None:
+            raise ModelError(f"{model}: trained models are not supported by this version yet")
+        plan = ScoringPlan.build(reg, settings=settings, images_root=images)
+        return cls(plan, on_error=on_error)
+
+    # ---- frames
+
+    def score(self, listings: pl.DataFrame, *, keep_evidence: bool = False) -> pl.DataFrame:
+        """Score a polars DataFrame of listings; one output row per input row, in order."""
+        frame = conform(listings, source="listings frame")
+        return score_frame(frame, self.plan, keep_evidence=keep_evidence)
+
+    # ---- single listings
+
+    def _frame_of(self, records: list[dict[str, Any]]) -> pl.DataFrame:
+        columns = list(dict.fromkeys(k for r in records for k in r))
+        for required in ("listing_id", "title", "price"):
+            if required not in columns:
+                columns.append(required)
+        data = {c: [r.get(c) for r in records] for c in columns}
+        schema = {c: INPUT_SCHEMA.get(c, pl.String()) for c in columns}
+        series = []
+        for c in columns:
+            try:
+                series.append(pl.Series(c, data[c], dtype=schema[c], strict=False))
+            except (TypeError, pl.exceptions.PolarsError):
+                series.append(pl.Series(c, [None if v is None else str(v) for v in data[c]]))
+        return pl.DataFrame(series)
+
+    def score_one(self, listing: object) -> ScoreResult:
+        """Score one listing (a dict, dataclass or model with the contract's fields).
+
+        Raises :class:`ValidationError` naming the broken field, unless the scorer was built
+        with ``on_error="quarantine"``, in which case a quarantined result is returned.
+        """
+        (result,) = self.score_batch([listing])
+        return result
+
+    def score_batch(self, listings: Iterable[object]) -> list[ScoreResult]:
+        records = [_as_mapping(item) for item in listings]
+        out = score_frame(self._frame_of(records), self.plan)
+        rows = out.select(["listing_id", *OUTPUT_SCHEMA]).iter_rows(named=True)
+        results = [ScoreResult.from_row(r) for r in rows]
+        if self.on_error == "raise":
+            for r in results:
+                if r.status != "ok":
+                    raise _validation_error(r)
+        return results
+
+    def score_many(
+        self, listings: Iterable[object], *, batch_size: int = 512
+    ) -> Iterator[ScoreResult]:
+        """Score an iterable lazily, ``batch_size`` listings at a time."""
+        batch: list[object] = []
+        for item in listings:
+            batch.append(item)
+            if len(batch) >= batch_size:
+                yield from self.score_batch(batch)
+                batch = []
+        if batch:
+            yield from self.score_batch(batch)
+
+
+def _validation_error(result: ScoreResult) -> ValidationError:
+    error = result.error or "invalid listing"
+    rules = tuple(part.split(":", 1)[0].strip() for part in error.split("; "))
+    field_by_rule = {
+        "id_present": "listing_id",
+        "id_unique": "listing_id",
+        "title_present": "title",
+        "price_positive": "price",
+        "currency_known": "currency",
+        "condition_known": "condition",
+    }
+    field = next((field_by_rule[r] for r in rules if r in field_by_rule), None)
+    return ValidationError(f"listing {result.listing_id!r}: {error}", field=field, rules=rules)

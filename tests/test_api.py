@@ -1,0 +1,74 @@
+"""The crawler API: same results as the batch path, typed errors, several input shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines import Scorer, ValidationError
+from pipelines.run import run_score
+from tests.conftest import listings
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_registry_dir: Path) -> Scorer:
+    return Scorer.from_registry(tiny_registry_dir)
+
+
+@dataclass
+class Listing:
+    listing_id: str
+    title: str
+    price: float
+    brand: str | None = None
+
+
+def test_score_one_accepts_dicts_dataclasses_and_objects(scorer: Scorer) -> None:
+    class Obj:
+        listing_id = "o"
+        title = "Rolex watch"
+        price = 40.0
+        brand = "Rolex"
+
+    as_dict = scorer.score_one(
+        {"listing_id": "o", "title": "Rolex watch", "price": 40, "brand": "Rolex"}
+    )
+    as_dc = scorer.score_one(Listing("o", "Rolex watch", 40.0, "Rolex"))
+    as_obj = scorer.score_one(Obj())
+    assert as_dict == as_dc == as_obj
+    assert as_dict.decision == "block" and as_dict.matched_brand == "Rolex"
+    assert as_dict.reasons
+
+
+def test_bad_listing_raises_validation_error_naming_the_field(scorer: Scorer) -> None:
+    with pytest.raises(ValidationError, match="price_positive") as info:
+        scorer.score_one({"listing_id": "x", "title": "mug", "price": "free"})
+    assert info.value.field == "price"
+
+
+def test_quarantine_mode_returns_a_result_instead(tiny_registry_dir: Path) -> None:
+    s = Scorer.from_registry(tiny_registry_dir, on_error="quarantine")
+    r = s.score_one({"listing_id": "x", "title": " ", "price": 3})
+    assert r.status == "quarantined" and r.error is not None and "title_present" in r.error
+    assert r.decision is None
+
+
+def test_api_frame_scoring_equals_the_batch_runner(scorer: Scorer, tmp_path: Path) -> None:
+    frame = listings(
+        title=["Rolex Submariner", "Gucci bag", "mug", "Nike shoes"],
+        price=[40.0, 1700.0, 3.0, 20.0],
+        brand=["Rolex", "Gucci", None, "Nike"],
+        category=["watches", "bags", None, "shoes"],
+    )
+    frame.write_parquet(tmp_path / "in.parquet")
+    run_score(tmp_path / "in.parquet", scorer.plan, tmp_path / "out.parquet", quiet=True)
+    batch = pl.read_parquet(tmp_path / "out.parquet")
+    assert scorer.score(frame).equals(batch)
+    one_by_one = [scorer.score_one(row) for row in frame.iter_rows(named=True)]
+    assert [r.risk for r in one_by_one] == batch.get_column("risk").to_list()
+    assert [r.decision for r in scorer.score_many(frame.iter_rows(named=True), batch_size=3)] == (
+        batch.get_column("decision").to_list()
+    )
