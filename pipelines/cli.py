@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pipelines.errors import FakestopError
+
+
+def _run_date(text: str | None) -> dt.date:
+    if text is None:
+        return dt.date.today()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise FakestopError(f"--run-date {text!r} is not YYYY-MM-DD") from None
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -20,9 +30,54 @@ def _cmd_score(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     registry = load_registry(args.registry)
     plan = ScoringPlan.build(registry, settings=settings, images_root=args.images)
-    summary = run_score(args.listings, plan, args.out, batch_size=args.batch_size, quiet=args.quiet)
-    if not args.quiet:
+    summary = run_score(
+        args.listings,
+        plan,
+        args.out,
+        batch_size=args.batch_size,
+        quiet=args.quiet,
+        restart=args.restart,
+        ledger=args.ledger,
+        run_date=_run_date(args.run_date),
+        log_format=args.log_format,
+    )
+    if not args.quiet and args.log_format == "text":
         print(summary.line())
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from pipelines.manifest import verify_run
+
+    problems = verify_run(args.out)
+    for p in problems:
+        print(f"fakestop verify: {p}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{args.out}: ok (matches its manifest)")
+    return 0
+
+
+def _cmd_complaints_add(args: argparse.Namespace) -> int:
+    from pipelines.ledger import Ledger
+
+    with Ledger(args.ledger) as ledger:
+        added = ledger.import_complaints(args.file)
+    print(f"{added} new strike(s) from {args.file}")
+    return 0
+
+
+def _cmd_sellers(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from pipelines.ledger import Ledger
+
+    with Ledger(args.ledger) as ledger:
+        table = ledger.sellers(as_of=_run_date(args.as_of))
+    with pl.Config(
+        tbl_rows=args.limit, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True
+    ):
+        print(table.head(args.limit))
     return 0
 
 
@@ -52,8 +107,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     score.add_argument("--config", default=None, help="TOML file with rates and thresholds")
+    score.add_argument("--restart", action="store_true", help="discard an unfinished run's batches")
+    score.add_argument("--ledger", default=None, help="seller strike ledger (SQLite file)")
+    score.add_argument(
+        "--run-date", default=None, help="date of the run, YYYY-MM-DD (default today)"
+    )
+    score.add_argument("--log-format", choices=["text", "json"], default="text")
     score.add_argument("--quiet", action="store_true", help="no progress or summary")
     score.set_defaults(func=_cmd_score)
+
+    verify = sub.add_parser("verify", help="re-check a finished run against its manifest")
+    verify.add_argument("out", help="the --out of the run")
+    verify.set_defaults(func=_cmd_verify)
+
+    complaints = sub.add_parser("complaints", help="rights-holder complaints")
+    csub = complaints.add_subparsers(dest="complaints_command", required=True)
+    cadd = csub.add_parser("add", help="import seller_id,listing_id,brand,date complaints")
+    cadd.add_argument("file")
+    cadd.add_argument("--ledger", required=True)
+    cadd.set_defaults(func=_cmd_complaints_add)
+
+    sellers = sub.add_parser("sellers", help="sellers by status and strikes")
+    sellers.add_argument("--ledger", required=True)
+    sellers.add_argument("--as-of", default=None, help="YYYY-MM-DD (default today)")
+    sellers.add_argument("--limit", type=int, default=50)
+    sellers.set_defaults(func=_cmd_sellers)
 
     demo = sub.add_parser("demo", help="generate the sample marketplace and score it")
     demo.add_argument("--out", default="demo", help="output directory (default: demo/)")

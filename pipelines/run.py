@@ -1,22 +1,40 @@
-"""The batch runner behind ``fakestop score``: read, score in batches, write atomically."""
+"""The batch runner behind ``fakestop score``: streaming, resumable, audited.
+
+Each batch is scored and committed on its own (write to a temporary name, fsync, rename) and a
+checkpoint records it; rerunning the same command after a crash continues after the last
+committed batch and produces the same rows as an uninterrupted run. A run over different inputs,
+registry, model or configuration refuses to reuse a previous run's batches (``restart=True``
+starts over). A finished run leaves ``<out>.manifest.json`` (see :mod:`pipelines.manifest`).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import fcntl
+import hashlib
+import json
 import os
+import shutil
 import tempfile
 import time
-from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow.parquet as pq
 
-from pipelines.progress import Progress
+from pipelines.errors import FakestopError
+from pipelines.ledger import Ledger, frozen_sellers_blocked
+from pipelines.logs import RunLog
+from pipelines.manifest import build_manifest, file_digest, write_json_atomic
 from pipelines.schema import iter_listing_batches, resolve_sources
 from pipelines.stages import ScoringPlan, score_frame
 
-DEFAULT_BATCH_SIZE = 500_000
+DEFAULT_BATCH_SIZE = 250_000
+CHECKPOINT_VERSION = 1
 
 
 @dataclass
@@ -24,17 +42,299 @@ class RunSummary:
     rows_in: int = 0
     rows_out: int = 0
     quarantined: int = 0
-    decisions: Counter[str] = field(default_factory=Counter)
+    decisions: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     output: str = ""
+    resumed_batches: int = 0
 
     def line(self) -> str:
         counts = ", ".join(f"{k} {v:,}" for k, v in sorted(self.decisions.items()))
         rate = self.rows_in / self.seconds if self.seconds > 0 else 0.0
+        resumed = f" (resumed after {self.resumed_batches} batches)" if self.resumed_batches else ""
         return (
-            f"scored {self.rows_in:,} listings in {self.seconds:.1f}s ({rate:,.0f}/s): {counts}; "
-            f"quarantined {self.quarantined:,} -> {self.output}"
+            f"scored {self.rows_in:,} listings in {self.seconds:.1f}s ({rate:,.0f}/s){resumed}: "
+            f"{counts}; quarantined {self.quarantined:,} -> {self.output}"
         )
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Where a run writes: its final output, the parts, the checkpoint, the manifest."""
+
+    out: Path
+    as_dir: bool
+    parts_dir: Path
+    checkpoint: Path
+    manifest: Path
+    lock: Path
+
+    @classmethod
+    def of(cls, out: str | Path) -> OutputLayout:
+        text = str(out)
+        path = Path(text)
+        as_dir = text.endswith(("/", os.sep)) or path.is_dir()
+        parts = path if as_dir else path.parent / f".{path.name}.parts"
+        return cls(
+            out=path,
+            as_dir=as_dir,
+            parts_dir=parts,
+            checkpoint=parts / "_checkpoint.json",
+            manifest=path.parent / f"{path.name}.manifest.json",
+            lock=path.parent / f".{path.name}.lock",
+        )
+
+    def part(self, index: int) -> Path:
+        return self.parts_dir / f"part-{index:05d}.parquet"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        frame.write_parquet(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    _fsync_dir(path.parent)
+
+
+def _merge_parts(parts: list[Path], out: Path) -> None:
+    """Concatenate committed parts into one Parquet file, row group by row group."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    writer: pq.ParquetWriter | None = None
+    try:
+        for p in parts:
+            table = pq.read_table(p)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+        if writer is not None:
+            writer.close()
+            writer = None
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    finally:
+        if writer is not None:
+            writer.close()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    _fsync_dir(out.parent)
+
+
+@contextmanager
+def _exclusive(lock: Path, out: Path) -> Iterator[None]:
+    """Only one run may write an output at a time."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(lock, "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FakestopError(f"{out}: another fakestop run is writing this output") from None
+        yield
+    finally:
+        fh.close()
+
+
+def run_identity(
+    inputs: list[dict[str, Any]],
+    plan: ScoringPlan,
+    *,
+    batch_size: int,
+    run_date: dt.date,
+    model_hash: str | None,
+) -> str:
+    """What makes two runs interchangeable: same inputs, registry, model, settings, batching."""
+    ident = {
+        "version": CHECKPOINT_VERSION,
+        "inputs": [(i["path"], i["size"], i["sha256"]) for i in inputs],
+        "registry": plan.registry.fingerprint,
+        "model": model_hash,
+        "settings": plan.settings.as_dict(),
+        "thresholds": [plan.thresholds.block, plan.thresholds.review],
+        "batch_size": batch_size,
+        "run_date": run_date.isoformat(),
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+
+
+def _load_checkpoint(layout: OutputLayout, run_id: str, restart: bool) -> dict[str, Any] | None:
+    if not layout.checkpoint.is_file():
+        return None
+    try:
+        state = json.loads(layout.checkpoint.read_text())
+    except (OSError, ValueError) as exc:
+        raise FakestopError(
+            f"{layout.checkpoint}: unreadable checkpoint ({exc}); rerun with --restart"
+        ) from None
+    if state.get("run_id") != run_id:
+        if restart:
+            return None
+        raise FakestopError(
+            f"{layout.out}: an unfinished run with different inputs, registry, model or "
+            "configuration wrote here; rerun with --restart to start over"
+        )
+    return None if restart else state
+
+
+def _clear_parts(layout: OutputLayout) -> None:
+    if not layout.parts_dir.exists():
+        return
+    if layout.as_dir:
+        for p in layout.parts_dir.glob("part-*.parquet"):
+            p.unlink()
+        layout.checkpoint.unlink(missing_ok=True)
+    else:
+        shutil.rmtree(layout.parts_dir)
+
+
+def run_score(
+    listings: str | Path,
+    plan: ScoringPlan,
+    out: str | Path,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    quiet: bool = False,
+    restart: bool = False,
+    ledger: str | Path | None = None,
+    run_date: dt.date | None = None,
+    log_format: str = "text",
+    model_hash: str | None = None,
+) -> RunSummary:
+    """Score every listing behind ``listings`` into ``out``.
+
+    ``out`` ending in ``/`` (or an existing directory) receives one Parquet part per batch;
+    otherwise one Parquet file (assembled from the committed parts at the end).
+    """
+    if batch_size <= 0:
+        raise FakestopError(f"--batch-size must be > 0, got {batch_size}")
+    started = time.time()
+    t_start = time.perf_counter()
+    run_date = run_date or dt.date.today()
+    files = resolve_sources(listings)
+    layout = OutputLayout.of(out)
+    inputs = [{"path": str(f), "size": f.stat().st_size, "sha256": file_digest(f)} for f in files]
+    total_rows = _count_rows(files)
+    run_id = run_identity(
+        inputs, plan, batch_size=batch_size, run_date=run_date, model_hash=model_hash
+    )
+    log = RunLog(total_rows, quiet=quiet, fmt=log_format)
+    summary = RunSummary(output=str(layout.out))
+    timings = {"read": 0.0, "score": 0.0, "write": 0.0, "ledger": 0.0}
+    with _exclusive(layout.lock, layout.out):
+        state = _load_checkpoint(layout, run_id, restart)
+        if state is None:
+            _clear_parts(layout)
+        layout.parts_dir.mkdir(parents=True, exist_ok=True)
+        strikes = Ledger(ledger) if ledger is not None else None
+        try:
+            if state is None:
+                # who is frozen is decided once per run, so a resumed run decides the same way
+                frozen = (
+                    strikes.frozen(as_of=run_date)
+                    if strikes is not None
+                    else pl.DataFrame(schema={"seller_id": pl.String, "strikes_365d": pl.Int64})
+                )
+                state = {"run_id": run_id, "batches": [], "frozen": frozen.to_dicts()}
+                write_json_atomic(layout.checkpoint, state)
+            frozen = pl.DataFrame(
+                state["frozen"], schema={"seller_id": pl.String, "strikes_365d": pl.Int64}
+            )
+            done: list[dict[str, Any]] = state["batches"]
+            summary.resumed_batches = len(done)
+            seen = pl.Series("listing_id", [], dtype=pl.String)
+            for entry in done:
+                part = pl.read_parquet(layout.part(entry["index"]), columns=["listing_id"])
+                seen = pl.concat([seen, part.get_column("listing_id").drop_nulls()])
+            seen = seen.unique()
+            t_read = time.perf_counter()
+            for index, batch in enumerate(iter_listing_batches(listings, batch_size)):
+                timings["read"] += time.perf_counter() - t_read
+                if index < len(done):
+                    log.batch(index, batch.height, skipped=True)
+                    _tally_entry(summary, done[index])
+                    t_read = time.perf_counter()
+                    continue
+                t0 = time.perf_counter()
+                scored = score_frame(batch, plan, seen_ids=seen)
+                scored = frozen_sellers_blocked(scored, frozen)
+                t1 = time.perf_counter()
+                _write_parquet_atomic(scored, layout.part(index))
+                t2 = time.perf_counter()
+                if strikes is not None:
+                    strikes.record_blocks(scored, date=run_date, run_id=run_id)
+                t3 = time.perf_counter()
+                # ids first seen in this batch; ids already in `seen` were quarantined as repeats
+                ids = scored.get_column("listing_id").drop_nulls()
+                seen = pl.concat(
+                    [seen, ids.filter(ids.is_first_distinct() & ~ids.is_in(seen.implode()))]
+                )
+                entry = _batch_entry(index, batch.height, scored)
+                done.append(entry)
+                write_json_atomic(layout.checkpoint, state)
+                timings["score"] += t1 - t0
+                timings["write"] += t2 - t1 + time.perf_counter() - t3
+                timings["ledger"] += t3 - t2
+                _tally_entry(summary, entry)
+                log.batch(index, batch.height)
+                t_read = time.perf_counter()
+            parts = [layout.part(e["index"]) for e in done]
+            t0 = time.perf_counter()
+            if not layout.as_dir:
+                _merge_parts(parts, layout.out)
+                outputs = [layout.out]
+            else:
+                outputs = parts
+            output_entries = [
+                {
+                    "path": str(p),
+                    "size": p.stat().st_size,
+                    "sha256": file_digest(p),
+                    "rows": pq.ParquetFile(p).metadata.num_rows,
+                }
+                for p in outputs
+            ]
+            timings["write"] += time.perf_counter() - t0
+        finally:
+            if strikes is not None:
+                strikes.close()
+            log.close()
+        summary.seconds = time.perf_counter() - t_start
+        manifest = build_manifest(
+            run_id=run_id,
+            started=started,
+            seconds=summary.seconds,
+            inputs=inputs,
+            outputs=output_entries,
+            batches=done,
+            plan=plan,
+            batch_size=batch_size,
+            run_date=run_date,
+            model_hash=model_hash,
+            timings=timings,
+            ledger=None if ledger is None else str(ledger),
+        )
+        write_json_atomic(layout.manifest, manifest)
+        if layout.as_dir:
+            layout.checkpoint.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(layout.parts_dir, ignore_errors=True)
+    layout.lock.unlink(missing_ok=True)
+    log.done(summary.line())
+    return summary
 
 
 def _count_rows(files: list[Path]) -> int | None:
@@ -46,91 +346,46 @@ def _count_rows(files: list[Path]) -> int | None:
     return total
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _batch_entry(index: int, rows_in: int, scored: pl.DataFrame) -> dict[str, Any]:
+    """Counts of one committed batch, kept in the checkpoint and summed into the manifest."""
+    status = scored.get_column("status")
+    quarantined = scored.filter(status == "quarantined")
+    rules = (
+        quarantined.select(
+            pl.col("error").str.split("; ").explode().str.extract(r"^(\w+):", 1).alias("rule")
+        )
+        .get_column("rule")
+        .value_counts()
+        .iter_rows()
+    )
+    entry: dict[str, Any] = {
+        "index": index,
+        "rows_in": rows_in,
+        "rows_out": scored.height,
+        "quarantined": quarantined.height,
+        "quarantined_by_rule": {str(r): int(n) for r, n in rules if r is not None},
+        "decisions": {
+            str(d): int(n)
+            for d, n in scored.get_column("decision").drop_nulls().value_counts().iter_rows()
+        },
+    }
+    if "label" in scored.columns:
+        ok = scored.filter((status == "ok") & pl.col("label").is_not_null())
+        lab = ok.get_column("label") == 1
+        dec = ok.get_column("decision")
+        entry["labels"] = {
+            "positives": int(lab.sum()),
+            "tp_block": int(((dec == "block") & lab).sum()),
+            "fp_block": int(((dec == "block") & ~lab).sum()),
+            "tp_flag": int(((dec != "allow") & lab).sum()),
+            "fp_flag": int(((dec != "allow") & ~lab).sum()),
+        }
+    return entry
 
 
-def _tally(summary: RunSummary, out: pl.DataFrame, rows_in: int) -> None:
-    summary.rows_in += rows_in
-    summary.rows_out += out.height
-    summary.quarantined += int((out.get_column("status") == "quarantined").sum())
-    for d, n in out.get_column("decision").drop_nulls().value_counts().iter_rows():
-        summary.decisions[str(d)] += int(n)
-
-
-def run_score(
-    listings: str | Path,
-    plan: ScoringPlan,
-    out: str | Path,
-    *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    quiet: bool = False,
-) -> RunSummary:
-    """Score every listing behind ``listings`` into ``out``.
-
-    ``out`` ending in ``/`` (or an existing directory) receives one Parquet part per batch;
-    otherwise one Parquet file. Output appears atomically: written to a temporary name, synced,
-    then renamed, so a reader never sees a half-written file.
-    """
-    if batch_size <= 0:
-        raise ValueError("batch_size must be > 0")
-    files = resolve_sources(listings)
-    out_text = str(out)
-    out_path = Path(out_text)
-    as_dir = out_text.endswith(("/", os.sep)) or out_path.is_dir()
-    target_dir = out_path if as_dir else out_path.parent
-    target_dir.mkdir(parents=True, exist_ok=True)
-    progress = Progress(_count_rows(files), quiet=quiet)
-    summary = RunSummary(output=str(out_path))
-    start = time.perf_counter()
-    writer: pq.ParquetWriter | None = None
-    tmp_name = None
-    try:
-        if not as_dir:
-            fd, tmp_name = tempfile.mkstemp(
-                prefix=f".{out_path.name}.", suffix=".tmp", dir=target_dir
-            )
-            os.close(fd)
-        seen = pl.Series("listing_id", [], dtype=pl.String)
-        for index, batch in enumerate(iter_listing_batches(listings, batch_size)):
-            scored = score_frame(batch, plan, seen_ids=seen)
-            ids = batch.get_column("listing_id").drop_nulls().unique()
-            seen = pl.concat([seen, ids.cast(pl.String)]).unique()
-            _tally(summary, scored, batch.height)
-            table = scored.to_arrow()
-            if as_dir:
-                part = target_dir / f"part-{index:05d}.parquet"
-                fd, part_tmp = tempfile.mkstemp(
-                    prefix=f".{part.name}.", suffix=".tmp", dir=target_dir
-                )
-                os.close(fd)
-                pq.write_table(table, part_tmp)
-                with open(part_tmp, "rb+") as fh:
-                    os.fsync(fh.fileno())
-                os.replace(part_tmp, part)
-            else:
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp_name, table.schema)
-                writer.write_table(table)
-            progress.update(batch.height)
-        if not as_dir:
-            if writer is not None:
-                writer.close()
-                writer = None
-            with open(tmp_name, "rb+") as fh:  # type: ignore[arg-type]
-                os.fsync(fh.fileno())
-            os.replace(tmp_name, out_path)  # type: ignore[arg-type]
-            tmp_name = None
-        _fsync_dir(target_dir)
-    finally:
-        progress.close()
-        if writer is not None:
-            writer.close()
-        if tmp_name is not None and os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    summary.seconds = time.perf_counter() - start
-    return summary
+def _tally_entry(summary: RunSummary, entry: dict[str, Any]) -> None:
+    summary.rows_in += entry["rows_in"]
+    summary.rows_out += entry["rows_out"]
+    summary.quarantined += entry["quarantined"]
+    for d, n in entry["decisions"].items():
+        summary.decisions[d] = summary.decisions.get(d, 0) + n

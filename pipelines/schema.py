@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipelines.config import Settings
 from pipelines.errors import SchemaError
@@ -207,17 +209,39 @@ def read_listings(source: str | Path) -> pl.DataFrame:
     return frame.with_row_index(ROW)
 
 
+def _parquet_batches(path: Path, batch_size: int) -> Iterator[pl.DataFrame]:
+    """Stream a Parquet file: memory is bounded by the batch, not the file."""
+    try:
+        pf = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise SchemaError(f"{path}: not a readable Parquet file ({exc})") from None
+    if pf.metadata.num_rows == 0:
+        empty = pl.DataFrame(pf.schema_arrow.empty_table())
+        yield conform(empty, source=str(path))
+        return
+    for rb in pf.iter_batches(batch_size=batch_size):
+        yield conform(pl.DataFrame(pa.Table.from_batches([rb])), source=str(path))
+
+
 def iter_listing_batches(source: str | Path, batch_size: int) -> Iterator[pl.DataFrame]:
-    """Batches of at most ``batch_size`` rows, with a global ``__row`` index."""
+    """Batches of at most ``batch_size`` rows, with a global ``__row`` index.
+
+    Parquet is streamed; CSV and NDJSON files are read whole (their forgiving readers need the
+    whole file) and then sliced. An empty file still yields one empty batch, so the output has
+    a schema.
+    """
     offset = 0
     for f in resolve_sources(source):
-        frame = read_file(f)
-        if (
-            frame.height == 0
-        ):  # an empty file still yields its (empty) batch, so output has a schema
-            yield frame.with_row_index(ROW, offset=offset)
-        for start in range(0, frame.height, batch_size):
-            part = frame.slice(start, batch_size)
+        if f.suffix.lower() in PARQUET_SUFFIXES:
+            parts: Iterator[pl.DataFrame] = _parquet_batches(f, batch_size)
+        else:
+            frame = read_file(f)
+            parts = (
+                iter([frame])
+                if frame.height == 0
+                else (frame.slice(i, batch_size) for i in range(0, frame.height, batch_size))
+            )
+        for part in parts:
             yield part.with_row_index(ROW, offset=offset)
             offset += part.height
 

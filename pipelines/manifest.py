@@ -1,0 +1,191 @@
+"""Run manifests: what a finished run read, wrote and decided, and how to re-check it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from pipelines.errors import FakestopError
+
+LIBRARIES = (
+    "fakestop",
+    "polars",
+    "pyarrow",
+    "rapidfuzz",
+    "imagehash",
+    "Pillow",
+    "scikit-learn",
+    "numpy",
+    "skops",
+)
+
+
+def file_digest(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=False, default=str)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = "not installed"
+    return out
+
+
+def _sum_counts(batches: list[dict[str, Any]], key: str) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for b in batches:
+        for k, v in b.get(key, {}).items():
+            total[k] = total.get(k, 0) + int(v)
+    return dict(sorted(total.items()))
+
+
+def build_manifest(
+    *,
+    run_id: str,
+    started: float,
+    seconds: float,
+    inputs: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+    batches: list[dict[str, Any]],
+    plan: Any,
+    batch_size: int,
+    run_date: dt.date,
+    model_hash: str | None,
+    timings: dict[str, float],
+    ledger: str | None,
+) -> dict[str, Any]:
+    rows_in = sum(b["rows_in"] for b in batches)
+    rows_out = sum(b["rows_out"] for b in batches)
+    quarantined = sum(b["quarantined"] for b in batches)
+    manifest: dict[str, Any] = {
+        "run_id": run_id,
+        "started": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(seconds, 3),
+        "throughput_rows_per_s": round(rows_in / seconds, 1) if seconds > 0 else None,
+        "inputs": inputs,
+        "outputs": outputs,
+        "rows": {
+            "in": rows_in,
+            "out": rows_out,
+            "ok": rows_out - quarantined,
+            "quarantined": quarantined,
+        },
+        "quarantined_by_rule": _sum_counts(batches, "quarantined_by_rule"),
+        "decisions": _sum_counts(batches, "decisions"),
+        "registry_fingerprint": plan.registry.fingerprint,
+        "model_card_sha256": model_hash,
+        "libraries": library_versions(),
+        "configuration": {
+            **plan.settings.as_dict(),
+            "block_threshold": plan.thresholds.block,
+            "review_threshold": plan.thresholds.review,
+            "batch_size": batch_size,
+            "run_date": run_date.isoformat(),
+            "filters": [type(f).__name__ for f in plan.filters],
+            "fusion": type(plan.fusion).__name__,
+            "ledger": ledger,
+        },
+        "stage_seconds": {k: round(v, 3) for k, v in timings.items()},
+        "stage_rows_per_s": {k: round(rows_in / v, 1) for k, v in timings.items() if v > 0},
+        "batches": len(batches),
+    }
+    labelled = [b["labels"] for b in batches if "labels" in b]
+    if labelled:
+        lab = {k: sum(x[k] for x in labelled) for k in labelled[0]}
+
+        def ratio(a: int, b: int) -> float | None:
+            return round(a / b, 6) if b else None
+
+        manifest["labels"] = {
+            "positives": lab["positives"],
+            "block_precision": ratio(lab["tp_block"], lab["tp_block"] + lab["fp_block"]),
+            "block_recall": ratio(lab["tp_block"], lab["positives"]),
+            "flag_precision": ratio(lab["tp_flag"], lab["tp_flag"] + lab["fp_flag"]),
+            "flag_recall": ratio(lab["tp_flag"], lab["positives"]),
+        }
+    return manifest
+
+
+def manifest_path(out: str | Path) -> Path:
+    path = Path(str(out).rstrip("/" + os.sep))
+    return path.parent / f"{path.name}.manifest.json"
+
+
+def verify_run(out: str | Path) -> list[str]:
+    """Re-check a finished run against its manifest; returns the problems found (none = ok)."""
+    mpath = manifest_path(out)
+    try:
+        manifest = json.loads(mpath.read_text())
+    except OSError as exc:
+        raise FakestopError(f"{mpath}: cannot read the run manifest ({exc.strerror})") from None
+    except ValueError as exc:
+        raise FakestopError(f"{mpath}: not a valid manifest ({exc})") from None
+    problems: list[str] = []
+    frames = []
+    for entry in manifest.get("outputs", []):
+        p = Path(entry["path"])
+        if not p.is_file():
+            problems.append(f"{p}: output file is missing")
+            continue
+        if p.stat().st_size != entry["size"]:
+            problems.append(f"{p}: size {p.stat().st_size} != manifest {entry['size']}")
+        if file_digest(p) != entry["sha256"]:
+            problems.append(f"{p}: sha256 differs from the manifest (file was modified)")
+            continue
+        try:
+            rows = pq.ParquetFile(p).metadata.num_rows
+        except OSError as exc:
+            problems.append(f"{p}: unreadable Parquet ({exc})")
+            continue
+        if rows != entry["rows"]:
+            problems.append(f"{p}: {rows} rows != manifest {entry['rows']}")
+        frames.append(pl.read_parquet(p, columns=["status", "decision"]))
+    if frames and not problems:
+        data = pl.concat(frames)
+        rows = manifest["rows"]
+        if data.height != rows["out"] or rows["out"] != rows["in"]:
+            problems.append(f"rows out {data.height} != rows in {rows['in']}")
+        quarantined = int((data.get_column("status") == "quarantined").sum())
+        if quarantined != rows["quarantined"]:
+            problems.append(f"quarantined {quarantined} != manifest {rows['quarantined']}")
+        decisions = {
+            str(d): int(n)
+            for d, n in data.get_column("decision").drop_nulls().value_counts().iter_rows()
+        }
+        if dict(sorted(decisions.items())) != manifest["decisions"]:
+            problems.append(f"decisions {decisions} != manifest {manifest['decisions']}")
+    for entry in manifest.get("inputs", []):
+        p = Path(entry["path"])
+        if p.is_file() and p.stat().st_size != entry["size"]:
+            problems.append(f"{p}: input changed since the run (size differs)")
+    return problems

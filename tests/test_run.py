@@ -1,0 +1,262 @@
+"""The nightly batch: resumable after kill -9, refuses to mix runs, audited, strike ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from pipelines.cli import main
+from pipelines.errors import FakestopError
+from pipelines.ledger import Ledger
+from pipelines.manifest import verify_run
+from pipelines.registry import Registry
+from pipelines.run import run_score
+from pipelines.stages import ScoringPlan
+from tests.conftest import listings
+
+DAY = dt.date(2026, 11, 1)
+
+
+def sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def marketplace(n: int, *, sellers: int = 50) -> pl.DataFrame:
+    titles = ["Rolex Submariner", "Gucci Marmont bag", "coffee mug", "Nike shoes", "desk lamp"]
+    return listings(
+        listing_id=[f"id{i % (n - 7)}" for i in range(n)],  # a few repeated ids
+        title=[titles[i % 5] for i in range(n)],
+        price=[float([40, 1800, 9, 110, 25][i % 5] * (1 + (i % 13) / 10)) for i in range(n)],
+        brand=[["Rolex", "Gucci", None, "Nike", None][i % 5] for i in range(n)],
+        category=[["watches", "bags", None, "shoes", None][i % 5] for i in range(n)],
+        seller_id=[f"s{i % sellers}" for i in range(n)],
+        label=[[1, 0, 0, 0, 0][i % 5] for i in range(n)],
+    )
+
+
+@pytest.fixture(scope="module")
+def plan(tiny_registry: Registry) -> ScoringPlan:
+    return ScoringPlan.build(tiny_registry)
+
+
+def test_manifest_records_the_run_and_verify_accepts_it(tmp_path: Path, plan: ScoringPlan) -> None:
+    src = tmp_path / "in.parquet"
+    marketplace(3000).write_parquet(src)
+    out = tmp_path / "out.parquet"
+    summary = run_score(src, plan, out, batch_size=700, quiet=True, run_date=DAY)
+    m = json.loads((tmp_path / "out.parquet.manifest.json").read_text())
+    assert m["rows"]["in"] == m["rows"]["out"] == 3000 == summary.rows_in
+    assert m["rows"]["quarantined"] == 7 == m["quarantined_by_rule"]["id_unique"]
+    assert sum(m["decisions"].values()) == 3000 - 7
+    assert m["inputs"][0]["sha256"] == sha(src)
+    assert m["outputs"][0]["sha256"] == sha(out)
+    assert m["registry_fingerprint"] == plan.registry.fingerprint
+    assert m["labels"]["block_precision"] is not None
+    assert m["batches"] == 5 and set(m["stage_seconds"]) >= {"read", "score", "write"}
+    assert verify_run(out) == []
+    assert not list(tmp_path.glob(".out.parquet*")), "staging files left behind"
+
+
+def test_verify_catches_a_modified_output(tmp_path: Path, plan: ScoringPlan) -> None:
+    src = tmp_path / "in.parquet"
+    marketplace(500).write_parquet(src)
+    out = tmp_path / "out.parquet"
+    run_score(src, plan, out, quiet=True, run_date=DAY)
+    frame = pl.read_parquet(out)
+    frame.with_columns(pl.lit("allow").alias("decision")).write_parquet(out)
+    problems = verify_run(out)
+    assert problems and any("sha256" in p or "size" in p for p in problems)
+    assert main(["verify", str(out)]) == 1
+
+
+def test_rerun_with_changed_input_is_refused_until_restart(
+    tmp_path: Path, plan: ScoringPlan
+) -> None:
+    src = tmp_path / "in.parquet"
+    marketplace(1000).write_parquet(src)
+    out = tmp_path / "out"
+    layout_dir = f"{out}/"
+    # leave an unfinished run behind: a checkpoint whose run differs
+    (out).mkdir()
+    (out / "_checkpoint.json").write_text(
+        json.dumps({"run_id": "other", "batches": [], "frozen": []})
+    )
+    with pytest.raises(FakestopError, match="different inputs.*--restart"):
+        run_score(src, plan, layout_dir, quiet=True, run_date=DAY)
+    summary = run_score(src, plan, layout_dir, quiet=True, run_date=DAY, restart=True)
+    assert summary.rows_out == 1000
+
+
+def test_concurrent_runs_on_one_output_refuse(tmp_path: Path, plan: ScoringPlan) -> None:
+    import fcntl
+
+    src = tmp_path / "in.parquet"
+    marketplace(100).write_parquet(src)
+    lock = tmp_path / ".out.parquet.lock"
+    with open(lock, "w") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(FakestopError, match="another fakestop run"):
+            run_score(src, plan, tmp_path / "out.parquet", quiet=True, run_date=DAY)
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_gives_identical_output(tmp_path: Path, tiny_registry_dir: Path) -> None:
+    src = tmp_path / "in.parquet"
+    marketplace(60_000).write_parquet(src)
+    args = [
+        "score",
+        str(src),
+        "--registry",
+        str(tiny_registry_dir),
+        "--batch-size",
+        "2000",
+        "--run-date",
+        DAY.isoformat(),
+        "--quiet",
+    ]
+    ref = tmp_path / "ref.parquet"
+    assert main([*args, "--out", str(ref)]) == 0
+
+    out = tmp_path / "out.parquet"
+    rng = random.Random(4)
+    kills = 0
+    cmd = [sys.executable, "-m", "pipelines.cli", *args, "--out", str(out)]
+    for _ in range(12):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.0, 3.0))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            continue
+        assert proc.returncode == 0
+        break
+    else:
+        proc = subprocess.run(cmd, capture_output=True)
+        assert proc.returncode == 0
+    assert kills >= 1, "the run finished before it could be killed; make it longer"
+    assert pl.read_parquet(out).equals(pl.read_parquet(ref))
+    assert sha(out) == sha(ref)
+    assert verify_run(out) == []
+
+
+def test_ledger_counts_strikes_once_and_freezes_at_three(tmp_path: Path, plan: ScoringPlan) -> None:
+    db = tmp_path / "ledger.sqlite"
+    src = tmp_path / "in.parquet"
+    # seller A: two blatant fakes; seller B: honest
+    listings(
+        listing_id=["a1", "a2", "b1"],
+        title=["Rolex Submariner", "Rolex Daytona", "Rolex Submariner"],
+        price=[40.0, 45.0, 9000.0],
+        brand=["Rolex"] * 3,
+        category=["watches"] * 3,
+        seller_id=["A", "A", "B"],
+    ).write_parquet(src)
+    for _ in range(2):  # the rerun of the same batch must not add strikes
+        run_score(src, plan, tmp_path / "o1.parquet", quiet=True, ledger=db, run_date=DAY)
+    with Ledger(db) as led:
+        assert led.sellers(as_of=DAY).filter(pl.col("seller_id") == "A")["strikes"].item() == 2
+    complaints = tmp_path / "c.csv"
+    complaints.write_text(
+        "seller_id,listing_id,brand,date\nA,a9,Gucci,2026-10-01\nA,a9,Gucci,2026-10-01\n"
+    )
+    assert main(["complaints", "add", str(complaints), "--ledger", str(db)]) == 0
+    with Ledger(db) as led:
+        s = led.sellers(as_of=DAY)
+        a = s.filter(pl.col("seller_id") == "A")
+        assert a["strikes"].item() == 3 and a["status"].item() == "frozen"
+        assert (
+            led.sellers(as_of=DAY + dt.timedelta(days=400))
+            .filter(pl.col("seller_id") == "A")["status"]
+            .item()
+            == "active"
+        )
+    # next night: seller A's honest-looking listing is blocked because A is frozen
+    src2 = tmp_path / "in2.parquet"
+    listings(
+        listing_id=["a3", "b2"],
+        title=["Rolex Datejust", "Rolex Datejust"],
+        price=[8000.0] * 2,
+        brand=["Rolex"] * 2,
+        category=["watches"] * 2,
+        seller_id=["A", "B"],
+    ).write_parquet(src2)
+    run_score(src2, plan, tmp_path / "o2.parquet", quiet=True, ledger=db, run_date=DAY)
+    res = pl.read_parquet(tmp_path / "o2.parquet")
+    assert res["decision"].to_list() == ["block", "allow"]
+    assert res["reasons"][0][0].startswith("seller A is frozen: 3 strikes")
+
+
+def test_crash_between_batch_and_ledger_commit_stays_consistent(
+    tmp_path: Path, plan: ScoringPlan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "ledger.sqlite"
+    src = tmp_path / "in.parquet"
+    marketplace(4000, sellers=40).write_parquet(src)
+    ref_db = tmp_path / "ref.sqlite"
+    run_score(
+        src, plan, tmp_path / "ref.parquet", batch_size=500, quiet=True, ledger=ref_db, run_date=DAY
+    )
+
+    calls = {"n": 0}
+    original = Ledger.record_blocks
+
+    def crashing(self: Ledger, *a: object, **k: object) -> int:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("simulated crash after the batch was committed")
+        return original(self, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Ledger, "record_blocks", crashing)
+    with pytest.raises(OSError, match="simulated"):
+        run_score(
+            src, plan, tmp_path / "out.parquet", batch_size=500, quiet=True, ledger=db, run_date=DAY
+        )
+    monkeypatch.setattr(Ledger, "record_blocks", original)
+    run_score(
+        src, plan, tmp_path / "out.parquet", batch_size=500, quiet=True, ledger=db, run_date=DAY
+    )
+    assert pl.read_parquet(tmp_path / "out.parquet").equals(
+        pl.read_parquet(tmp_path / "ref.parquet")
+    )
+    with Ledger(db) as a, Ledger(ref_db) as b:
+        assert a.sellers(as_of=DAY).equals(b.sellers(as_of=DAY))
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path, tiny_registry_dir: Path) -> None:
+    src = tmp_path / "in.parquet"
+    marketplace(900).write_parquet(src)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "score",
+            str(src),
+            "--registry",
+            str(tiny_registry_dir),
+            "--out",
+            str(tmp_path / "o.parquet"),
+            "--batch-size",
+            "300",
+            "--log-format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stderr.splitlines()]
+    assert [e["event"] for e in events] == ["batch", "batch", "batch", "done"]
+    assert events[-2]["total_rows"] == 900
