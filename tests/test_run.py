@@ -92,7 +92,7 @@ def test_rerun_with_changed_input_is_refused_until_restart(
     (out / "_checkpoint.json").write_text(
         json.dumps({"run_id": "other", "batches": [], "frozen": []})
     )
-    with pytest.raises(FakestopError, match="different inputs.*--restart"):
+    with pytest.raises(FakestopError, match=r"different inputs.*--restart"):
         run_score(src, plan, layout_dir, quiet=True, run_date=DAY)
     summary = run_score(src, plan, layout_dir, quiet=True, run_date=DAY, restart=True)
     assert summary.rows_out == 1000
