@@ -59,12 +59,34 @@ class Filter(BaseEstimator):
             **cls.evidence_schema,
         }
 
-    def score(self, listings: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
-        """Return ``listings`` with this filter's columns added (lazy; collect once, later)."""
+    def score(
+        self, listings: pl.LazyFrame | pl.DataFrame, *, statistics: pl.DataFrame | None = None
+    ) -> pl.LazyFrame:
+        """Return ``listings`` with this filter's columns added (lazy; collect once, later).
+
+        ``statistics``: precomputed statistics over a whole run (see :meth:`statistic_values`);
+        when absent, a filter that needs them computes them over ``listings`` itself.
+        """
         check_is_fitted(self)
-        out = self._score(as_lazy(listings))
+        lf = as_lazy(listings)
+        out = self._score(lf) if statistics is None else self._score(lf, statistics=statistics)
         casts = [pl.col(c).cast(t) for c, t in self.output_schema().items()]
         return out.with_columns(casts)
 
-    def _score(self, listings: pl.LazyFrame) -> pl.LazyFrame:
+    def _score(
+        self, listings: pl.LazyFrame, statistics: pl.DataFrame | None = None
+    ) -> pl.LazyFrame:
+        raise NotImplementedError
+
+    #: names of filters whose columns this filter reads (they must run first)
+    depends_on: ClassVar[tuple[str, ...]] = ()
+
+    def statistic_values(self, listings: pl.LazyFrame) -> pl.LazyFrame | None:
+        """Per-row values that run-level statistics are aggregated from, or None if the filter
+        needs none. A distributed runner aggregates them over the whole input and passes the
+        result back to :meth:`score`, so scores do not depend on partitioning."""
+        return None
+
+    def statistics_from_values(self, values: pl.LazyFrame) -> pl.LazyFrame:
+        """Aggregate :meth:`statistic_values` (the single-machine version of the aggregation)."""
         raise NotImplementedError

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import polars as pl
 
-from filters.base import Filter
+from filters.base import Filter, check_is_fitted
 from pipelines.config import DEFAULT_CONDITION_FACTORS, DEFAULT_RATES
 from pipelines.registry import brand_key
 
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
     from pipelines.registry import Registry
 
-#: name of a precomputed statistics column set (see :meth:`PriceFilter.batch_statistics`)
-STAT_COLUMNS = ("price_group_median", "price_group_mad", "price_group_n")
+#: columns of the run-level statistics (see :meth:`PriceFilter.statistics_from_values`)
+STAT_COLUMNS = ("__pb", "__refcat", "price_group_median", "price_group_mad", "price_group_n")
 
 
 def _money(expr: pl.Expr) -> pl.Expr:
@@ -181,34 +181,40 @@ class PriceFilter(Filter):
             )
         )
 
-    @staticmethod
-    def batch_statistics(priced: pl.LazyFrame) -> pl.LazyFrame:
-        """Robust statistics of the condition-adjusted log price per (brand, reference category).
+    depends_on: ClassVar[tuple[str, ...]] = ("text",)
 
-        Computed over a whole run (or a distributed aggregation) and joined back, so that the
-        result does not depend on how the input is split.
-        """
+    @staticmethod
+    def _values(priced: pl.LazyFrame) -> pl.LazyFrame:
         logp = (pl.col("price_usd") / pl.col("__pfactor")).log()
-        return (
-            priced.filter(pl.col("price_ratio").is_not_null())
-            .with_columns(logp.alias("__logp"))
-            .group_by(["__pb", "__refcat"])
-            .agg(
-                pl.col("__logp").median().alias("price_group_median"),
-                (pl.col("__logp") - pl.col("__logp").median())
-                .abs()
-                .median()
-                .alias("price_group_mad"),
-                pl.len().alias("price_group_n"),
-            )
+        return priced.filter(pl.col("price_ratio").is_not_null()).select(
+            "__pb", "__refcat", logp.alias("__logp")
+        )
+
+    def statistic_values(self, listings: pl.LazyFrame) -> pl.LazyFrame:
+        """``__pb`` (brand), ``__refcat`` (reference category), ``__logp`` (condition-adjusted
+        log USD price) of every listing that has a reference price."""
+        check_is_fitted(self)
+        return self._values(self.priced_listings(listings))
+
+    def statistics_from_values(self, values: pl.LazyFrame) -> pl.LazyFrame:
+        """Median and MAD of ``__logp`` and the row count per (brand, reference category)."""
+        med = pl.col("__logp").median()
+        return values.group_by(["__pb", "__refcat"]).agg(
+            med.alias("price_group_median"),
+            (pl.col("__logp") - med).abs().median().alias("price_group_mad"),
+            pl.len().cast(pl.Int64).alias("price_group_n"),
         )
 
     def _score(
-        self, listings: pl.LazyFrame, statistics: pl.LazyFrame | None = None
+        self, listings: pl.LazyFrame, statistics: pl.DataFrame | None = None
     ) -> pl.LazyFrame:
         cols = listings.collect_schema().names()
         priced = self.priced_listings(listings)
-        stats = self.batch_statistics(priced) if statistics is None else statistics
+        stats = (
+            self.statistics_from_values(self._values(priced))
+            if statistics is None
+            else statistics.lazy()
+        )
         scored = priced.join(stats, on=["__pb", "__refcat"], how="left", maintain_order="left")
         ln_ok, ln_floor = math.log(self.ratio_ok), math.log(self.ratio_floor)
         s_ratio = ((ln_ok - pl.col("price_ratio").log()) / (ln_ok - ln_floor)).clip(0.0, 1.0)

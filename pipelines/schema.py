@@ -23,6 +23,7 @@ from pipelines.errors import SchemaError
 ROW = "__row"
 PARSE_ERROR = "__parse_error"
 PRICE_RAW = "__price_raw"
+SEEN_EARLIER = "__seen_earlier"
 
 REQUIRED_COLUMNS = ("listing_id", "title", "price")
 #: contract input columns and the dtype each is read as
@@ -297,6 +298,8 @@ def row_rules(
     ``seen_ids`` holds ids of earlier batches of the same run, so uniqueness spans batches.
     """
     first = pl.col("listing_id").is_first_distinct()
+    if SEEN_EARLIER in columns:  # set by a distributed runner that sees the whole input
+        first = first & ~pl.col(SEEN_EARLIER).fill_null(False)
     if seen_ids is not None and seen_ids.len():
         first = first & ~pl.col("listing_id").is_in(seen_ids.implode())
     currency = _opt(columns, "currency").str.strip_chars().str.to_uppercase()

@@ -95,11 +95,39 @@ class ScoringPlan:
 # ---------------------------------------------------------------- stages
 
 
-def filter_scores(lf: pl.LazyFrame, filters: list[Filter]) -> pl.LazyFrame:
-    """Each filter adds its score, reasons and evidence columns."""
+def filter_scores(
+    lf: pl.LazyFrame,
+    filters: list[Filter],
+    statistics: dict[str, pl.DataFrame] | None = None,
+) -> pl.LazyFrame:
+    """Each filter adds its score, reasons and evidence columns.
+
+    ``statistics`` maps a filter name to run-level statistics computed elsewhere (a distributed
+    aggregation); a filter without an entry computes its statistics over ``lf``.
+    """
+    stats = statistics or {}
     for f in filters:
-        lf = f.score(lf)
+        lf = f.score(lf, statistics=stats.get(f.name))
     return lf
+
+
+def statistic_values(frame: pl.DataFrame, plan: ScoringPlan) -> dict[str, pl.DataFrame]:
+    """Per-row values each filter's run-level statistics are aggregated from (valid rows only).
+
+    Only the filters a statistics-needing filter depends on are run first.
+    """
+    valid = validated_listings(_prepared(frame).lazy(), plan.settings).filter(
+        pl.col("status") == "ok"
+    )
+    by_name = {f.name: f for f in plan.filters}
+    out: dict[str, pl.DataFrame] = {}
+    for f in plan.filters:
+        values = None
+        deps = [by_name[d] for d in f.depends_on if d in by_name]
+        values = f.statistic_values(filter_scores(valid, deps))
+        if values is not None:
+            out[f.name] = values.collect()
+    return out
 
 
 def matched_brands(lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -147,10 +175,12 @@ def explained(lf: pl.LazyFrame) -> pl.LazyFrame:
     return lf.with_columns(reasons.list.head(MAX_REASONS).alias("reasons"))
 
 
-def scored_listings(lf: pl.LazyFrame, plan: ScoringPlan) -> pl.LazyFrame:
+def scored_listings(
+    lf: pl.LazyFrame, plan: ScoringPlan, statistics: dict[str, pl.DataFrame] | None = None
+) -> pl.LazyFrame:
     """Score rows that passed validation (the filters -> fusion -> decision chain)."""
     return (
-        lf.pipe(filter_scores, plan.filters)
+        lf.pipe(filter_scores, plan.filters, statistics)
         .pipe(matched_brands)
         .pipe(plan.fusion.risk)
         .pipe(decisions, plan.thresholds)
@@ -163,8 +193,7 @@ def output_rows(
 ) -> pl.LazyFrame:
     """Input columns (untouched) followed by the contract's output columns."""
     have = set(lf.collect_schema().names())
-    internal = {ROW, PARSE_ERROR, PRICE_RAW}
-    carried = [c for c in input_columns if c not in internal and c not in OUTPUT_SCHEMA]
+    carried = [c for c in input_columns if not c.startswith("__") and c not in OUTPUT_SCHEMA]
     out = [
         (pl.col(c) if c in have else pl.lit(None)).cast(t).alias(c)
         for c, t in OUTPUT_SCHEMA.items()
@@ -179,29 +208,37 @@ def output_rows(
     return lf.select([*carried, *out, *evidence])
 
 
-def score_frame(
-    frame: pl.DataFrame,
-    plan: ScoringPlan,
-    *,
-    keep_evidence: bool = False,
-    seen_ids: pl.Series | None = None,
-) -> pl.DataFrame:
-    """Score one batch of listings: every input row comes out once, in input order.
-
-    ``frame`` is what :func:`pipelines.schema.read_listings` returns (contract dtypes and a
-    ``__row`` index); a frame without ``__row`` is numbered here. ``seen_ids``: listing ids
-    scored by earlier batches of the same run (later duplicates are quarantined).
-    """
+def _prepared(frame: pl.DataFrame) -> pl.DataFrame:
     if ROW not in frame.columns:
         frame = frame.with_row_index(ROW)
     if PARSE_ERROR not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(PARSE_ERROR))
     if PRICE_RAW not in frame.columns and "price" in frame.columns:
         frame = frame.with_columns(pl.col("price").cast(pl.String).alias(PRICE_RAW))
+    return frame
+
+
+def score_frame(
+    frame: pl.DataFrame,
+    plan: ScoringPlan,
+    *,
+    keep_evidence: bool = False,
+    seen_ids: pl.Series | None = None,
+    statistics: dict[str, pl.DataFrame] | None = None,
+) -> pl.DataFrame:
+    """Score one batch of listings: every input row comes out once, in input order.
+
+    ``frame`` is what :func:`pipelines.schema.read_listings` returns (contract dtypes and a
+    ``__row`` index); a frame without ``__row`` is numbered here. ``seen_ids``: listing ids
+    scored by earlier batches of the same run (later duplicates are quarantined).
+    ``statistics``: run-level filter statistics (see :func:`statistic_values`); by default
+    they are computed over this batch.
+    """
+    frame = _prepared(frame)
     input_columns = frame.columns
     checked = validated_listings(frame.lazy(), plan.settings, seen_ids=seen_ids).collect()
     good = checked.filter(pl.col("status") == "ok")
     bad = checked.filter(pl.col("status") != "ok")
-    scored = scored_listings(good.lazy(), plan)
+    scored = scored_listings(good.lazy(), plan, statistics)
     both = pl.concat([scored, bad.lazy()], how="diagonal_relaxed").sort(ROW)
     return output_rows(both, input_columns, keep_evidence=keep_evidence).collect()
