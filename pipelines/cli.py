@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pipelines.errors import FakestopError
 
@@ -30,6 +31,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     registry = load_registry(args.registry)
     plan = ScoringPlan.build(registry, settings=settings, images_root=args.images)
+    if args.engine == "spark":
+        return _score_on_spark(args, plan)
     summary = run_score(
         args.listings,
         plan,
@@ -43,6 +46,30 @@ def _cmd_score(args: argparse.Namespace) -> int:
     )
     if not args.quiet and args.log_format == "text":
         print(summary.line())
+    return 0
+
+
+def _score_on_spark(args: argparse.Namespace, plan: Any) -> int:
+    if args.ledger or args.restart:
+        raise FakestopError(
+            "--ledger and --restart are for the local engine; a Spark rerun "
+            "overwrites its run-date partition"
+        )
+    try:
+        from pipelines.spark import score_spark, spark_session
+    except ImportError:
+        raise FakestopError(
+            "--engine spark needs the spark extra: pip install 'fakestop[spark]'"
+        ) from None
+    spark = spark_session(args.master or "local[*]")
+    result = score_spark(
+        spark, [str(args.listings)], plan, str(args.out), run_date=_run_date(args.run_date)
+    )
+    if not args.quiet:
+        print(
+            f"scored {result.count():,} listings on Spark -> {args.out} "
+            f"(run_date={_run_date(args.run_date).isoformat()})"
+        )
     return 0
 
 
@@ -113,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-date", default=None, help="date of the run, YYYY-MM-DD (default today)"
     )
     score.add_argument("--log-format", choices=["text", "json"], default="text")
+    score.add_argument("--engine", choices=["local", "spark"], default="local")
+    score.add_argument("--master", default=None, help="Spark master URL (default local[*])")
     score.add_argument("--quiet", action="store_true", help="no progress or summary")
     score.set_defaults(func=_cmd_score)
 

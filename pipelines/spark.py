@@ -1,0 +1,248 @@
+"""Scale-out on Apache Spark: the same scoring chain, run by ``DataFrame.mapInArrow``.
+
+The driver loads the registry and model once and broadcasts the fitted plan; each Python worker
+unpacks it once and scores Arrow batches with :func:`pipelines.stages.score_frame`, exactly as
+the local engine does. What the local engine computes over the whole input is computed here as
+a distributed step first, so results do not depend on partitioning:
+
+- duplicate ids: a window over ``listing_id`` ordered by input position marks later repeats;
+- run-level filter statistics (robust price statistics per brand and category): the per-row
+  values are produced by ``mapInArrow``, aggregated with exact percentiles, and broadcast.
+
+Output is Parquet partitioned by ``run_date`` and written with dynamic partition overwrite: a
+failed job leaves the previous run's partition untouched, and a rerun replaces the partition
+instead of appending to it.
+
+Submit to a cluster (no master is hard-coded here)::
+
+    spark-submit --master yarn pipelines/spark.py LISTINGS --registry DIR --out OUT_DIR \\
+        [--images DIR] [--run-date YYYY-MM-DD]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import pickle
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+import pyarrow as pa
+
+from pipelines.schema import ROW, SEEN_EARLIER, conform
+from pipelines.stages import ScoringPlan, score_frame, statistic_values
+
+if TYPE_CHECKING:
+    from pyspark.broadcast import Broadcast
+    from pyspark.sql import DataFrame, SparkSession
+
+#: per Python worker: the plan unpacked from each broadcast, so it is unpacked once per worker
+_PLANS: dict[str, ScoringPlan] = {}
+RUN_DATE = "run_date"
+
+
+def spark_session(master: str | None = None, *, app: str = "fakestop") -> SparkSession:
+    """A session for fakestop; ``master`` None leaves it to ``spark-submit``'s configuration."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app).config(
+        "spark.sql.sources.partitionOverwriteMode", "dynamic"
+    )
+    if master is not None:
+        builder = builder.master(master)
+        if master.startswith("local") and not os.environ.get("PYSPARK_PYTHON"):
+            # local workers must run this interpreter, which has fakestop installed
+            os.environ["PYSPARK_PYTHON"] = sys.executable
+    return builder.getOrCreate()
+
+
+def _plan(bc: Broadcast[tuple[str, bytes]]) -> ScoringPlan:
+    token, payload = bc.value
+    plan = _PLANS.get(token)
+    if plan is None:
+        # bytes pickled by this run's own driver, never a user-supplied file
+        plan = _PLANS[token] = pickle.loads(payload)
+    return plan
+
+
+def _frame(rb: pa.RecordBatch) -> pl.DataFrame:
+    frame = pl.DataFrame(pa.Table.from_batches([rb]))
+    return conform(frame, source="Spark partition")
+
+
+def _empty_input(schema: pa.Schema) -> pl.DataFrame:
+    return conform(pl.DataFrame(schema.empty_table()), source="listings")
+
+
+def _spark_arrow_type(t: pa.DataType) -> pa.DataType:
+    """Arrow types Spark accepts: plain strings and lists instead of large/view variants."""
+    if pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return pa.string()
+    if pa.types.is_large_list(t) or pa.types.is_list_view(t) or pa.types.is_list(t):
+        return pa.list_(_spark_arrow_type(t.value_type))
+    if pa.types.is_struct(t):
+        return pa.struct([f.with_type(_spark_arrow_type(f.type)) for f in t])
+    return t
+
+
+def output_arrow_schema(input_schema: pa.Schema, plan: ScoringPlan) -> pa.Schema:
+    """The output schema, declared once: what the local engine produces for this input."""
+    schema = score_frame(_empty_input(input_schema), plan).to_arrow().schema
+    return pa.schema([f.with_type(_spark_arrow_type(f.type)) for f in schema])
+
+
+def _spark_schema(schema: pa.Schema) -> Any:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(schema)
+
+
+def _with_positions(df: DataFrame) -> DataFrame:
+    """Input position and, per id, whether an earlier row had the same id.
+
+    "Earlier" follows the local engine's order: files sorted by path, rows in file order
+    (Spark packs files into tasks by size, so task order alone would not do).
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    df = df.withColumn("__file", F.input_file_name()).withColumn(
+        ROW, F.monotonically_increasing_id()
+    )
+    order = Window.partitionBy("listing_id").orderBy("__file", ROW)
+    return df.withColumn(
+        SEEN_EARLIER, F.col("listing_id").isNotNull() & (F.row_number().over(order) > 1)
+    )
+
+
+def _price_statistics(values: DataFrame) -> DataFrame:
+    """Exact median and MAD of the log price per (brand, reference category)."""
+    from pyspark.sql import functions as F
+
+    keys = ["__pb", "__refcat"]
+    med = values.groupBy(*keys).agg(
+        F.percentile("__logp", 0.5).alias("price_group_median"),
+        F.count(F.lit(1)).cast("long").alias("price_group_n"),
+    )
+    mad = (
+        values.join(med, keys)
+        .withColumn("__dev", F.abs(F.col("__logp") - F.col("price_group_median")))
+        .groupBy(*keys)
+        .agg(F.percentile("__dev", 0.5).alias("price_group_mad"))
+    )
+    return med.join(mad, keys).select(
+        *keys, "price_group_median", "price_group_mad", "price_group_n"
+    )
+
+
+#: distributed versions of each filter's ``statistics_from_values``
+SPARK_AGGREGATIONS = {"price": _price_statistics}
+
+
+def run_statistics(
+    df: DataFrame, plan: ScoringPlan, bc: Broadcast[tuple[str, bytes]]
+) -> dict[str, pl.DataFrame]:
+    """Run-level statistics over the whole input, as a distributed aggregation."""
+    probe = statistic_values(_empty_input(_arrow_schema(df)), plan)
+    stats: dict[str, pl.DataFrame] = {}
+    for name, empty_values in probe.items():
+        aggregate = SPARK_AGGREGATIONS.get(name)
+        if aggregate is None:
+            raise NotImplementedError(
+                f"filter {name!r} has run-level statistics but no Spark aggregation"
+            )
+        raw = empty_values.to_arrow().schema
+        values_schema = pa.schema([f.with_type(_spark_arrow_type(f.type)) for f in raw])
+
+        def values(
+            batches: Iterator[pa.RecordBatch], name: str = name, schema: pa.Schema = values_schema
+        ) -> Iterator[pa.RecordBatch]:
+            plan = _plan(bc)
+            for rb in batches:
+                vals = statistic_values(_frame(rb), plan)[name].to_arrow().cast(schema)
+                yield from vals.to_batches()
+
+        result = aggregate(df.mapInArrow(values, _spark_schema(values_schema)))
+        stats[name] = pl.DataFrame(result.toArrow()).with_columns(
+            pl.col("price_group_n").cast(pl.Int64)
+        )
+    return stats
+
+
+def _arrow_schema(df: DataFrame) -> pa.Schema:
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(df.schema)
+
+
+def score_spark(
+    spark: SparkSession,
+    listings: str | Sequence[str],
+    plan: ScoringPlan,
+    out: str,
+    *,
+    run_date: dt.date,
+) -> DataFrame:
+    """Score Parquet listings on Spark into ``out``/run_date=YYYY-MM-DD/ and return the scored
+    DataFrame (already written)."""
+    from pyspark.sql import functions as F
+
+    paths = [listings] if isinstance(listings, str) else list(listings)
+    df = _with_positions(spark.read.parquet(*paths))
+    bc = spark.sparkContext.broadcast((uuid.uuid4().hex, pickle.dumps(plan)))
+    try:
+        stats = run_statistics(df, plan, bc)
+        input_schema = _arrow_schema(df)
+        out_schema = output_arrow_schema(input_schema, plan)
+
+        def scored(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+            plan = _plan(bc)
+            for rb in batches:
+                table = score_frame(_frame(rb), plan, statistics=stats).to_arrow()
+                yield from table.cast(out_schema).to_batches()
+
+        result = df.mapInArrow(scored, _spark_schema(out_schema)).withColumn(
+            RUN_DATE, F.lit(run_date.isoformat())
+        )
+        (
+            result.write.mode("overwrite")
+            .option("partitionOverwriteMode", "dynamic")
+            .partitionBy(RUN_DATE)
+            .parquet(out)
+        )
+    finally:
+        bc.unpersist()
+    return spark.read.parquet(out).where(F.col(RUN_DATE) == run_date.isoformat())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point for ``spark-submit pipelines/spark.py ...``."""
+    from pipelines.config import load_settings
+    from pipelines.registry import load_registry
+
+    ap = argparse.ArgumentParser(prog="fakestop-spark")
+    ap.add_argument(
+        "listings", nargs="+", help="Parquet files or directories (any Spark filesystem)"
+    )
+    ap.add_argument("--registry", required=True)
+    ap.add_argument("--images", default=None)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--run-date", default=None)
+    ap.add_argument("--master", default=None)
+    args = ap.parse_args(argv)
+    run_date = dt.date.fromisoformat(args.run_date) if args.run_date else dt.date.today()
+    plan = ScoringPlan.build(
+        load_registry(args.registry), settings=load_settings(args.config), images_root=args.images
+    )
+    spark = spark_session(args.master)
+    score_spark(spark, args.listings, plan, args.out, run_date=run_date)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
