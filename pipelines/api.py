@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -150,6 +151,14 @@ class Scorer:
                 if r.status != "ok":
                     raise _validation_error(r)
         return results
+
+    async def ascore_one(self, listing: object) -> ScoreResult:
+        """``score_one`` for asyncio code: scoring runs in a worker thread, the loop stays free."""
+        return await asyncio.to_thread(self.score_one, listing)
+
+    async def ascore_batch(self, listings: Iterable[object]) -> list[ScoreResult]:
+        items = list(listings)
+        return await asyncio.to_thread(self.score_batch, items)
 
     def score_many(
         self, listings: Iterable[object], *, batch_size: int = 512
