@@ -20,8 +20,13 @@ from pipelines.registry import default_registry_dir, load_registry
 from pipelines.stages import ScoringPlan, score_frame
 
 OBFUSCATED_KINDS = (
-    "fake_typo", "fake_confusable", "fake_fullwidth", "fake_zero_width", "fake_leet",
-    "fake_spaced", "fake_masked",
+    "fake_typo",
+    "fake_confusable",
+    "fake_fullwidth",
+    "fake_zero_width",
+    "fake_leet",
+    "fake_spaced",
+    "fake_masked",
 )
 
 
@@ -44,20 +49,25 @@ def score_table(scored: pl.DataFrame) -> pl.DataFrame:
         if col not in scored.columns or scored.get_column(col).null_count() == scored.height:
             continue
         s = scored.get_column(col).fill_null(0.0).to_numpy()
-        rows.append({
-            "score": col,
-            "pr_auc": average_precision_score(y, s),
-            "p@r0.8": precision_at_recall(y, s, 0.8),
-            "p@r0.9": precision_at_recall(y, s, 0.9),
-            "r@p0.99": recall_at_precision(y, s, 0.99),
-        })
+        rows.append(
+            {
+                "score": col,
+                "pr_auc": average_precision_score(y, s),
+                "p@r0.8": precision_at_recall(y, s, 0.8),
+                "p@r0.9": precision_at_recall(y, s, 0.9),
+                "r@p0.99": recall_at_precision(y, s, 0.99),
+            }
+        )
     return pl.DataFrame(rows)
 
 
 def decision_table(scored: pl.DataFrame) -> pl.DataFrame:
     return (
         scored.group_by("decision")
-        .agg((pl.col("label") == 1).sum().alias("fake"), (pl.col("label") == 0).sum().alias("genuine"))
+        .agg(
+            (pl.col("label") == 1).sum().alias("fake"),
+            (pl.col("label") == 0).sum().alias("genuine"),
+        )
         .with_columns((pl.col("fake") / (pl.col("fake") + pl.col("genuine"))).alias("precision"))
         .sort("decision")
     )
@@ -118,11 +128,20 @@ def main() -> None:
     scored = score_frame(listings, plan, keep_evidence=True).filter(pl.col("status") == "ok")
     dt = time.perf_counter() - t0
     print(f"{args.n:,} listings (seed {args.seed}) scored in {dt:.2f}s; {scored.height:,} ok\n")
-    with pl.Config(tbl_rows=60, float_precision=3, tbl_hide_dataframe_shape=True,
-                   tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True):
+    with pl.Config(
+        tbl_rows=60,
+        float_precision=3,
+        tbl_hide_dataframe_shape=True,
+        tbl_formatting="MARKDOWN",
+        tbl_hide_column_data_types=True,
+    ):
         print("Scores\n", score_table(scored), "\n")
         print("Decisions (zero-shot)\n", decision_table(scored), "\n")
-        print("Text filter: obfuscated brand mentions and clean titles\n", text_recall_table(scored), "\n")
+        print(
+            "Text filter: obfuscated brand mentions and clean titles\n",
+            text_recall_table(scored),
+            "\n",
+        )
         print("Per listing kind\n", kind_table(scored))
 
 

@@ -34,8 +34,11 @@ def main() -> None:
     args = ap.parse_args()
     registry = load_registry(default_registry_dir())
     reg = str(default_registry_dir())
-    startup_cmd = [sys.executable, "-c",
-                   "from pipelines.spark import spark_session; spark_session('local[2]').stop()"]
+    startup_cmd = [
+        sys.executable,
+        "-c",
+        "from pipelines.spark import spark_session; spark_session('local[2]').stop()",
+    ]
     startup = timed(startup_cmd)
     print(f"Spark local[2] session start-up alone: {startup:.1f}s\n")
     print("| listings | local s | local rows/s | spark local[2] s | spark rows/s | spark/local |")
@@ -49,13 +52,26 @@ def main() -> None:
             for i in range(args.parts):
                 frame.slice(i * step, step).write_parquet(src / f"part-{i:02d}.parquet")
             del frame
-            base = [sys.executable, "-m", "pipelines.cli", "score", str(src), "--registry", reg,
-                    "--quiet", "--run-date", "2026-11-01"]
+            base = [
+                sys.executable,
+                "-m",
+                "pipelines.cli",
+                "score",
+                str(src),
+                "--registry",
+                reg,
+                "--quiet",
+                "--run-date",
+                "2026-11-01",
+            ]
             local = timed([*base, "--out", f"{tmp}/local/"])
-            spark = timed([*base, "--out", f"{tmp}/spark", "--engine", "spark",
-                           "--master", "local[2]"])
-            print(f"| {n:,} | {local:.1f} | {n / local:,.0f} | {spark:.1f} | {n / spark:,.0f} | "
-                  f"{spark / local:.2f}x |")
+            spark = timed(
+                [*base, "--out", f"{tmp}/spark", "--engine", "spark", "--master", "local[2]"]
+            )
+            print(
+                f"| {n:,} | {local:.1f} | {n / local:,.0f} | {spark:.1f} | {n / spark:,.0f} | "
+                f"{spark / local:.2f}x |"
+            )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,18 @@ def main() -> None:
         src = Path(tmp) / "listings.parquet"
         listings.write_parquet(src)
         out = Path(tmp) / "scores.parquet"
-        cmd = [sys.executable, "-m", "pipelines.cli", "score", str(src), "--registry",
-               str(default_registry_dir()), "--out", str(out), "--quiet"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "score",
+            str(src),
+            "--registry",
+            str(default_registry_dir()),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
         e2e_s = time.perf_counter() - t0
@@ -66,24 +76,36 @@ def main() -> None:
     inproc_s = time.perf_counter() - t0
     assert scored.height == args.n
 
-    names = sorted({*registry.brand_names,
-                    *(a for al in registry.brands.get_column("aliases").to_list() for a in al)})
+    names = sorted(
+        {
+            *registry.brand_names,
+            *(a for al in registry.brands.get_column("aliases").to_list() for a in al),
+        }
+    )
     sample = listings.get_column("title").head(args.naive_sample).to_list()
     naive_s = naive_peer(sample, names)
     naive_rate = len(sample) / naive_s
 
     e2e_rate = args.n / e2e_s
     inproc_rate = args.n / inproc_s
-    print(f"n = {args.n:,} listings (generated in {gen_s:.1f}s), {os.cpu_count()} cores, "
-          f"rows out = {rows_out:,}, {len(names)} brand names+aliases\n")
+    print(
+        f"n = {args.n:,} listings (generated in {gen_s:.1f}s), {os.cpu_count()} cores, "
+        f"rows out = {rows_out:,}, {len(names)} brand names+aliases\n"
+    )
     print("| path | seconds | listings/s | vs naive |")
     print("|---|---:|---:|---:|")
-    print(f"| fakestop score, end to end (subprocess, Parquet in/out) | {e2e_s:.2f} | "
-          f"{e2e_rate:,.0f} | {e2e_rate / naive_rate:.0f}x |")
-    print(f"| fakestop scoring chain, in-process | {inproc_s:.2f} | {inproc_rate:,.0f} | "
-          f"{inproc_rate / naive_rate:.0f}x |")
-    print(f"| naive per-row extractOne (sample of {len(sample):,}) | {naive_s:.2f} | "
-          f"{naive_rate:,.0f} | 1x |")
+    print(
+        f"| fakestop score, end to end (subprocess, Parquet in/out) | {e2e_s:.2f} | "
+        f"{e2e_rate:,.0f} | {e2e_rate / naive_rate:.0f}x |"
+    )
+    print(
+        f"| fakestop scoring chain, in-process | {inproc_s:.2f} | {inproc_rate:,.0f} | "
+        f"{inproc_rate / naive_rate:.0f}x |"
+    )
+    print(
+        f"| naive per-row extractOne (sample of {len(sample):,}) | {naive_s:.2f} | "
+        f"{naive_rate:,.0f} | 1x |"
+    )
     print(f"\npeak RSS of `fakestop score` on {args.n:,} listings: {peak_mb:,.0f} MB")
 
 
