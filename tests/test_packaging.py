@@ -27,9 +27,14 @@ def test_console_script_is_declared() -> None:
     assert meta["project"]["name"] == "fakestop"
 
 
-def test_importing_pipelines_does_not_import_spark() -> None:
+def test_importing_the_package_does_not_import_spark() -> None:
+    import subprocess
     import sys
 
-    import pipelines  # noqa: F401
-
-    assert "pyspark" not in sys.modules
+    code = (
+        "import sys, filters, models, pipelines, pipelines.api, pipelines.cli, pipelines.run;"
+        "assert 'pyspark' not in sys.modules, 'pyspark imported';"
+        "assert 'scrapy' not in sys.modules, 'scrapy imported'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
