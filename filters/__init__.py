@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from filters.base import Filter
 from filters.price import PriceFilter
+from filters.text import TextFilter
 
 REGISTRY: dict[str, type[Filter]] = {
+    TextFilter.name: TextFilter,
     PriceFilter.name: PriceFilter,
 }
 
-__all__ = ["REGISTRY", "Filter", "PriceFilter"]
+__all__ = ["REGISTRY", "Filter", "PriceFilter", "TextFilter"]

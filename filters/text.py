@@ -1,0 +1,774 @@
+"""Text filter: protected brand mentions (plain, obfuscated, native-script), counterfeit phrases
+and the contexts that make a mention legitimate.
+
+Work is done on *unique* values: titles are normalised and split into tokens with polars, every
+distinct token (and adjacent-token pair/triple, for multi-word brands) is matched once against
+the brand keys — exact by join, near misses with ``rapidfuzz.process.cdist`` over length buckets,
+look-alike letters by skeleton equality, leetspeak and masked letters by their readings — and the
+matches are joined back to the listings. No Python code runs per listing.
+
+Score (monotone in every piece of evidence)::
+
+    s_brand    = 0.10 plain mention; 0.80 typo (0.75 at 2 edits); 0.85 leetspeak or masked;
+                 0.80 spaced letters; 0.90 look-alike, fullwidth or zero-width characters;
+                 x 0.2 when the brand is only the target of an accessory ("laces for Nike")
+    s_strong   = 0.95 counterfeit phrase with a brand, 0.15 without one ("replica ship model")
+    s_weak     = 0.15 per suggestive phrase, at most 0.30 (0.05 / 0.10 without a brand)
+    s_mismatch = 0.50 when the declared brand is another protected brand
+    text_score = (1 - prod(1 - s)) x (0.7 if a legitimate context and no counterfeit phrase)
+
+Edit budget per brand key length: <= 4 letters exact only, 5-7 one edit, >= 8 two edits (OSA:
+a transposition is one edit). Common words of the language are never fuzzy-matched ("couch" is
+not "coach"), and brand words that are ordinary words (lexicon ``[ordinary]``: coach, shell,
+apple, omega...) count only when corroborated: the listing's category is one of the brand's, the
+declared brand agrees, or a counterfeit phrase is present — and never inside an ordinary phrase
+("sea shell", "omega 3").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import polars as pl
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
+from filters.base import Filter, check_is_fitted
+from filters.normalise import (
+    CJK_CLASS,
+    MASK_CHARS,
+    PHRASE_KEEP,
+    ZERO_WIDTH_CLASS,
+    is_cjk,
+    leet_readings,
+    mask_pattern,
+    skeleton,
+)
+from pipelines.registry import brand_key
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from pipelines.registry import Registry
+
+#: match kinds, most suspicious first (used to pick one mention per listing)
+KIND_RANK = {
+    "confusable": 0,
+    "fullwidth": 1,
+    "zero_width": 2,
+    "masked": 3,
+    "leet": 4,
+    "spaced": 5,
+    "typo": 6,
+    "native": 7,
+    "alias": 8,
+    "exact": 9,
+}
+KIND_SCORE = {
+    "exact": 0.10,
+    "alias": 0.10,
+    "native": 0.10,
+    "typo": 0.80,
+    "leet": 0.85,
+    "masked": 0.85,
+    "spaced": 0.80,
+    "confusable": 0.90,
+    "fullwidth": 0.90,
+    "zero_width": 0.90,
+}
+KIND_NOTE = {
+    "typo": "{edits} edit{plural}",
+    "leet": "leetspeak",
+    "masked": "masked letters",
+    "spaced": "spaced letters",
+    "confusable": "look-alike characters",
+    "fullwidth": "fullwidth characters",
+    "zero_width": "hidden zero-width characters",
+}
+TOKEN = r"[\p{L}\p{N}$@€©®£|!*•●#]+"
+MAX_NGRAM = 3
+
+
+def folded(expr: pl.Expr) -> pl.Expr:
+    """NFKC (fullwidth -> ASCII), zero-width characters removed, lower case, accents stripped."""
+    return (
+        expr.str.normalize("NFKC")
+        .str.replace_all(ZERO_WIDTH_CLASS, "")
+        .str.to_lowercase()
+        .str.normalize("NFKD")
+        .str.replace_all(r"\p{Mn}", "")
+        .str.normalize("NFC")
+    )
+
+
+def phrase_text(expr: pl.Expr) -> pl.Expr:
+    """Folded text as space-separated words with a space at each end: searching for
+    ``" ua "`` in it respects word boundaries."""
+    spaced = folded(expr).str.replace_all(PHRASE_KEEP, " ").str.strip_chars()
+    return pl.concat_str(pl.lit(" "), spaced, pl.lit(" "))
+
+
+def _phrase_forms(phrases: tuple[str, ...]) -> list[str]:
+    """Lexicon phrases in the same form as listing text; CJK phrases unpadded (no spaces there)."""
+    if not phrases:
+        return []
+    frame = pl.Series("p", list(phrases)).to_frame()
+    forms = frame.select(phrase_text(pl.col("p")).alias("p"))["p"].to_list()
+    # listing text gets two spaces between words (see _phrase_counts), so patterns do too
+    out = [f.strip() if is_cjk(f) else " " + "  ".join(f.split()) + " " for f in forms if f.strip()]
+    return list(dict.fromkeys(out))
+
+
+def allowed_edits(key_len: int) -> int:
+    return 0 if key_len <= 4 else 1 if key_len <= 7 else 2
+
+
+class TextFilter(Filter):
+    """Brand mentions, obfuscations, counterfeit phrases and legitimate contexts in titles.
+
+    Parameters
+    ----------
+    max_edits_medium : edits allowed for brand keys of 5-7 letters
+    max_edits_long : edits allowed for brand keys of 8 or more letters
+    min_fuzzy_len : shortest token that is fuzzy-matched
+    use_description : also search the description for counterfeit phrases
+
+    Examples
+    --------
+    >>> from pipelines.registry import load_registry, default_registry_dir
+    >>> f = TextFilter().fit(load_registry(default_registry_dir()))
+    >>> out = f.score(pl.DataFrame({"title": ["Guccci Marmont bag"]})).collect()
+    >>> out.get_column("text_brand").item(), out.get_column("text_reasons").item()
+    ('Gucci', ['title "guccci" ~ brand "Gucci" (1 edit)'])
+    """
+
+    name: ClassVar[str] = "text"
+    evidence_schema: ClassVar[dict[str, pl.DataType]] = {
+        "text_brand": pl.String(),
+        "text_match": pl.String(),
+        "text_edits": pl.Int32(),
+        "text_strong_phrases": pl.Int32(),
+        "text_weak_phrases": pl.Int32(),
+        "text_legit": pl.Int32(),
+        "text_accessory": pl.Boolean(),
+        "text_brand_mismatch": pl.Boolean(),
+    }
+
+    def __init__(
+        self,
+        *,
+        max_edits_medium: int = 1,
+        max_edits_long: int = 2,
+        min_fuzzy_len: int = 5,
+        use_description: bool = True,
+    ) -> None:
+        self.max_edits_medium = max_edits_medium
+        self.max_edits_long = max_edits_long
+        self.min_fuzzy_len = min_fuzzy_len
+        self.use_description = use_description
+
+    # ------------------------------------------------------------------ fit
+
+    def _edits_for(self, key_len: int) -> int:
+        return 0 if key_len <= 4 else self.max_edits_medium if key_len <= 7 else self.max_edits_long
+
+    def fit(self, registry: Registry) -> Self:
+        lex = registry.lexicon
+        ordinary_keys = {brand_key(k) for k in lex.ordinary}
+        rows: list[tuple[str, str, str, str | None, bool]] = []
+        for brand in registry.brand_names:
+            sub = registry.brands.filter(pl.col("brand") == brand)
+            aliases = sorted({a for al in sub.get_column("aliases").to_list() for a in al})
+            for surface, kind in [(brand, "exact"), *((a, "alias") for a in aliases)]:
+                if is_cjk(surface):
+                    rows.append((surface, brand, "native", None, False))
+                    continue
+                key = brand_key(surface)
+                if not key:
+                    continue
+                words = tuple(len(brand_key(w)) for w in surface.replace("-", " ").split())
+                sig = ",".join(str(n) for n in words if n)
+                rows.append((key, brand, kind, sig, key in ordinary_keys))
+        keys = pl.DataFrame(
+            rows, schema=["key", "brand", "kind", "sig", "ambiguous"], orient="row"
+        ).unique(subset=["key", "kind"], keep="first", maintain_order=True)
+        latin = keys.filter(pl.col("kind") != "native")
+        # one key -> one brand: a key claimed by two brands is dropped (it identifies neither)
+        dup = (
+            latin.group_by("key").agg(pl.col("brand").n_unique().alias("n")).filter(pl.col("n") > 1)
+        )
+        latin = latin.join(dup, on="key", how="anti").unique(
+            subset=["key"], keep="first", maintain_order=True
+        )
+        self.keys_ = latin.select("key", "brand", "kind", "sig", "ambiguous")
+        self.native_ = keys.filter(pl.col("kind") == "native").select(
+            pl.col("key").str.to_lowercase().alias("native"), "brand"
+        )
+        self.fuzzy_keys_ = [
+            k
+            for k in latin.filter(~pl.col("ambiguous"))["key"].to_list()
+            if self._edits_for(len(k)) > 0
+        ]
+        self.brand_categories_ = registry.brands.select(
+            "brand", pl.col("category").alias("__tcat")
+        ).unique()
+        self.brand_by_key_ = pl.DataFrame(
+            {
+                "__dkey": [brand_key(b) for b in registry.brand_names],
+                "__declared": registry.brand_names,
+            }
+        )
+        self.common_ = frozenset(lex.common_words)
+        self.strong_ = _phrase_forms(lex.phrases("counterfeit", "strong"))
+        self.weak_ = [
+            p
+            for p in _phrase_forms(lex.phrases("counterfeit", "weak"))
+            if p not in set(self.strong_)
+        ]
+        self.exceptions_ = _phrase_forms(lex.phrases("legitimate", "phrase_exceptions"))
+        self.legit_ = _phrase_forms(
+            lex.phrases("legitimate", "secondhand") + lex.phrases("legitimate", "authorised")
+        )
+        prefixes = _phrase_forms(lex.phrases("legitimate", "accessory_prefix"))
+        self.accessory_prefixes_ = sorted({" ".join(p.split()) for p in prefixes})
+        ordinary_rows = [
+            (form, brand_key(word))
+            for word, phrases in lex.ordinary.items()
+            for form in _phrase_forms(phrases)
+        ]
+        self.ordinary_ = pl.DataFrame(
+            ordinary_rows, schema=["__ophrase", "__okey"], orient="row"
+        ).unique(subset=["__ophrase"], keep="first")
+        return self
+
+    # ------------------------------------------------------------------ stages
+
+    def normalised_titles(self, lf: pl.LazyFrame) -> pl.LazyFrame:
+        """``__tid`` row id, ``__norm`` (folded title, CJK runs spaced apart), ``__ptext``
+        (phrase form of title and description), ``__raw`` (title with only case and accents
+        folded: to tell fullwidth and zero-width obfuscation from plain text)."""
+        cols = set(lf.collect_schema().names())
+        title = pl.col("title").cast(pl.String).fill_null("")
+        desc = (
+            pl.col("description").cast(pl.String).fill_null("")
+            if self.use_description and "description" in cols
+            else pl.lit("")
+        )
+        return lf.with_row_index("__tid").with_columns(
+            folded(title).str.replace_all(f"({CJK_CLASS}+)", " ${1} ").alias("__norm"),
+            phrase_text(pl.concat_str(title, pl.lit(" | "), desc)).alias("__ptext"),
+            title.str.to_lowercase()
+            .str.normalize("NFD")
+            .str.replace_all(r"\p{Mn}", "")
+            .alias("__raw"),
+        )
+
+    def _tokens(self, titles: pl.DataFrame) -> pl.DataFrame:
+        """One row per token: ``__tid``, ``pos``, ``tok`` (as written, folded), ``plain``
+        (letters and digits only) and the 1-3 plain tokens before it (``prev1..3``)."""
+        toks = (
+            titles.select("__tid", pl.col("__norm").str.extract_all(TOKEN).alias("tok"))
+            .with_columns(pl.col("tok").list.eval(pl.int_range(pl.len())).alias("pos"))
+            .explode(["tok", "pos"])
+            .drop_nulls("tok")
+            .with_columns(pl.col("tok").str.strip_chars("!|"))
+            .with_columns(pl.col("tok").str.replace_all(r"[^\p{L}\p{N}]", "").alias("plain"))
+        )
+        same = [pl.col("__tid").shift(i) == pl.col("__tid") for i in range(1, MAX_NGRAM + 1)]
+        prev = [pl.when(same[i - 1]).then(pl.col("plain").shift(i)) for i in range(1, 4)]
+        return toks.with_columns(
+            prev[0].alias("prev1"),
+            pl.concat_str([prev[1], prev[0]], separator=" ").alias("prev2"),
+            pl.concat_str([prev[2], prev[1], prev[0]], separator=" ").alias("prev3"),
+        )
+
+    @staticmethod
+    def _forms(toks: pl.DataFrame) -> pl.DataFrame:
+        """Every token and run of 2-3 adjacent tokens: ``__tid``, ``pos``, ``n``, ``form``
+        (concatenated plain tokens), ``surface`` (tokens as written), ``sig`` (token lengths)."""
+        out = []
+        for n in range(1, MAX_NGRAM + 1):
+            ok = pl.lit(True)
+            parts, surfaces = [], []
+            for i in range(n):
+                if i:
+                    ok = ok & (pl.col("__tid").shift(-i) == pl.col("__tid"))
+                parts.append(pl.col("plain").shift(-i))
+                surfaces.append(pl.col("tok").shift(-i))
+            sig = pl.concat_str([p.str.len_chars().cast(pl.String) for p in parts], separator=",")
+            out.append(
+                toks.select(
+                    "__tid",
+                    "pos",
+                    "prev1",
+                    "prev2",
+                    "prev3",
+                    pl.lit(n, dtype=pl.Int8).alias("n"),
+                    pl.when(ok).then(pl.concat_str(parts)).alias("form"),
+                    pl.when(ok).then(pl.concat_str(surfaces, separator=" ")).alias("surface"),
+                    sig.alias("sig"),
+                ).filter(pl.col("form").is_not_null() & (pl.col("form") != ""))
+            )
+        return pl.concat(out)
+
+    @staticmethod
+    def _spaced(titles: pl.DataFrame) -> pl.DataFrame:
+        """Letters written apart ("g u c c i", "n.i.k.e", "p-r-a-d-a") read as one word."""
+        spaced = r"(?:^|[^\p{L}\p{N}])((?:\p{L}[ .\-_·*/]+){2,}\p{L})(?:[^\p{L}\p{N}]|$)"
+        return (
+            titles.select("__tid", pl.col("__norm").str.extract_all(spaced).alias("surface"))
+            .explode("surface")
+            .drop_nulls("surface")
+            .with_columns(pl.col("surface").str.replace_all(r"^[^\p{L}]+|[^\p{L}]+$", ""))
+            .with_columns(pl.col("surface").str.replace_all(r"[^\p{L}]", "").alias("form"))
+        )
+
+    def brand_matches(
+        self, forms: pl.DataFrame, spaced: pl.DataFrame
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Match distinct forms and surfaces against the brand keys, once each.
+
+        Returns matches by ``form`` (exact, alias, typo, confusable; multi-token forms only
+        against multi-word keys) and by single-token ``surface`` (leet, masked, spaced), each
+        with ``brand``, ``kind``, ``edits``, ``ambiguous``, ``ksig``.
+        """
+        keys = self.keys_.rename({"key": "mkey", "sig": "ksig"})
+        uniq = forms.select("form", "n").unique()
+        by_form = []
+        exact = uniq.join(keys, left_on="form", right_on="mkey", how="inner").with_columns(
+            pl.lit(0, dtype=pl.Int32).alias("edits")
+        )
+        by_form.append(exact.select("form", "n", "brand", "kind", "edits", "ambiguous", "ksig"))
+        rest = uniq.join(exact.select("form", "n"), on=["form", "n"], how="anti")
+        key_info = {
+            k: (b, kind, amb, ksig)
+            for k, b, kind, amb, ksig in keys.select(
+                "mkey", "brand", "kind", "ambiguous", "ksig"
+            ).iter_rows()
+        }
+        extra: list[tuple[str, int, str, str, int, bool, str | None]] = []
+        # look-alike letters: the skeleton must equal a key exactly
+        for form, n in rest.filter(~pl.col("form").str.contains(r"^[a-z0-9]+$")).iter_rows():
+            sk = skeleton(form)
+            if sk is not None and sk in key_info:
+                b, _, amb, ksig = key_info[sk]
+                extra.append((form, n, b, "confusable", 0, amb, ksig))
+        # near misses: length-bucketed cdist over distinct forms, never common words
+        fuzzy = rest.filter(
+            pl.col("form").str.contains(r"^[a-z]+$")
+            & (pl.col("form").str.len_chars() >= self.min_fuzzy_len)
+        )
+        single = fuzzy.filter((pl.col("n") == 1) & ~pl.col("form").is_in(list(self.common_)))[
+            "form"
+        ].to_list()
+        multi = fuzzy.filter(pl.col("n") > 1)["form"].to_list()
+        multi_keys = [k for k in self.fuzzy_keys_ if "," in (key_info[k][3] or "")]
+        for form, key, d in self._near_misses(single, self.fuzzy_keys_):
+            b, _, amb, ksig = key_info[key]
+            extra.append((form, 1, b, "typo", d, amb, ksig))
+        for form, key, d in self._near_misses(multi, multi_keys):
+            b, _, amb, ksig = key_info[key]
+            for n in (2, 3):
+                extra.append((form, n, b, "typo", d, amb, ksig))
+        if extra:
+            by_form.append(
+                pl.DataFrame(
+                    extra,
+                    schema={
+                        "form": pl.String,
+                        "n": pl.Int8,
+                        "brand": pl.String,
+                        "kind": pl.String,
+                        "edits": pl.Int32,
+                        "ambiguous": pl.Boolean,
+                        "ksig": pl.String,
+                    },
+                    orient="row",
+                )
+            )
+        form_matches = pl.concat(by_form, how="vertical_relaxed").unique(
+            subset=["form", "n"], keep="first", maintain_order=True
+        )
+        # single-token surfaces: leetspeak and masked letters; spaced-out letters
+        surface_rows: list[tuple[str, str, str, int, bool, str | None]] = []
+        unusual = (
+            forms.filter((pl.col("n") == 1) & pl.col("surface").str.contains(r"[^\p{L}]"))[
+                "surface"
+            ]
+            .unique()
+            .to_list()
+        )
+        mask_keys = [k for k, v in key_info.items() if not v[2] and len(k) >= 4]
+        for surface in unusual:
+            hit = next((r for r in leet_readings(surface) if r in key_info), None)
+            if hit is not None:
+                b, _, amb, ksig = key_info[hit]
+                surface_rows.append((surface, b, "leet", 0, amb, ksig))
+                continue
+            pattern = mask_pattern(surface) if any(c in MASK_CHARS for c in surface) else None
+            if pattern is not None:
+                hits = {key_info[k][0] for k in mask_keys if pattern.match(k)}
+                if len(hits) == 1:
+                    b = hits.pop()
+                    surface_rows.append((surface, b, "masked", 0, False, None))
+        for surface, form in spaced.select("surface", "form").unique().iter_rows():
+            if form in key_info and len(form) >= 3:
+                b, _, amb, ksig = key_info[form]
+                surface_rows.append((surface, b, "spaced", 0, amb, ksig))
+        surface_matches = pl.DataFrame(
+            surface_rows,
+            schema={
+                "surface": pl.String,
+                "brand": pl.String,
+                "kind": pl.String,
+                "edits": pl.Int32,
+                "ambiguous": pl.Boolean,
+                "ksig": pl.String,
+            },
+            orient="row",
+        ).unique(subset=["surface"], keep="first", maintain_order=True)
+        return form_matches, surface_matches
+
+    def _near_misses(self, queries: list[str], keys: list[str]) -> list[tuple[str, str, int]]:
+        """(query, key, edits) within each key's edit budget, nearest key per query."""
+        if not queries or not keys:
+            return []
+        out: list[tuple[str, str, int]] = []
+        q_len = np.fromiter((len(q) for q in queries), dtype=np.int64, count=len(queries))
+        for length in sorted({len(k) for k in keys}):
+            budget = self._edits_for(length)
+            bucket_keys = [k for k in keys if len(k) == length]
+            sel = np.flatnonzero(np.abs(q_len - length) <= budget)
+            if sel.size == 0:
+                continue
+            bucket = [queries[i] for i in sel]
+            dist = process.cdist(
+                bucket,
+                bucket_keys,
+                scorer=OSA.distance,
+                score_cutoff=budget,
+                dtype=np.int8,
+                workers=-1,
+            )
+            qi, ki = np.nonzero(dist <= budget)
+            for a, b in zip(qi.tolist(), ki.tolist(), strict=True):
+                out.append((bucket[a], bucket_keys[b], int(dist[a, b])))
+        best: dict[str, tuple[str, str, int]] = {}
+        for q, k, d in sorted(out, key=lambda t: (t[0], t[2], t[1])):
+            best.setdefault(q, (q, k, d))
+        return list(best.values())
+
+    def _phrase_counts(self, titles: pl.DataFrame) -> pl.DataFrame:
+        """Counterfeit / suggestive / legitimate phrase hits and ordinary-use phrases."""
+        # every word gets its own spaces, so adjacent phrases both match
+        text = pl.col("__ptext").str.replace_all(" ", "  ")
+        cleaned = (
+            text.str.replace_many(self.exceptions_, [" "] * len(self.exceptions_))
+            if self.exceptions_
+            else text
+        )
+
+        def hits(patterns: list[str], expr: pl.Expr) -> pl.Expr:
+            if not patterns:
+                return pl.lit([], dtype=pl.List(pl.String))
+            return expr.str.extract_many(patterns, overlapping=False)
+
+        return titles.select(
+            "__tid",
+            hits(self.strong_, cleaned).alias("__strong"),
+            hits(self.weak_, cleaned).alias("__weak"),
+            hits(self.legit_, text).alias("__legit"),
+            hits(self.ordinary_["__ophrase"].to_list(), text).alias("__ordinary"),
+            hits(self.native_["native"].to_list(), pl.col("__norm")).alias("__native"),
+        )
+
+    def _score(
+        self, listings: pl.LazyFrame, statistics: pl.DataFrame | None = None
+    ) -> pl.LazyFrame:
+        check_is_fitted(self)
+        cols = listings.collect_schema().names()
+        base = self.normalised_titles(listings).collect()
+        titles = base.select("__tid", "__norm", "__ptext", "__raw")
+        toks = self._tokens(titles)
+        forms = self._forms(toks)
+        spaced = self._spaced(titles)
+        form_matches, surface_matches = self.brand_matches(forms, spaced)
+        phrases = self._phrase_counts(titles)
+
+        ctx = ["__tid", "pos", "surface", "prev1", "prev2", "prev3"]
+        mentions = [
+            forms.join(form_matches, on=["form", "n"], how="inner")
+            .with_columns(
+                # a run of tokens matching a multi-word key with other word breaks: spaced
+                pl.when(
+                    (pl.col("n") > 1)
+                    & (pl.col("kind") != "typo")
+                    & (pl.col("sig") != pl.col("ksig"))
+                )
+                .then(pl.lit("spaced"))
+                .otherwise(pl.col("kind"))
+                .alias("kind"),
+            )
+            .select(*ctx, "form", "brand", "kind", "edits", "ambiguous"),
+            forms.filter(pl.col("n") == 1)
+            .join(surface_matches, on="surface", how="inner")
+            .select(*ctx, "form", "brand", "kind", "edits", "ambiguous"),
+            spaced.join(surface_matches.filter(pl.col("kind") == "spaced"), on="surface")
+            .with_columns(
+                pl.lit(-1, dtype=pl.Int64).alias("pos"),
+                pl.lit(None, dtype=pl.String).alias("prev1"),
+                pl.lit(None, dtype=pl.String).alias("prev2"),
+                pl.lit(None, dtype=pl.String).alias("prev3"),
+            )
+            .select(*ctx, "form", "brand", "kind", "edits", "ambiguous"),
+            phrases.select("__tid", pl.col("__native").alias("surface"))
+            .explode("surface")
+            .drop_nulls("surface")
+            .join(self.native_, left_on="surface", right_on="native", how="inner")
+            .select(
+                "__tid",
+                pl.lit(-1, dtype=pl.Int64).alias("pos"),
+                "surface",
+                pl.lit(None, dtype=pl.String).alias("prev1"),
+                pl.lit(None, dtype=pl.String).alias("prev2"),
+                pl.lit(None, dtype=pl.String).alias("prev3"),
+                pl.col("surface").alias("form"),
+                "brand",
+                pl.lit("native").alias("kind"),
+                pl.lit(0, dtype=pl.Int32).alias("edits"),
+                pl.lit(False).alias("ambiguous"),
+            ),
+        ]
+        found = pl.concat(mentions, how="vertical_relaxed")
+        return self._scored(base, cols, found, phrases).lazy()
+
+    def _scored(
+        self, base: pl.DataFrame, cols: list[str], found: pl.DataFrame, phrases: pl.DataFrame
+    ) -> pl.DataFrame:
+        declared_col = "brand" in cols
+        category_col = "category" in cols
+        rows = (
+            base.select(
+                "__tid",
+                "__raw",
+                pl.col("title").cast(pl.String).alias("__title"),
+                (pl.col("brand").cast(pl.String) if declared_col else pl.lit(None, dtype=pl.String))
+                .str.to_lowercase()
+                .str.normalize("NFKD")
+                .str.replace_all(r"[^\p{L}\p{N}]", "")
+                .alias("__dkey"),
+                (
+                    pl.col("category").cast(pl.String)
+                    if category_col
+                    else pl.lit(None, dtype=pl.String)
+                )
+                .str.strip_chars()
+                .str.to_lowercase()
+                .alias("__lcat"),
+            )
+            .join(self.brand_by_key_, on="__dkey", how="left")
+            .join(
+                phrases.select(
+                    "__tid",
+                    pl.col("__strong").list.len().cast(pl.Int32).alias("text_strong_phrases"),
+                    pl.col("__weak").list.len().cast(pl.Int32).alias("text_weak_phrases"),
+                    pl.col("__legit").list.len().cast(pl.Int32).alias("text_legit"),
+                    pl.col("__strong")
+                    .list.first()
+                    .str.split(" ")
+                    .list.eval(pl.element().filter(pl.element() != ""))
+                    .list.join(" ")
+                    .alias("__strong1"),
+                    pl.col("__weak")
+                    .list.first()
+                    .str.split(" ")
+                    .list.eval(pl.element().filter(pl.element() != ""))
+                    .list.join(" ")
+                    .alias("__weak1"),
+                    "__ordinary",
+                ),
+                on="__tid",
+            )
+        )
+        # ordinary uses of brand words ("sea shell") and corroboration of ambiguous words
+        ordinary = (
+            rows.select("__tid", pl.col("__ordinary").alias("__ophrase"))
+            .explode("__ophrase")
+            .drop_nulls()
+            .join(self.ordinary_, on="__ophrase")
+        )
+        cand = (
+            found.join(
+                rows.select("__tid", "__declared", "__lcat", "text_strong_phrases", "__title"),
+                on="__tid",
+                how="left",
+            )
+            .join(
+                self.brand_categories_,
+                left_on=["brand", "__lcat"],
+                right_on=["brand", "__tcat"],
+                how="left",
+            )
+            .join(
+                ordinary.select(
+                    "__tid",
+                    pl.col("__okey").alias("form"),
+                    pl.col("__ophrase")
+                    .str.split(" ")
+                    .list.eval(pl.element().filter(pl.element() != ""))
+                    .list.join(" ")
+                    .alias("__oph"),
+                ),
+                on=["__tid", "form"],
+                how="left",
+            )
+        )
+        agree = self.brand_categories_.select(
+            pl.col("brand").alias("__ab"), pl.col("__tcat").alias("__ac")
+        )
+        cand = cand.join(
+            agree,
+            left_on=["brand", "__lcat"],
+            right_on=["__ab", "__ac"],
+            how="left",
+            coalesce=False,
+        )
+        # without a category, a capitalised brand word ("Omega Speedmaster") is support enough
+        capitalised = pl.col("__title").str.contains(
+            pl.col("surface").str.to_titlecase(), literal=True
+        ) | pl.col("__title").str.contains(pl.col("surface").str.to_uppercase(), literal=True)
+        corroborated = (
+            pl.col("__ac").is_not_null()
+            | (pl.col("__declared") == pl.col("brand"))
+            | (pl.col("text_strong_phrases") > 0)
+            | (pl.col("__lcat").is_null() & capitalised)
+        )
+        # nobody obfuscates an ordinary word: only plain mentions of ambiguous words need support
+        plain = pl.col("kind").is_in(["exact", "alias"])
+        usable = pl.col("__oph").is_null() & (~pl.col("ambiguous") | ~plain | corroborated)
+        suppressed = (
+            cand.filter(~usable & pl.col("__oph").is_not_null())
+            .group_by("__tid")
+            .agg(
+                pl.format(
+                    'brand word "{}" used as ordinary word ("{}")', pl.col("form"), pl.col("__oph")
+                )
+                .first()
+                .alias("__oreason")
+            )
+        )
+        best = (
+            cand.filter(usable)
+            .with_columns(
+                pl.col("kind").replace_strict(KIND_RANK, return_dtype=pl.Int32).alias("__rank")
+            )
+            .sort(["__tid", "__rank", "edits", "pos"])
+            .group_by("__tid", maintain_order=True)
+            .first()
+            .select("__tid", "surface", "form", "brand", "kind", "edits", "prev1", "prev2", "prev3")
+        )
+        out = rows.join(best, on="__tid", how="left").join(suppressed, on="__tid", how="left")
+        # a plain match whose surface is not in the raw title hid behind fullwidth/zero-width
+        hidden = pl.col("kind").is_in(["exact", "alias"]) & ~pl.col("__raw").str.contains(
+            pl.col("surface"), literal=True
+        )
+        kind = (
+            pl.when(hidden & pl.col("__raw").str.contains(r"[\uff01-\uff5e]"))
+            .then(pl.lit("fullwidth"))
+            .when(hidden & pl.col("__raw").str.contains(ZERO_WIDTH_CLASS))
+            .then(pl.lit("zero_width"))
+            .otherwise(pl.col("kind"))
+        )
+        prefixes = self.accessory_prefixes_
+        accessory = pl.col("brand").is_not_null() & (
+            pl.col("prev1").is_in(prefixes)
+            | pl.col("prev2").is_in(prefixes)
+            | pl.col("prev3").is_in(prefixes)
+        ).fill_null(False)
+        out = out.with_columns(kind.alias("kind"), accessory.alias("text_accessory"))
+        has_brand = pl.col("brand").is_not_null()
+        s_brand = (
+            pl.col("kind").replace_strict(KIND_SCORE, default=0.0, return_dtype=pl.Float64)
+            - pl.when(pl.col("edits") >= 2).then(0.05).otherwise(0.0)
+        ).fill_null(0.0) * pl.when(pl.col("text_accessory")).then(0.2).otherwise(1.0)
+        strong = pl.col("text_strong_phrases") > 0
+        s_strong = pl.when(strong & has_brand).then(0.95).when(strong).then(0.15).otherwise(0.0)
+        weak = pl.col("text_weak_phrases").cast(pl.Float64)
+        s_weak = (
+            pl.when(has_brand)
+            .then((0.15 * weak).clip(0, 0.3))
+            .otherwise((0.05 * weak).clip(0, 0.1))
+        )
+        mismatch = (
+            has_brand
+            & pl.col("__declared").is_not_null()
+            & (pl.col("__declared") != pl.col("brand"))
+        )
+        s_mismatch = pl.when(mismatch).then(0.5).otherwise(0.0)
+        raw = 1 - (1 - s_brand) * (1 - s_strong) * (1 - s_weak) * (1 - s_mismatch)
+        damp = pl.when((pl.col("text_legit") > 0) & ~strong).then(0.7).otherwise(1.0)
+        note = pl.col("kind").replace_strict(
+            {k: v for k, v in KIND_NOTE.items() if k != "typo"},
+            default=None,
+            return_dtype=pl.String,
+        )
+        typo_note = pl.format(
+            "{} edit{}",
+            pl.col("edits"),
+            pl.when(pl.col("edits") == 1).then(pl.lit("")).otherwise(pl.lit("s")),
+        )
+        mention = (
+            pl.when(pl.col("kind").is_in(["exact", "alias", "native"]))
+            .then(pl.format('title mentions brand "{}"', pl.col("brand")))
+            .otherwise(
+                pl.format(
+                    'title "{}" ~ brand "{}" ({})',
+                    pl.col("surface"),
+                    pl.col("brand"),
+                    pl.when(pl.col("kind") == "typo").then(typo_note).otherwise(note),
+                )
+            )
+        )
+        prefix_used = pl.coalesce(
+            pl.when(pl.col("prev3").is_in(prefixes)).then(pl.col("prev3")),
+            pl.when(pl.col("prev2").is_in(prefixes)).then(pl.col("prev2")),
+            pl.col("prev1"),
+        )
+        reasons = pl.concat_list(
+            pl.when(has_brand).then(mention),
+            pl.when(strong).then(pl.format('counterfeit phrase "{}"', pl.col("__strong1"))),
+            pl.when(pl.col("text_weak_phrases") > 0).then(
+                pl.format('suggestive phrase "{}"', pl.col("__weak1"))
+            ),
+            pl.when(pl.col("text_accessory")).then(
+                pl.format('"{} {}": accessory for the brand', prefix_used, pl.col("form"))
+            ),
+            pl.when(mismatch).then(
+                pl.format(
+                    'declared brand "{}" but title says "{}"', pl.col("__declared"), pl.col("brand")
+                )
+            ),
+            pl.col("__oreason"),
+        ).list.drop_nulls()
+        scored = out.select(
+            "__tid",
+            (raw * damp).clip(0.0, 1.0).alias("text_score"),
+            reasons.alias("text_reasons"),
+            pl.col("brand").alias("text_brand"),
+            pl.col("kind").alias("text_match"),
+            pl.col("edits").cast(pl.Int32).alias("text_edits"),
+            "text_strong_phrases",
+            "text_weak_phrases",
+            "text_legit",
+            "text_accessory",
+            pl.when(has_brand & pl.col("__declared").is_not_null())
+            .then(mismatch)
+            .alias("text_brand_mismatch"),
+        )
+        return (
+            base.select("__tid", *cols)
+            .join(scored, on="__tid", how="left", maintain_order="left")
+            .sort("__tid")
+            .drop("__tid")
+        )
