@@ -244,7 +244,7 @@ class TextFilter(Filter):
 
     # ------------------------------------------------------------------ stages
 
-    def normalised_titles(self, lf: pl.LazyFrame) -> pl.LazyFrame:
+    def normalised_titles(self, lf: pl.LazyFrame) -> pl.DataFrame:
         """``__tid`` row id, ``__norm`` (folded title, CJK runs spaced apart), ``__ptext``
         (phrase form of title and description), ``__raw`` (title with only case and accents
         folded: to tell fullwidth and zero-width obfuscation from plain text)."""
@@ -255,14 +255,34 @@ class TextFilter(Filter):
             if self.use_description and "description" in cols
             else pl.lit("")
         )
-        return lf.with_row_index("__tid").with_columns(
+        text = pl.concat_str(title, pl.lit(" | "), desc)
+        df = lf.with_row_index("__tid").collect()
+        # most titles are ASCII: Unicode normalisation is the identity there, so it runs only
+        # on the others
+        cheap = df.select(
+            "__tid",
+            title.str.to_lowercase().alias("__norm"),
+            pl.concat_str(
+                pl.lit(" "),
+                text.str.to_lowercase().str.replace_all(PHRASE_KEEP, " ").str.strip_chars(),
+                pl.lit(" "),
+            ).alias("__ptext"),
+            title.str.to_lowercase().alias("__raw"),
+            text.str.contains(r"^[\x00-\x7F]*$").alias("__ascii"),
+        )
+        rest = df.filter(~cheap["__ascii"]).select(
+            "__tid",
             folded(title).str.replace_all(f"({CJK_CLASS}+)", " ${1} ").alias("__norm"),
-            phrase_text(pl.concat_str(title, pl.lit(" | "), desc)).alias("__ptext"),
+            phrase_text(text).alias("__ptext"),
             title.str.to_lowercase()
             .str.normalize("NFD")
             .str.replace_all(r"\p{Mn}", "")
             .alias("__raw"),
         )
+        norm = cheap.drop("__ascii")
+        if rest.height:
+            norm = norm.update(rest, on="__tid")
+        return df.with_columns(norm.drop("__tid"))
 
     def _tokens(self, titles: pl.DataFrame) -> pl.DataFrame:
         """One row per token: ``__tid``, ``pos``, ``tok`` (as written, folded), ``plain``
@@ -488,7 +508,7 @@ class TextFilter(Filter):
     ) -> pl.LazyFrame:
         check_is_fitted(self)
         cols = listings.collect_schema().names()
-        base = self.normalised_titles(listings).collect()
+        base = self.normalised_titles(listings)
         titles = base.select("__tid", "__norm", "__ptext", "__raw")
         toks = self._tokens(titles)
         forms = self._forms(toks)
