@@ -55,6 +55,7 @@ CONFUSABLES: dict[str, str] = {
     "ω": "w",
     "μ": "u",
     "ϲ": "c",
+    "ς": "c",  # NFKC turns the lunate sigma "ϲ" into a final sigma
     "ϳ": "j",
     # Latin look-alikes outside ASCII
     "ɑ": "a",

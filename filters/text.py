@@ -18,15 +18,17 @@ Score (monotone in every piece of evidence)::
     text_score = (1 - prod(1 - s)) x (0.7 if a legitimate context and no counterfeit phrase)
 
 Edit budget per brand key length: <= 4 letters exact only, 5-7 one edit, >= 8 two edits (OSA:
-a transposition is one edit). Common words of the language are never fuzzy-matched ("couch" is
-not "coach"), and brand words that are ordinary words (lexicon ``[ordinary]``: coach, shell,
-apple, omega...) count only when corroborated: the listing's category is one of the brand's, the
-declared brand agrees, or a counterfeit phrase is present — and never inside an ordinary phrase
+a transposition is one edit); a typo keeps the first letter. Common words of the language are
+never fuzzy-matched ("couch" is not "coach"), and brand words that are ordinary words (lexicon
+``[ordinary]``: coach, shell, apple, omega...) count, when written plainly, only when
+corroborated: the listing's category is one of the brand's, the declared brand agrees, or a
+counterfeit phrase is present — and never inside an ordinary phrase
 ("sea shell", "omega 3").
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -62,7 +64,7 @@ KIND_RANK = {
     "spaced": 5,
     "typo": 6,
     "native": 7,
-    "alias": 8,
+    "alias": 9,
     "exact": 9,
 }
 KIND_SCORE = {
@@ -120,6 +122,15 @@ def _phrase_forms(phrases: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _partials(key: str, ksig: str | None) -> set[str]:
+    """A multi-word key without its first or last word ("mobil" of "Mobil 1"): a name cut
+    short, not a misspelling."""
+    lengths = [int(x) for x in (ksig or "").split(",") if x]
+    if len(lengths) < 2:
+        return set()
+    return {key[: len(key) - lengths[-1]], key[lengths[0] :]}
+
+
 def allowed_edits(key_len: int) -> int:
     return 0 if key_len <= 4 else 1 if key_len <= 7 else 2
 
@@ -160,7 +171,7 @@ class TextFilter(Filter):
         *,
         max_edits_medium: int = 1,
         max_edits_long: int = 2,
-        min_fuzzy_len: int = 5,
+        min_fuzzy_len: int = 4,
         use_description: bool = True,
     ) -> None:
         self.max_edits_medium = max_edits_medium
@@ -187,7 +198,8 @@ class TextFilter(Filter):
                 key = brand_key(surface)
                 if not key:
                     continue
-                words = tuple(len(brand_key(w)) for w in surface.replace("-", " ").split())
+                # word lengths as the listing tokeniser splits them ("Tod's" -> 3,1)
+                words = tuple(len(brand_key(w)) for w in re.split(r"[\W_]+", surface))
                 sig = ",".join(str(n) for n in words if n)
                 rows.append((key, brand, kind, sig, key in ordinary_keys))
         keys = pl.DataFrame(
@@ -386,11 +398,23 @@ class TextFilter(Filter):
         multi_keys = [k for k in self.fuzzy_keys_ if "," in (key_info[k][3] or "")]
         for form, key, d in self._near_misses(single, self.fuzzy_keys_):
             b, _, amb, ksig = key_info[key]
-            extra.append((form, 1, b, "typo", d, amb, ksig))
+            if form not in _partials(key, ksig):
+                extra.append((form, 1, b, "typo", d, amb, ksig))
         for form, key, d in self._near_misses(multi, multi_keys):
             b, _, amb, ksig = key_info[key]
-            for n in (2, 3):
+            # as many tokens as the name has words: "calvin klein t" is not a typo
+            n = len((ksig or "").split(","))
+            if n <= MAX_NGRAM:
                 extra.append((form, n, b, "typo", d, amb, ksig))
+        # leetspeak over whole forms, so multi-word names read too ("bott3ga veneta", "7he north")
+        leety = rest.filter(
+            pl.col("form").str.contains(r"[0-9]") & pl.col("form").str.contains(r"\p{L}")
+        )
+        for form, n in leety.iter_rows():
+            hit = next((r for r in leet_readings(form) if r in key_info), None)
+            if hit is not None:
+                b, _, amb, ksig = key_info[hit]
+                extra.append((form, n, b, "leet", 0, amb, ksig))
         if extra:
             by_form.append(
                 pl.DataFrame(
@@ -419,7 +443,8 @@ class TextFilter(Filter):
             .unique()
             .to_list()
         )
-        mask_keys = [k for k, v in key_info.items() if not v[2] and len(k) >= 4]
+        # ambiguous words too: nobody masks the letters of an ordinary word
+        mask_keys = [k for k in key_info if len(k) >= 4]
         for surface in unusual:
             hit = next((r for r in leet_readings(surface) if r in key_info), None)
             if hit is not None:
@@ -473,7 +498,10 @@ class TextFilter(Filter):
             )
             qi, ki = np.nonzero(dist <= budget)
             for a, b in zip(qi.tolist(), ki.tolist(), strict=True):
-                out.append((bucket[a], bucket_keys[b], int(dist[a, b])))
+                # misspellings keep the first letter; dropping a leading word does not make a
+                # typo ("creuset" is not "Le Creuset", "for jordan" is not "Air Jordan")
+                if bucket[a][0] == bucket_keys[b][0]:
+                    out.append((bucket[a], bucket_keys[b], int(dist[a, b])))
         best: dict[str, tuple[str, str, int]] = {}
         for q, k, d in sorted(out, key=lambda t: (t[0], t[2], t[1])):
             best.setdefault(q, (q, k, d))
@@ -516,15 +544,17 @@ class TextFilter(Filter):
         form_matches, surface_matches = self.brand_matches(forms, spaced)
         phrases = self._phrase_counts(titles)
 
-        ctx = ["__tid", "pos", "surface", "prev1", "prev2", "prev3"]
+        ctx = ["__tid", "pos", "n", "surface", "prev1", "prev2", "prev3"]
         mentions = [
             forms.join(form_matches, on=["form", "n"], how="inner")
             .with_columns(
                 # a run of tokens matching a multi-word key with other word breaks: spaced
                 pl.when(
                     (pl.col("n") > 1)
-                    & (pl.col("kind") != "typo")
+                    & pl.col("kind").is_in(["exact", "alias"])
                     & (pl.col("sig") != pl.col("ksig"))
+                    # letters set apart ("d.i.o.r"); "Mont Blanc" for "Montblanc" is not obfuscation
+                    & pl.col("sig").str.contains(r"^[12](?:,[12])*$")
                 )
                 .then(pl.lit("spaced"))
                 .otherwise(pl.col("kind"))
@@ -537,6 +567,7 @@ class TextFilter(Filter):
             spaced.join(surface_matches.filter(pl.col("kind") == "spaced"), on="surface")
             .with_columns(
                 pl.lit(-1, dtype=pl.Int64).alias("pos"),
+                pl.lit(1, dtype=pl.Int8).alias("n"),
                 pl.lit(None, dtype=pl.String).alias("prev1"),
                 pl.lit(None, dtype=pl.String).alias("prev2"),
                 pl.lit(None, dtype=pl.String).alias("prev3"),
@@ -549,6 +580,7 @@ class TextFilter(Filter):
             .select(
                 "__tid",
                 pl.lit(-1, dtype=pl.Int64).alias("pos"),
+                pl.lit(1, dtype=pl.Int8).alias("n"),
                 "surface",
                 pl.lit(None, dtype=pl.String).alias("prev1"),
                 pl.lit(None, dtype=pl.String).alias("prev2"),
@@ -620,7 +652,9 @@ class TextFilter(Filter):
         )
         cand = (
             found.join(
-                rows.select("__tid", "__declared", "__lcat", "text_strong_phrases", "__title"),
+                rows.select(
+                    "__tid", "__declared", "__lcat", "text_strong_phrases", "__title", "__raw"
+                ),
                 on="__tid",
                 how="left",
             )
@@ -643,6 +677,31 @@ class TextFilter(Filter):
                 on=["__tid", "form"],
                 how="left",
             )
+        )
+        # a plain match whose surface is not in the raw title hid behind fullwidth/zero-width
+        hidden = pl.col("kind").is_in(["exact", "alias"]) & ~pl.col("__raw").str.contains(
+            pl.col("surface"), literal=True
+        )
+        kind = (
+            pl.when(hidden & pl.col("__raw").str.contains(r"[\uff01-\uff5e]"))
+            .then(pl.lit("fullwidth"))
+            .when(hidden & pl.col("__raw").str.contains(ZERO_WIDTH_CLASS))
+            .then(pl.lit("zero_width"))
+            .otherwise(pl.col("kind"))
+        )
+        # "laces for Nike": an accessory for the brand if any mention of it follows a prefix
+        prefixes = self.accessory_prefixes_
+        prefix_used = pl.coalesce(
+            pl.when(pl.col("prev3").is_in(prefixes)).then(pl.col("prev3")),
+            pl.when(pl.col("prev2").is_in(prefixes)).then(pl.col("prev2")),
+            pl.when(pl.col("prev1").is_in(prefixes)).then(pl.col("prev1")),
+        )
+        cand = cand.with_columns(kind.alias("kind")).with_columns(
+            pl.format('"{} {}": accessory for the brand', prefix_used, pl.col("form"))
+            .drop_nulls()
+            .first()
+            .over(["__tid", "brand"])
+            .alias("__accessory")
         )
         agree = self.brand_categories_.select(
             pl.col("brand").alias("__ab"), pl.col("__tcat").alias("__ac")
@@ -683,30 +742,14 @@ class TextFilter(Filter):
             .with_columns(
                 pl.col("kind").replace_strict(KIND_RANK, return_dtype=pl.Int32).alias("__rank")
             )
-            .sort(["__tid", "__rank", "edits", "pos"])
+            .with_columns((-pl.col("n").cast(pl.Int32)).alias("__longest"))
+            .sort(["__tid", "__rank", "edits", "__longest", "pos"])
             .group_by("__tid", maintain_order=True)
             .first()
-            .select("__tid", "surface", "form", "brand", "kind", "edits", "prev1", "prev2", "prev3")
+            .select("__tid", "surface", "form", "brand", "kind", "edits", "__accessory")
         )
         out = rows.join(best, on="__tid", how="left").join(suppressed, on="__tid", how="left")
-        # a plain match whose surface is not in the raw title hid behind fullwidth/zero-width
-        hidden = pl.col("kind").is_in(["exact", "alias"]) & ~pl.col("__raw").str.contains(
-            pl.col("surface"), literal=True
-        )
-        kind = (
-            pl.when(hidden & pl.col("__raw").str.contains(r"[\uff01-\uff5e]"))
-            .then(pl.lit("fullwidth"))
-            .when(hidden & pl.col("__raw").str.contains(ZERO_WIDTH_CLASS))
-            .then(pl.lit("zero_width"))
-            .otherwise(pl.col("kind"))
-        )
-        prefixes = self.accessory_prefixes_
-        accessory = pl.col("brand").is_not_null() & (
-            pl.col("prev1").is_in(prefixes)
-            | pl.col("prev2").is_in(prefixes)
-            | pl.col("prev3").is_in(prefixes)
-        ).fill_null(False)
-        out = out.with_columns(kind.alias("kind"), accessory.alias("text_accessory"))
+        out = out.with_columns(pl.col("__accessory").is_not_null().alias("text_accessory"))
         has_brand = pl.col("brand").is_not_null()
         s_brand = (
             pl.col("kind").replace_strict(KIND_SCORE, default=0.0, return_dtype=pl.Float64)
@@ -750,20 +793,13 @@ class TextFilter(Filter):
                 )
             )
         )
-        prefix_used = pl.coalesce(
-            pl.when(pl.col("prev3").is_in(prefixes)).then(pl.col("prev3")),
-            pl.when(pl.col("prev2").is_in(prefixes)).then(pl.col("prev2")),
-            pl.col("prev1"),
-        )
         reasons = pl.concat_list(
             pl.when(has_brand).then(mention),
             pl.when(strong).then(pl.format('counterfeit phrase "{}"', pl.col("__strong1"))),
             pl.when(pl.col("text_weak_phrases") > 0).then(
                 pl.format('suggestive phrase "{}"', pl.col("__weak1"))
             ),
-            pl.when(pl.col("text_accessory")).then(
-                pl.format('"{} {}": accessory for the brand', prefix_used, pl.col("form"))
-            ),
+            pl.col("__accessory"),
             pl.when(mismatch).then(
                 pl.format(
                     'declared brand "{}" but title says "{}"', pl.col("__declared"), pl.col("brand")

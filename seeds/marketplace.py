@@ -1,0 +1,547 @@
+"""A deterministic, labelled sample marketplace over a brand registry.
+
+Every listing has a ``label`` (1 = counterfeit) and a ``kind`` naming the case it stands for, so
+benchmarks can report quality per case. The hard cases are covered both ways:
+
+genuine
+    ``genuine_generic`` unbranded goods; ``genuine_authorised`` brand at a normal price;
+    ``genuine_sale`` 55-80% of retail; ``genuine_used`` / ``genuine_refurbished`` second-hand;
+    ``genuine_accessory`` "case compatible with iPhone 15" at accessory prices;
+    ``genuine_ordinary`` brand words as ordinary words ("coach jacket", "omega 3 fish oil");
+    ``genuine_replica_nobrand`` legitimate replicas with no brand (ship models, props)
+counterfeit
+    ``fake_phrase`` blatant phrases in several languages; ``fake_native`` native-script names;
+    ``fake_typo`` / ``fake_confusable`` / ``fake_fullwidth`` / ``fake_zero_width`` /
+    ``fake_leet`` / ``fake_spaced`` / ``fake_masked`` obfuscated names; ``fake_low_price`` the
+    correct name at a few percent of retail; ``fake_premium`` "1:1" copies priced near retail
+
+Run ``python -m seeds.marketplace --n 20000 --out listings.parquet``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.registry import Registry, brand_key, default_registry_dir, load_registry
+
+GENUINE_KINDS: dict[str, float] = {
+    "genuine_generic": 0.40,
+    "genuine_authorised": 0.19,
+    "genuine_sale": 0.08,
+    "genuine_used": 0.10,
+    "genuine_refurbished": 0.03,
+    "genuine_accessory": 0.10,
+    "genuine_ordinary": 0.07,
+    "genuine_replica_nobrand": 0.03,
+}
+FAKE_KINDS: dict[str, float] = {
+    "fake_phrase": 0.22,
+    "fake_native": 0.06,
+    "fake_typo": 0.08,
+    "fake_confusable": 0.06,
+    "fake_fullwidth": 0.05,
+    "fake_zero_width": 0.05,
+    "fake_leet": 0.06,
+    "fake_spaced": 0.06,
+    "fake_masked": 0.05,
+    "fake_low_price": 0.19,
+    "fake_premium": 0.12,
+}
+OBFUSCATIONS = ("typo", "confusable", "fullwidth", "zero_width", "leet", "spaced", "masked")
+
+NOUNS: dict[str, list[str]] = {
+    "accessories": ["wallet", "belt", "card holder", "key ring", "scarf", "silk tie"],
+    "auto_parts": ["brake pads", "oil filter", "spark plugs", "wiper blades", "air filter"],
+    "bags": ["shoulder bag", "tote bag", "handbag", "crossbody bag", "backpack", "clutch"],
+    "beverages": ["bottle 750ml", "gift set", "case of 6"],
+    "cosmetics": ["lipstick", "foundation", "eyeshadow palette", "mascara", "face cream"],
+    "electronics": ["smartphone 128GB", "wireless earbuds", "tablet", "laptop", "headphones"],
+    "eyewear": ["sunglasses", "aviator sunglasses", "optical frames"],
+    "fashion": ["hoodie", "t-shirt", "jacket", "sweater", "polo shirt", "dress"],
+    "home_appliances": ["hair dryer", "vacuum cleaner", "blender", "coffee machine"],
+    "jewelry": ["bracelet", "necklace", "ring", "earrings", "pendant"],
+    "lubricants": ["engine oil 5W-30 4L", "motor oil 5L", "gear oil 1L"],
+    "luxury": ["leather bag", "limited edition piece", "gift box set"],
+    "perfume": ["eau de parfum 100ml", "eau de toilette 50ml", "perfume gift set"],
+    "pharma": ["tablets 30 pack", "capsules", "pain relief gel", "vitamin tablets"],
+    "shoes": ["sneakers", "running shoes", "trainers", "loafers", "boots", "sandals"],
+    "sports": ["football", "tennis racket", "training jersey", "gym bag", "golf balls"],
+    "toys": ["building set", "action figure", "doll", "plush toy", "puzzle"],
+    "watches": ["watch", "automatic watch", "chronograph", "dive watch"],
+}
+COLOURS = ["black", "white", "brown", "red", "navy", "beige", "pink", "green", "grey", "gold"]
+EXTRAS = ["new", "2024", "size M", "size 42", "limited", "classic", "medium", "small", "large"]
+
+GENERIC_ITEMS = [
+    "ceramic coffee mug",
+    "stainless steel water bottle",
+    "wooden cutting board",
+    "desk lamp",
+    "cotton bath towel set",
+    "yoga mat",
+    "garden hose 20m",
+    "cast iron skillet",
+    "kids bicycle helmet",
+    "LED light bulbs 4 pack",
+    "phone tripod",
+    "notebook A5 dotted",
+    "scented candle",
+    "wool socks 3 pairs",
+    "kitchen knife set",
+    "picture frame 8x10",
+    "dog leash",
+    "cat scratching post",
+    "plant pot with saucer",
+    "bluetooth speaker",
+    "travel pillow",
+    "rain jacket",
+    "denim jeans",
+    "leather belt",
+    "silk scarf",
+    "running shorts",
+    "winter gloves",
+    "board game",
+    "jigsaw puzzle 1000 pieces",
+    "acrylic paint set",
+    "fishing rod",
+    "camping tent 2 person",
+    "electric kettle",
+    "bed sheets queen",
+    "shower curtain",
+    "laundry basket",
+    "ballpoint pens 10 pack",
+    "vintage postcard",
+    "handmade soap",
+    "baby blanket",
+    "office chair cushion",
+    "wall clock",
+    "backpack for school",
+    "reading glasses",
+    "sun hat",
+    "umbrella",
+]
+#: brand words used as ordinary words, with a category that is not the brand's
+ORDINARY = [
+    ("Coach jacket windbreaker", "fashion"),
+    ("Life coach session voucher", None),
+    ("Toy coach bus model", "toys"),
+    ("Sea shell necklace handmade", "jewelry"),
+    ("Soft shell hiking jacket", "fashion"),
+    ("Shell earrings abalone", "jewelry"),
+    ("Omega 3 fish oil 1000mg 120 capsules", "pharma"),
+    ("Omega-3 krill oil", "pharma"),
+    ("Apple pie dish ceramic", None),
+    ("Green apple scented candle", None),
+    ("Apple cider vinegar 500ml", None),
+    ("Victor Hugo Les Miserables paperback", None),
+    ("Like a boss coffee mug", None),
+    ("Puma plush toy 30cm", "toys"),
+    ("Fossil fuel history book", None),
+    ("Ammonite fossil specimen", None),
+    ("Diesel engine oil filter for tractor", "auto_parts"),
+    ("Fabric swatch book", None),
+    ("Senior citizen bus pass holder", None),
+    ("Pandora's box board game", "toys"),
+    ("Tiffany lamp stained glass", None),
+    ("Supreme court history book", None),
+    ("Baby shark plush", "toys"),
+    ("Crocodile leather look notebook", None),
+    ("Camper vans model kit", "toys"),
+    ("Canon in D sheet music", None),
+]
+REPLICA_NOBRAND = [
+    "Titanic replica ship model 1:350",
+    "Museum replica Roman gladius sword",
+    "Replica dinosaur skull cast",
+    "Replica fossil trilobite",
+    "Scale replica steam locomotive",
+    "Prop replica wand collector box",
+    "Replica coin set ancient Rome",
+    "Ship model replica HMS Victory kit",
+    "Replica fossil shark tooth",
+    "Replica jersey 1970 retro",
+]
+#: accessories made *for* a brand's product, by category of that brand
+ACCESSORY: dict[str, list[str]] = {
+    "electronics": [
+        "Silicone case compatible with {b} {m}",
+        "Screen protector for {b} {m} tempered glass",
+        "Charger compatible with {b} {m}",
+        "Case for {b} {m} clear",
+        "Stand for {b} {m}",
+    ],
+    "watches": [
+        "Watch strap for {b} {m} 20mm leather",
+        "Band compatible with {b} {m}",
+        "Replacement strap for {b} watch",
+    ],
+    "shoes": [
+        "Replacement laces for {b} {m}",
+        "Insoles for {b} sneakers",
+        "Shoe trees for {b} {m}",
+    ],
+    "bags": [
+        "Dust bag for {b} handbag",
+        "Organizer insert for {b} {m}",
+        "Strap for {b} {m} bag",
+    ],
+    "home_appliances": ["Replacement filter for {b} {m}", "Wall mount compatible with {b} {m}"],
+    "eyewear": ["Replacement lenses for {b} {m}", "Case for {b} sunglasses"],
+    "auto_parts": ["Floor mats fit for {b} {m}", "Key fob cover for {b} {m}"],
+}
+#: model names that accessories are made for
+MODELS: dict[str, list[str]] = {
+    "Apple": ["iPhone 15 Pro", "iPhone 14", "iPad Air", "MacBook Air 13", "AirPods Pro"],
+    "Samsung": ["Galaxy S24", "Galaxy S23 Ultra", "Galaxy Tab S9"],
+    "Sony": ["PS5 controller", "WH-1000XM5"],
+    "Nike": ["Air Force 1", "Air Max 90"],
+    "Adidas": ["Stan Smith", "Superstar"],
+    "Rolex": ["Submariner", "Datejust"],
+    "Omega": ["Speedmaster", "Seamaster"],
+    "Louis Vuitton": ["Neverfull", "Speedy 30"],
+    "Gucci": ["Marmont", "Dionysus"],
+    "Dyson": ["V11", "V15 Detect"],
+    "Ray-Ban": ["Wayfarer", "Aviator"],
+    "Toyota": ["Corolla", "RAV4"],
+    "BMW": ["X5", "3 Series"],
+}
+PHRASES = [
+    "{b} {n} replica AAA",
+    "1:1 {b} {n} mirror quality",
+    "{b} {n} super copy",
+    "Fake {b} {n}",
+    "{b} {n} high copy best quality",
+    "Réplica {b} {n} calidad espejo",
+    "{b} {n} réplique",
+    "{b} {n} Replik",
+    "Реплика {b} {n}",
+    "{b} {n} 1:1 top quality",
+    "{b} {n} UA batch",
+    "{b} {n} first copy",
+    "Cópia {b} {n} primeira linha",
+    "{b} {n} 7A grade",
+]
+PREMIUM = [
+    "{b} {n} 1:1 mirror quality",
+    "{b} {n} super copy top grade",
+    "{b} {n} replica best version",
+    "Top copy {b} {n} with box",
+]
+NATIVE_PHRASES = ["高仿 {z} {n}", "{z} 复刻 {n}", "{z} 精仿 {n} A货", "一比一 {z} {n}"]
+
+#: Latin letter -> look-alike letters from other scripts
+LOOKALIKE = {
+    "a": "аα",
+    "c": "сϲ",
+    "e": "е",
+    "i": "іι",
+    "j": "ј",
+    "k": "кκ",
+    "o": "оο",
+    "p": "рρ",
+    "s": "ѕ",
+    "x": "хχ",
+    "y": "у",
+    "h": "һ",
+}
+LEET_OUT = {"o": "0", "e": "3", "a": "4", "s": "5", "i": "1", "t": "7", "b": "8", "g": "9"}
+VOWELS = "aeiou"
+
+
+@dataclass(frozen=True)
+class _Brand:
+    name: str
+    categories: tuple[tuple[str, float], ...]
+    aliases: tuple[str, ...]
+    native: str | None
+    key: str
+
+
+def _brands(registry: Registry) -> list[_Brand]:
+    out = []
+    for name in registry.brand_names:
+        sub = registry.brands.filter(pl.col("brand") == name)
+        cats = tuple(zip(sub["category"].to_list(), sub["reference_price"].to_list(), strict=True))
+        aliases = sorted({a for al in sub["aliases"].to_list() for a in al})
+        native = next((a for a in aliases if re.search(r"[\u3400-\u9fff]", a)), None)
+        latin = tuple(a for a in aliases if not re.search(r"[\u3400-\u9fff]", a))
+        out.append(_Brand(name, cats, latin, native, brand_key(name)))
+    return out
+
+
+def _typo(word: str, rng: random.Random) -> str:
+    """One edit of the given family, never the word itself."""
+    inner = [j for j in range(1, len(word) - 1) if word[j].isalpha()]
+    for _ in range(20):
+        i = rng.choice(inner)
+        op = rng.choice(["insert", "omit", "repeat", "transpose", "replace", "vowel"])
+        if op == "insert":
+            out = word[:i] + rng.choice("aeiourstnl") + word[i:]
+        elif op == "omit":
+            out = word[:i] + word[i + 1 :]
+        elif op == "repeat":
+            out = word[:i] + word[i] + word[i:]
+        elif op == "transpose":
+            if not word[i + 1].isalpha():
+                continue
+            out = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        elif op == "replace":
+            out = word[:i] + rng.choice("bcdfghklmnprstvz") + word[i + 1 :]
+        else:
+            vowels = [j for j, c in enumerate(word) if c.lower() in VOWELS and j > 0]
+            if not vowels:
+                continue
+            j = rng.choice(vowels)
+            out = word[:j] + rng.choice([v for v in VOWELS if v != word[j].lower()]) + word[j + 1 :]
+        if out.lower() != word.lower():
+            return out
+    return word + word[-1]
+
+
+def obfuscate(name: str, family: str, rng: random.Random) -> str:
+    """``name`` written the way a counterfeiter hides it from exact matching."""
+    letters = [i for i, c in enumerate(name) if c.isalpha() and c.isascii()]
+    if family == "typo":
+        words = name.split()
+        j = max(range(len(words)), key=lambda k: len(words[k]))
+        words[j] = _typo(words[j], rng)
+        return " ".join(words)
+    if family == "confusable":
+        swappable = [i for i in letters if name[i].lower() in LOOKALIKE]
+        chars = list(name)
+        for i in rng.sample(swappable, k=min(len(swappable), rng.choice([1, 2]))):
+            chars[i] = rng.choice(LOOKALIKE[name[i].lower()])
+        return "".join(chars)
+    if family == "fullwidth":
+        return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in name)
+    if family == "zero_width":
+        cut = rng.randrange(1, len(name))
+        return name[:cut] + rng.choice(["\u200b", "\u200c", "\u00ad", "\u200d"]) + name[cut:]
+    if family == "leet":
+        swappable = [i for i in letters if name[i].lower() in LEET_OUT]
+        chars = list(name)
+        for i in rng.sample(swappable, k=min(len(swappable), rng.choice([1, 1, 2]))):
+            chars[i] = LEET_OUT[name[i].lower()]
+        return "".join(chars)
+    if family == "spaced":
+        sep = rng.choice([" ", ".", "-", " "])
+        return sep.join(c for c in name.upper() if c.isalnum())
+    if family == "masked":
+        inner = [i for i in letters if 0 < i < len(name) - 1]
+        k = 1 if len(inner) < 5 else rng.choice([1, 2])
+        chars = list(name)
+        for i in rng.sample(inner, k=k):
+            chars[i] = "*"
+        return "".join(chars)
+    raise ValueError(f"unknown obfuscation family {family!r}; expected one of {OBFUSCATIONS}")
+
+
+def _eligible(brand: _Brand, family: str, keys: set[str], ambiguous: set[str]) -> bool:
+    """Brands for which the family makes a realistic, readable mention."""
+    name = brand.name
+    if not name.isascii() or not re.fullmatch(r"[A-Za-z][A-Za-z .&'-]*", name):
+        return False
+    if family == "typo":
+        # names of 4 letters or less have no edit budget; ordinary words are never fuzzy-matched
+        return len(brand.key) >= 5 and brand.key not in ambiguous
+    if family == "confusable":
+        return any(c.lower() in LOOKALIKE for c in name)
+    if family == "leet":
+        return any(c.lower() in LEET_OUT for c in name)
+    if family == "masked":
+        return len(brand.key) >= 5 and " " not in name
+    return len(brand.key) >= 3
+
+
+def _masked_is_unique(text: str, keys: set[str]) -> bool:
+    pattern = re.compile(
+        "^" + "".join("." if c == "*" else re.escape(c) for c in text.lower()) + "$"
+    )
+    return sum(bool(pattern.match(k)) for k in keys) == 1
+
+
+def generate_marketplace(
+    registry: Registry, n: int, *, seed: int = 0, fake_share: float = 0.35
+) -> pl.DataFrame:
+    """``n`` labelled listings over ``registry``: contract columns plus ``label`` and ``kind``."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if not 0.0 <= fake_share <= 1.0:
+        raise ValueError(f"fake_share must be within [0, 1], got {fake_share}")
+    rng = random.Random(seed)
+    brands = _brands(registry)
+    keys = {brand_key(x) for b in brands for x in (b.name, *b.aliases)}
+    ambiguous = {brand_key(w) for w in registry.lexicon.ordinary}
+    eligible = {f: [b for b in brands if _eligible(b, f, keys, ambiguous)] for f in OBFUSCATIONS}
+    plain = [b for b in brands if brand_key(b.name) not in ambiguous]
+    native = [b for b in plain if b.native]
+    accessory_brands = [b for b in brands if any(c in ACCESSORY for c, _ in b.categories)]
+    genuine_kinds, genuine_w = list(GENUINE_KINDS), list(GENUINE_KINDS.values())
+    fake_kinds, fake_w = list(FAKE_KINDS), list(FAKE_KINDS.values())
+    fake_sellers = max(1, n // 40)
+    honest_sellers = max(1, n // 25)
+
+    cols: dict[str, list[object]] = {
+        c: []
+        for c in (
+            "listing_id",
+            "title",
+            "description",
+            "category",
+            "brand",
+            "seller_id",
+            "currency",
+            "condition",
+            "price",
+            "label",
+            "kind",
+        )
+    }
+    for i in range(n):
+        fake = rng.random() < fake_share
+        kind = (
+            rng.choices(fake_kinds, fake_w)[0] if fake else rng.choices(genuine_kinds, genuine_w)[0]
+        )
+        family = kind.removeprefix("fake_")
+        pool = eligible.get(family) or (native if kind == "fake_native" else plain)
+        brand = rng.choice(pool)
+        category, ref = rng.choice(brand.categories)
+        noun = rng.choice(NOUNS.get(category, ["item"]))
+        name = rng.choice([brand.name] * 3 + list(brand.aliases)) if brand.aliases else brand.name
+        colour, extra = rng.choice(COLOURS), rng.choice(EXTRAS)
+        condition, declared, description = "new", None, ""
+        cat: str | None = category
+        if kind == "genuine_generic":
+            title = f"{rng.choice(GENERIC_ITEMS)} {colour}".capitalize()
+            cat, ref = None, rng.uniform(8, 120)
+            price = ref
+        elif kind in ("genuine_authorised", "genuine_sale", "genuine_refurbished", "genuine_used"):
+            title = f"{name} {noun} {colour} {extra}"
+            declared = brand.name
+            low, high = {
+                "genuine_authorised": (0.85, 1.25),
+                "genuine_sale": (0.55, 0.8),
+                "genuine_refurbished": (0.6, 0.85),
+                "genuine_used": (0.35, 0.75),
+            }[kind]
+            price = ref * rng.uniform(low, high)
+            if kind == "genuine_used":
+                condition = "used"
+                title = rng.choice(["Pre-owned ", "Used ", "", "Vintage "]) + title
+                description = "Pre-owned, light signs of wear. Original receipt included."
+            elif kind == "genuine_refurbished":
+                condition = "refurbished"
+                description = "Refurbished, tested, 12 month warranty"
+            elif kind == "genuine_sale":
+                description = "End of season sale, authorised retailer"
+            else:
+                description = rng.choice(
+                    ["Authorised dealer, full warranty", "Brand new with tags", ""]
+                )
+        elif kind == "genuine_accessory":
+            brand = rng.choice(accessory_brands)
+            kinds_of = [c for c, _ in brand.categories if c in ACCESSORY]
+            model = rng.choice(MODELS.get(brand.name, [""]))
+            title = rng.choice(ACCESSORY[rng.choice(kinds_of)]).format(b=brand.name, m=model)
+            title = " ".join(title.split())
+            if brand.name in ("Apple", "Samsung") and rng.random() < 0.5:
+                title = title.replace(f"{brand.name} ", "")  # "case for iPhone 15 Pro"
+            cat, price = "accessories", rng.uniform(4, 35)
+        elif kind == "genuine_ordinary":
+            title, cat = rng.choice(ORDINARY)
+            price = rng.uniform(5, 60)
+        elif kind == "genuine_replica_nobrand":
+            title, cat, price = rng.choice(REPLICA_NOBRAND), "toys", rng.uniform(15, 250)
+        elif kind == "fake_phrase":
+            title = rng.choice(PHRASES).format(b=name, n=noun)
+            price = ref * rng.uniform(0.02, 0.2)
+            description = rng.choice(["", "Top quality, fast shipping", "Same as original"])
+        elif kind == "fake_native":
+            assert brand.native is not None
+            title = rng.choice(NATIVE_PHRASES).format(z=brand.native, n=noun)
+            price = ref * rng.uniform(0.03, 0.2)
+        elif kind == "fake_low_price":
+            title = f"{name} {noun} {colour} {extra}"
+            price = ref * rng.uniform(0.02, 0.12)
+            declared = brand.name if rng.random() < 0.5 else None
+        elif kind == "fake_premium":
+            title = rng.choice(PREMIUM).format(b=name, n=noun)
+            price = ref * rng.uniform(0.4, 0.9)
+        else:
+            written = obfuscate(brand.name, family, rng)
+            for _ in range(5):
+                if family != "masked" or _masked_is_unique(written, keys):
+                    break
+                written = obfuscate(brand.name, family, rng)
+            else:
+                written = obfuscate(brand.name, "spaced", rng)
+                kind = "fake_spaced"
+            title = f"{written} {noun} {colour}"
+            price = ref * rng.uniform(0.03, 0.3)
+        if fake:
+            seller = f"s{rng.randrange(fake_sellers):05d}f"
+            if rng.random() < 0.3:
+                cat = None
+        else:
+            seller = f"s{rng.randrange(honest_sellers):05d}g"
+        currency = rng.choices(["USD", "EUR", "GBP", "CNY"], [0.7, 0.15, 0.1, 0.05])[0]
+        rate = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "CNY": 0.14}[currency]
+        cols["listing_id"].append(f"m{seed}-{i:08d}")
+        cols["title"].append(title)
+        cols["description"].append(description)
+        cols["category"].append(cat)
+        cols["brand"].append(declared)
+        cols["seller_id"].append(seller)
+        cols["currency"].append(currency)
+        cols["condition"].append(condition)
+        cols["price"].append(round(max(price, 1.0) / rate, 2))
+        cols["label"].append(int(fake))
+        cols["kind"].append(kind)
+    return pl.DataFrame(
+        cols,
+        schema={
+            "listing_id": pl.String,
+            "title": pl.String,
+            "description": pl.String,
+            "category": pl.String,
+            "brand": pl.String,
+            "seller_id": pl.String,
+            "currency": pl.String,
+            "condition": pl.String,
+            "price": pl.Float64,
+            "label": pl.Int8,
+            "kind": pl.String,
+        },
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fake-share", type=float, default=0.35)
+    parser.add_argument("--registry", default=str(default_registry_dir()))
+    parser.add_argument("--out", required=True, help="listings file (.parquet, .csv or .ndjson)")
+    args = parser.parse_args(argv)
+    frame = generate_marketplace(
+        load_registry(args.registry), args.n, seed=args.seed, fake_share=args.fake_share
+    )
+    out = Path(args.out)
+    if out.suffix == ".csv":
+        frame.write_csv(out)
+    elif out.suffix in (".ndjson", ".jsonl"):
+        frame.write_ndjson(out)
+    else:
+        frame.write_parquet(out)
+    print(f"{frame.height} listings ({int(frame['label'].sum())} counterfeit) -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
