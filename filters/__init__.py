@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from filters.base import Filter
+from filters.image import ImageFilter
 from filters.price import PriceFilter
 from filters.text import TextFilter
 
 REGISTRY: dict[str, type[Filter]] = {
     TextFilter.name: TextFilter,
+    ImageFilter.name: ImageFilter,
     PriceFilter.name: PriceFilter,
 }
 
-__all__ = ["REGISTRY", "Filter", "PriceFilter", "TextFilter"]
+__all__ = ["REGISTRY", "Filter", "ImageFilter", "PriceFilter", "TextFilter"]

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import polars as pl
 
 from pipelines.config import Settings, load_settings
-from pipelines.errors import ModelError, ValidationError
+from pipelines.errors import ValidationError
 from pipelines.registry import load_registry
 from pipelines.schema import INPUT_SCHEMA, conform
 from pipelines.stages import OUTPUT_SCHEMA, ScoringPlan, score_frame
@@ -103,9 +103,7 @@ class Scorer:
     ) -> Scorer:
         settings: Settings = load_settings(config)
         reg = load_registry(registry)
-        if model is not None:
-            raise ModelError(f"{model}: trained models are not supported by this version yet")
-        plan = ScoringPlan.build(reg, settings=settings, images_root=images)
+        plan = ScoringPlan.build(reg, settings=settings, images_root=images, model=model)
         return cls(plan, on_error=on_error)
 
     # ---- frames

@@ -30,7 +30,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     registry = load_registry(args.registry)
-    plan = ScoringPlan.build(registry, settings=settings, images_root=args.images)
+    plan = ScoringPlan.build(
+        registry, settings=settings, images_root=args.images, model=args.model
+    )
     if args.engine == "spark":
         return _score_on_spark(args, plan)
     summary = run_score(
@@ -115,6 +117,60 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from pipelines.learn import train_model
+
+    card = train_model(
+        args.labelled,
+        registry=args.registry,
+        images=args.images,
+        out=args.out,
+        label=args.label,
+        target_precision=args.target_precision,
+        review_share=args.review_share,
+        seed=args.seed,
+        config=args.config,
+    )
+    m = card["metrics"]
+    th = card["thresholds"]
+    print(
+        f"model -> {args.out} (card {args.out}.card.json): cross-validated PR-AUC "
+        f"{m['pr_auc']:.4f}; block >= {th['block']:.4f}, review >= {th['review']:.4f}"
+    )
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from pipelines.learn import bench_labelled
+
+    paths = bench_labelled(
+        args.labelled,
+        registry=args.registry,
+        images=args.images,
+        model=args.model,
+        report=args.report,
+        label=args.label,
+        test=args.test,
+        seed=args.seed,
+        config=args.config,
+    )
+    print(f"report: {paths['html']}\nmetrics: {paths['metrics']}\nsummary: {paths['summary']}")
+    print(paths["summary"].read_text(encoding="utf-8"))
+    return 0
+
+
+def _cmd_registry_build(args: argparse.Namespace) -> int:
+    from filters.image import build_image_cache
+    from pipelines.registry import load_registry
+
+    report = build_image_cache(load_registry(args.dir), fast=not args.exact, workers=args.workers)
+    print(
+        f"{report.photos} registry photos: {report.reused} unchanged, {report.hashed} hashed, "
+        f"{report.unusable} unusable -> {report.path}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pipelines.run import DEFAULT_BATCH_SIZE
 
@@ -132,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--out", required=True, help="OUT.parquet, or OUT_DIR/ for one part per batch"
     )
+    score.add_argument("--model", default=None, help="model file from `fakestop train`")
     score.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     score.add_argument("--config", default=None, help="TOML file with rates and thresholds")
     score.add_argument("--restart", action="store_true", help="discard an unfinished run's batches")
@@ -144,6 +201,40 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--master", default=None, help="Spark master URL (default local[*])")
     score.add_argument("--quiet", action="store_true", help="no progress or summary")
     score.set_defaults(func=_cmd_score)
+
+    train = sub.add_parser("train", help="train the fusion model on labelled listings")
+    train.add_argument("labelled", help="listings with a 0/1 label column")
+    train.add_argument("--registry", required=True)
+    train.add_argument("--images", default=None)
+    train.add_argument("--out", required=True, help="model file to write (skops)")
+    train.add_argument("--label", default="label", help="label column (default: label)")
+    train.add_argument("--target-precision", type=float, default=0.99)
+    train.add_argument(
+        "--review-share", type=float, default=0.02, help="review budget, share of listings"
+    )
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--config", default=None)
+    train.set_defaults(func=_cmd_train)
+
+    bench = sub.add_parser("bench", help="precision/recall of every filter and the fusion")
+    bench.add_argument("labelled", help="listings with a 0/1 label column")
+    bench.add_argument("--registry", required=True)
+    bench.add_argument("--images", default=None)
+    bench.add_argument("--model", default=None, help="trained model (else cross-validated)")
+    bench.add_argument("--report", required=True, help="directory for report.html etc.")
+    bench.add_argument("--test", default=None, help="separate labelled test set")
+    bench.add_argument("--label", default="label")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--config", default=None)
+    bench.set_defaults(func=_cmd_bench)
+
+    registry = sub.add_parser("registry", help="brand registry tools")
+    rsub = registry.add_subparsers(dest="registry_command", required=True)
+    rbuild = rsub.add_parser("build", help="hash the registry's images once into a cache")
+    rbuild.add_argument("dir")
+    rbuild.add_argument("--exact", action="store_true", help="full decode (imagehash-exact)")
+    rbuild.add_argument("--workers", type=int, default=2)
+    rbuild.set_defaults(func=_cmd_registry_build)
 
     verify = sub.add_parser("verify", help="re-check a finished run against its manifest")
     verify.add_argument("out", help="the --out of the run")

@@ -46,21 +46,53 @@ def decision_table(scores: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(out)
 
 
+#: brands that get official photos and known fakes in the demo registry
+DEMO_PHOTO_BRANDS = 60
+
+
 def run_demo(out: Path, *, n: int = 20_000, seed: int = 0, quiet: bool = False) -> Path:
+    """Generate a labelled marketplace with photos, train on 60%, score and bench the rest.
+
+    Writes into ``out``: ``registry/`` (the seed registry plus photos), ``images/``,
+    ``train.parquet``, ``listings.parquet`` (the held-out 40%), ``model.skops`` (+ card),
+    ``scores.parquet`` and ``report/``. Returns the scores path.
+    """
+    from filters.image import build_image_cache
+    from pipelines.learn import bench_labelled, train_model
+    from seeds.images import attach_images, sample_registry
     from seeds.marketplace import generate_marketplace
 
-    registry = load_registry(default_registry_dir())
     out.mkdir(parents=True, exist_ok=True)
-    listings_path = out / "listings.parquet"
-    generate_marketplace(registry, n, seed=seed).write_parquet(listings_path)
-    plan = ScoringPlan.build(registry)
+    base = load_registry(default_registry_dir())
+    brands = base.brand_names[:DEMO_PHOTO_BRANDS]
+    registry_dir = sample_registry(base, out / "registry", brands, seed=seed)
+    registry = load_registry(registry_dir)
+    build_image_cache(registry)
+    images = out / "images"
+    market = generate_marketplace(registry, n, seed=seed, true_brand=True)
+    market = attach_images(market, registry, images, seed=seed).drop("true_brand")
+    cut = int(n * 0.6)
+    train_path, listings_path = out / "train.parquet", out / "listings.parquet"
+    market.head(cut).write_parquet(train_path)
+    market.slice(cut).write_parquet(listings_path)
+    model_path = out / "model.skops"
+    train_model(train_path, registry=registry_dir, images=images, out=model_path, seed=seed)
+    plan = ScoringPlan.build(registry, images_root=images, model=model_path)
     scores_path = out / "scores.parquet"
-    summary = run_score(listings_path, plan, scores_path, quiet=quiet)
+    run_score(listings_path, plan, scores_path, quiet=quiet)
+    report = bench_labelled(
+        listings_path,
+        registry=registry_dir,
+        images=images,
+        model=model_path,
+        report=out / "report",
+        seed=seed,
+    )
     scores = pl.read_parquet(scores_path)
     if not quiet:
-        print(summary.line())
         with pl.Config(tbl_hide_dataframe_shape=True, float_precision=3):
             print(quality_table(scores))
             print(decision_table(scores))
-        print(f"listings: {listings_path}\nscores:   {scores_path}")
+        print(f"listings: {listings_path}\nscores:   {scores_path}\nmodel:    {model_path}")
+        print(f"report:   {report['html']}")
     return scores_path

@@ -224,6 +224,7 @@ def run_score(
     started = time.time()
     t_start = time.perf_counter()
     run_date = run_date or dt.date.today()
+    model_hash = model_hash or plan.model_hash
     files = resolve_sources(listings)
     layout = OutputLayout.of(out)
     inputs = [{"path": str(f), "size": f.stat().st_size, "sha256": file_digest(f)} for f in files]

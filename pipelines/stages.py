@@ -5,6 +5,7 @@ listings -> validate/quarantine -> filters (each adds its columns) -> fusion -> 
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,8 @@ class ScoringPlan:
     fusion: Fusion = field(default_factory=ZeroShotFusion)
     thresholds: Thresholds = field(default_factory=Thresholds)
     settings: Settings = field(default_factory=Settings)
+    #: sha256 of the trained model's card (None for the zero-shot fusion)
+    model_hash: str | None = None
 
     @classmethod
     def build(
@@ -80,8 +83,19 @@ class ScoringPlan:
         images_root: str | Path | None = None,
         fusion: Fusion | None = None,
         thresholds: Thresholds | None = None,
+        model: str | Path | None = None,
     ) -> ScoringPlan:
+        """Fit the filters; ``model`` is a file from ``fakestop train`` (its thresholds apply
+        unless ``thresholds`` is given), else the zero-shot fusion is used."""
         settings = settings or Settings()
+        model_hash = None
+        if model is not None:
+            from models.persist import card_path, load_model
+
+            learned = load_model(model, registry_fingerprint=registry.fingerprint)
+            fusion = learned
+            thresholds = thresholds or learned.thresholds
+            model_hash = hashlib.sha256(card_path(model).read_bytes()).hexdigest()
         return cls(
             registry=registry,
             filters=build_filters(registry, settings, images_root=images_root),
@@ -89,6 +103,7 @@ class ScoringPlan:
             thresholds=thresholds
             or Thresholds(block=settings.block_threshold, review=settings.review_threshold),
             settings=settings,
+            model_hash=model_hash,
         )
 
 
@@ -133,7 +148,7 @@ def statistic_values(frame: pl.DataFrame, plan: ScoringPlan) -> dict[str, pl.Dat
 def matched_brands(lf: pl.LazyFrame) -> pl.LazyFrame:
     """The protected brand a listing refers to: named in the title, else declared, else pictured."""
     cols = set(lf.collect_schema().names())
-    sources = [c for c in ("text_brand", "price_brand", "image_match_brand") if c in cols]
+    sources = [c for c in ("text_brand", "price_brand", "image_brand") if c in cols]
     brand = pl.coalesce(sources) if sources else pl.lit(None, dtype=pl.String)
     return lf.with_columns(brand.cast(pl.String).alias("matched_brand"))
 

@@ -367,9 +367,15 @@ def _masked_is_unique(text: str, keys: set[str]) -> bool:
 
 
 def generate_marketplace(
-    registry: Registry, n: int, *, seed: int = 0, fake_share: float = 0.35
+    registry: Registry,
+    n: int,
+    *,
+    seed: int = 0,
+    fake_share: float = 0.35,
+    true_brand: bool = False,
 ) -> pl.DataFrame:
-    """``n`` labelled listings over ``registry``: contract columns plus ``label`` and ``kind``."""
+    """``n`` labelled listings over ``registry``: contract columns plus ``label`` and ``kind``
+    (and ``true_brand``, the brand the listing is about, when asked for)."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     if not 0.0 <= fake_share <= 1.0:
@@ -387,6 +393,7 @@ def generate_marketplace(
     fake_sellers = max(1, n // 40)
     honest_sellers = max(1, n // 25)
 
+    truth: list[str] = []
     cols: dict[str, list[object]] = {
         c: []
         for c in (
@@ -503,7 +510,8 @@ def generate_marketplace(
         cols["price"].append(round(max(price, 1.0) / rate, 2))
         cols["label"].append(int(fake))
         cols["kind"].append(kind)
-    return pl.DataFrame(
+        truth.append(brand.name)
+    frame = pl.DataFrame(
         cols,
         schema={
             "listing_id": pl.String,
@@ -519,6 +527,7 @@ def generate_marketplace(
             "kind": pl.String,
         },
     )
+    return frame.with_columns(pl.Series("true_brand", truth, pl.String)) if true_brand else frame
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,153 @@
+"""Safe persistence of a trained fusion model: a skops file plus a JSON model card beside it.
+
+Nothing is unpickled. Loading checks, before any object is built, that the card exists and
+names this file's sha256 (tampering), that the file holds only the types a fusion model is made
+of (skops refuses every other type), and that the model was trained on the same registry and
+feature set the caller scores with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from models.features import FEATURES
+from models.fusion import FusionModel, LearnedFusion
+from models.thresholds import Thresholds
+from pipelines.errors import ModelError
+
+FORMAT = "fakestop-fusion"
+FORMAT_VERSION = 1
+#: the only types a saved fusion model may contain beyond skops' own safe defaults
+TRUSTED_TYPES: tuple[str, ...] = (
+    "models.fusion.FusionModel",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.model_selection._split.StratifiedKFold",
+)
+LIBRARIES = ("fakestop", "scikit-learn", "numpy", "polars", "skops", "rapidfuzz", "imagehash")
+
+
+def card_path(model_path: str | os.PathLike[str]) -> Path:
+    """Where the model card of ``model_path`` lives: ``MODEL.card.json``."""
+    p = Path(model_path)
+    return p.with_name(p.name + ".card.json")
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def save_model(fusion: LearnedFusion, path: str | os.PathLike[str]) -> Path:
+    """Write ``fusion`` to ``path`` (skops) and its card to :func:`card_path`; returns the card."""
+    import skops.io as sio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    sio.dump(fusion.model, tmp)
+    os.replace(tmp, path)
+    card = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        **fusion.card,
+        "features": list(fusion.features),
+        "thresholds": {
+            **fusion.card.get("thresholds", {}),
+            "block": fusion.thresholds.block,
+            "review": fusion.thresholds.review,
+        },
+        "libraries": library_versions(),
+        "model_file": path.name,
+        "model_sha256": _sha256(path),
+    }
+    cpath = card_path(path)
+    ctmp = cpath.with_name(cpath.name + ".tmp")
+    ctmp.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(ctmp, cpath)
+    return cpath
+
+
+def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The model card of ``path``, checked to belong to it (sha256) and to be a fakestop card."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file does not exist")
+    cpath = card_path(path)
+    try:
+        card = json.loads(cpath.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(
+            f"{path}: no model card {cpath.name} beside it; not a fakestop model"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{cpath}: unreadable model card ({exc})") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise ModelError(f"{cpath}: not a fakestop model card")
+    if card.get("format_version") != FORMAT_VERSION:
+        raise ModelError(
+            f"{cpath}: model format version {card.get('format_version')!r}, "
+            f"this fakestop reads version {FORMAT_VERSION}"
+        )
+    if card.get("model_sha256") != _sha256(path):
+        raise ModelError(f"{path}: content does not match its model card (sha256); refusing it")
+    return card
+
+
+def load_model(
+    path: str | os.PathLike[str], *, registry_fingerprint: str | None = None
+) -> LearnedFusion:
+    """Load a model written by :func:`save_model`, refusing anything it cannot vouch for."""
+    import skops.io as sio
+
+    path = Path(path)
+    card = read_card(path)
+    features = tuple(card.get("features", ()))
+    if features != FEATURES:
+        missing = sorted(set(features) ^ set(FEATURES))
+        raise ModelError(
+            f"{path}: trained on another feature set (differs in {missing}); retrain with "
+            "`fakestop train`"
+        )
+    trained_on = card.get("registry_fingerprint")
+    if registry_fingerprint is not None and trained_on != registry_fingerprint:
+        raise ModelError(
+            f"{path}: trained on another registry (fingerprint "
+            f"{str(trained_on)[:12]}, scoring with "
+            f"{registry_fingerprint[:12]}); retrain with `fakestop train`"
+        )
+    try:
+        untrusted = set(sio.get_untrusted_types(file=path))
+    except Exception as exc:  # skops raises assorted errors on a corrupt archive
+        raise ModelError(f"{path}: not a readable skops model ({exc})") from None
+    unexpected = sorted(untrusted - set(TRUSTED_TYPES))
+    if unexpected:
+        raise ModelError(f"{path}: contains types a fusion model never has: {unexpected}")
+    try:
+        model = sio.load(path, trusted=sorted(untrusted))
+    except Exception as exc:
+        raise ModelError(f"{path}: cannot load model ({exc})") from None
+    if not isinstance(model, FusionModel):
+        raise ModelError(f"{path}: holds a {type(model).__name__}, not a fusion model")
+    th = card.get("thresholds", {})
+    try:
+        thresholds = Thresholds(block=float(th["block"]), review=float(th["review"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{card_path(path)}: bad thresholds ({exc})") from None
+    return LearnedFusion(model=model, thresholds=thresholds, features=features, card=card)
