@@ -137,6 +137,12 @@ class FusionModel(ClassifierMixin, BaseEstimator):
                 f"Classifier can't train when only one class is present: {self.classes_[0]!r}"
             )
         cst = self._constraints(X.shape[1])
+        # a feature missing in every training row carries no information (and the boosting
+        # binner rejects it): leave it out, remembering which ones were used
+        self.active_features_ = ~np.all(np.isnan(X), axis=0)
+        if cst is not None:
+            cst = [c for c, a in zip(cst, self.active_features_, strict=True) if a]
+        X = self._active(X)
         if cst is not None and not any(cst):
             cst = None
         if cst is not None and len(self.classes_) > 2:
@@ -165,6 +171,11 @@ class FusionModel(ClassifierMixin, BaseEstimator):
         self.n_iter_ = self._boosting_iterations()
         return self
 
+    def _active(self, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        if self.active_features_.any():
+            return X[:, self.active_features_]
+        return np.zeros((X.shape[0], 1))  # nothing known: the base rate
+
     def _boosting_iterations(self) -> int:
         """Most boosting iterations any of the fitted boosters ran (early stopping may cut)."""
         fitted = self.calibrated_
@@ -176,7 +187,7 @@ class FusionModel(ClassifierMixin, BaseEstimator):
         """Calibrated class probabilities, columns in the order of ``classes_``."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
-        proba = self.calibrated_.predict_proba(X)
+        proba = self.calibrated_.predict_proba(self._active(X))
         return np.asarray(proba, dtype=np.float64)
 
     def predict(self, X: Any) -> npt.NDArray[Any]:
