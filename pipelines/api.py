@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
+from PIL import Image
 
 from pipelines.config import Settings, load_settings
 from pipelines.errors import ValidationError
@@ -122,6 +124,8 @@ class Scorer:
                 columns.append(required)
         data = {c: [r.get(c) for r in records] for c in columns}
         schema = {c: INPUT_SCHEMA.get(c, pl.String()) for c in columns}
+        if any(isinstance(r.get("image"), bytes) for r in records):
+            schema["image"] = pl.Binary()
         series = []
         for c in columns:
             try:
@@ -140,10 +144,17 @@ class Scorer:
         return result
 
     def score_batch(self, listings: Iterable[object]) -> list[ScoreResult]:
-        records = [_as_mapping(item) for item in listings]
-        out = score_frame(self._frame_of(records), self.plan)
-        rows = out.select(["listing_id", *OUTPUT_SCHEMA]).iter_rows(named=True)
-        results = [ScoreResult.from_row(r) for r in rows]
+        records = [_with_image_bytes(_as_mapping(item)) for item in listings]
+        # a column holds paths or raw bytes, not both: score the two kinds separately
+        groups: dict[bool, list[int]] = {}
+        for i, rec in enumerate(records):
+            groups.setdefault(isinstance(rec.get("image"), bytes), []).append(i)
+        results: list[ScoreResult] = [None] * len(records)  # type: ignore[list-item]
+        for idx in groups.values():
+            out = score_frame(self._frame_of([records[i] for i in idx]), self.plan)
+            rows = out.select(["listing_id", *OUTPUT_SCHEMA]).iter_rows(named=True)
+            for i, row in zip(idx, rows, strict=True):
+                results[i] = ScoreResult.from_row(row)
         if self.on_error == "raise":
             for r in results:
                 if r.status != "ok":
@@ -170,6 +181,18 @@ class Scorer:
                 batch = []
         if batch:
             yield from self.score_batch(batch)
+
+
+def _with_image_bytes(record: dict[str, Any]) -> dict[str, Any]:
+    """A Pillow image becomes lossless PNG bytes, bytearray/memoryview become bytes."""
+    image = record.get("image")
+    if isinstance(image, bytearray | memoryview):
+        return {**record, "image": bytes(image)}
+    if isinstance(image, Image.Image):
+        buf = io.BytesIO()
+        image.save(buf, "PNG")
+        return {**record, "image": buf.getvalue()}
+    return record
 
 
 def _validation_error(result: ScoreResult) -> ValidationError:

@@ -72,3 +72,38 @@ def test_api_frame_scoring_equals_the_batch_runner(scorer: Scorer, tmp_path: Pat
     assert [r.decision for r in scorer.score_many(frame.iter_rows(named=True), batch_size=3)] == (
         batch.get_column("decision").to_list()
     )
+
+
+def test_image_as_path_bytes_or_pillow_image_scores_the_same(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from pipelines.registry import default_registry_dir, load_registry
+    from seeds.images import reuse, sample_registry
+
+    base = load_registry(default_registry_dir())
+    reg_dir = sample_registry(base, tmp_path / "reg", ["Gucci"], seed=3)
+    images = tmp_path / "images"
+    images.mkdir()
+    import random
+
+    fake = Image.open(reg_dir / "fakes" / "gucci_0.jpg").convert("RGB")
+    reuse(fake, random.Random(1)).save(images / "a.jpg", "JPEG", quality=85)
+    scorer = Scorer.from_registry(reg_dir, images=images)
+    item = {"listing_id": "x", "title": "designer bag", "price": 30.0}
+    data = (images / "a.jpg").read_bytes()
+    by_path = scorer.score_one({**item, "image": "a.jpg"})
+    by_bytes = scorer.score_one({**item, "image": data})
+    by_pil = scorer.score_one({**item, "image": Image.open(io.BytesIO(data))})
+    assert by_path.image_score is not None and by_path.image_score >= 0.9
+    assert by_bytes.image_score == by_path.image_score
+    assert by_pil.image_score is not None and by_pil.image_score >= 0.9
+    assert any("known fake fakes/gucci_0.jpg" in r for r in by_path.reasons)
+    # a mixed batch keeps its order; a path leaving --images is refused, not read
+    mixed = scorer.score_batch(
+        [{**item, "image": data}, {**item, "listing_id": "y", "image": "../reg/brands.csv"}]
+    )
+    assert [r.listing_id for r in mixed] == ["x", "y"]
+    assert mixed[1].image_score is None
+    assert any("escapes the images directory" in r for r in mixed[1].reasons)
