@@ -42,6 +42,7 @@ from filters.normalise import (
     MASK_CHARS,
     PHRASE_KEEP,
     ZERO_WIDTH_CLASS,
+    fold,
     is_cjk,
     leet_readings,
     mask_pattern,
@@ -231,7 +232,8 @@ class TextFilter(Filter):
                 "__declared": registry.brand_names,
             }
         )
-        self.common_ = frozenset(lex.common_words)
+        # titles are accent-folded before lookup, so the word list must be too ("botón")
+        self.common_ = frozenset(lex.common_words) | {fold(w) for w in lex.common_words}
         self.strong_ = _phrase_forms(lex.phrases("counterfeit", "strong"))
         self.weak_ = [
             p
@@ -559,6 +561,16 @@ class TextFilter(Filter):
                 .then(pl.lit("spaced"))
                 .otherwise(pl.col("kind"))
                 .alias("kind"),
+            )
+            # single letters set apart that spell a 2-3 letter abbreviation ("size L V-neck",
+            # "vitamin C K") are ordinary text far more often than a disguised brand
+            .filter(
+                ~(
+                    (pl.col("n") > 1)
+                    & (pl.col("form").str.len_chars() <= 3)
+                    & pl.col("sig").str.contains(r"^1(?:,1)*$")
+                    & (pl.col("sig") != pl.col("ksig").fill_null(""))  # "D&G" as registered
+                )
             )
             .select(*ctx, "form", "brand", "kind", "edits", "ambiguous"),
             forms.filter(pl.col("n") == 1)

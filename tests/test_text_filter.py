@@ -165,12 +165,6 @@ def test_every_obfuscation_the_sample_marketplace_writes_is_read_back(
         assert (got, kind) == (brand, family), w
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: spaced-out multi-word names are read as a 2-letter alias inside them "
-    "('C A L V I N K L E I N' -> 'L V' -> Louis Vuitton), because the 2-token n-gram "
-    "outranks the whole spaced word",
-)
 @pytest.mark.parametrize(
     ("title", "brand"),
     [
@@ -357,11 +351,6 @@ def test_common_words_are_never_typos(seed_registry: Registry, text_filter: Text
     assert typos.height == 0, typos.select("title", "text_brand", "text_match").head(10)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: accented common words are compared to the common-word list only after accents "
-    "are stripped, so they are fuzzy-matched: botón -> Botox, praça -> Prada, durée -> Durex",
-)
 @pytest.mark.parametrize(
     "title", ["Botón de madera 20 piezas", "Mapa da praça central", "Durée de vie longue"]
 )
@@ -369,20 +358,12 @@ def test_accented_common_words_are_not_typos(text_filter: TextFilter, title: str
     assert one(text_filter, title)["text_brand"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: 'size L V-neck' reads the two single letters as spaced-out 'LV' (Louis Vuitton)",
-)
 def test_clothing_size_before_v_neck_is_not_louis_vuitton(text_filter: TextFilter) -> None:
     row = one(text_filter, "Mens sweater size L V-neck navy")
     assert row["text_brand"] is None
     assert row["text_score"] < 0.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: proper noun 'Prado' (Toyota model, museum) is a 1-edit typo of Prada",
-)
 def test_toyota_prado_is_not_prada(text_filter: TextFilter) -> None:
     row = one(text_filter, "Toyota Land Cruiser Prado floor mats")
     assert row["text_brand"] in {None, "Toyota"}
