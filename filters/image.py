@@ -14,7 +14,6 @@ resellers use official photos too); no match gives 0; no usable image gives null
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import threading
@@ -29,6 +28,7 @@ import polars as pl
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from filters.base import Filter, check_is_fitted
+from pipelines.manifest import file_digest, write_bytes_atomic
 
 if TYPE_CHECKING:
     from typing import Self
@@ -466,8 +466,7 @@ _REFERENCE_CACHE_MAX = 100_000
 
 def _digest(path: str) -> str | None:
     try:
-        with open(path, "rb") as fh:
-            return hashlib.file_digest(fh, "sha256").hexdigest()
+        return file_digest(path)
     except OSError:
         return None
 
@@ -543,15 +542,11 @@ def reference_hashes(
             if key is not None and len(_REFERENCE_CACHE) < _REFERENCE_CACHE_MAX:
                 _REFERENCE_CACHE[key] = hashed
     out = [
-        (rel, brand, variant, shas[i], ph, dh)
+        (rel, brand, variant, ph, dh, shas[i])
         for i, (_, rel, brand) in enumerate(rows)
         for variant, ph, dh in done[i]
     ]
-    schema = {**REFERENCE_SCHEMA, "sha256": pl.String}
-    schema = {k: schema[k] for k in ("ref", "brand", "variant", "sha256", "phash", "dhash")}
-    return pl.DataFrame(out, schema=schema, orient="row").select(
-        *REFERENCE_SCHEMA, "sha256"
-    )
+    return pl.DataFrame(out, schema={**REFERENCE_SCHEMA, "sha256": pl.String}, orient="row")
 
 
 class CacheReport(NamedTuple):
@@ -596,9 +591,9 @@ def build_image_cache(
             ]
     frame = pl.DataFrame(rows, schema=CACHE_SCHEMA, orient="row").unique(maintain_order=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    frame.write_parquet(tmp)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    frame.write_parquet(buf)
+    write_bytes_atomic(path, buf.getvalue())
     return CacheReport(path, len(shas), reused, len(shas) - reused, len(unusable))
 
 

@@ -233,7 +233,8 @@ class TextFilter(Filter):
             }
         )
         # titles are accent-folded before lookup, so the word list must be too ("botón")
-        self.common_ = frozenset(lex.common_words) | {fold(w) for w in lex.common_words}
+        common = set(lex.common_words) | {fold(w) for w in lex.common_words}
+        self.common_ = pl.Series("common", sorted(common), dtype=pl.String)
         self.strong_ = _phrase_forms(lex.phrases("counterfeit", "strong"))
         self.weak_ = [
             p
@@ -346,14 +347,6 @@ class TextFilter(Filter):
             )
         return pl.concat(out)
 
-    def _common_series(self) -> pl.Series:
-        # built once per fitted filter: turning ~40k words into a Series costs milliseconds
-        cached: pl.Series | None = getattr(self, "_common_cache", None)
-        if cached is None or cached.len() != len(self.common_):
-            cached = pl.Series("common", sorted(self.common_), dtype=pl.String)
-            self._common_cache = cached
-        return cached
-
     @staticmethod
     def _spaced(titles: pl.DataFrame) -> pl.DataFrame:
         """Letters written apart ("g u c c i", "n.i.k.e", "p-r-a-d-a") read as one word."""
@@ -401,7 +394,7 @@ class TextFilter(Filter):
             pl.col("form").str.contains(r"^[a-z]+$")
             & (pl.col("form").str.len_chars() >= self.min_fuzzy_len)
         )
-        single = fuzzy.filter((pl.col("n") == 1) & ~pl.col("form").is_in(self._common_series()))[
+        single = fuzzy.filter((pl.col("n") == 1) & ~pl.col("form").is_in(self.common_))[
             "form"
         ].to_list()
         multi = fuzzy.filter(pl.col("n") > 1)["form"].to_list()

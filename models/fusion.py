@@ -26,11 +26,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from models.features import FEATURES, feature_frame
 from models.report import labels, pr_metrics
-from models.thresholds import (
-    Thresholds,
-    pick_block_threshold,
-    pick_review_threshold,
-)
+from models.thresholds import Thresholds, thresholds_from_scores
 from pipelines.errors import ModelError
 
 #: known directions: +1 = a higher value never lowers the risk, -1 = never raises it
@@ -42,6 +38,7 @@ MONOTONE: dict[str, int] = {
     # a lower price relative to the brand's reference never makes a listing look more genuine
     "price_log_ratio": -1,
 }
+
 
 def auto_monotonic_cst(feature_names: Sequence[str]) -> list[int]:
     """The :data:`MONOTONE` constraint of each feature (0 where none is known)."""
@@ -296,10 +293,9 @@ def train(
     X = feature_matrix(frame)
     model = FusionModel(feature_names=FEATURES, random_state=seed, **params)
     oof = out_of_fold(model, X, y, folds=folds, seed=seed)
-    block = pick_block_threshold(y, oof, target_precision=target_precision)
-    review = pick_review_threshold(oof, share=review_share, block=block)
-    # Thresholds caps at 1.0; "never block" is recorded in the card (risk is rarely exactly 1)
-    thresholds = Thresholds(block=min(block, 1.0), review=min(review, 1.0))
+    thresholds, block_enabled = thresholds_from_scores(
+        y, oof, target_precision=target_precision, review_share=review_share
+    )
     model.fit(X, y)
     card: dict[str, Any] = {
         "features": list(FEATURES),
@@ -312,7 +308,7 @@ def train(
         "thresholds": {
             "block": thresholds.block,
             "review": thresholds.review,
-            "block_enabled": block <= 1.0,
+            "block_enabled": block_enabled,
             "target_precision": target_precision,
             "review_share": review_share,
         },

@@ -8,11 +8,8 @@ feature set the caller scores with.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ from models.features import FEATURES
 from models.fusion import FusionModel, LearnedFusion
 from models.thresholds import Thresholds
 from pipelines.errors import ModelError
+from pipelines.manifest import file_digest, library_versions, write_bytes_atomic, write_json_atomic
 
 FORMAT = "fakestop-fusion"
 FORMAT_VERSION = 1
@@ -30,7 +28,6 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.model_selection._split.StratifiedKFold",
 )
-LIBRARIES = ("fakestop", "scikit-learn", "numpy", "polars", "skops", "rapidfuzz", "imagehash")
 
 
 def card_path(model_path: str | os.PathLike[str]) -> Path:
@@ -39,30 +36,13 @@ def card_path(model_path: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + ".card.json")
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def save_model(fusion: LearnedFusion, path: str | os.PathLike[str]) -> Path:
     """Write ``fusion`` to ``path`` (skops) and its card to :func:`card_path`; returns the card."""
     import skops.io as sio
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    sio.dump(fusion.model, tmp)
-    os.replace(tmp, path)
+    write_bytes_atomic(path, sio.dumps(fusion.model))
     card = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -75,12 +55,10 @@ def save_model(fusion: LearnedFusion, path: str | os.PathLike[str]) -> Path:
         },
         "libraries": library_versions(),
         "model_file": path.name,
-        "model_sha256": _sha256(path),
+        "model_sha256": file_digest(path),
     }
     cpath = card_path(path)
-    ctmp = cpath.with_name(cpath.name + ".tmp")
-    ctmp.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(ctmp, cpath)
+    write_json_atomic(cpath, card)
     return cpath
 
 
@@ -105,7 +83,7 @@ def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"{cpath}: model format version {card.get('format_version')!r}, "
             f"this fakestop reads version {FORMAT_VERSION}"
         )
-    if card.get("model_sha256") != _sha256(path):
+    if card.get("model_sha256") != file_digest(path):
         raise ModelError(f"{path}: content does not match its model card (sha256); refusing it")
     return card
 

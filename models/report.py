@@ -34,18 +34,14 @@ DEFAULT_FLAG_RISK = 0.5
 # ---------------------------------------------------------------- metrics
 
 
-def precision_at_recall(
-    y: npt.ArrayLike, score: npt.ArrayLike, recall: float
-) -> float:
+def precision_at_recall(y: npt.ArrayLike, score: npt.ArrayLike, recall: float) -> float:
     """Best precision over the operating points whose recall is at least ``recall``."""
     p, r, _ = precision_recall_curve(y, score)
     ok = r >= recall
     return float(p[ok].max()) if ok.any() else 0.0
 
 
-def recall_at_precision(
-    y: npt.ArrayLike, score: npt.ArrayLike, precision: float
-) -> float:
+def recall_at_precision(y: npt.ArrayLike, score: npt.ArrayLike, precision: float) -> float:
     """Best recall over the operating points whose precision is at least ``precision``."""
     p, r, _ = precision_recall_curve(y, score)
     ok = p >= precision
@@ -65,12 +61,8 @@ def pr_metrics(y: npt.ArrayLike, score: npt.ArrayLike) -> dict[str, Any]:
         }
     return {
         "pr_auc": float(average_precision_score(yv, sv)),
-        "precision_at_recall": {
-            f"{r:g}": precision_at_recall(yv, sv, r) for r in RECALL_LEVELS
-        },
-        "recall_at_precision": {
-            f"{p:g}": recall_at_precision(yv, sv, p) for p in PRECISION_LEVELS
-        },
+        "precision_at_recall": {f"{r:g}": precision_at_recall(yv, sv, r) for r in RECALL_LEVELS},
+        "recall_at_precision": {f"{p:g}": recall_at_precision(yv, sv, p) for p in PRECISION_LEVELS},
     }
 
 

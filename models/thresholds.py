@@ -84,3 +84,20 @@ def pick_review_threshold(p: npt.ArrayLike, *, share: float, block: float | None
         if len(ok):
             t = float(ok.min())
     return t if block is None else min(t, block)
+
+
+def thresholds_from_scores(
+    y: npt.ArrayLike,
+    p: npt.ArrayLike,
+    *,
+    target_precision: float = 0.99,
+    review_share: float = 0.02,
+) -> tuple[Thresholds, bool]:
+    """``block`` at ``target_precision`` and ``review`` from the budget, on held-out scores.
+
+    Returns the thresholds (capped at 1.0) and whether blocking is enabled at all (False when
+    no threshold reaches the target precision).
+    """
+    block = pick_block_threshold(y, p, target_precision=target_precision)
+    review = pick_review_threshold(p, share=review_share, block=block)
+    return Thresholds(block=min(block, 1.0), review=min(review, 1.0)), block <= 1.0

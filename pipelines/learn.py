@@ -12,11 +12,11 @@ from models.features import FEATURES
 from models.fusion import FusionModel, feature_matrix, out_of_fold, train
 from models.persist import save_model
 from models.report import bench, labels, write_report
-from models.thresholds import Thresholds, pick_block_threshold, pick_review_threshold
+from models.thresholds import thresholds_from_scores
 from models.zeroshot import ZeroShotFusion
 from pipelines.config import load_settings
 from pipelines.errors import FakestopError
-from pipelines.registry import Registry, load_registry
+from pipelines.registry import load_registry
 from pipelines.schema import read_listings
 from pipelines.stages import ScoringPlan, score_frame
 
@@ -25,9 +25,7 @@ FILTER_COLUMNS = {"text_score": "text", "price_score": "price", "image_score": "
 BASELINE_COLUMNS = {"mean": "mean of filters", "max": "max of filters"}
 
 
-def scored_evidence(
-    path: str | Path, plan: ScoringPlan, *, label: str
-) -> tuple[pl.DataFrame, int]:
+def scored_evidence(path: str | Path, plan: ScoringPlan, *, label: str) -> tuple[pl.DataFrame, int]:
     """Score a labelled file keeping every filter's evidence; returns the scored valid rows
     and the number of quarantined rows left out."""
     frame = read_listings(path)
@@ -40,12 +38,6 @@ def scored_evidence(
     except ValueError as exc:
         raise FakestopError(f"{path}: {exc}") from None
     return ok, scored.height - ok.height
-
-
-def _plan(
-    registry: Registry, images: str | Path | None, config: str | Path | None
-) -> ScoringPlan:
-    return ScoringPlan.build(registry, settings=load_settings(config), images_root=images)
 
 
 def train_model(
@@ -62,7 +54,8 @@ def train_model(
 ) -> dict[str, Any]:
     """Train on ``labelled``, write the model and its card; returns the card."""
     reg = load_registry(registry)
-    frame, quarantined = scored_evidence(labelled, _plan(reg, images, config), label=label)
+    plan = ScoringPlan.build(reg, settings=load_settings(config), images_root=images)
+    frame, quarantined = scored_evidence(labelled, plan, label=label)
     fusion = train(
         frame,
         label=label,
@@ -97,17 +90,13 @@ def bench_labelled(
     """
     reg = load_registry(registry)
     settings = load_settings(config)
-    plan = _plan(reg, images, config)
+    # with a model, one pass gives the evidence and the model's risk and decision
+    plan = ScoringPlan.build(reg, settings=settings, images_root=images, model=model)
     frame, quarantined = scored_evidence(test or labelled, plan, label=label)
     zero = ZeroShotFusion().risk_expr(set(frame.columns))
     frame = frame.with_columns(zero.alias("zero_shot_risk"))
     how: str
     if model is not None:
-        mplan = ScoringPlan.build(reg, settings=settings, images_root=images, model=model)
-        fused = score_frame(read_listings(test or labelled), mplan)
-        # same file, same validation: the valid rows line up one to one, in order
-        fused = fused.filter(pl.col("status") == "ok")
-        frame = frame.with_columns(fused.get_column("risk"), fused.get_column("decision"))
         how = f"trained model {Path(model).name}"
     elif test is not None:
         train_frame, _ = scored_evidence(labelled, plan, label=label)
@@ -131,7 +120,7 @@ def bench_labelled(
             folds=folds,
             seed=seed,
         )
-        thresholds = _oof_thresholds(y, oof)
+        thresholds, _ = thresholds_from_scores(y, oof)
         frame = frame.with_columns(pl.Series("risk", oof)).with_columns(
             thresholds.decision_expr().alias("decision")
         )
@@ -146,9 +135,3 @@ def bench_labelled(
     metrics["learned_fusion"] = how
     metrics["quarantined_rows_left_out"] = quarantined
     return write_report(metrics, frame, report, label=label)
-
-
-def _oof_thresholds(y: np.ndarray, oof: np.ndarray) -> Thresholds:
-    block = min(pick_block_threshold(y, oof), 1.0)
-    review = min(pick_review_threshold(oof, share=0.02, block=block), 1.0)
-    return Thresholds(block=block, review=review)

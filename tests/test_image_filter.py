@@ -4,7 +4,6 @@ files, and the filter over a small registry."""
 from __future__ import annotations
 
 import io
-import random
 import struct
 import zlib
 from pathlib import Path
@@ -31,43 +30,13 @@ from filters.image import (
     reference_hashes,
 )
 from pipelines.registry import load_registry
+from seeds.images import product_photo
 
 #: the match band: combined (pHash + dHash) distance and pHash distance
 BAND, PHASH_BAND = 28, 14
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def product_photo(seed: int, size: int = 320) -> Image.Image:
-    """A procedurally drawn "product photo": background, a few shapes, a caption."""
-    rnd = random.Random(seed)
-
-    def colour() -> tuple[int, int, int]:
-        return (rnd.randrange(256), rnd.randrange(256), rnd.randrange(256))
-
-    img = Image.new("RGB", (size, size), colour())
-    draw = ImageDraw.Draw(img)
-    if rnd.random() < 0.5:  # gradient background
-        a, b = colour(), colour()
-        for y in range(size):
-            t = y / size
-            fill = tuple(int(a[i] * (1 - t) + b[i] * t) for i in range(3))
-            draw.line([(0, y), (size, y)], fill=fill)
-    for _ in range(rnd.randint(3, 8)):
-        x0, y0 = rnd.randrange(size), rnd.randrange(size)
-        w, h = rnd.randint(size // 10, size // 2), rnd.randint(size // 10, size // 2)
-        box = (x0 - w // 2, y0 - h // 2, x0 + w // 2, y0 + h // 2)
-        kind = rnd.randrange(3)
-        if kind == 0:
-            draw.ellipse(box, fill=colour())
-        elif kind == 1:
-            draw.rectangle(box, fill=colour())
-        else:
-            pts = [(rnd.randrange(size), rnd.randrange(size)) for _ in range(rnd.randint(3, 6))]
-            draw.polygon(pts, fill=colour())
-    draw.text((size // 10, size * 8 // 10), f"ITEM {seed}", fill=colour(), font_size=size // 10)
-    return img
 
 
 def jpeg(img: Image.Image, quality: int = 90, **kw: object) -> bytes:
