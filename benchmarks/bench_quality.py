@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import polars as pl
-from sklearn.metrics import average_precision_score, precision_recall_curve
+from sklearn.metrics import average_precision_score
 
+from models.report import precision_at_recall, recall_at_precision
 from pipelines.registry import default_registry_dir, load_registry
 from pipelines.stages import ScoringPlan, score_frame
 
@@ -28,18 +28,6 @@ OBFUSCATED_KINDS = (
     "fake_spaced",
     "fake_masked",
 )
-
-
-def precision_at_recall(y: np.ndarray, s: np.ndarray, recall: float) -> float:
-    p, r, _ = precision_recall_curve(y, s)
-    ok = r >= recall
-    return float(p[ok].max()) if ok.any() else 0.0
-
-
-def recall_at_precision(y: np.ndarray, s: np.ndarray, precision: float) -> float:
-    p, r, _ = precision_recall_curve(y, s)
-    ok = p >= precision
-    return float(r[ok].max()) if ok.any() else 0.0
 
 
 def score_table(scored: pl.DataFrame) -> pl.DataFrame:
