@@ -29,7 +29,8 @@ counterfeit phrase is present — and never inside an ordinary phrase
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -254,8 +255,17 @@ class TextFilter(Filter):
         ]
         self.ordinary_ = pl.DataFrame(
             ordinary_rows, schema=["__ophrase", "__okey"], orient="row"
-        ).unique(subset=["__ophrase"], keep="first")
+        ).unique(subset=["__ophrase"], keep="first", maintain_order=True)
+        from filters.text_record import TextRecordScorer
+
+        self.record_scorer_ = TextRecordScorer(self)
         return self
+
+    def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """This filter's columns for one listing (a mapping of validated input fields), equal
+        to what :meth:`score` gives for a one-row frame, without a query engine."""
+        check_is_fitted(self)
+        return self.record_scorer_.score(record)
 
     # ------------------------------------------------------------------ stages
 
@@ -460,12 +470,15 @@ class TextFilter(Filter):
                 if len(hits) == 1:
                     b = hits.pop()
                     surface_rows.append((surface, b, "masked", 0, False, None))
-        for surface, form in spaced.select("surface", "form").unique().iter_rows():
-            if form in key_info and len(form) >= 3:
-                b, _, amb, ksig = key_info[form]
-                surface_rows.append((surface, b, "spaced", 0, amb, ksig))
+        # spaced-out letters: a table of their own, so that a token's match never depends on
+        # another listing of the batch spelling the same letters apart
+        spaced_rows = [
+            (surface, *key_info[form][:1], "spaced", 0, key_info[form][2], key_info[form][3])
+            for surface, form in spaced.select("surface", "form").unique().iter_rows()
+            if form in key_info and len(form) >= 3
+        ]
         surface_matches = pl.DataFrame(
-            surface_rows,
+            surface_rows + spaced_rows,
             schema={
                 "surface": pl.String,
                 "brand": pl.String,
@@ -475,7 +488,7 @@ class TextFilter(Filter):
                 "ksig": pl.String,
             },
             orient="row",
-        ).unique(subset=["surface"], keep="first", maintain_order=True)
+        ).unique(subset=["surface", "kind"], keep="first", maintain_order=True)
         return form_matches, surface_matches
 
     def _near_misses(self, queries: list[str], keys: list[str]) -> list[tuple[str, str, int]]:
@@ -575,7 +588,7 @@ class TextFilter(Filter):
             )
             .select(*ctx, "form", "brand", "kind", "edits", "ambiguous"),
             forms.filter(pl.col("n") == 1)
-            .join(surface_matches, on="surface", how="inner")
+            .join(surface_matches.filter(pl.col("kind") != "spaced"), on="surface", how="inner")
             .select(*ctx, "form", "brand", "kind", "edits", "ambiguous"),
             spaced.join(surface_matches.filter(pl.col("kind") == "spaced"), on="surface")
             .with_columns(
@@ -710,9 +723,9 @@ class TextFilter(Filter):
             pl.when(pl.col("prev1").is_in(prefixes)).then(pl.col("prev1")),
         )
         cand = cand.with_columns(kind.alias("kind")).with_columns(
+            # the first in sort order: the batch's row order must not change the reason
             pl.format('"{} {}": accessory for the brand', prefix_used, pl.col("form"))
-            .drop_nulls()
-            .first()
+            .min()
             .over(["__tid", "brand"])
             .alias("__accessory")
         )
@@ -741,7 +754,8 @@ class TextFilter(Filter):
         usable = pl.col("__oph").is_null() & (~pl.col("ambiguous") | ~plain | corroborated)
         suppressed = (
             cand.filter(~usable & pl.col("__oph").is_not_null())
-            .group_by("__tid")
+            .sort(["__tid", "pos", "n", "form", "__oph"])
+            .group_by("__tid", maintain_order=True)
             .agg(
                 pl.format(
                     'brand word "{}" used as ordinary word ("{}")', pl.col("form"), pl.col("__oph")
@@ -756,7 +770,7 @@ class TextFilter(Filter):
                 pl.col("kind").replace_strict(KIND_RANK, return_dtype=pl.Int32).alias("__rank")
             )
             .with_columns((-pl.col("n").cast(pl.Int32)).alias("__longest"))
-            .sort(["__tid", "__rank", "edits", "__longest", "pos"])
+            .sort(["__tid", "__rank", "edits", "__longest", "pos", "brand", "surface"])
             .group_by("__tid", maintain_order=True)
             .first()
             .select("__tid", "surface", "form", "brand", "kind", "edits", "__accessory")

@@ -1,0 +1,437 @@
+"""The text filter on one listing, in plain Python (see :mod:`filters.textops`).
+
+:class:`TextRecordScorer` mirrors :meth:`filters.text.TextFilter._score` step by step: the
+same tokens, n-gram forms, brand matches, phrase hits, corroboration and scoring, so that
+``score_record`` returns what ``score`` returns for a one-row frame. Matches of distinct forms
+are cached (titles share most of their words), so a warm call costs tens of microseconds.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import regex
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
+from filters import textops
+from filters.normalise import MASK_CHARS, leet_readings, mask_pattern, skeleton
+
+if TYPE_CHECKING:
+    from filters.text import TextFilter
+
+RE_TOKEN = regex.compile(r"[\p{L}\p{N}$@€©®£|!*•●#]+")
+RE_SPACED = regex.compile(
+    r"(?:^|[^\p{L}\p{N}])((?:\p{L}[ .\-_·*/]+){2,}\p{L})(?:[^\p{L}\p{N}]|$)"
+)
+RE_EDGE_NON_L = regex.compile(r"^[^\p{L}]+|[^\p{L}]+$")
+RE_NON_L = regex.compile(r"[^\p{L}]")
+RE_LOWER_ALNUM = regex.compile(r"[a-z0-9]+")
+RE_LOWER = regex.compile(r"[a-z]+")
+RE_DIGIT = regex.compile(r"[0-9]")
+RE_LETTER = regex.compile(r"\p{L}")
+RE_FULLWIDTH = regex.compile(r"[\uff01-\uff5e]")
+RE_SIGS_12 = regex.compile(r"^[12](?:,[12])*$")
+RE_SIGS_1 = regex.compile(r"^1(?:,1)*$")
+
+
+class Match(NamedTuple):
+    brand: str
+    kind: str
+    edits: int
+    ambiguous: bool
+    ksig: str | None
+
+
+class Mention(NamedTuple):
+    pos: int
+    n: int
+    surface: str
+    prev1: str | None
+    prev2: str | None
+    prev3: str | None
+    form: str
+    brand: str
+    kind: str
+    edits: int
+    ambiguous: bool
+
+
+def _join(parts: list[str | None]) -> str | None:
+    """``concat_str(..., separator=" ")``: null if any part is null."""
+    if any(p is None for p in parts):
+        return None
+    return " ".join(p for p in parts if p is not None)
+
+
+def _words(phrase: str | None) -> str | None:
+    return None if phrase is None else " ".join(w for w in phrase.split(" ") if w != "")
+
+
+class TextRecordScorer:
+    """Lookups of a fitted :class:`~filters.text.TextFilter`, arranged for one listing."""
+
+    def __init__(self, f: TextFilter) -> None:
+        from filters.text import KIND_NOTE, KIND_RANK, KIND_SCORE, MAX_NGRAM, _partials
+
+        self.f = f
+        self.kind_rank, self.kind_score, self.kind_note = KIND_RANK, KIND_SCORE, KIND_NOTE
+        self.max_ngram = MAX_NGRAM
+        self.partials = _partials
+        self.key_info: dict[str, Match] = {
+            k: Match(b, kind, 0, bool(amb), ksig)
+            for k, b, kind, ksig, amb in f.keys_.select(
+                "key", "brand", "kind", "sig", "ambiguous"
+            ).iter_rows()
+        }
+        self.native: dict[str, list[str]] = {}
+        for key, brand in f.native_.iter_rows():
+            self.native.setdefault(key, []).append(brand)
+        self.fuzzy_keys = list(f.fuzzy_keys_)
+        self.multi_keys = [k for k in self.fuzzy_keys if "," in (self.key_info[k].ksig or "")]
+        self.max_budget = max((f._edits_for(len(k)) for k in self.fuzzy_keys), default=0)
+        self.mask_keys = [k for k in self.key_info if len(k) >= 4]
+        self.common = frozenset(f.common_.to_list())
+        self.brand_cats = frozenset(f.brand_categories_.iter_rows())
+        self.brand_by_key: dict[str, str] = {}
+        for k, b in f.brand_by_key_.iter_rows():
+            self.brand_by_key.setdefault(k, b)
+        self.strong = textops.PatternSet(f.strong_)
+        self.weak = textops.PatternSet(f.weak_)
+        self.exceptions = textops.PatternSet(f.exceptions_)
+        self.legit = textops.PatternSet(f.legit_)
+        self.ordinary_phrases = textops.PatternSet(f.ordinary_["__ophrase"].to_list())
+        self.ordinary: dict[str, str] = {}
+        for phrase, okey in f.ordinary_.iter_rows():
+            self.ordinary.setdefault(phrase, okey)
+        self.native_set = textops.PatternSet(f.native_["native"].to_list())
+        self.prefixes = frozenset(f.accessory_prefixes_)
+        self.form_match = lru_cache(maxsize=200_000)(self._form_match)
+        self.surface_match = lru_cache(maxsize=50_000)(self._surface_match)
+
+    # ------------------------------------------------------------ matching (cached)
+
+    def _nearest(self, query: str, keys: list[str]) -> tuple[str, int] | None:
+        """The nearest key within its edit budget that keeps the first letter (ties: the
+        alphabetically first), as ``TextFilter._near_misses``."""
+        if not keys or self.max_budget == 0:
+            return None
+        best: tuple[int, str] | None = None
+        for key, dist, _ in process.extract(
+            query, keys, scorer=OSA.distance, score_cutoff=self.max_budget, limit=None
+        ):
+            budget = self.f._edits_for(len(key))
+            if dist <= budget and abs(len(query) - len(key)) <= budget and query[0] == key[0]:
+                cand = (int(dist), key)
+                if best is None or cand < best:
+                    best = cand
+        return None if best is None else (best[1], best[0])
+
+    def _form_match(self, form: str, n: int) -> Match | None:
+        """The brand match of one n-gram form (``TextFilter.brand_matches``, by form)."""
+        info = self.key_info
+        hit = info.get(form)
+        if hit is not None:
+            return hit
+        if not RE_LOWER_ALNUM.fullmatch(form):
+            sk = skeleton(form)
+            if sk is not None and sk in info:
+                m = info[sk]
+                return Match(m.brand, "confusable", 0, m.ambiguous, m.ksig)
+        if RE_LOWER.fullmatch(form) and len(form) >= self.f.min_fuzzy_len:
+            if n == 1 and form not in self.common:
+                near = self._nearest(form, self.fuzzy_keys)
+                if near is not None:
+                    key, d = near
+                    m = info[key]
+                    if form not in self.partials(key, m.ksig):
+                        return Match(m.brand, "typo", d, m.ambiguous, m.ksig)
+            elif n > 1:
+                near = self._nearest(form, self.multi_keys)
+                if near is not None:
+                    key, d = near
+                    m = info[key]
+                    # the match row is keyed by the name's word count, as in the batch path
+                    if len((m.ksig or "").split(",")) == n:
+                        return Match(m.brand, "typo", d, m.ambiguous, m.ksig)
+            return None
+        if RE_DIGIT.search(form) and RE_LETTER.search(form):
+            reading = next((r for r in leet_readings(form) if r in info), None)
+            if reading is not None:
+                m = info[reading]
+                return Match(m.brand, "leet", 0, m.ambiguous, m.ksig)
+        return None
+
+    def _surface_match(self, surface: str) -> Match | None:
+        """Leetspeak or masked letters in one token as written."""
+        reading = next((r for r in leet_readings(surface) if r in self.key_info), None)
+        if reading is not None:
+            m = self.key_info[reading]
+            return Match(m.brand, "leet", 0, m.ambiguous, m.ksig)
+        pattern = mask_pattern(surface) if any(c in MASK_CHARS for c in surface) else None
+        if pattern is not None:
+            brands = {self.key_info[k].brand for k in self.mask_keys if pattern.match(k)}
+            if len(brands) == 1:
+                return Match(brands.pop(), "masked", 0, False, None)
+        return None
+
+    # ------------------------------------------------------------ one listing
+
+    def mentions(self, norm: str) -> list[Mention]:
+        """Every brand mention in a normalised title, in the batch path's order."""
+        toks: list[str] = [t.strip("!|") for t in RE_TOKEN.findall(norm)]
+        plain = [textops.RE_NOT_LN.sub("", t) for t in toks]
+        out: list[Mention] = []
+        n_tok = len(toks)
+
+        def prev(i: int, k: int) -> str | None:
+            return plain[i - k] if i - k >= 0 else None
+
+        for n in range(1, self.max_ngram + 1):
+            for i in range(n_tok - n + 1):
+                parts = plain[i : i + n]
+                form = "".join(parts)
+                if not form:
+                    continue
+                m = self.form_match(form, n)
+                if m is None:
+                    continue
+                sig = ",".join(str(len(p)) for p in parts)
+                kind = m.kind
+                if (
+                    n > 1
+                    and kind in ("exact", "alias")
+                    and m.ksig is not None
+                    and sig != m.ksig
+                    and RE_SIGS_12.match(sig)
+                ):
+                    kind = "spaced"
+                if n > 1 and len(form) <= 3 and RE_SIGS_1.match(sig) and sig != (m.ksig or ""):
+                    continue
+                p1, p2, p3 = prev(i, 1), prev(i, 2), prev(i, 3)
+                out.append(
+                    Mention(
+                        i,
+                        n,
+                        " ".join(toks[i : i + n]),
+                        p1,
+                        _join([p2, p1]),
+                        _join([p3, p2, p1]),
+                        form,
+                        m.brand,
+                        kind,
+                        m.edits,
+                        m.ambiguous,
+                    )
+                )
+        for i, (tok, form) in enumerate(zip(toks, plain, strict=True)):
+            if not form or not RE_NON_L.search(tok):
+                continue
+            m = self.surface_match(tok)
+            if m is not None:
+                p1, p2, p3 = prev(i, 1), prev(i, 2), prev(i, 3)
+                out.append(
+                    Mention(
+                        i,
+                        1,
+                        tok,
+                        p1,
+                        _join([p2, p1]),
+                        _join([p3, p2, p1]),
+                        form,
+                        m.brand,
+                        m.kind,
+                        m.edits,
+                        m.ambiguous,
+                    )
+                )
+        for match in RE_SPACED.finditer(norm):
+            surface = RE_EDGE_NON_L.sub("", match.group(0))
+            form = RE_NON_L.sub("", surface)
+            if len(form) >= 3 and form in self.key_info:
+                m = self.key_info[form]
+                out.append(
+                    Mention(
+                        -1, 1, surface, None, None, None, form, m.brand, "spaced", 0, m.ambiguous
+                    )
+                )
+        return out
+
+    def score(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        f = self.f
+        title_value = record.get("title")
+        title = "" if title_value is None else str(title_value)
+        desc_value = record.get("description") if f.use_description else None
+        desc = "" if desc_value is None else str(desc_value)
+        text = f"{title} | {desc}"
+        if text.isascii():
+            norm = title.lower()
+            ptext = " " + textops.strip_chars(textops.RE_PHRASE_KEEP.sub(" ", text.lower())) + " "
+            raw = title.lower()
+        else:
+            norm = textops.RE_CJK_RUN.sub(r" \1 ", textops.folded(title))
+            ptext = textops.phrase_text(text)
+            raw = textops.RE_MN.sub("", _nfd(title.lower()))
+
+        # phrases
+        spaced_text = ptext.replace(" ", "  ")
+        cleaned = self.exceptions.replace(spaced_text, " ") if self.exceptions.patterns else spaced_text
+        strong = self.strong.extract(cleaned)
+        weak = self.weak.extract(cleaned)
+        legit = self.legit.extract(spaced_text)
+        ordinary_hits = self.ordinary_phrases.extract(spaced_text)
+        native_hits = self.native_set.extract(norm)
+
+        found = self.mentions(norm)
+        for hit in native_hits:
+            for brand in self.native.get(hit, ()):
+                found.append(Mention(-1, 1, hit, None, None, None, hit, brand, "native", 0, False))
+
+        declared_raw = record.get("brand")
+        dkey = textops.brand_key_expr(None if declared_raw is None else str(declared_raw))
+        declared = None if dkey is None else self.brand_by_key.get(dkey)
+        cat_raw = record.get("category")
+        lcat = None if cat_raw is None else textops.strip_chars(str(cat_raw)).lower()
+        n_strong = len(strong)
+
+        # ordinary uses of brand words, by brand key, in hit order
+        ordinary_by_key: dict[str, list[str]] = {}
+        for phrase in ordinary_hits:
+            okey = self.ordinary.get(phrase)
+            if okey is not None:
+                ordinary_by_key.setdefault(okey, []).append(_words(phrase) or "")
+
+        rows: list[tuple[Mention, str, str | None]] = []  # mention, kind, ordinary phrase
+        for m in found:
+            kind = m.kind
+            if kind in ("exact", "alias") and m.surface not in raw:
+                if RE_FULLWIDTH.search(raw):
+                    kind = "fullwidth"
+                elif textops.RE_ZERO_WIDTH.search(raw):
+                    kind = "zero_width"
+            for oph in ordinary_by_key.get(m.form, [None]):  # type: ignore[list-item]
+                rows.append((m, kind, oph))
+
+        accessory: dict[str, str] = {}
+        for m, _, _ in rows:
+            prefix = next(
+                (p for p in (m.prev3, m.prev2, m.prev1) if p is not None and p in self.prefixes),
+                None,
+            )
+            if prefix is not None:
+                note = f'"{prefix} {m.form}": accessory for the brand'
+                if m.brand not in accessory or note < accessory[m.brand]:
+                    accessory[m.brand] = note
+
+        usable: list[tuple[Mention, str]] = []
+        suppressed: list[tuple[int, int, str, str]] = []
+        for m, kind, oph in rows:
+            if oph is not None:
+                suppressed.append((m.pos, m.n, m.form, oph))
+                continue
+            plain_kind = kind in ("exact", "alias")
+            if m.ambiguous and plain_kind:
+                capitalised = (
+                    m.surface.title() in title or m.surface.upper() in title
+                )
+                corroborated = (
+                    (lcat is not None and (m.brand, lcat) in self.brand_cats)
+                    or (declared is not None and declared == m.brand)
+                    or n_strong > 0
+                    or (lcat is None and capitalised)
+                )
+                if not corroborated:
+                    continue
+            usable.append((m, kind))
+        oreason = None
+        if suppressed:
+            _, _, form, oph = min(suppressed)
+            oreason = f'brand word "{form}" used as ordinary word ("{oph}")'
+
+        best: tuple[Mention, str] | None = None
+        if usable:
+            best = min(
+                usable,
+                key=lambda mk: (
+                    self.kind_rank[mk[1]],
+                    mk[0].edits,
+                    -mk[0].n,
+                    mk[0].pos,
+                    mk[0].brand,
+                    mk[0].surface,
+                ),
+            )
+        return self._scored(best, accessory, declared, strong, weak, legit, oreason)
+
+    def _scored(
+        self,
+        best: tuple[Mention, str] | None,
+        accessory: dict[str, str],
+        declared: str | None,
+        strong: list[str],
+        weak: list[str],
+        legit: list[str],
+        oreason: str | None,
+    ) -> dict[str, Any]:
+        brand = kind = surface = acc = None
+        edits: int | None = None
+        if best is not None:
+            m, kind = best
+            brand, edits, surface = m.brand, m.edits, m.surface
+            acc = accessory.get(m.brand)
+        has_brand = brand is not None
+        is_accessory = acc is not None
+        s_brand = 0.0
+        if kind is not None:
+            s_brand = self.kind_score.get(kind, 0.0) - (0.05 if (edits or 0) >= 2 else 0.0)
+        s_brand = s_brand * (0.2 if is_accessory else 1.0)
+        n_strong, n_weak, n_legit = len(strong), len(weak), len(legit)
+        s_strong = 0.95 if n_strong and has_brand else 0.15 if n_strong else 0.0
+        w = float(n_weak)
+        s_weak = min(max(0.15 * w, 0.0), 0.3) if has_brand else min(max(0.05 * w, 0.0), 0.1)
+        mismatch = has_brand and declared is not None and declared != brand
+        s_mismatch = 0.5 if mismatch else 0.0
+        raw = 1 - (1 - s_brand) * (1 - s_strong) * (1 - s_weak) * (1 - s_mismatch)
+        damp = 0.7 if n_legit > 0 and not n_strong else 1.0
+        score = min(max(raw * damp, 0.0), 1.0)
+
+        reasons: list[str] = []
+        if has_brand:
+            if kind in ("exact", "alias", "native"):
+                reasons.append(f'title mentions brand "{brand}"')
+            else:
+                if kind == "typo":
+                    note = f"{edits} edit{'' if edits == 1 else 's'}"
+                else:
+                    note = self.kind_note.get(kind or "", "")
+                reasons.append(f'title "{surface}" ~ brand "{brand}" ({note})')
+        if n_strong:
+            reasons.append(f'counterfeit phrase "{_words(strong[0])}"')
+        if n_weak:
+            reasons.append(f'suggestive phrase "{_words(weak[0])}"')
+        if acc is not None:
+            reasons.append(acc)
+        if mismatch:
+            reasons.append(f'declared brand "{declared}" but title says "{brand}"')
+        if oreason is not None:
+            reasons.append(oreason)
+        return {
+            "text_score": score if not math.isnan(score) else None,
+            "text_reasons": reasons,
+            "text_brand": brand,
+            "text_match": kind,
+            "text_edits": edits,
+            "text_strong_phrases": n_strong,
+            "text_weak_phrases": n_weak,
+            "text_legit": n_legit,
+            "text_accessory": is_accessory,
+            "text_brand_mismatch": (mismatch if has_brand and declared is not None else None),
+        }
+
+
+def _nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)

@@ -1,0 +1,144 @@
+"""Python twins of the polars string operations the filters use, for scoring one listing.
+
+A crawler scoring one listing at a time cannot afford a query plan per call (a polars query
+costs about 0.1-1 ms of fixed overhead, the text filter runs dozens). These functions give the
+same results as the polars expressions they are named after, on one string, so a filter's
+``score_record`` can mirror its vectorised ``score``. ``tests/test_record_path.py`` checks each
+twin against polars and every ``score_record`` against the batch path.
+
+Regular expressions use the ``regex`` module: it has the Unicode classes (``\\p{L}``, scripts)
+that polars' Rust engine has and ``re`` lacks.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
+
+import regex
+
+from filters.normalise import CJK_CLASS, PHRASE_KEEP, ZERO_WIDTH_CLASS
+
+RE_PHRASE_KEEP = regex.compile(PHRASE_KEEP)
+RE_CJK_RUN = regex.compile(f"({CJK_CLASS}+)")
+RE_MN = regex.compile(r"\p{Mn}")
+RE_ZERO_WIDTH = regex.compile(ZERO_WIDTH_CLASS)
+RE_NOT_LN = regex.compile(r"[^\p{L}\p{N}]")
+
+
+#: what ``str.strip_chars()`` strips (Unicode White_Space; Python's ``str.strip`` also strips
+#: the separators U+001C-U+001F)
+WHITESPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+def strip_chars(text: str) -> str:
+    """``str.strip_chars()``."""
+    return text.strip(WHITESPACE)
+
+
+def folded(text: str) -> str:
+    """:func:`filters.text.folded`: NFKC, zero-width removed, lower case, accents stripped."""
+    out = RE_ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text)).lower()
+    out = RE_MN.sub("", unicodedata.normalize("NFKD", out))
+    return unicodedata.normalize("NFC", out)
+
+
+def phrase_text(text: str) -> str:
+    """:func:`filters.text.phrase_text`."""
+    return " " + strip_chars(RE_PHRASE_KEEP.sub(" ", folded(text))) + " "
+
+
+def brand_key_expr(value: str | None) -> str | None:
+    """The declared-brand key of the filters: lower case, NFKD, letters and digits only."""
+    if value is None:
+        return None
+    return RE_NOT_LN.sub("", unicodedata.normalize("NFKD", value.lower()))
+
+
+class PatternSet:
+    """Non-overlapping multi-pattern search with the semantics of polars' ``extract_many`` and
+    ``replace_many`` (Aho-Corasick "standard"): scanning left to right, the match that ends
+    first is taken (the longest of those ending at the same place), and the scan resumes where
+    it ended."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.patterns = tuple(dict.fromkeys(p for p in patterns if p))
+        # a space-padded phrase can only occur where its first word is a word of the text:
+        # index those by that word, so a text is searched only for the phrases it may hold
+        self.by_first_word: dict[str, list[str]] = {}
+        self.ascii_rest: list[str] = []
+        self.other_rest: list[str] = []
+        for p in self.patterns:
+            if p.startswith(" ") and p.endswith(" ") and p.strip():
+                self.by_first_word.setdefault(p.split()[0], []).append(p)
+            elif p.isascii():
+                self.ascii_rest.append(p)
+            else:
+                self.other_rest.append(p)
+
+    def _candidates(self, text: str) -> list[str]:
+        out = list(self.ascii_rest)
+        if not text.isascii():
+            out += self.other_rest
+        index = self.by_first_word
+        if index:
+            for word in set(text.split()):
+                out += index.get(word, ())
+        return out
+
+    def _matches(self, text: str) -> list[tuple[int, int]]:
+        occ: list[tuple[int, int]] = []
+        for p in self._candidates(text):
+            i = text.find(p)
+            while i >= 0:
+                occ.append((i + len(p), i))
+                i = text.find(p, i + 1)
+        if not occ:
+            return []
+        # earliest end first; at the same end the longest (earliest start)
+        occ.sort()
+        out: list[tuple[int, int]] = []
+        resume = 0
+        for end, start in occ:
+            if start >= resume:
+                out.append((start, end))
+                resume = end
+        return out
+
+    def extract(self, text: str) -> list[str]:
+        return [text[s:e] for s, e in self._matches(text)]
+
+    def replace(self, text: str, with_: str) -> str:
+        parts, last = [], 0
+        for s, e in self._matches(text):
+            parts += [text[last:s], with_]
+            last = e
+        parts.append(text[last:])
+        return "".join(parts)
+
+
+@lru_cache(maxsize=64)
+def _quantum(decimals: int) -> Decimal:
+    return Decimal(1).scaleb(-decimals)
+
+
+def pl_round(x: float, decimals: int) -> float:
+    """``Expr.round(decimals)``: the shortest decimal form of ``x`` rounded half to even
+    (``round(2.675, 2)`` is 2.67 in Python but 2.68 in polars)."""
+    if x != x or x in (float("inf"), float("-inf")):
+        return x
+    return float(Decimal(repr(x)).quantize(_quantum(decimals), rounding=ROUND_HALF_EVEN))
+
+
+def pl_str(x: float) -> str:
+    """A Float64 cast to String, as ``pl.format`` prints it."""
+    text = repr(float(x))
+    if "e-" in text:
+        # polars prints small numbers in positional notation ("0.00001")
+        return format(Decimal(text), "f")
+    return text
