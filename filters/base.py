@@ -8,6 +8,7 @@ or reordering rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
@@ -77,6 +78,18 @@ class Filter(BaseEstimator):
         self, listings: pl.LazyFrame, statistics: pl.DataFrame | None = None
     ) -> pl.LazyFrame:
         raise NotImplementedError
+
+    def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """This filter's columns for one validated listing (a mapping with the input fields and
+        the columns of the filters it depends on), equal to :meth:`score` on a one-row frame.
+
+        Optional: a filter without it makes the API score single listings through frames.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def has_record_path(cls) -> bool:
+        return cls.score_record is not Filter.score_record
 
     #: names of filters whose columns this filter reads (they must run first)
     depends_on: ClassVar[tuple[str, ...]] = ()

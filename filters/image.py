@@ -18,7 +18,7 @@ import io
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -28,6 +28,7 @@ import polars as pl
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from filters.base import Filter, check_is_fitted
+from filters.textops import strip_chars
 from pipelines.manifest import file_digest, write_bytes_atomic
 
 if TYPE_CHECKING:
@@ -1000,6 +1001,30 @@ class ImageFilter(Filter):
             )
             .select([*cols, *outputs])
         )
+
+    def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """This filter's columns for one listing, equal to :meth:`score` on a one-row frame."""
+        check_is_fitted(self)
+        image = record.get("image")
+        if isinstance(image, bytearray | memoryview):
+            image = bytes(image)
+        if image is not None and not isinstance(image, bytes):
+            image = str(image) if strip_chars(str(image)) != "" else None
+        out: dict[str, Any] = {
+            "image_score": None,
+            "image_reasons": [],
+            "image_official_distance": None,
+            "image_fake_distance": None,
+            "image_present": image is not None,
+            "image_brand": None,
+        }
+        if image is None or (self.official_.height == 0 and self.fakes_.height == 0):
+            return out
+        dtype = pl.Binary if isinstance(image, bytes) else pl.String
+        found = self.image_matches(pl.Series("__image_key", [image], dtype=dtype))
+        out.update(found.drop("__image_key").row(0, named=True))
+        out["image_reasons"] = list(out["image_reasons"] or [])
+        return out
 
 
 __all__ = [

@@ -15,11 +15,13 @@ adjusted price ratio (1 at retail; ``r_ok`` = 0.6, ``r_floor`` = 0.08 by default
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 
 from filters.base import Filter, check_is_fitted
+from filters.textops import brand_key_expr, pl_round, pl_str, strip_chars
 from pipelines.config import DEFAULT_CONDITION_FACTORS, DEFAULT_RATES
 from pipelines.registry import brand_key
 
@@ -30,6 +32,20 @@ if TYPE_CHECKING:
 
 #: columns of the run-level statistics (see :meth:`PriceFilter.statistics_from_values`)
 STAT_COLUMNS = ("__pb", "__refcat", "price_group_median", "price_group_mad", "price_group_n")
+
+
+def _ln(x: float) -> float:
+    """``Expr.log()``: -inf at 0, NaN below (math.log raises instead)."""
+    if x > 0:
+        return math.log(x)
+    return -math.inf if x == 0 else math.nan
+
+
+def _money_str(x: float) -> str:
+    """:func:`_money` on one value."""
+    if x >= 10:
+        return f"${int(pl_round(x, 0))}"
+    return f"${pl_str(pl_round(x, 2))}"
 
 
 def _money(expr: pl.Expr) -> pl.Expr:
@@ -122,6 +138,14 @@ class PriceFilter(Filter):
         )
         self.rates_ = dict(self.rates or DEFAULT_RATES)
         self.condition_factors_ = dict(self.condition_factors or DEFAULT_CONDITION_FACTORS)
+        # the same tables as dictionaries, for score_record
+        self.reference_by_brand_category_ = {
+            (b, c): p for b, c, p in self.references_.iter_rows() if b is not None
+        }
+        self.fallback_by_brand_ = {b: (c, p) for b, c, p in self.fallback_.iter_rows()}
+        self.brand_by_key_ = dict(
+            zip(self.brand_keys_["__bkey"], self.brand_keys_["__declared"], strict=True)
+        )
         return self
 
     # ---- stages
@@ -182,6 +206,63 @@ class PriceFilter(Filter):
         )
 
     depends_on: ClassVar[tuple[str, ...]] = ("text",)
+
+    def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """This filter's columns for one validated listing that already carries the text
+        filter's evidence, equal to :meth:`score` on a one-row frame. A single listing has no
+        batch to compare with, so the robust z-score is null (as for any group smaller than
+        ``min_group_size``)."""
+        check_is_fitted(self)
+        declared_raw = record.get("brand")
+        bkey = brand_key_expr(None if declared_raw is None else str(declared_raw))
+        declared = None if bkey is None else self.brand_by_key_.get(bkey)
+        brand = record.get("text_brand") or declared
+        category = record.get("category")
+        pcat = None if category is None else strip_chars(str(category)).lower()
+        currency = record.get("currency")
+        currency = "USD" if currency is None else str(currency).upper()
+        condition = record.get("condition")
+        condition = "new" if condition is None else str(condition).lower()
+        rate = self.rates_.get(currency)
+        price = record.get("price")
+        price_usd = None if rate is None or price is None else float(price) * rate
+        factor = self.condition_factors_.get(condition, 1.0)
+        accessory = bool(record.get("text_accessory") or False)
+        pref = self.reference_by_brand_category_.get((brand, pcat)) if brand else None
+        fcat, fref = self.fallback_by_brand_.get(brand, (None, None)) if brand else (None, None)
+        reference = None if accessory else (pref if pref is not None else fref)
+        refcat = pcat if pref is not None else fcat
+        ratio = None
+        if price_usd is not None and reference is not None:
+            ratio = price_usd / (reference * factor)
+        reasons: list[str] = []
+        score = None
+        if ratio is not None:
+            ln_ok, ln_floor = math.log(self.ratio_ok), math.log(self.ratio_floor)
+            s_ratio = min(max((ln_ok - _ln(ratio)) / (ln_ok - ln_floor), 0.0), 1.0)
+            score = max(s_ratio, self.z_weight * 0.0)
+            if s_ratio >= 0.2:
+                assert price_usd is not None and reference is not None
+                pct = ratio * factor * 100
+                shown = pl_str(pl_round(pct, 1) if pct < 1 else pl_round(pct, 0))
+                note = ""
+                if condition in ("used", "refurbished"):
+                    note = f" ({condition} price {_money_str(reference * factor)})"
+                reasons.append(
+                    f"price {_money_str(price_usd)} is {shown.removesuffix('.0')}% of "
+                    f"{brand} {refcat} reference {_money_str(reference)}{note}"
+                )
+        if accessory and brand is not None:
+            reasons.append(f"accessory for {brand}: price not compared with the brand's own")
+        return {
+            "price_score": score,
+            "price_reasons": reasons,
+            "price_brand": brand,
+            "price_usd": price_usd,
+            "price_reference": reference,
+            "price_ratio": ratio,
+            "price_robust_z": None,
+        }
 
     @staticmethod
     def _values(priced: pl.LazyFrame) -> pl.LazyFrame:

@@ -25,9 +25,7 @@ if TYPE_CHECKING:
     from filters.text import TextFilter
 
 RE_TOKEN = regex.compile(r"[\p{L}\p{N}$@€©®£|!*•●#]+")
-RE_SPACED = regex.compile(
-    r"(?:^|[^\p{L}\p{N}])((?:\p{L}[ .\-_·*/]+){2,}\p{L})(?:[^\p{L}\p{N}]|$)"
-)
+RE_SPACED = regex.compile(r"(?:^|[^\p{L}\p{N}])((?:\p{L}[ .\-_·*/]+){2,}\p{L})(?:[^\p{L}\p{N}]|$)")
 RE_EDGE_NON_L = regex.compile(r"^[^\p{L}]+|[^\p{L}]+$")
 RE_NON_L = regex.compile(r"[^\p{L}]")
 RE_LOWER_ALNUM = regex.compile(r"[a-z0-9]+")
@@ -279,7 +277,9 @@ class TextRecordScorer:
 
         # phrases
         spaced_text = ptext.replace(" ", "  ")
-        cleaned = self.exceptions.replace(spaced_text, " ") if self.exceptions.patterns else spaced_text
+        cleaned = (
+            self.exceptions.replace(spaced_text, " ") if self.exceptions.patterns else spaced_text
+        )
         strong = self.strong.extract(cleaned)
         weak = self.weak.extract(cleaned)
         legit = self.legit.extract(spaced_text)
@@ -313,7 +313,7 @@ class TextRecordScorer:
                     kind = "fullwidth"
                 elif textops.RE_ZERO_WIDTH.search(raw):
                     kind = "zero_width"
-            for oph in ordinary_by_key.get(m.form, [None]):  # type: ignore[list-item]
+            for oph in ordinary_by_key.get(m.form, [None]):
                 rows.append((m, kind, oph))
 
         accessory: dict[str, str] = {}
@@ -335,9 +335,7 @@ class TextRecordScorer:
                 continue
             plain_kind = kind in ("exact", "alias")
             if m.ambiguous and plain_kind:
-                capitalised = (
-                    m.surface.title() in title or m.surface.upper() in title
-                )
+                capitalised = textops.titlecase(m.surface) in title or m.surface.upper() in title
                 corroborated = (
                     (lcat is not None and (m.brand, lcat) in self.brand_cats)
                     or (declared is not None and declared == m.brand)

@@ -12,10 +12,10 @@ that polars' Rust engine has and ``re`` lacks.
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Sequence
-from decimal import ROUND_HALF_EVEN, Decimal
-from functools import lru_cache
+from decimal import Decimal
 
 import regex
 
@@ -39,6 +39,20 @@ WHITESPACE = (
 def strip_chars(text: str) -> str:
     """``str.strip_chars()``."""
     return text.strip(WHITESPACE)
+
+
+RE_ALPHA_CHAR = regex.compile(r"\p{Alphabetic}")
+
+
+def titlecase(text: str) -> str:
+    """``str.to_titlecase()``: a character after a non-alphabetic one (or first) is title
+    cased, every other one lower cased ("r0lex" -> "R0Lex")."""
+    out = []
+    start = True
+    for c in text:
+        out.append(c.title() if start else c.lower())
+        start = RE_ALPHA_CHAR.match(c) is None
+    return "".join(out)
 
 
 def folded(text: str) -> str:
@@ -122,17 +136,13 @@ class PatternSet:
         return "".join(parts)
 
 
-@lru_cache(maxsize=64)
-def _quantum(decimals: int) -> Decimal:
-    return Decimal(1).scaleb(-decimals)
-
-
 def pl_round(x: float, decimals: int) -> float:
-    """``Expr.round(decimals)``: the shortest decimal form of ``x`` rounded half to even
-    (``round(2.675, 2)`` is 2.67 in Python but 2.68 in polars)."""
-    if x != x or x in (float("inf"), float("-inf")):
+    """``Expr.round(decimals)``: scaled, rounded half to even, scaled back (so
+    ``round(2.325, 2)`` is 2.32 in Python but 2.33 in polars)."""
+    if not math.isfinite(x):
         return x
-    return float(Decimal(repr(x)).quantize(_quantum(decimals), rounding=ROUND_HALF_EVEN))
+    scale = 10.0**decimals
+    return round(x * scale) / scale
 
 
 def pl_str(x: float) -> str:

@@ -9,7 +9,13 @@ exception is indicators derived from a column that *is* present: a null ``text_m
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import Any
+
 import polars as pl
+
+from filters.textops import strip_chars
 
 #: match kinds where the brand is written as itself (or an official alias / native script)
 PLAIN_KINDS: tuple[str, ...] = ("exact", "alias", "native")
@@ -139,6 +145,63 @@ def feature_exprs(cols: set[str]) -> dict[str, pl.Expr]:
     }
     assert tuple(exprs) == FEATURES  # keeps the list and the expressions in step
     return {name: e.cast(pl.Float64).alias(name) for name, e in exprs.items()}
+
+
+def _value(row: Mapping[str, Any], name: str) -> float | None:
+    value = row.get(name)
+    return None if value is None else float(value)
+
+
+def _share(row: Mapping[str, Any], flag: bool | None) -> float | None:
+    """:func:`_seller_share` for a batch of one listing."""
+    if "seller_id" not in row or row["seller_id"] is None:
+        return None
+    return 1.0 if flag else 0.0
+
+
+def feature_values(row: Mapping[str, Any]) -> list[float | None]:
+    """:data:`FEATURES` of one scored listing (a mapping with the filters' columns, as
+    ``feature_frame`` computes them for a one-row frame); None = missing."""
+    match = row.get("text_match")
+    kind = None if match is None else str(match).lower()
+    present = "text_match" in row
+    ratio = _value(row, "price_ratio")
+    condition = row.get("condition")
+    cond = None if condition is None else strip_chars(str(condition)).lower()
+    text_score = _value(row, "text_score")
+    brand = next((row[c] for c in BRAND_COLUMNS if row.get(c) is not None), None)
+    has = set(row)
+    values: dict[str, float | None] = {
+        "text_score": text_score,
+        "price_score": _value(row, "price_score"),
+        "image_score": _value(row, "image_score"),
+        "text_is_obfuscated": (float(kind in OBFUSCATED_KINDS) if present else None),
+        "text_is_plain_mention": (float(kind in PLAIN_KINDS) if present else None),
+        "text_edits": _value(row, "text_edits"),
+        "text_strong_phrases": _value(row, "text_strong_phrases"),
+        "text_weak_phrases": _value(row, "text_weak_phrases"),
+        "text_legit": _value(row, "text_legit"),
+        "text_accessory": _value(row, "text_accessory"),
+        "text_brand_mismatch": _value(row, "text_brand_mismatch"),
+        "price_log_ratio": (math.log(ratio) if ratio is not None and ratio > 0 else None),
+        "price_robust_z": _value(row, "price_robust_z"),
+        "condition_used": (float(cond == "used") if "condition" in has else None),
+        "condition_refurbished": (float(cond == "refurbished") if "condition" in has else None),
+        "image_official_distance": _value(row, "image_official_distance"),
+        "image_fake_distance": _value(row, "image_fake_distance"),
+        "image_present": _value(row, "image_present"),
+        "seller_share_high_text": (
+            _share(row, text_score is not None and text_score >= HIGH_TEXT_SCORE)
+            if "text_score" in has
+            else None
+        ),
+        "seller_luxury_low_price": (
+            _share(row, ratio is not None and ratio < LOW_PRICE_RATIO and brand is not None)
+            if "price_ratio" in has and any(c in has for c in BRAND_COLUMNS)
+            else None
+        ),
+    }
+    return [values[name] for name in FEATURES]
 
 
 def feature_frame(lf: pl.LazyFrame) -> pl.LazyFrame:

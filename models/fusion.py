@@ -24,7 +24,8 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from models.features import FEATURES, feature_frame
+from models.compiled import CompiledFusion
+from models.features import FEATURES, feature_frame, feature_values
 from models.report import labels, pr_metrics
 from models.thresholds import Thresholds, thresholds_from_scores
 from pipelines.errors import ModelError
@@ -216,6 +217,28 @@ class LearnedFusion:
         proba = self.model.predict_proba(X)
         positive = int(np.flatnonzero(self.model.classes_ == 1)[0])
         return np.clip(proba[:, positive], 0.0, 1.0)
+
+    def risk_record(self, row: Mapping[str, Any]) -> float:
+        """:meth:`risk` of one scored listing (a mapping with the filters' columns)."""
+        unknown = [f for f in self.features if f not in FEATURES]
+        if unknown:
+            raise ModelError(f"the model expects features this version cannot compute: {unknown}")
+        values = dict(zip(FEATURES, feature_values(row), strict=True))
+        x = [values[f] for f in self.features]
+        compiled = self._compiled()
+        if compiled is not None:
+            return compiled.predict_one(x)
+        X = np.array([[np.nan if v is None else v for v in x]], dtype=np.float64)
+        proba = self.model.predict_proba(X)
+        positive = int(np.flatnonzero(self.model.classes_ == 1)[0])
+        return float(np.clip(proba[0, positive], 0.0, 1.0))
+
+    def _compiled(self) -> CompiledFusion | None:
+        # built on first use; a race only builds it twice
+        if "_compiled_model" not in self.__dict__:
+            self.__dict__["_compiled_model"] = CompiledFusion.of(self.model)
+        compiled: CompiledFusion | None = self.__dict__["_compiled_model"]
+        return compiled
 
     def risk(self, lf: pl.LazyFrame) -> pl.LazyFrame:
         """Add ``risk`` (Float64 in [0, 1]).

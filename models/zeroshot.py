@@ -11,7 +11,9 @@ signals add up. Default weights: text 1.0, image 1.0, price 0.9 (a low price alo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -38,6 +40,17 @@ class ZeroShotFusion:
             if col in columns:
                 keep = keep * (1.0 - weight * pl.col(col).fill_null(0.0).clip(0.0, 1.0))
         return (1.0 - keep).clip(0.0, 1.0)
+
+    def risk_record(self, row: Mapping[str, Any]) -> float:
+        """:meth:`risk` of one scored listing (a mapping with the filters' columns)."""
+        keep = 1.0
+        for name, weight in self.weights.items():
+            col = f"{name}_score"
+            if col in row:
+                value = row[col]
+                s = 0.0 if value is None else min(max(float(value), 0.0), 1.0)
+                keep = keep * (1.0 - weight * s)
+        return min(max(1.0 - keep, 0.0), 1.0)
 
     def risk(self, lf: pl.LazyFrame) -> pl.LazyFrame:
         """Add ``risk`` (Float64 in [0, 1])."""

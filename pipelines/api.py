@@ -21,8 +21,9 @@ from PIL import Image
 
 from pipelines.config import Settings, load_settings
 from pipelines.errors import ValidationError
+from pipelines.record import coerce_record, score_record, supports_records
 from pipelines.registry import load_registry
-from pipelines.schema import INPUT_SCHEMA, conform
+from pipelines.schema import INPUT_SCHEMA, PARSE_ERROR, PRICE_RAW, conform
 from pipelines.stages import OUTPUT_SCHEMA, ScoringPlan, score_frame
 
 OnError = Literal["raise", "quarantine"]
@@ -92,6 +93,8 @@ class Scorer:
             raise ValueError("on_error must be 'raise' or 'quarantine'")
         self.plan = plan
         self.on_error = on_error
+        #: whether score_one takes the one-listing path (every stage has a record twin)
+        self.records = supports_records(plan)
 
     @classmethod
     def from_registry(
@@ -118,20 +121,22 @@ class Scorer:
     # ---- single listings
 
     def _frame_of(self, records: list[dict[str, Any]]) -> pl.DataFrame:
+        """Coerced records (see :func:`pipelines.record.coerce_record`) as a typed frame."""
         columns = list(dict.fromkeys(k for r in records for k in r))
         for required in ("listing_id", "title", "price"):
             if required not in columns:
                 columns.append(required)
-        data = {c: [r.get(c) for r in records] for c in columns}
-        schema = {c: INPUT_SCHEMA.get(c, pl.String()) for c in columns}
-        if any(isinstance(r.get("image"), bytes) for r in records):
-            schema["image"] = pl.Binary()
         series = []
         for c in columns:
-            try:
-                series.append(pl.Series(c, data[c], dtype=schema[c], strict=False))
-            except (TypeError, pl.exceptions.PolarsError):
-                series.append(pl.Series(c, [None if v is None else str(v) for v in data[c]]))
+            values = [r.get(c) for r in records]
+            if c in INPUT_SCHEMA or c in (PRICE_RAW, PARSE_ERROR):
+                dtype = INPUT_SCHEMA.get(c, pl.String())
+                if c == "image" and any(isinstance(v, bytes) for v in values):
+                    dtype = pl.Binary()
+                series.append(pl.Series(c, values, dtype=dtype, strict=True))
+            else:
+                # extra fields are carried as text, like extra CSV columns
+                series.append(pl.Series(c, [None if v is None else str(v) for v in values]))
         return pl.DataFrame(series)
 
     def score_one(self, listing: object) -> ScoreResult:
@@ -140,25 +145,38 @@ class Scorer:
         Raises :class:`ValidationError` naming the broken field, unless the scorer was built
         with ``on_error="quarantine"``, in which case a quarantined result is returned.
         """
-        (result,) = self.score_batch([listing])
+        record = _with_image_bytes(_as_mapping(listing))
+        if self.records:
+            result = ScoreResult.from_row(score_record(record, self.plan))
+        else:
+            (result,) = self._score_frame_records([record])
+        if self.on_error == "raise" and result.status != "ok":
+            raise _validation_error(result)
         return result
 
     def score_batch(self, listings: Iterable[object]) -> list[ScoreResult]:
+        """Score listings together, as one batch of ``fakestop score`` (batch statistics,
+        such as robust price statistics per brand, are computed over them)."""
         records = [_with_image_bytes(_as_mapping(item)) for item in listings]
-        # a column holds paths or raw bytes, not both: score the two kinds separately
-        groups: dict[bool, list[int]] = {}
-        for i, rec in enumerate(records):
-            groups.setdefault(isinstance(rec.get("image"), bytes), []).append(i)
-        results: list[ScoreResult] = [None] * len(records)  # type: ignore[list-item]
-        for idx in groups.values():
-            out = score_frame(self._frame_of([records[i] for i in idx]), self.plan)
-            rows = out.select(["listing_id", *OUTPUT_SCHEMA]).iter_rows(named=True)
-            for i, row in zip(idx, rows, strict=True):
-                results[i] = ScoreResult.from_row(row)
+        results = self._score_frame_records(records)
         if self.on_error == "raise":
             for r in results:
                 if r.status != "ok":
                     raise _validation_error(r)
+        return results
+
+    def _score_frame_records(self, records: list[dict[str, Any]]) -> list[ScoreResult]:
+        coerced = [coerce_record(r) for r in records]
+        # a column holds paths or raw bytes, not both: score the two kinds separately
+        groups: dict[bool, list[int]] = {}
+        for i, rec in enumerate(coerced):
+            groups.setdefault(isinstance(rec.get("image"), bytes), []).append(i)
+        results: list[ScoreResult] = [None] * len(records)  # type: ignore[list-item]
+        for idx in groups.values():
+            out = score_frame(self._frame_of([coerced[i] for i in idx]), self.plan)
+            rows = out.select(["listing_id", *OUTPUT_SCHEMA]).iter_rows(named=True)
+            for i, row in zip(idx, rows, strict=True):
+                results[i] = ScoreResult.from_row(row)
         return results
 
     async def ascore_one(self, listing: object) -> ScoreResult:

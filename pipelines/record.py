@@ -1,0 +1,188 @@
+"""The scoring chain for one listing, without a query engine (the crawler's fast path).
+
+:func:`score_record` runs validation -> filters -> matched brand -> fusion -> decision ->
+reasons on one Python mapping, with each stage's ``*_record`` twin of the batch stage. It gives
+the same output row as :func:`pipelines.stages.score_frame` on a one-row frame (tested
+differentially in ``tests/test_record_path.py``). A plan whose filters or fusion lack a record
+twin is scored through ``score_frame`` instead (see :func:`supports_records`).
+
+:func:`coerce_record` turns the caller's Python values into the contract's types; the API uses
+it for frames too, so both paths read a listing the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+import regex
+
+from filters.textops import pl_round, pl_str, strip_chars
+from pipelines.config import Settings
+from pipelines.schema import INPUT_SCHEMA, PARSE_ERROR, PRICE_RAW
+from pipelines.stages import FILTER_ORDER, MAX_REASONS, OUTPUT_SCHEMA, ScoringPlan
+
+#: fields read as text (``image`` may also be bytes)
+TEXT_FIELDS = tuple(c for c, t in INPUT_SCHEMA.items() if t == pl.String() and c != "image")
+RE_NUMBER = regex.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|nan)", regex.I)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real | Decimal) and not isinstance(value, bool)
+
+
+def coerce_record(listing: Mapping[str, Any]) -> dict[str, Any]:
+    """The listing with contract fields in their Python types, plus ``__price_raw`` and a
+    ``__parse_error`` naming every field whose value has the wrong type.
+
+    Text fields take strings, and numbers as their decimal text; ``price`` takes numbers and
+    numeric strings; ``label`` takes integers (and integral floats); ``image`` takes a path
+    string or bytes. Anything else is a parse error, and the field counts as missing.
+    """
+    out = dict(listing)
+    problems: list[str] = []
+    for name in TEXT_FIELDS:
+        if name not in out:
+            continue
+        value = out[name]
+        if value is None or isinstance(value, str):
+            continue
+        if _is_number(value):
+            out[name] = str(value)
+        else:
+            problems.append(f"{name}: expected text, got {type(value).__name__}")
+            out[name] = None
+    raw = out.get("price")
+    price: float | None = None
+    if raw is None:
+        price_raw = None
+    elif isinstance(raw, str):
+        price_raw = raw
+        text = raw.strip()
+        if RE_NUMBER.fullmatch(text):
+            price = float(text)
+    elif _is_number(raw):
+        price = float(raw)
+        price_raw = pl_str(price)
+    else:
+        price_raw = f"({type(raw).__name__})"
+        problems.append(f"price: expected a number, got {type(raw).__name__}")
+    out["price"] = price
+    out[PRICE_RAW] = price_raw
+    if "label" in out and out["label"] is not None:
+        label = out["label"]
+        if _is_number(label) and float(label).is_integer():
+            out["label"] = int(label)
+        else:
+            problems.append(f"label: expected an integer, got {label!r}")
+            out["label"] = None
+    image = out.get("image")
+    if isinstance(image, bytearray | memoryview):
+        out["image"] = bytes(image)
+    elif image is not None and not isinstance(image, str | bytes):
+        problems.append(f"image: expected a path or bytes, got {type(image).__name__}")
+        out["image"] = None
+    out[PARSE_ERROR] = "; ".join(problems) or None
+    return out
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _blank(value: object) -> bool:
+    return value is None or strip_chars(str(value)) == ""
+
+
+def validated_record(rec: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """:func:`pipelines.schema.validated_listings` for one (coerced) listing: adds ``status``
+    and ``error`` and normalises ``currency`` and ``condition``."""
+    known_currencies = sorted(settings.rates)
+    known_conditions = sorted(settings.condition_factors)
+    currency_value = rec.get("currency")
+    condition_value = rec.get("condition")
+    currency = None if currency_value is None else strip_chars(currency_value).upper()
+    condition = None if condition_value is None else strip_chars(condition_value).lower()
+    price = rec.get("price")
+    errors: list[str] = []
+    if rec.get(PARSE_ERROR) is not None:
+        errors.append(f"row_parsed: {rec[PARSE_ERROR]}")
+    if _blank(rec.get("listing_id")):
+        errors.append("id_present: listing_id is missing or blank")
+    if _blank(rec.get("title")):
+        errors.append("title_present: title is missing or blank")
+    if price is None or not math.isfinite(price) or not price > 0:
+        raw = rec.get(PRICE_RAW)
+        errors.append(
+            "price_positive: price "
+            f"{'(missing)' if raw is None else raw} is not a finite number > 0"
+        )
+    if currency and currency not in known_currencies:
+        errors.append(
+            f"currency_known: currency {currency} has no configured rate "
+            f"(known: {', '.join(known_currencies)})"
+        )
+    if condition and condition not in known_conditions:
+        errors.append(
+            f"condition_known: condition {condition} is not one of {', '.join(known_conditions)}"
+        )
+    out = dict(rec)
+    out["error"] = "; ".join(errors) or None
+    out["status"] = "ok" if not errors else "quarantined"
+    out["currency"] = currency or "USD"
+    out["condition"] = condition or "new"
+    return out
+
+
+# ---------------------------------------------------------------- chain
+
+
+def supports_records(plan: ScoringPlan) -> bool:
+    """Whether every filter and the fusion of ``plan`` has a one-listing twin."""
+    return all(f.has_record_path() for f in plan.filters) and hasattr(plan.fusion, "risk_record")
+
+
+def _explained(row: dict[str, Any]) -> list[str]:
+    """:func:`pipelines.stages.explained`: reasons of the strongest filter first."""
+    parts = []
+    for name in FILTER_ORDER:
+        if f"{name}_reasons" in row:
+            score = row.get(f"{name}_score")
+            parts.append((-1.0 if score is None else score, list(row[f"{name}_reasons"] or [])))
+    parts.sort(reverse=True)
+    merged = [r for _, reasons in parts for r in reasons if r is not None]
+    if row["decision"] != "allow" and not merged:
+        merged = [f"risk {pl_str(pl_round(row['risk'], 2))} from several weak signals"]
+    return merged[:MAX_REASONS]
+
+
+def score_record(listing: Mapping[str, Any], plan: ScoringPlan) -> dict[str, Any]:
+    """One output row (the contract's output columns and ``listing_id``) for one listing.
+
+    ``listing`` is a mapping of input fields; :func:`coerce_record` is applied first.
+    """
+    rec = validated_record(coerce_record(listing), plan.settings)
+    out: dict[str, Any] = {"listing_id": rec.get("listing_id")}
+    if rec["status"] != "ok":
+        out.update(dict.fromkeys(OUTPUT_SCHEMA))
+        out.update(status=rec["status"], error=rec["error"], reasons=None)
+        return out
+    row = dict(rec)
+    for f in plan.filters:
+        row.update(f.score_record(row))
+    row["matched_brand"] = next(
+        (row[c] for c in ("text_brand", "price_brand", "image_brand") if row.get(c) is not None),
+        None,
+    )
+    risk = plan.fusion.risk_record(row)  # type: ignore[attr-defined]
+    row["risk"] = risk
+    t = plan.thresholds
+    row["decision"] = "block" if risk >= t.block else "review" if risk >= t.review else "allow"
+    row["reasons"] = _explained(row)
+    for name in OUTPUT_SCHEMA:
+        out[name] = row.get(name)
+    out["status"], out["error"] = "ok", None
+    return out
