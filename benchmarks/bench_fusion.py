@@ -1,23 +1,19 @@
-"""Learned fusion: training time at scale and held-out quality, plus ``Scorer.score_one`` latency.
+"""Learned fusion: training time at scale and held-out quality.
 
 Run: ``python -m benchmarks.bench_fusion --n 100000``
 
 - features for ``n`` generated listings are computed once (text + price, no photos), then
   :func:`models.fusion.train` (5-fold out-of-fold metrics and thresholds, then a refit) is timed
   against the named baseline: one plain ``HistGradientBoostingClassifier`` fit on the same matrix;
-- held-out quality: train on the first 60%, score the rest;
-- latency of ``score_one`` without a photo and with an 800x800 JPEG, p50/p99 over repeated calls,
-  against the baseline of ``score_frame`` on a one-row frame (the batch path).
+- held-out quality: train on the first 60%, score the rest.
+
+API latency is measured by :mod:`benchmarks.bench_api`.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -27,10 +23,8 @@ from sklearn.metrics import average_precision_score
 from models.features import FEATURES
 from models.fusion import feature_matrix, train
 from models.report import precision_at_recall
-from pipelines.api import Scorer
 from pipelines.registry import default_registry_dir, load_registry
 from pipelines.stages import ScoringPlan, score_frame
-from seeds.images import product_photo, sample_registry
 from seeds.marketplace import generate_marketplace
 
 
@@ -84,43 +78,6 @@ def main() -> None:
     rec = float(block[yt == 1].mean())
     print(f"| {average_precision_score(yt, risk):.4f} | {precision_at_recall(yt, risk, 0.9):.4f} "
           f"| {prec:.4f} | {rec:.4f} |")  # fmt: skip
-
-    # ---- latency
-    with tempfile.TemporaryDirectory() as tmp:
-        reg_dir = sample_registry(registry, Path(tmp) / "reg", registry.brand_names[:60])
-        t = time.perf_counter()
-        scorer = Scorer.from_registry(reg_dir)
-        t_start = time.perf_counter() - t
-        buf = io.BytesIO()
-        product_photo(12345, 800).save(buf, "JPEG", quality=85)
-        jpeg = buf.getvalue()
-        rows = market.head(args.calls).to_dicts()
-        for r in rows[:20]:
-            scorer.score_one(r)  # warm-up
-        plain, with_img, batch_path = [], [], []
-        for r in rows:
-            t = time.perf_counter()
-            scorer.score_one(r)
-            plain.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            scorer.score_one({**r, "image": jpeg})
-            with_img.append(time.perf_counter() - t)
-            frame = pl.DataFrame([r])
-            t = time.perf_counter()
-            score_frame(frame, scorer.plan)
-            batch_path.append(time.perf_counter() - t)
-    print(f"\n## Scorer latency ({args.calls} calls, seed registry + 120 photos)\n")
-    print(f"start-up (registry, photo hashes): {t_start:.2f} s\n")
-    print("| call | p50 ms | p99 ms |")
-    print("|---|---|---|")
-    for name, s in (
-        ("baseline: score_frame on a 1-row frame", batch_path),
-        ("score_one, no image", plain),
-        ("score_one, 800x800 JPEG bytes", with_img),
-    ):
-        p50, p99 = percentiles(s)
-        print(f"| {name} | {p50:.1f} | {p99:.1f} |")
-    print(f"\n(mean {statistics.mean(plain) * 1000:.1f} ms without image)")
 
 
 if __name__ == "__main__":
