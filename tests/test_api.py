@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,3 +108,58 @@ def test_image_as_path_bytes_or_pillow_image_scores_the_same(tmp_path: Path) -> 
     assert [r.listing_id for r in mixed] == ["x", "y"]
     assert mixed[1].image_score is None
     assert any("escapes the images directory" in r for r in mixed[1].reasons)
+
+
+def test_concurrent_score_one_calls_agree_with_sequential_ones(seed_registry: object) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.registry import default_registry_dir
+    from seeds.marketplace import generate_marketplace
+
+    shared = Scorer.from_registry(default_registry_dir(), on_error="quarantine")
+    items = generate_marketplace(shared.plan.registry, 400, seed=8).drop("image", strict=False)
+    records = items.to_dicts()
+    # threads start with a cold per-word cache, so they race on filling it
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(shared.score_one, records))
+    fresh = Scorer.from_registry(default_registry_dir(), on_error="quarantine")
+    assert parallel == [fresh.score_one(r) for r in records]
+
+
+def test_async_scoring_leaves_the_event_loop_free(scorer: Scorer) -> None:
+    import asyncio
+
+    async def main() -> tuple[int, list[object]]:
+        ticks = 0
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not done.is_set():
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        batch = [{"listing_id": f"a{i}", "title": "Guccci bag", "price": 20.0} for i in range(300)]
+        results = await scorer.ascore_batch(batch)
+        done.set()
+        await task
+        return ticks, results
+
+    ticks, results = asyncio.run(main())
+    assert len(results) == 300 and ticks > 10
+
+
+def test_score_many_is_lazy_and_keeps_order(scorer: Scorer) -> None:
+    pulled = 0
+
+    def source() -> Iterator[dict[str, object]]:
+        nonlocal pulled
+        for i in range(1000):
+            pulled += 1
+            yield {"listing_id": f"m{i}", "title": "plain mug", "price": 5.0}
+
+    stream = scorer.score_many(source(), batch_size=100)
+    first = [next(stream) for _ in range(150)]
+    assert pulled <= 200
+    assert [r.listing_id for r in first] == [f"m{i}" for i in range(150)]
