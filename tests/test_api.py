@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from pipelines import Scorer, ValidationError
+from pipelines.api import ScoreResult
 from pipelines.run import run_score
 from tests.conftest import listings
 
@@ -129,7 +130,7 @@ def test_concurrent_score_one_calls_agree_with_sequential_ones(seed_registry: ob
 def test_async_scoring_leaves_the_event_loop_free(scorer: Scorer) -> None:
     import asyncio
 
-    async def main() -> tuple[int, list[object]]:
+    async def main() -> tuple[int, list[ScoreResult]]:
         ticks = 0
         done = asyncio.Event()
 
