@@ -6,12 +6,14 @@ from __future__ import annotations
 from filters.base import Filter
 from filters.image import ImageFilter
 from filters.price import PriceFilter
+from filters.seller import SellerFilter
 from filters.text import TextFilter
 
 REGISTRY: dict[str, type[Filter]] = {
     TextFilter.name: TextFilter,
     ImageFilter.name: ImageFilter,
     PriceFilter.name: PriceFilter,
+    SellerFilter.name: SellerFilter,
 }
 
-__all__ = ["REGISTRY", "Filter", "ImageFilter", "PriceFilter", "TextFilter"]
+__all__ = ["REGISTRY", "Filter", "ImageFilter", "PriceFilter", "SellerFilter", "TextFilter"]

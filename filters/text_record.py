@@ -108,8 +108,21 @@ class TextRecordScorer:
             self.ordinary.setdefault(phrase, okey)
         self.native_set = textops.PatternSet(f.native_["native"].to_list())
         self.prefixes = frozenset(f.accessory_prefixes_)
+        self._caches()
+
+    def _caches(self) -> None:
         self.form_match = lru_cache(maxsize=200_000)(self._form_match)
         self.surface_match = lru_cache(maxsize=50_000)(self._surface_match)
+
+    # the caches are rebuilt, not pickled (the Spark runner ships fitted filters to workers)
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["form_match"], state["surface_match"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._caches()
 
     # ------------------------------------------------------------ matching (cached)
 

@@ -30,14 +30,6 @@ OBFUSCATED_KINDS: tuple[str, ...] = (
     "zero_width",
 )
 
-#: the brand columns a listing's matched brand may come from, most specific first
-BRAND_COLUMNS: tuple[str, ...] = ("matched_brand", "text_brand", "price_brand", "image_brand")
-
-#: a seller's listing counts as "high text" from this text score on
-HIGH_TEXT_SCORE = 0.5
-#: a branded listing priced below this share of the reference counts as "luxury at a low price"
-LOW_PRICE_RATIO = 0.3
-
 FEATURES: tuple[str, ...] = (
     "text_score",
     "price_score",
@@ -69,22 +61,6 @@ def _num(cols: set[str], name: str) -> pl.Expr:
     return pl.col(name).cast(pl.Float64) if name in cols else _NULL
 
 
-def _brand(cols: set[str]) -> pl.Expr | None:
-    present = [c for c in BRAND_COLUMNS if c in cols]
-    return pl.coalesce(present) if present else None
-
-
-def _seller_share(cols: set[str], flag: pl.Expr) -> pl.Expr:
-    """Share of the seller's listings (in this batch) where ``flag`` holds; null seller -> null.
-
-    A null flag counts as "not flagged": the share is over all of the seller's listings.
-    """
-    if "seller_id" not in cols:
-        return _NULL
-    share = flag.fill_null(False).cast(pl.Float64).mean().over("seller_id")
-    return pl.when(pl.col("seller_id").is_not_null()).then(share).otherwise(_NULL)
-
-
 def feature_exprs(cols: set[str]) -> dict[str, pl.Expr]:
     """One Float64 expression per feature, for a frame with columns ``cols``."""
     match = pl.col("text_match").cast(pl.String).str.to_lowercase()
@@ -109,18 +85,6 @@ def feature_exprs(cols: set[str]) -> dict[str, pl.Expr]:
     else:
         used = refurbished = _NULL
 
-    high_text = (
-        _seller_share(cols, pl.col("text_score") >= HIGH_TEXT_SCORE)
-        if "text_score" in cols
-        else _NULL
-    )
-    brand = _brand(cols)
-    low_luxury = (
-        _seller_share(cols, (pl.col("price_ratio") < LOW_PRICE_RATIO) & brand.is_not_null())
-        if "price_ratio" in cols and brand is not None
-        else _NULL
-    )
-
     exprs: dict[str, pl.Expr] = {
         "text_score": _num(cols, "text_score"),
         "price_score": _num(cols, "price_score"),
@@ -140,8 +104,9 @@ def feature_exprs(cols: set[str]) -> dict[str, pl.Expr]:
         "image_official_distance": _num(cols, "image_official_distance"),
         "image_fake_distance": _num(cols, "image_fake_distance"),
         "image_present": _num(cols, "image_present"),
-        "seller_share_high_text": high_text,
-        "seller_luxury_low_price": low_luxury,
+        # run-level statistics of the seller filter (filters/seller.py)
+        "seller_share_high_text": _num(cols, "seller_share_high_text"),
+        "seller_luxury_low_price": _num(cols, "seller_luxury_low_price"),
     }
     assert tuple(exprs) == FEATURES  # keeps the list and the expressions in step
     return {name: e.cast(pl.Float64).alias(name) for name, e in exprs.items()}
@@ -150,13 +115,6 @@ def feature_exprs(cols: set[str]) -> dict[str, pl.Expr]:
 def _value(row: Mapping[str, Any], name: str) -> float | None:
     value = row.get(name)
     return None if value is None else float(value)
-
-
-def _share(row: Mapping[str, Any], flag: bool | None) -> float | None:
-    """:func:`_seller_share` for a batch of one listing."""
-    if "seller_id" not in row or row["seller_id"] is None:
-        return None
-    return 1.0 if flag else 0.0
 
 
 def feature_values(row: Mapping[str, Any]) -> list[float | None]:
@@ -168,11 +126,9 @@ def feature_values(row: Mapping[str, Any]) -> list[float | None]:
     ratio = _value(row, "price_ratio")
     condition = row.get("condition")
     cond = None if condition is None else strip_chars(str(condition)).lower()
-    text_score = _value(row, "text_score")
-    brand = next((row[c] for c in BRAND_COLUMNS if row.get(c) is not None), None)
     has = set(row)
     values: dict[str, float | None] = {
-        "text_score": text_score,
+        "text_score": _value(row, "text_score"),
         "price_score": _value(row, "price_score"),
         "image_score": _value(row, "image_score"),
         "text_is_obfuscated": (float(kind in OBFUSCATED_KINDS) if present else None),
@@ -190,16 +146,8 @@ def feature_values(row: Mapping[str, Any]) -> list[float | None]:
         "image_official_distance": _value(row, "image_official_distance"),
         "image_fake_distance": _value(row, "image_fake_distance"),
         "image_present": _value(row, "image_present"),
-        "seller_share_high_text": (
-            _share(row, text_score is not None and text_score >= HIGH_TEXT_SCORE)
-            if "text_score" in has
-            else None
-        ),
-        "seller_luxury_low_price": (
-            _share(row, ratio is not None and ratio < LOW_PRICE_RATIO and brand is not None)
-            if "price_ratio" in has and any(c in has for c in BRAND_COLUMNS)
-            else None
-        ),
+        "seller_share_high_text": _value(row, "seller_share_high_text"),
+        "seller_luxury_low_price": _value(row, "seller_luxury_low_price"),
     }
     return [values[name] for name in FEATURES]
 

@@ -243,7 +243,7 @@ class LearnedFusion:
     def risk(self, lf: pl.LazyFrame) -> pl.LazyFrame:
         """Add ``risk`` (Float64 in [0, 1]).
 
-        Collects ``lf``: the model and the per-seller features need the whole batch.
+        Collects ``lf``: the model predicts on a matrix.
         """
         frame = lf.collect()
         risk = pl.Series("risk", self.predict(frame), dtype=pl.Float64)

@@ -6,8 +6,9 @@ the local engine does. What the local engine computes over the whole input is co
 a distributed step first, so results do not depend on partitioning:
 
 - duplicate ids: a window over ``listing_id`` ordered by input position marks later repeats;
-- run-level filter statistics (robust price statistics per brand and category): the per-row
-  values are produced by ``mapInArrow``, aggregated with exact percentiles, and broadcast.
+- run-level filter statistics (robust price statistics per brand and category, the seller
+  shares the trained model reads): the per-row values are produced by ``mapInArrow``,
+  aggregated (exact percentiles, per-seller means), and broadcast.
 
 Output is Parquet partitioned by ``run_date`` and written with dynamic partition overwrite: a
 failed job leaves the previous run's partition untouched, and a rerun replaces the partition
@@ -16,7 +17,7 @@ instead of appending to it.
 Submit to a cluster (no master is hard-coded here)::
 
     spark-submit --master yarn pipelines/spark.py LISTINGS --registry DIR --out OUT_DIR \\
-        [--images DIR] [--run-date YYYY-MM-DD]
+        [--images DIR] [--model MODEL] [--run-date YYYY-MM-DD]
 """
 
 from __future__ import annotations
@@ -139,8 +140,19 @@ def _price_statistics(values: DataFrame) -> DataFrame:
     )
 
 
+def _seller_statistics(values: DataFrame) -> DataFrame:
+    """Per seller: the mean of each flag and the number of listings."""
+    from pyspark.sql import functions as F
+
+    return values.groupBy("seller_id").agg(
+        F.avg("__high_text").alias("seller_share_high_text"),
+        F.avg("__low_lux").alias("seller_luxury_low_price"),
+        F.count(F.lit(1)).cast("long").alias("seller_listings"),
+    )
+
+
 #: distributed versions of each filter's ``statistics_from_values``
-SPARK_AGGREGATIONS = {"price": _price_statistics}
+SPARK_AGGREGATIONS = {"price": _price_statistics, "seller": _seller_statistics}
 
 
 def run_statistics(
@@ -167,9 +179,10 @@ def run_statistics(
                 yield from vals.to_batches()
 
         result = aggregate(df.mapInArrow(values, _spark_schema(values_schema)))
-        stats[name] = pl.DataFrame(result.toArrow()).with_columns(
-            pl.col("price_group_n").cast(pl.Int64)
-        )
+        # the same column types as the single-machine aggregation
+        local = next(f for f in plan.filters if f.name == name)
+        schema = local.statistics_from_values(empty_values.lazy()).collect_schema()
+        stats[name] = pl.DataFrame(result.toArrow()).cast(dict(schema))
     return stats
 
 
@@ -232,12 +245,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--images", default=None)
     ap.add_argument("--out", required=True)
     ap.add_argument("--config", default=None)
+    ap.add_argument("--model", default=None, help="model file from `fakestop train`")
     ap.add_argument("--run-date", default=None)
     ap.add_argument("--master", default=None)
     args = ap.parse_args(argv)
     run_date = dt.date.fromisoformat(args.run_date) if args.run_date else dt.date.today()
     plan = ScoringPlan.build(
-        load_registry(args.registry), settings=load_settings(args.config), images_root=args.images
+        load_registry(args.registry),
+        settings=load_settings(args.config),
+        images_root=args.images,
+        model=args.model,
     )
     spark = spark_session(args.master)
     score_spark(spark, args.listings, plan, args.out, run_date=run_date)

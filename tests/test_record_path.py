@@ -400,3 +400,14 @@ def test_record_path_output_columns_cover_the_contract(registry: Registry) -> No
     row = score_record({"listing_id": "a", "title": "Guccci bag", "price": 20}, _plan(registry))
     assert set(OUTPUT_SCHEMA) <= set(row)
     assert row["decision"] in {"block", "review"} and row["reasons"]
+
+
+def test_fitted_plan_pickles_and_scores_the_same_after(registry: Registry) -> None:
+    """The Spark runner broadcasts the fitted plan; the per-word caches are rebuilt there."""
+    import pickle
+
+    plan = _plan(registry)
+    listing = {"listing_id": "p", "title": "Guccci bag 1:1", "price": 30.0}
+    before = score_record(listing, plan)
+    copy = pickle.loads(pickle.dumps(plan))
+    assert score_record(listing, copy) == before

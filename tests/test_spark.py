@@ -116,3 +116,58 @@ def test_failed_job_keeps_previous_partition_and_rerun_has_no_duplicates(
 
     again = spark_rows(spark, [str(good)], plan, out)
     assert again.height == 2000 and again["pos"].is_unique().all()
+
+
+@pytest.fixture(scope="module")
+def learned_plan(plan: ScoringPlan, tiny_registry: Registry) -> ScoringPlan:
+    from dataclasses import replace
+
+    from models.fusion import train
+
+    labelled = frame(3000)
+    scored = score_frame(labelled, plan, keep_evidence=True)
+    fusion = train(scored, registry_fingerprint=tiny_registry.fingerprint, folds=3, seed=0)
+    return replace(plan, fusion=fusion, thresholds=fusion.thresholds)
+
+
+def test_seller_aggregates_with_a_model_do_not_depend_on_partitioning(
+    spark: Any, learned_plan: ScoringPlan, tmp_path: Path
+) -> None:
+    """The seller shares the model reads span the whole input, not one task's slice."""
+    data = frame()
+    assert data["seller_id"].n_unique() < data.height / 3  # sellers with many listings
+    one = tmp_path / "one.parquet"
+    data.write_parquet(one)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    bounds = [0, 700, 1500, 2900, data.height]
+    for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        data.slice(lo, hi - lo).write_parquet(parts / f"p{i}.parquet")
+    local = score_frame(data, learned_plan).sort("pos")
+    a = spark_rows(spark, [str(one)], learned_plan, tmp_path / "a")
+    b = spark_rows(spark, [str(parts)], learned_plan, tmp_path / "b")
+    assert_same(a, local)
+    assert_same(b, local)
+    # the seller statistics are those of the whole input, which per-file ones are not
+    import pickle
+    import uuid
+
+    from pipelines.spark import _with_positions, run_statistics
+    from pipelines.stages import statistic_values
+
+    seller = next(f for f in learned_plan.filters if f.name == "seller")
+
+    def local_stats(part: pl.DataFrame) -> pl.DataFrame:
+        values = statistic_values(part, learned_plan)["seller"].lazy()
+        return seller.statistics_from_values(values).collect().sort("seller_id")
+
+    bc = spark.sparkContext.broadcast((uuid.uuid4().hex, pickle.dumps(learned_plan)))
+    try:
+        df = _with_positions(spark.read.parquet(str(parts)))
+        distributed = run_statistics(df, learned_plan, bc)["seller"].sort("seller_id")
+    finally:
+        bc.unpersist()
+    whole = local_stats(data)
+    assert_same(distributed, whole)
+    first_file = local_stats(data.slice(0, 700))
+    assert not first_file.equals(whole.filter(pl.col("seller_id").is_in(first_file["seller_id"])))
