@@ -182,7 +182,7 @@ def run_statistics(
         # the same column types as the single-machine aggregation
         local = next(f for f in plan.filters if f.name == name)
         schema = local.statistics_from_values(empty_values.lazy()).collect_schema()
-        stats[name] = pl.DataFrame(result.toArrow()).cast(dict(schema))
+        stats[name] = pl.DataFrame(result.toArrow()).cast(schema)
     return stats
 
 
