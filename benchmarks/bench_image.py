@@ -8,8 +8,10 @@ Run: ``python -m benchmarks.bench_image --n 2000 --size 800 --workers 2``
    mode decodes: ``draft("L", (64, 64))`` then ``load()``) and :func:`hash_sources` exact and
    fast, on threads and processes. Best of ``--reps`` runs each.
 2. **Exactness**: exact mode against ``imagehash.phash/dhash``; fast-mode pHash drift.
-3. **Hamming matching**: 100k x 100k random 64-bit hashes with :func:`best_matches` and
-   :func:`hamming_pairs` (brute, pigeonhole) against per-query numpy and pure-Python loops.
+3. **Hamming matching**: 100k x 100k random 64-bit hashes with :func:`best_matches` (auto and
+   brute force) and :func:`hamming_pairs` (brute, pigeonhole) against per-query numpy and
+   pure-Python loops; then clustered hashes (near copies of a few random hashes, and hashes of
+   generated product photos), checked against brute force on a slice of the queries.
 4. **Robustness**: recall per transformation of official photos with the ``ImageFilter`` match
    criterion, and false matches of unrelated photos.
 """
@@ -17,6 +19,7 @@ Run: ``python -m benchmarks.bench_image --n 2000 --size 800 --workers 2``
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import tempfile
@@ -24,17 +27,25 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import imagehash
 import numpy as np
 import polars as pl
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-from filters.image import MAX_PHASH_DISTANCE, best_matches, hamming_pairs, hash_sources
+from filters.image import (
+    MAX_PHASH_DISTANCE,
+    best_matches,
+    hamming_pairs,
+    hash_sources,
+    phash_dhash,
+)
 from filters.image import reference_hashes as build_references
 from seeds.images import product_photo
 
 MAX_DISTANCE = 28  # ImageFilter default: pHash + dHash <= 28 and pHash <= 14
+CRITERION: dict[str, Any] = {"max_distance": MAX_DISTANCE, "max_phash": MAX_PHASH_DISTANCE}
 OFFICIAL_SEED = 1_000_000  # official photos use seeds far from the throughput photos (0..n-1)
 
 
@@ -230,14 +241,83 @@ def exactness(
 # ---------------------------------------------------------------- 3: Hamming matching
 
 
-def hamming(n: int, seed: int, naive_queries: int, python_queries: int) -> str:
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def same(a: Any, b: Any) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def near_copies(
+    rng: np.random.Generator, centres: np.ndarray, n: int, p: float, fixed: bool = False
+) -> np.ndarray:
+    """``n`` hashes, each a centre (random ones, or ``centres`` in order with ``fixed``) with
+    every bit flipped with probability ``p``."""
+    flips = np.packbits(rng.random((n, 64)) < p, axis=1).view(">u8").reshape(-1)
+    base = centres if fixed else centres[rng.integers(0, centres.size, n)]
+    return base ^ flips.astype(np.uint64)
+
+
+def photo_hashes(n: int) -> tuple[np.ndarray, ...]:
+    """Real hash structure: references are ``n`` generated 128 px product photos, as stored and
+    mirrored; queries are ``n // 2`` of them re-saved at JPEG quality 50 with 5% cropped per
+    side, and ``n - n // 2`` other photos."""
+    refs = [product_photo(OFFICIAL_SEED * 2 + i, 128) for i in range(n)]
+    rp, rd = phash_dhash(refs + [im.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for im in refs])
+    queries: list[Image.Image] = []
+    for im in refs[: n // 2]:
+        buf = io.BytesIO()
+        _crop(0.05)(im).save(buf, "JPEG", quality=50)
+        queries.append(Image.open(buf))
+    queries += [product_photo(OFFICIAL_SEED * 3 + i, 128) for i in range(n - n // 2)]
+    qp, qd = phash_dhash(queries)
+    return qp, qd, rp, rd
+
+
+def near_copy_sets(
+    rng: np.random.Generator, n: int, centres: int, p: float
+) -> tuple[np.ndarray, ...]:
+    """``n`` queries and ``n`` references, each a (pHash, dHash) pair of ``centres`` random
+    ones with every bit flipped with probability ``p``."""
+    cp, cd = (rng.integers(0, 2**64, centres, dtype=np.uint64) for _ in range(2))
+    out = []
+    for _ in range(2):
+        pick = rng.integers(0, centres, n)
+        out += [
+            near_copies(rng, cp[pick], n, p, fixed=True),
+            near_copies(rng, cd[pick], n, p, True),
+        ]
+    return tuple(out)
+
+
+def clustered_row(name: str, sets: tuple[np.ndarray, ...], check: int) -> list[str]:
+    """``best_matches`` (auto) on one clustered set, and brute force on its first ``check``
+    queries, for time and exactness."""
+    qp, qd, rp, rd = sets
+    auto_s, auto = timed(lambda: best_matches(qp, qd, rp, rd, **CRITERION))
+    m = min(check, qp.size)
+    sub_s, sub = timed(lambda: best_matches(qp[:m], qd[:m], rp, rd, **CRITERION, method="brute"))
+    ok = same(sub, tuple(a[:m] for a in auto))
+    return [
+        name,
+        f"{auto_s:.2f}",
+        f"{sub_s * qp.size / m:.1f}",
+        f"{int((auto.ref >= 0).sum()):,}",
+        f"{int((auto.min_distance <= MAX_DISTANCE).sum()):,}",
+        f"{m:,}: {'same' if ok else 'DIFFERENT'}",
+    ]
+
+
+def hamming(n: int, seed: int, naive_queries: int, python_queries: int, photos: int) -> str:
     rng = np.random.default_rng(seed)
     qp, qd, rp, rd = (rng.integers(0, 2**64, n, dtype=np.uint64) for _ in range(4))
     rows = []
 
-    t0 = time.perf_counter()
-    bm = best_matches(qp, qd, rp, rd, max_distance=MAX_DISTANCE, max_phash=MAX_PHASH_DISTANCE)
-    bm_s = time.perf_counter() - t0
+    bm_s, bm = timed(lambda: best_matches(qp, qd, rp, rd, **CRITERION))
+    brute_s, brute_bm = timed(lambda: best_matches(qp, qd, rp, rd, **CRITERION, method="brute"))
     n_bm = int((bm.ref >= 0).sum())
 
     # naive peer: one vectorised numpy pass over all references per query
@@ -267,13 +347,8 @@ def hamming(n: int, seed: int, naive_queries: int, python_queries: int) -> str:
         py_found += best <= MAX_DISTANCE and best_j >= 0
     py_bm_s = (time.perf_counter() - t0) * n / kp
 
-    t0 = time.perf_counter()
-    brute = hamming_pairs(qp, rp, radius=10, method="brute")
-    brute_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    pig = hamming_pairs(qp, rp, radius=10, method="pigeonhole")
-    pig_s = time.perf_counter() - t0
-    same = all(np.array_equal(a, b) for a, b in zip(brute, pig, strict=True))
+    pb_s, brute = timed(lambda: hamming_pairs(qp, rp, radius=10, method="brute"))
+    pp_s, pig = timed(lambda: hamming_pairs(qp, rp, radius=10, method="pigeonhole"))
 
     t0 = time.perf_counter()
     found = 0
@@ -284,11 +359,18 @@ def hamming(n: int, seed: int, naive_queries: int, python_queries: int) -> str:
     pairs = f"{n:,} x {n:,}"
     rows = [
         [
-            f"`best_matches` (pHash + dHash, {pairs})",
+            f"`best_matches` (pHash + dHash, {pairs}, auto: pigeonhole)",
             f"{bm_s:.2f}",
-            f"{n_bm} matches",
+            f"{n_bm} matches ({'same as brute' if same(bm, brute_bm) else 'DIFFERENT'})",
             f"{naive_bm_s / bm_s:.1f}x",
             f"{py_bm_s / bm_s:,.0f}x",
+        ],
+        [
+            f'`best_matches(method="brute")` ({pairs})',
+            f"{brute_s:.2f}",
+            f"{int((brute_bm.ref >= 0).sum())} matches",
+            f"{naive_bm_s / brute_s:.1f}x",
+            f"{py_bm_s / brute_s:,.0f}x",
         ],
         [
             f"naive: numpy loop per query (best match; {k:,} queries, extrapolated)",
@@ -306,16 +388,16 @@ def hamming(n: int, seed: int, naive_queries: int, python_queries: int) -> str:
         ],
         [
             f'`hamming_pairs(radius=10, method="brute")` ({pairs})',
-            f"{brute_s:.2f}",
+            f"{pb_s:.2f}",
             f"{brute[0].size} pairs",
-            f"{naive_pairs_s / brute_s:.1f}x",
+            f"{naive_pairs_s / pb_s:.1f}x",
             "",
         ],
         [
             f'`hamming_pairs(radius=10, method="pigeonhole")` ({pairs})',
-            f"{pig_s:.2f}",
-            f"{pig[0].size} pairs ({'same' if same else 'DIFFERENT'})",
-            f"{naive_pairs_s / pig_s:.1f}x",
+            f"{pp_s:.2f}",
+            f"{pig[0].size} pairs ({'same' if same(brute, pig) else 'DIFFERENT'})",
+            f"{naive_pairs_s / pp_s:.1f}x",
             "",
         ],
         [
@@ -327,7 +409,42 @@ def hamming(n: int, seed: int, naive_queries: int, python_queries: int) -> str:
         ],
     ]
     header = ["matching (random uint64 hashes)", "seconds", "result", "vs numpy loop", "vs Python"]
-    return table(header, rows, "lrrrr")
+    out = [table(header, rows, "lrrrr"), ""]
+
+    # clustered hashes: more candidates per bucket; exactness checked against brute force on a
+    # slice of the queries (brute force over all of them would take as long as above)
+    check = min(n, 10_000)
+    crows = []
+    datasets: list[tuple[str, tuple[np.ndarray, ...]]] = []
+    for centres, p in ((n // 10, 0.05), (n // 100, 0.10)):
+        datasets.append(
+            (
+                f"{n:,} x {n:,} near copies of {centres:,} random hashes (each bit flipped with "
+                f"p = {p})",
+                near_copy_sets(rng, n, centres, p),
+            )
+        )
+    t0 = time.perf_counter()
+    datasets.append(
+        (
+            f"{photos:,} x {2 * photos:,} generated product photos (128 px; refs as stored and "
+            "mirrored; half the queries are JPEG q50 copies of refs cropped 5% per side)",
+            photo_hashes(photos),
+        )
+    )
+    photo_s = time.perf_counter() - t0
+    for name, sets in datasets:
+        crows.append(clustered_row(name, sets, check))
+    cheader = [
+        "`best_matches` on clustered hashes",
+        "auto (s)",
+        "brute force (s, extrapolated)",
+        "queries matched",
+        "queries with a reference within 28",
+        "checked against brute force",
+    ]
+    out += [table(cheader, crows, "lrrrrr"), "", f"(photo hashes generated in {photo_s:.1f}s)"]
+    return "\n".join(out)
 
 
 # ---------------------------------------------------------------- 4: robustness
@@ -560,7 +677,10 @@ def main() -> None:
         print(exactness(paths, baseline_phash, kept["exact"], kept["fast"]), "\n")
 
         print("### Hamming matching (single run)\n")
-        print(hamming(args.hashes, args.seed, naive_queries=1000, python_queries=5), "\n")
+        print(
+            hamming(args.hashes, args.seed, naive_queries=1000, python_queries=5, photos=5000),
+            "\n",
+        )
 
         print("### Robustness\n")
         print(robustness(tmp, args.photos, args.size, kept["fast"], args.workers), "\n")

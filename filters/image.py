@@ -8,14 +8,20 @@ cropped copies still match.
 
 Score: a match (pHash + dHash distance <= ``max_distance`` and pHash <= 14) to a known fake gives
 ``0.95 - 0.01 * max(0, d - 10)``; a match to an official photo only gives 0.35 (authorised
-resellers use official photos too); no match gives 0; no usable image gives null.
+resellers use official photos too); no match gives 0; no usable image gives null. The evidence
+columns ``image_official_distance`` / ``image_fake_distance`` hold the distance to the nearest
+reference of that kind, ``max_distance + 1`` when none lies within ``max_distance`` (an exact
+search within that band is what keeps matching 100k x 100k hashes to seconds).
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import io
+import itertools
+import math
 import os
+import stat
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -25,7 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 import polars as pl
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from filters.base import Filter, check_is_fitted
 from filters.textops import strip_chars
@@ -48,6 +54,9 @@ FLAT_STD = 2.0
 DCT_EPS = 1e-6
 #: side the JPEG decoder is asked to reduce to in fast mode (it picks a scale >= this)
 DRAFT_SIDE = 64
+#: largest image file read; a product photo is a few MB, and a larger file (or a device such as
+#: /dev/zero) must not be read into memory before its header is even checked
+MAX_IMAGE_BYTES = 64 * 2**20
 
 FLAT_REASON = "image is flat (no detail to compare)"
 ESCAPE_REASON = "path escapes the images directory"
@@ -93,14 +102,27 @@ def _resolve_path(source: str | os.PathLike[str], root: str | os.PathLike[str] |
 def _read_bytes(source: str | os.PathLike[str], root: str | os.PathLike[str] | None) -> bytes:
     path = _resolve_path(source, root)
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; only regular files are read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise ImageRejected(f"file not found: {os.fspath(source)}") from None
-    except IsADirectoryError:
-        raise ImageRejected(f"not a file: {os.fspath(source)}") from None
     except OSError as exc:
         raise ImageRejected(f"cannot read {os.fspath(source)}: {exc.strerror or exc}") from None
-    return data
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ImageRejected(f"not a file: {os.fspath(source)}")
+        if info.st_size > MAX_IMAGE_BYTES:
+            raise ImageRejected(
+                f"file of {info.st_size:,} bytes exceeds {MAX_IMAGE_BYTES:,} bytes: "
+                f"{os.fspath(source)}"
+            )
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read(MAX_IMAGE_BYTES + 1)
+    except OSError as exc:
+        raise ImageRejected(f"cannot read {os.fspath(source)}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
 
 
 def _check_size(size: tuple[int, int], max_pixels: int) -> None:
@@ -162,14 +184,37 @@ def open_image(
         data = source if isinstance(source, bytes) else _read_bytes(source, root)
         if not data:
             raise ImageRejected("empty file")
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ImageRejected(f"{len(data):,} bytes exceeds {MAX_IMAGE_BYTES:,} bytes")
         img = _decode(data, max_pixels, draft)
-    # hostile EXIF must not make an otherwise good photo unusable: then keep it as stored
-    with contextlib.suppress(Exception):
-        img = ImageOps.exif_transpose(img) or img
+    img = _upright(img)
     try:
         return _to_rgb_or_l(img)
     except Exception as exc:
         raise ImageRejected(f"cannot convert image mode {img.mode}: {exc}") from None
+
+
+#: EXIF orientation -> the transposition that makes the image upright (``ImageOps.exif_transpose``)
+_EXIF_TURNS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """The image turned as its EXIF orientation says, like ``ImageOps.exif_transpose`` but
+    without the full-size copy that it makes when there is nothing to turn."""
+    try:
+        turn = _EXIF_TURNS.get(img.getexif().get(0x0112, 1))
+        return img if turn is None else img.transpose(turn)
+    except Exception:
+        # hostile EXIF must not make an otherwise good photo unusable: keep it as stored
+        return img
 
 
 def _declared_size(data: bytes) -> tuple[int, int] | None:
@@ -243,12 +288,21 @@ def _hash_arrays(
     return ph, dh, x.reshape(n, -1).std(axis=1)
 
 
-def _small(gray: Image.Image, box: tuple[float, float, float, float] | None = None) -> Any:
+def _pixels(img: Image.Image) -> np.ndarray:
+    return np.frombuffer(img.tobytes(), np.uint8).reshape(img.height, img.width)
+
+
+def _small(
+    gray: Image.Image, box: tuple[float, float, float, float] | None = None, *, shared: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 32x32 (pHash) and 8x9 (dHash, rows x cols) LANCZOS reductions of ``gray``.
+
+    ``shared`` (fast mode) takes the 8x9 from the 32x32, one reduction from the decoded size
+    instead of two; imagehash takes both from the full image (``shared=False``)."""
     lanczos = Image.Resampling.LANCZOS
-    return (
-        np.asarray(gray.resize((32, 32), lanczos, box=box)),
-        np.asarray(gray.resize((9, 8), lanczos, box=box)),
-    )
+    s32 = gray.resize((32, 32), lanczos, box=box)
+    s98 = s32.resize((9, 8), lanczos) if shared else gray.resize((9, 8), lanczos, box=box)
+    return _pixels(s32), _pixels(s98)
 
 
 def _gray(img: Image.Image, fast: bool) -> Image.Image:
@@ -295,14 +349,14 @@ def _prepare(
         )
         gray = _gray(img, fast)
         if not augment:
-            a, b = _small(gray)
+            a, b = _small(gray, shared=fast)
             return _Prepared([a], [b], ["original"], None)
         s32, s98, names = [], [], []
         for name, ops in ORIENTATIONS:
             g = gray
             for op in ops:
                 g = g.transpose(op)
-            a, b = _small(g)
+            a, b = _small(g, shared=fast)
             s32.append(a)
             s98.append(b)
             names.append(name)
@@ -311,7 +365,7 @@ def _prepare(
         for share in CROPS:
             box = (w * share, h * share, w * (1 - share), h * (1 - share))
             for prefix, g in (("", gray), ("mirrored+", mirrored)):
-                a, b = _small(g, box)
+                a, b = _small(g, box, shared=fast)
                 s32.append(a)
                 s98.append(b)
                 names.append(f"{prefix}cropped {share:.0%}")
@@ -320,10 +374,6 @@ def _prepare(
         return _Prepared([], [], [], str(exc))
     except Exception as exc:  # any decoder failure on hostile input is a rejection, not a crash
         return _Prepared([], [], [], f"cannot decode image: {type(exc).__name__}: {exc}")
-
-
-def _prepare_star(args: tuple[Any, ...]) -> _Prepared:
-    return _prepare(*args)
 
 
 def _executor(workers: int, processes: bool) -> Executor | None:
@@ -337,6 +387,10 @@ def _executor(workers: int, processes: bool) -> Executor | None:
     return ThreadPoolExecutor(workers)
 
 
+def _prepare_many(items: list[tuple[Any, ...]]) -> list[_Prepared]:
+    return [_prepare(*item) for item in items]
+
+
 def _prepared_stream(
     sources: Iterable[ImageSource],
     *,
@@ -348,23 +402,37 @@ def _prepared_stream(
     augment: bool,
     processes: bool,
 ) -> Iterator[list[_Prepared]]:
-    """Chunks of prepared images, in order; only one chunk of work is in flight at a time."""
+    """Chunks of prepared images, in order. With a pool, the next chunk is decoding while the
+    current one is used (two chunks in flight at most), in a few slices per worker: one task per
+    image costs more in scheduling than a small drafted JPEG takes to decode."""
     pool = _executor(workers, processes)
-    mapper: Callable[..., Iterator[_Prepared]]
-    if pool is None:
-        mapper = map
-    else:
-        per = max(1, chunk // (4 * workers)) if processes else 1
-        mapper = lambda f, xs: pool.map(f, xs, chunksize=per)  # noqa: E731
+
+    def start(batch: list[tuple[Any, ...]]) -> Callable[[], list[_Prepared]]:
+        if pool is None:
+            return lambda: _prepare_many(batch)
+        step = max(1, -(-len(batch) // (4 * workers)))
+        futures = [
+            pool.submit(_prepare_many, batch[i : i + step]) for i in range(0, len(batch), step)
+        ]
+        return lambda: [p for f in futures for p in f.result()]
+
     try:
+        pending: Callable[[], list[_Prepared]] | None = None
         batch: list[tuple[Any, ...]] = []
         for src in sources:
             batch.append((src, root, fast, max_pixels, augment))
             if len(batch) >= chunk:
-                yield list(mapper(_prepare_star, batch))
-                batch = []
+                started, batch = start(batch), []
+                if pending is not None:
+                    yield pending()
+                pending = started
         if batch:
-            yield list(mapper(_prepare_star, batch))
+            started = start(batch)
+            if pending is not None:
+                yield pending()
+            pending = started
+        if pending is not None:
+            yield pending()
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -383,9 +451,11 @@ def hash_sources(
     """Hash many images: one row per source, in order, with ``phash``, ``dhash`` (UInt64, null
     when unusable or flat) and ``reason`` (String, null when hashed).
 
-    ``fast`` decodes JPEGs at reduced size (pHash drifts by ~0.3 bits on average, at most ~6);
-    ``fast=False`` is bit-identical to ``imagehash``. Decoding runs on ``workers`` threads
-    (Pillow releases the GIL while decoding and resizing) or processes, ``chunk`` images at a time.
+    ``fast`` decodes JPEGs at reduced size and takes the dHash reduction from the pHash one
+    (against ``imagehash``: pHash drifts by ~0.2 bits on average, at most ~6; dHash by ~0.8,
+    at most ~8); ``fast=False`` is bit-identical to ``imagehash``. Decoding runs on ``workers``
+    threads (Pillow releases the GIL while decoding and resizing) or processes, ``chunk`` images
+    at a time.
     """
     ph_parts: list[np.ndarray] = []
     dh_parts: list[np.ndarray] = []
@@ -450,7 +520,11 @@ REFERENCE_SCHEMA = {
 
 #: where ``fakestop registry build`` stores the reference hashes, inside the registry directory
 CACHE_FILE = Path(".fakestop") / "image_hashes.parquet"
+#: the hashing behind cached entries; bumped when a mode's hashes change (2: fast mode takes
+#: the dHash reduction from the pHash one), so older caches are recomputed, never mixed in
+CACHE_VERSION = 2
 CACHE_SCHEMA = {
+    "version": pl.Int32,
     "sha256": pl.String,
     "fast": pl.Boolean,
     "max_pixels": pl.Int64,
@@ -487,7 +561,9 @@ def load_image_cache(path: str | os.PathLike[str]) -> dict[tuple[str, bool, int]
     if dict(frame.schema) != CACHE_SCHEMA:
         return {}
     out: dict[tuple[str, bool, int], _Hashed] = {}
-    for sha, fast, max_px, variant, ph, dh in frame.iter_rows():
+    for version, sha, fast, max_px, variant, ph, dh in frame.iter_rows():
+        if version != CACHE_VERSION:
+            continue
         hashed = out.setdefault((sha, fast, max_px), [])
         if variant is not None:  # a null variant marks a photo with no usable hash
             hashed.append((variant, ph, dh))
@@ -573,22 +649,21 @@ def build_image_cache(
     )
     shas = [_digest(p) for p in images.get_column("image").to_list()]
     reused = sum(1 for s in shas if s is not None and (s, fast, max_pixels) in old)
-    refs = reference_hashes(
-        images, fast=fast, workers=workers, max_pixels=max_pixels, cache=old
-    )
+    refs = reference_hashes(images, fast=fast, workers=workers, max_pixels=max_pixels, cache=old)
     hashed_shas = set(refs.get_column("sha256").to_list())
+    v = CACHE_VERSION
     rows: list[tuple[Any, ...]] = [
-        (sha, fast, max_pixels, variant, ph, dh)
+        (v, sha, fast, max_pixels, variant, ph, dh)
         for variant, sha, ph, dh in refs.select("variant", "sha256", "phash", "dhash").rows()
     ]
     unusable = {s for s in shas if s is not None and s not in hashed_shas}
-    rows += [(s, fast, max_pixels, None, None, None) for s in sorted(unusable)]
+    rows += [(v, s, fast, max_pixels, None, None, None) for s in sorted(unusable)]
     # entries for other modes (fast/exact) stay valid: keep them
     current = set(shas)
     for (sha, f, m), hashed in old.items():
         if (f, m) != (fast, max_pixels) and sha in current:
-            rows += [(sha, f, m, v, ph, dh) for v, ph, dh in hashed] or [
-                (sha, f, m, None, None, None)
+            rows += [(v, sha, f, m, var, ph, dh) for var, ph, dh in hashed] or [
+                (v, sha, f, m, None, None, None)
             ]
     frame = pl.DataFrame(rows, schema=CACHE_SCHEMA, orient="row").unique(maintain_order=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -599,111 +674,331 @@ def build_image_cache(
 
 
 # ---------------------------------------------------------------- matching
+#
+# Exact Hamming search by the pigeonhole principle (multi-index hashing). The 64 bits are cut
+# into key blocks, each with a bit budget ``tau``, such that the budgets plus one sum to more
+# than the radius: two hashes within the radius then differ in at most ``tau`` bits of some
+# block. Both sides are bucketed by each block's key, and a bucket is compared only with the
+# buckets whose keys lie within ``tau`` flipped bits. The bulk runs "key-major": both sides sit
+# in padded (depth x keys) tables and, for one flip mask at a time, a single XOR + popcount over
+# the tables compares every query bucket with its partner bucket. Items that do not fit a table
+# (crowded buckets, as clustered photo hashes make) probe the sorted buckets instead. Every
+# candidate is verified exactly; a cost model picks the table depths, and brute force when that
+# is cheaper.
+
+#: relative costs, measured with numpy: one compared table slot (XOR + popcount), one candidate
+#: reached by probing a sorted bucket, one probed bucket, one brute-force pair of
+#: :func:`best_matches` (two hashes) and of :func:`hamming_pairs` (one hash)
+_SLOT_COST = 1.0
+_PROBE_COST = 7.0
+_KEY_COST = 8.0
+_BRUTE_COST = 1.6
+_BRUTE_PAIR_COST = 0.8
+#: below this brute-force cost, planning a pigeonhole search costs more than it can save
+_PLAN_MIN = float(1 << 24)
+#: deepest table tried (slots per key)
+_MAX_DEPTH = 64
+#: table padding: a query pad and a reference pad are 64 bits apart, so pads never pair up
+_PAD_Q = np.uint64(0x5555_5555_5555_5555)
+_PAD_R = ~_PAD_Q
+
+#: receives (query ids, ref ids) of pairs found in range; called from worker threads
+_Sink = Callable[[np.ndarray, np.ndarray], None]
 
 
 def _as_u64(a: np.ndarray | Sequence[int]) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(a, dtype=np.uint64).reshape(-1))
 
 
-def _query_blocks(nq: int, rows: int, workers: int) -> list[tuple[int, int]]:
-    return [(s, min(s + rows, nq)) for s in range(0, nq, rows)]
-
-
-def _run_blocks(
-    fn: Callable[[list[tuple[int, int]]], None], blocks: list[tuple[int, int]], workers: int
-) -> None:
-    """Run ``fn`` over interleaved shares of ``blocks`` (numpy releases the GIL in ufuncs)."""
-    if workers <= 1 or len(blocks) < 2:
-        fn(blocks)
+def _run_tasks(tasks: Sequence[Callable[[], None]], workers: int) -> None:
+    """Run independent tasks on ``workers`` threads (numpy releases the GIL in its loops)."""
+    if workers <= 1 or len(tasks) < 2:
+        for task in tasks:
+            task()
         return
-    shares = [blocks[w::workers] for w in range(workers)]
     with ThreadPoolExecutor(workers) as pool:
-        for fut in [pool.submit(fn, s) for s in shares if s]:
+        for fut in [pool.submit(task) for task in tasks]:
             fut.result()
 
 
+@functools.lru_cache(maxsize=64)
+def _flip_masks(width: int, tau: int) -> np.ndarray:
+    """Every ``width``-bit mask with at most ``tau`` bits set (read-only)."""
+    masks = [0]
+    for k in range(1, min(tau, width) + 1):
+        masks += [sum(1 << i for i in bits) for bits in itertools.combinations(range(width), k)]
+    out = np.array(masks, np.intp)
+    out.flags.writeable = False
+    return out
+
+
+def _block_plans(radius: int, large: bool) -> list[list[tuple[int, int, int]]]:
+    """Candidate layouts ``[(shift, width, tau), ...]`` for finding every pair within
+    ``radius``: the taus plus one sum to more than the radius."""
+    if radius < 4:
+        # radius + 1 blocks, one of which matches exactly
+        return [[(16 * j, 16, 0) for j in range(radius + 1)]]
+    layouts: list[tuple[int, ...]] = [(13, 13, 13, 13, 12)]
+    if large:
+        # at this size 16-bit buckets are full enough for the tables
+        layouts.append((16, 16, 16, 16))
+    plans = []
+    for widths in layouts:
+        k = len(widths)
+        budget = radius - k + 1
+        # the wider (more selective) blocks take the larger budgets
+        taus = [min(w, budget // k + (j < budget % k)) for j, w in enumerate(widths)]
+        shifts = np.cumsum((0, *widths[:-1])).tolist()
+        plans.append(list(zip(shifts, widths, taus, strict=True)))
+    return plans
+
+
+class _Buckets(NamedTuple):
+    """One side's items bucketed by one block's key."""
+
+    keys: np.ndarray  # (n,) key of each item
+    order: np.ndarray  # item ids sorted by key (stable)
+    starts: np.ndarray  # (2**width + 1,) first position of each key in ``order``
+    rank: np.ndarray  # (n,) position of each item within its bucket
+
+
+def _buckets(h: np.ndarray, shift: int, width: int) -> _Buckets:
+    keys = ((h >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.intp)
+    starts = np.zeros((1 << width) + 1, np.intp)
+    np.cumsum(np.bincount(keys, minlength=1 << width), out=starts[1:])
+    # a stable sort of 16-bit keys is a radix sort
+    order = np.argsort(keys.astype(np.uint16), kind="stable")
+    rank = np.empty(h.size, np.intp)
+    rank[order] = np.arange(h.size) - starts[keys[order]]
+    return _Buckets(keys, order, starts, rank)
+
+
+def _left_out(counts: np.ndarray, reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per table depth 0.. : items that do not fit, and the candidates they then probe."""
+    depth = np.arange(min(_MAX_DEPTH, int(counts.max(initial=0))) + 1)
+    left = np.maximum(counts[None, :] - depth[:, None], 0).astype(np.float64)
+    return left.sum(axis=1), left @ reach.astype(np.float64)
+
+
+class _Block(NamedTuple):
+    flips: np.ndarray
+    q: _Buckets
+    r: _Buckets
+    depth_q: int
+    depth_r: int
+    cost: float
+
+
+def _plan_block(q: np.ndarray, r: np.ndarray, shift: int, width: int, tau: int) -> _Block:
+    """Bucket both sides by one block and pick the table depths with the least expected work."""
+    flips = _flip_masks(width, tau)
+    bq, br = _buckets(q, shift, width), _buckets(r, shift, width)
+    cq, cr = np.diff(bq.starts), np.diff(br.starts)
+    keys = np.arange(1 << width)
+    # how many items of each side lie within the flips of each key
+    reach_q = np.zeros(1 << width, np.int64)
+    reach_r = np.zeros(1 << width, np.int64)
+    for f in flips.tolist():
+        reach_q += cq[keys ^ f]
+        reach_r += cr[keys ^ f]
+    left_q, probed_q = _left_out(cq, reach_r)
+    left_r, probed_r = _left_out(cr, reach_q)
+    dq = np.arange(left_q.size, dtype=np.float64)[:, None]
+    dr = np.arange(left_r.size, dtype=np.float64)[None, :]
+    cost = (
+        _SLOT_COST * flips.size * float(1 << width) * dq * dr
+        + _PROBE_COST * (probed_q[:, None] + probed_r[None, :])
+        + _KEY_COST * flips.size * (left_q[:, None] + left_r[None, :])
+    )
+    # without a table on one side, the other side alone probes (depth 0 marks the prober)
+    cost[0, :] = _PROBE_COST * probed_q[0] + _KEY_COST * flips.size * left_q[0]
+    cost[1:, 0] = _PROBE_COST * probed_r[0] + _KEY_COST * flips.size * left_r[0]
+    i, j = np.unravel_index(int(cost.argmin()), cost.shape)
+    return _Block(flips, bq, br, int(i), int(j), float(cost[i, j]))
+
+
+def _plan_search(
+    q: np.ndarray, r: np.ndarray, radius: int, limit: float = math.inf
+) -> tuple[list[_Block], float]:
+    """The cheapest block layout for finding every pair within ``radius`` and its cost, or
+    ``([], inf)`` when none costs less than ``limit``."""
+    if radius < 0 or q.size == 0 or r.size == 0:
+        return [], 0.0
+    best: tuple[list[_Block], float] = ([], limit)
+    for plan in _block_plans(radius, large=min(q.size, r.size) >= 1 << 17):
+        # what uniformly spread hashes would cost: skips hopeless layouts before bucketing
+        share = sum(sum(math.comb(w, i) for i in range(t + 1)) / 2**w for _, w, t in plan)
+        if _SLOT_COST * share * q.size * r.size >= best[1]:
+            continue
+        blocks: list[_Block] = []
+        cost = 0.0
+        for shift, width, tau in plan:
+            blocks.append(_plan_block(q, r, shift, width, tau))
+            cost += blocks[-1].cost
+            if cost >= best[1]:
+                break
+        if cost < best[1]:
+            best = (blocks, cost)
+    return best if best[0] else ([], math.inf)
+
+
+def _table(
+    h: np.ndarray, b: _Buckets, depth: int, pad: np.uint64
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Values and ids (pads: -1) of the first ``depth`` items of every bucket as (depth, keys)
+    tables, and the ids of the items that did not fit."""
+    nkeys = b.starts.size - 1
+    vals = np.full((depth, nkeys), pad, np.uint64)
+    ids = np.full((depth, nkeys), -1, np.intp)
+    fits = b.rank < depth
+    inside = np.flatnonzero(fits)
+    vals[b.rank[inside], b.keys[inside]] = h[inside]
+    ids[b.rank[inside], b.keys[inside]] = inside
+    return vals, ids, np.flatnonzero(~fits)
+
+
+def _key_major(
+    qv: np.ndarray,
+    qid: np.ndarray,
+    rv: np.ndarray,
+    rid: np.ndarray,
+    flips: np.ndarray,
+    radius: int,
+    sink: _Sink,
+) -> None:
+    """Pairs in range between every query table bucket and reference table bucket ``key ^ f``."""
+    dq, nkeys = qv.shape
+    dr = rv.shape[0]
+    slab = max(1, min(nkeys, (1 << 18) // (dq * dr)))
+    xbuf = np.empty((dq, dr, slab), np.uint64)
+    cbuf = np.empty((dq, dr, slab), np.uint8)
+    keys = np.arange(nkeys)
+    for f in flips.tolist():
+        partner = keys ^ f
+        rp = np.take(rv, partner, axis=1)
+        for k0 in range(0, nkeys, slab):
+            k1 = min(k0 + slab, nkeys)
+            x, c = xbuf[:, :, : k1 - k0], cbuf[:, :, : k1 - k0]
+            np.bitwise_xor(qv[:, None, k0:k1], rp[None, :, k0:k1], out=x)
+            np.bitwise_count(x, out=c)
+            # uniform hashes: nearly every key has no pair in range, so find the few that do
+            # first; clustered ones: many do, so look at them all at once
+            near = np.flatnonzero(c.reshape(dq * dr, -1).min(axis=0) <= radius)
+            if near.size == 0:
+                continue
+            if 4 * near.size > k1 - k0:
+                iq, ir, key = np.nonzero(c <= radius)
+            else:
+                iq, ir, kk = np.nonzero(c[:, :, near] <= radius)
+                key = near[kk]
+            key += k0
+            a, b = qid[iq, key], rid[ir, partner[key]]
+            ok = (a >= 0) & (b >= 0)
+            sink(a[ok], b[ok])
+
+
+def _probe(
+    pv: np.ndarray,
+    probes: np.ndarray,
+    pkeys: np.ndarray,
+    sorted_vals: np.ndarray,
+    target: _Buckets,
+    flips: np.ndarray,
+    radius: int,
+    swap: bool,
+    sink: _Sink,
+    budget: int = 1 << 21,
+) -> None:
+    """Pairs in range between the ``probes`` and every target item in the buckets within their
+    flips (``sorted_vals``: target values in bucket order), as (probe, target) or, with
+    ``swap``, (target, probe); about ``budget`` candidates at a time."""
+    counts = np.diff(target.starts)
+    step = max(1, (1 << 18) // flips.size)
+    for p0 in range(0, probes.size, step):
+        ids = probes[p0 : p0 + step]
+        keys = pkeys[ids][:, None] ^ flips[None, :]
+        per_probe = counts[keys].sum(axis=1)
+        cum = np.cumsum(per_probe)
+        s0 = 0
+        while s0 < ids.size:
+            done = int(cum[s0 - 1]) if s0 else 0
+            s1 = max(s0 + 1, int(np.searchsorted(cum, done + budget, side="right")))
+            n = counts[keys[s0:s1]].ravel()
+            total = int(n.sum())
+            if total:
+                # positions lo .. lo + n - 1 of every probed bucket, one bucket after another
+                lo = target.starts[keys[s0:s1]].ravel()
+                pos = np.arange(total) - np.repeat(np.cumsum(n) - n - lo, n)
+                x = np.repeat(pv[ids[s0:s1]], per_probe[s0:s1])
+                np.bitwise_xor(x, sorted_vals[pos], out=x)
+                hit = np.flatnonzero(np.bitwise_count(x) <= radius)
+                who = ids[s0 + np.searchsorted(cum[s0:s1] - done, hit, side="right")]
+                tid = target.order[pos[hit]]
+                if swap:
+                    sink(tid, who)
+                else:
+                    sink(who, tid)
+            s0 = s1
+
+
+def _search_tasks(
+    q: np.ndarray, r: np.ndarray, blocks: list[_Block], radius: int, workers: int, sink: _Sink
+) -> list[Callable[[], None]]:
+    """A planned search as independent tasks that hand every (query, ref) pair within
+    ``radius`` to ``sink``, some pairs more than once."""
+    tasks: list[Callable[[], None]] = []
+    for blk in blocks:
+        if blk.depth_q == 0:
+            q_left, r_left = np.arange(q.size), np.zeros(0, np.intp)
+        elif blk.depth_r == 0:
+            q_left, r_left = np.zeros(0, np.intp), np.arange(r.size)
+        else:
+            qv, qid, q_left = _table(q, blk.q, blk.depth_q, _PAD_Q)
+            rv, rid, r_left = _table(r, blk.r, blk.depth_r, _PAD_R)
+            share = -(-blk.flips.size // (4 * workers))
+            for f0 in range(0, blk.flips.size, share):
+                part = blk.flips[f0 : f0 + share]
+                tasks.append(functools.partial(_key_major, qv, qid, rv, rid, part, radius, sink))
+        # items left out of the tables probe all of the other side (so two left-out items meet)
+        for left, pv, pb, tv, tb, swap in (
+            (q_left, q, blk.q, r, blk.r, False),
+            (r_left, r, blk.r, q, blk.q, True),
+        ):
+            if left.size == 0:
+                continue
+            sorted_vals = tv[tb.order]
+            step = -(-left.size // (2 * workers))
+            for p0 in range(0, left.size, step):
+                part = left[p0 : p0 + step]
+                tasks.append(
+                    functools.partial(
+                        _probe, pv, part, pb.keys, sorted_vals, tb, blk.flips, radius, swap, sink
+                    )
+                )
+    return tasks
+
+
 def _brute_pairs(
-    q: np.ndarray, r: np.ndarray, radius: int, tile: int, workers: int
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Tiled XOR + popcount over every pair, buffers preallocated per worker."""
+    q: np.ndarray, r: np.ndarray, radius: int, tile: int, sink: _Sink
+) -> list[Callable[[], None]]:
+    """Tiled XOR + popcount over every pair, as tasks over blocks of queries."""
     tile = max(1, min(tile, r.size))
     rows = max(1, (1 << 16) // tile)
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    lock = threading.Lock()
 
-    def work(share: list[tuple[int, int]]) -> None:
-        xbuf = np.empty((rows, tile), np.uint64)
-        cbuf = np.empty((rows, tile), np.uint8)
-        local = []
-        for q0, q1 in share:
-            for r0 in range(0, r.size, tile):
-                r1 = min(r0 + tile, r.size)
-                x = xbuf[: q1 - q0, : r1 - r0]
-                c = cbuf[: q1 - q0, : r1 - r0]
-                np.bitwise_xor(q[q0:q1, None], r[None, r0:r1], out=x)
-                np.bitwise_count(x, out=c)
-                # nearly every block has no pair: a min() is cheaper than a mask + nonzero
-                if c.min() <= radius:
-                    qi, ri = np.nonzero(c <= radius)
-                    local.append((qi + q0, ri + r0, c[qi, ri]))
-        with lock:
-            found.extend(local)
+    def work(q0: int, q1: int) -> None:
+        x = np.empty((q1 - q0, tile), np.uint64)
+        c = np.empty((q1 - q0, tile), np.uint8)
+        for r0 in range(0, r.size, tile):
+            r1 = min(r0 + tile, r.size)
+            xs, cs = x[:, : r1 - r0], c[:, : r1 - r0]
+            np.bitwise_xor(q[q0:q1, None], r[None, r0:r1], out=xs)
+            np.bitwise_count(xs, out=cs)
+            # nearly every block has no pair: a min() is cheaper than a mask + nonzero
+            if cs.min() <= radius:
+                qi, ri = np.nonzero(cs <= radius)
+                sink(qi + q0, ri + r0)
 
-    _run_blocks(work, _query_blocks(q.size, rows, workers), workers)
-    return found
-
-
-_CHUNKS = 4  # 16-bit chunks of the 64-bit hash
-_CHUNK_MASK = np.uint64(0xFFFF)
-_CHUNK_POP = np.bitwise_count(np.arange(1 << 16, dtype=np.uint16))
-
-
-def _pigeonhole_pairs(
-    q: np.ndarray, r: np.ndarray, radius: int, block: int = 8192
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None:
-    """Pairs within ``radius`` via the pigeonhole principle (multi-index hashing, vectorised).
-
-    Within distance ``radius`` at least one of the four 16-bit chunks differs by at most
-    ``radius // 4`` bits, so only references sharing a chunk up to that many flipped bits are
-    candidates; each is then verified exactly. Returns None when candidates would not be much
-    fewer than all pairs (then brute force is cheaper).
-    """
-    rc = radius // _CHUNKS
-    flips = np.flatnonzero(np.less_equal(_CHUNK_POP, rc)).astype(np.int64)
-    expected = _CHUNKS * flips.size * r.size / 65536.0
-    if expected > r.size / 8:
-        return None
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for j in range(_CHUNKS):
-        shift = np.uint64(16 * j)
-        rkey = ((r >> shift) & _CHUNK_MASK).astype(np.int64)
-        order = np.argsort(rkey, kind="stable")
-        counts = np.bincount(rkey, minlength=1 << 16)
-        starts = np.cumsum(counts) - counts
-        for q0 in range(0, q.size, block):
-            q1 = min(q0 + block, q.size)
-            qkey = ((q[q0:q1] >> shift) & _CHUNK_MASK).astype(np.int64)
-            keys = (qkey[:, None] ^ flips[None, :]).reshape(-1)
-            cnt = counts[keys]
-            total = int(cnt.sum())
-            if total == 0:
-                continue
-            first = np.cumsum(cnt) - cnt
-            pos = np.arange(total) - np.repeat(first - starts[keys], cnt)
-            ri = order[pos]
-            qi = np.repeat(np.arange(q0, q1).repeat(flips.size), cnt)
-            x = q[qi] ^ r[ri]
-            d = np.bitwise_count(x)
-            keep = d <= radius
-            qi, ri, d, x = qi[keep], ri[keep], d[keep], x[keep]
-            # a pair is reported by the first chunk that finds it only
-            for i in range(j):
-                earlier = _CHUNK_POP[((x >> np.uint64(16 * i)) & _CHUNK_MASK).astype(np.int64)]
-                later = earlier > rc
-                qi, ri, d, x = qi[later], ri[later], d[later], x[later]
-            if qi.size:
-                found.append((qi, ri, d))
-    return found
+    return [functools.partial(work, s, min(s + rows, q.size)) for s in range(0, q.size, rows)]
 
 
 def hamming_pairs(
@@ -719,9 +1014,9 @@ def hamming_pairs(
     by query then ref. Exact.
 
     ``method``: ``"brute"`` tiles XOR + ``np.bitwise_count`` over every pair (``tile`` refs by a
-    few queries, buffers preallocated, ``workers`` threads); ``"pigeonhole"`` only verifies pairs
-    that share a 16-bit chunk up to ``radius // 4`` flipped bits (far fewer at small radii);
-    ``"auto"`` picks pigeonhole when it is expected to be cheaper.
+    few queries); ``"pigeonhole"`` compares only hashes that agree on some 12- to 16-bit block up
+    to a few flipped bits (multi-index hashing: far fewer pairs at small radii); ``"auto"``
+    picks the one expected to be cheaper. Both run on ``workers`` threads.
 
     Examples
     --------
@@ -732,29 +1027,113 @@ def hamming_pairs(
     if method not in ("auto", "brute", "pigeonhole"):
         raise ValueError(f"unknown method {method!r}; expected auto, brute or pigeonhole")
     q, r = _as_u64(query), _as_u64(ref)
-    found = None
-    if q.size and r.size and method != "brute":
-        found = _pigeonhole_pairs(q, r, radius)
-    if found is None:
-        found = _brute_pairs(q, r, radius, tile, workers) if q.size and r.size else []
-    if not found:
+    if q.size == 0 or r.size == 0 or radius < 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint8)
-    qi = np.concatenate([f[0] for f in found]).astype(np.int64)
-    ri = np.concatenate([f[1] for f in found]).astype(np.int64)
-    dist = np.concatenate([f[2] for f in found]).astype(np.uint8)
-    order = np.lexsort((ri, qi))
-    return qi[order], ri[order], dist[order]
+    found: list[np.ndarray] = []
+    lock = threading.Lock()
+
+    def sink(qi: np.ndarray, ri: np.ndarray) -> None:
+        pair = qi.astype(np.int64) * r.size + ri
+        with lock:
+            found.append(pair)
+
+    tasks = None
+    brute = _BRUTE_PAIR_COST * q.size * r.size
+    if method == "pigeonhole" or (method == "auto" and radius < 64 and brute > _PLAN_MIN):
+        blocks, cost = _plan_search(q, r, radius, math.inf if method == "pigeonhole" else brute)
+        if cost < math.inf:
+            tasks = _search_tasks(q, r, blocks, radius, workers, sink)
+    _run_tasks(tasks if tasks is not None else _brute_pairs(q, r, radius, tile, sink), workers)
+    # the pigeonhole search may report a pair once per block it shares
+    pair = np.unique(np.concatenate([np.zeros(0, np.int64), *found]))
+    qi, ri = pair // r.size, pair % r.size
+    return qi, ri, np.bitwise_count(q[qi] ^ r[ri])
 
 
 class BestMatches(NamedTuple):
     """Per query: ``ref`` index of the best eligible reference (-1 if none), its combined
-    (pHash + dHash) ``distance`` and ``phash_distance``, and ``min_distance``, the smallest
-    combined distance to any reference (eligible or not; -1 when there are no references)."""
+    (pHash + dHash) ``distance`` and ``phash_distance`` (-1 if none), and ``min_distance``, the
+    smallest combined distance to any reference, eligible or not, capped at the ``min_cap`` of
+    :func:`best_matches` (the cap itself means "this far or farther"; -1 when there are no
+    references)."""
 
     ref: np.ndarray
     distance: np.ndarray
     phash_distance: np.ndarray
     min_distance: np.ndarray
+
+
+class _Nearest:
+    """Per query, the running minimum of the combined distance (capped) and of (combined
+    distance, ref) over eligible pairs, fed pairs from worker threads."""
+
+    def __init__(
+        self, hashes: tuple[np.ndarray, ...], max_distance: int, max_phash: int, cap: int
+    ) -> None:
+        self.qp, self.qd, self.rp, self.rd = hashes
+        self.max_distance, self.max_phash, self.cap = max_distance, max_phash, cap
+        self.min_d = np.full(self.qp.size, cap, np.int64)
+        # combined distance in the high bits, ref index in the low: the minimum is the best
+        self.best = np.full(self.qp.size, np.iinfo(np.int64).max, np.int64)
+        self.lock = threading.Lock()
+
+    def add(self, qi: np.ndarray, ri: np.ndarray) -> None:
+        ph = np.bitwise_count(self.qp[qi] ^ self.rp[ri]).astype(np.int64)
+        comb = ph + np.bitwise_count(self.qd[qi] ^ self.rd[ri])
+        low = comb < self.cap
+        ok = (comb <= self.max_distance) & (ph <= self.max_phash)
+        key = (comb[ok] << 32) | ri[ok]
+        with self.lock:
+            np.minimum.at(self.min_d, qi[low], comb[low])
+            np.minimum.at(self.best, qi[ok], key)
+
+    def result(self, qp: np.ndarray, rp: np.ndarray) -> BestMatches:
+        found = self.best < np.iinfo(np.int64).max
+        ref = np.where(found, self.best & 0xFFFF_FFFF, -1)
+        dist = np.where(found, self.best >> 32, -1).astype(np.int32)
+        ph = np.full(qp.size, -1, np.int32)
+        ph[found] = np.bitwise_count(qp[found] ^ rp[ref[found]])
+        return BestMatches(ref, dist, ph, self.min_d.astype(np.int32))
+
+
+def _brute_best(nearest: _Nearest, tile: int) -> list[Callable[[], None]]:
+    """Every pair compared: tasks over blocks of queries that feed ``nearest`` directly."""
+    qp, qd, rp, rd = nearest.qp, nearest.qd, nearest.rp, nearest.rd
+    nq, nr = qp.size, rp.size
+    tile = max(1, min(tile, nr))
+    rows = max(1, (1 << 17) // tile)
+
+    def work(q0: int, q1: int) -> None:
+        m = q1 - q0
+        x = np.empty((m, tile), np.uint64)
+        p = np.empty((m, tile), np.uint8)
+        d = np.empty((m, tile), np.uint8)
+        low = np.full(m, 255, np.uint8)
+        best = np.full(m, np.iinfo(np.int64).max, np.int64)
+        for r0 in range(0, nr, tile):
+            r1 = min(r0 + tile, nr)
+            xs, ps, ds = x[:, : r1 - r0], p[:, : r1 - r0], d[:, : r1 - r0]
+            np.bitwise_xor(qp[q0:q1, None], rp[None, r0:r1], out=xs)
+            np.bitwise_count(xs, out=ps)
+            np.bitwise_xor(qd[q0:q1, None], rd[None, r0:r1], out=xs)
+            np.bitwise_count(xs, out=ds)
+            np.add(ds, ps, out=ds)
+            tile_low = ds.min(axis=1)
+            np.minimum(low, tile_low, out=low)
+            # pairs in the band are rare: look only at the rows that have one
+            rows_in = np.flatnonzero(tile_low <= nearest.max_distance)
+            if rows_in.size:
+                e = np.where(ps[rows_in] <= nearest.max_phash, ds[rows_in], 255)
+                j = e.argmin(axis=1)  # the first on ties
+                v = e[np.arange(rows_in.size), j].astype(np.int64)
+                ok = v <= nearest.max_distance
+                key = (v[ok] << 32) | (r0 + j[ok])
+                best[rows_in[ok]] = np.minimum(best[rows_in[ok]], key)
+        # each task owns its rows of the result
+        nearest.min_d[q0:q1] = np.minimum(low, nearest.cap)
+        nearest.best[q0:q1] = best
+
+    return [functools.partial(work, s, min(s + rows, nq)) for s in range(0, nq, rows)]
 
 
 def best_matches(
@@ -765,59 +1144,52 @@ def best_matches(
     *,
     max_distance: int = 28,
     max_phash: int = MAX_PHASH_DISTANCE,
+    min_cap: int | None = None,
     tile: int = 4096,
     workers: int = 2,
+    method: str = "auto",
 ) -> BestMatches:
-    """For each query the reference with the smallest combined distance among those with
-    combined <= ``max_distance`` and pHash <= ``max_phash`` (first one on ties)."""
+    """For each query the reference with the smallest combined (pHash + dHash) distance among
+    those with combined <= ``max_distance`` and pHash <= ``max_phash`` (the lowest index on
+    ties). Exact.
+
+    ``min_distance`` is the nearest combined distance capped at ``min_cap`` (default
+    ``max_distance + 1``: "no reference within the match band"); ``min_cap=129`` gives it
+    uncapped, which needs every pair compared. ``method``: ``"pigeonhole"`` finds by
+    multi-index hashing every pair with pHash <= ``max_phash`` or dHash <=
+    ``min_cap - max_phash - 2``, which holds every match and every pair below the cap;
+    ``"brute"`` compares every pair; ``"auto"`` picks the one expected to be cheaper.
+
+    Examples
+    --------
+    >>> q = np.array([0b1111], dtype=np.uint64)
+    >>> bm = best_matches(q, q, np.array([0, 0b111], np.uint64), np.array([0, 0b1], np.uint64))
+    >>> bm.ref.tolist(), bm.distance.tolist(), bm.phash_distance.tolist(), bm.min_distance.tolist()
+    ([1], [4], [1], [4])
+    """
+    if method not in ("auto", "brute", "pigeonhole"):
+        raise ValueError(f"unknown method {method!r}; expected auto, brute or pigeonhole")
+    cap = max_distance + 1 if min_cap is None else min_cap
     qp, qd, rp, rd = (_as_u64(a) for a in (query_phash, query_dhash, ref_phash, ref_dhash))
     nq, nr = qp.size, rp.size
-    best = np.full(nq, -1, np.int64)
-    best_d = np.full(nq, -1, np.int32)
-    best_p = np.full(nq, -1, np.int32)
-    min_d = np.full(nq, -1, np.int32)
     if nq == 0 or nr == 0:
-        return BestMatches(best, best_d, best_p, min_d)
-    tile = max(1, min(tile, nr))
-    rows = max(1, (1 << 17) // tile)
-    sentinel = 255
-
-    def work(share: list[tuple[int, int]]) -> None:
-        xbuf = np.empty((rows, tile), np.uint64)
-        pc = np.empty((rows, tile), np.uint8)
-        dc = np.empty((rows, tile), np.uint8)
-        bad = np.empty((rows, tile), bool)
-        for q0, q1 in share:
-            m = q1 - q0
-            cur_best = np.full(m, -1, np.int64)
-            cur_d = np.full(m, sentinel, np.int32)
-            cur_min = np.full(m, sentinel, np.int32)
-            for r0 in range(0, nr, tile):
-                r1 = min(r0 + tile, nr)
-                x, p, d, b = (buf[:m, : r1 - r0] for buf in (xbuf, pc, dc, bad))
-                np.bitwise_xor(qp[q0:q1, None], rp[None, r0:r1], out=x)
-                np.bitwise_count(x, out=p)
-                np.bitwise_xor(qd[q0:q1, None], rd[None, r0:r1], out=x)
-                np.bitwise_count(x, out=d)
-                np.add(d, p, out=d)
-                cur_min = np.minimum(cur_min, d.min(axis=1))
-                np.greater(p, max_phash, out=b)
-                d[b] = sentinel
-                arg = d.argmin(axis=1)
-                val = d[np.arange(m), arg].astype(np.int32)
-                better = val < cur_d
-                cur_d = np.where(better, val, cur_d)
-                cur_best = np.where(better, arg + r0, cur_best)
-            ok = cur_d <= max_distance
-            idx = np.where(ok, cur_best, -1)
-            best[q0:q1] = idx
-            best_d[q0:q1] = np.where(ok, cur_d, -1)
-            pd = np.bitwise_count(qp[q0:q1] ^ rp[np.maximum(idx, 0)]).astype(np.int32)
-            best_p[q0:q1] = np.where(ok, pd, -1)
-            min_d[q0:q1] = cur_min
-
-    _run_blocks(work, _query_blocks(nq, rows, workers), workers)
-    return BestMatches(best, best_d, best_p, min_d)
+        none = np.full(nq, -1, np.int32)
+        return BestMatches(np.full(nq, -1, np.int64), none, none.copy(), none.copy())
+    nearest = _Nearest((qp, qd, rp, rd), max_distance, max_phash, cap)
+    # a pair found by neither search has pHash > a and dHash > b, so combined >= a + b + 2 =
+    # cap; pHash <= a also holds every eligible pair
+    a = max(-1, min(max_phash, max_distance, 64))
+    b = min(cap - a - 2, 64)
+    tasks = None
+    limit = math.inf if method == "pigeonhole" else _BRUTE_COST * nq * nr
+    if a < 64 and b < 64 and (method == "pigeonhole" or (method == "auto" and limit > _PLAN_MIN)):
+        p_blocks, p_cost = _plan_search(qp, rp, a, limit)
+        d_blocks, d_cost = _plan_search(qd, rd, b, limit - p_cost)
+        if p_cost + d_cost < limit:
+            tasks = _search_tasks(qp, rp, p_blocks, a, workers, nearest.add)
+            tasks += _search_tasks(qd, rd, d_blocks, b, workers, nearest.add)
+    _run_tasks(tasks if tasks is not None else _brute_best(nearest, tile), workers)
+    return nearest.result(qp, rp)
 
 
 # ---------------------------------------------------------------- the filter
@@ -830,7 +1202,8 @@ class ImageFilter(Filter):
     ----------
     images_root : directory that relative image paths are resolved in; paths leaving it are
         refused. ``None``: paths are used as they are.
-    fast : decode JPEGs at reduced size (about 4x faster; pHash drifts by ~0.3 bits on average)
+    fast : decode JPEGs at reduced size (about 8x faster; hashes drift by under a bit on
+        average, see :func:`hash_sources`)
     workers : decoding threads
     max_pixels : images declaring more pixels are refused before decoding
     max_distance : largest pHash + dHash distance that counts as a match (pHash must also be
@@ -894,9 +1267,7 @@ class ImageFilter(Filter):
             key = key.cast(pl.String)
             key = pl.when(key.str.strip_chars() != "").then(key)
         listings = listings.with_columns(key.alias("__image_key"))
-        distinct = (
-            listings.select("__image_key").collect().get_column("__image_key").drop_nulls()
-        )
+        distinct = listings.select("__image_key").collect().get_column("__image_key").drop_nulls()
         return listings, distinct.unique(maintain_order=True)
 
     def image_matches(self, keys: pl.Series) -> pl.DataFrame:
