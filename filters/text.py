@@ -704,14 +704,34 @@ class TextFilter(Filter):
                 how="left",
             )
         )
-        # a plain match whose surface is not in the raw title hid behind fullwidth/zero-width
-        hidden = pl.col("kind").is_in(["exact", "alias"]) & ~pl.col("__raw").str.contains(
-            pl.col("surface"), literal=True
+        # substring tests against the whole title run once per distinct surface of a title, not
+        # once per mention: a title repeating one word 40,000 times must stay linear
+        surfaces = (
+            cand.select("__tid", "surface", "__raw", "__title")
+            .unique(["__tid", "surface"])
+            .select(
+                "__tid",
+                "surface",
+                pl.col("__raw").str.contains(pl.col("surface"), literal=True).alias("__in_raw"),
+                (
+                    pl.col("__title").str.contains(
+                        pl.col("surface").str.to_titlecase(), literal=True
+                    )
+                    | pl.col("__title").str.contains(
+                        pl.col("surface").str.to_uppercase(), literal=True
+                    )
+                ).alias("__capitalised"),
+                pl.col("__raw").str.contains(r"[\uff01-\uff5e]").alias("__fullwidth"),
+                pl.col("__raw").str.contains(ZERO_WIDTH_CLASS).alias("__zero_width"),
+            )
         )
+        cand = cand.join(surfaces, on=["__tid", "surface"], how="left")
+        # a plain match whose surface is not in the raw title hid behind fullwidth/zero-width
+        hidden = pl.col("kind").is_in(["exact", "alias"]) & ~pl.col("__in_raw")
         kind = (
-            pl.when(hidden & pl.col("__raw").str.contains(r"[\uff01-\uff5e]"))
+            pl.when(hidden & pl.col("__fullwidth"))
             .then(pl.lit("fullwidth"))
-            .when(hidden & pl.col("__raw").str.contains(ZERO_WIDTH_CLASS))
+            .when(hidden & pl.col("__zero_width"))
             .then(pl.lit("zero_width"))
             .otherwise(pl.col("kind"))
         )
@@ -740,9 +760,7 @@ class TextFilter(Filter):
             coalesce=False,
         )
         # without a category, a capitalised brand word ("Omega Speedmaster") is support enough
-        capitalised = pl.col("__title").str.contains(
-            pl.col("surface").str.to_titlecase(), literal=True
-        ) | pl.col("__title").str.contains(pl.col("surface").str.to_uppercase(), literal=True)
+        capitalised = pl.col("__capitalised")
         corroborated = (
             pl.col("__ac").is_not_null()
             | (pl.col("__declared") == pl.col("brand"))

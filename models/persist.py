@@ -1,15 +1,16 @@
 """Safe persistence of a trained fusion model: a skops file plus a JSON model card beside it.
 
 Nothing is unpickled. Loading checks, before any object is built, that the card exists and
-names this file's sha256 (tampering), that the file holds only the types a fusion model is made
-of (skops refuses every other type), and that the model was trained on the same registry and
-feature set the caller scores with.
+names this file's sha256 (tampering), that the model was trained on the same registry and
+feature set the caller scores with, that the archive unpacks to a bounded size, and that it
+holds only the types a fusion model is made of (skops refuses every other type).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.model_selection._split.StratifiedKFold",
 )
+#: a fusion model unpacks to a few MB; an archive declaring more is refused before skops reads
+#: it (a small file that inflates to gigabytes would exhaust memory)
+MAX_UNPACKED_BYTES = 256 * 2**20
 
 
 def card_path(model_path: str | os.PathLike[str]) -> Path:
@@ -76,6 +80,8 @@ def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelError(f"{cpath}: unreadable model card ({exc})") from None
+    except RecursionError:
+        raise ModelError(f"{cpath}: unreadable model card (nested too deeply)") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         raise ModelError(f"{cpath}: not a fakestop model card")
     if card.get("format_version") != FORMAT_VERSION:
@@ -86,6 +92,20 @@ def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
     if card.get("model_sha256") != file_digest(path):
         raise ModelError(f"{path}: content does not match its model card (sha256); refusing it")
     return card
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse a file that is no zip archive, or whose members would unpack too large."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+        raise ModelError(f"{path}: not a skops model file ({exc})") from None
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise ModelError(
+            f"{path}: unpacks to {unpacked:,} bytes, more than a fusion model ever holds "
+            f"({MAX_UNPACKED_BYTES:,}); refusing it"
+        )
 
 
 def load_model(
@@ -110,6 +130,7 @@ def load_model(
             f"{str(trained_on)[:12]}, scoring with "
             f"{registry_fingerprint[:12]}); retrain with `fakestop train`"
         )
+    _check_archive(path)
     try:
         untrusted = set(sio.get_untrusted_types(file=path))
     except Exception as exc:  # skops raises assorted errors on a corrupt archive

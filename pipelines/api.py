@@ -23,7 +23,7 @@ from pipelines.config import Settings, load_settings
 from pipelines.errors import ValidationError
 from pipelines.record import coerce_record, score_record, supports_records
 from pipelines.registry import load_registry
-from pipelines.schema import INPUT_SCHEMA, PARSE_ERROR, PRICE_RAW, conform
+from pipelines.schema import INPUT_SCHEMA, PARSE_ERROR, PRICE_RAW, RULE_NAMES, conform
 from pipelines.stages import OUTPUT_SCHEMA, ScoringPlan, score_frame
 
 OnError = Literal["raise", "quarantine"]
@@ -215,7 +215,9 @@ def _with_image_bytes(record: dict[str, Any]) -> dict[str, Any]:
 
 def _validation_error(result: ScoreResult) -> ValidationError:
     error = result.error or "invalid listing"
-    rules = tuple(part.split(":", 1)[0].strip() for part in error.split("; "))
+    # a row_parsed message holds "; "-separated parts of its own ("price: expected ...")
+    named = (part.split(":", 1)[0].strip() for part in error.split("; "))
+    rules = tuple(r for r in named if r in RULE_NAMES)
     field_by_rule = {
         "id_present": "listing_id",
         "id_unique": "listing_id",

@@ -30,9 +30,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     registry = load_registry(args.registry)
-    plan = ScoringPlan.build(
-        registry, settings=settings, images_root=args.images, model=args.model
-    )
+    plan = ScoringPlan.build(registry, settings=settings, images_root=args.images, model=args.model)
     if args.engine == "spark":
         return _score_on_spark(args, plan)
     summary = run_score(
@@ -266,8 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    from pipelines.run import RunStopped
+
     try:
         return func(args)
+    except RunStopped as exc:
+        # the shell's code for "ended by this signal"; committed batches are kept
+        print(f"fakestop: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except FakestopError as exc:
         print(f"fakestop: error: {exc}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import platform
-import tempfile
+import secrets
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -38,19 +38,37 @@ def file_digest(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def temporary_beside(path: Path) -> tuple[int, str]:
+    """Create an empty temporary file next to ``path``: (open descriptor, its name).
+
+    Unlike :func:`tempfile.mkstemp` (always mode 0600) the file gets the permissions any new
+    file gets (0666 less the umask), so the output renamed from it is readable as usual.
+    """
+    while True:
+        tmp = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, fsync it and rename it over ``path``:
     readers see the old content or the new one, never a partial file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        fd, tmp = temporary_beside(path)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except OSError as exc:
+        # name the file the caller asked for, not the temporary one (or none at all)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -35,6 +35,22 @@ def _is_number(value: object) -> bool:
     return isinstance(value, numbers.Real | Decimal) and not isinstance(value, bool)
 
 
+def _as_float(value: Any) -> float:
+    """A number as a float; an integer too large for one is +-inf, as the file readers read it."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _as_text(value: Any) -> str:
+    try:
+        return str(value)
+    except ValueError:
+        # Python refuses to print integers of more than 4,300 digits
+        return f"{float(_as_float(value)):g}"
+
+
 def coerce_record(listing: Mapping[str, Any]) -> dict[str, Any]:
     """The listing with contract fields in their Python types, plus ``__price_raw`` and a
     ``__parse_error`` naming every field whose value has the wrong type.
@@ -52,7 +68,7 @@ def coerce_record(listing: Mapping[str, Any]) -> dict[str, Any]:
         if value is None or isinstance(value, str):
             continue
         if _is_number(value):
-            out[name] = str(value)
+            out[name] = _as_text(value)
         else:
             problems.append(f"{name}: expected text, got {type(value).__name__}")
             out[name] = None
@@ -66,7 +82,7 @@ def coerce_record(listing: Mapping[str, Any]) -> dict[str, Any]:
         if RE_NUMBER.fullmatch(text):
             price = float(text)
     elif _is_number(raw):
-        price = float(raw)
+        price = _as_float(raw)
         price_raw = pl_str(price)
     else:
         price_raw = f"({type(raw).__name__})"
@@ -75,7 +91,7 @@ def coerce_record(listing: Mapping[str, Any]) -> dict[str, Any]:
     out[PRICE_RAW] = price_raw
     if "label" in out and out["label"] is not None:
         label = out["label"]
-        if _is_number(label) and float(label).is_integer():
+        if _is_number(label) and _as_float(label).is_integer():
             out["label"] = int(label)
         else:
             problems.append(f"label: expected an integer, got {label!r}")

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import math
+import re
 import tomllib
 import unicodedata
 from collections.abc import Mapping
@@ -122,19 +123,47 @@ def _csv_rows(path: Path, expected: tuple[str, ...]) -> list[tuple[int, dict[str
             f"expected header {','.join(expected)}"
         )
     rows = []
+    line = reader.line_num + 1  # where the next record starts (a quoted field may span lines)
     try:
         for values in reader:
-            line = reader.line_num
-            if not values or all(not v.strip() for v in values):
-                continue
-            if len(values) != len(header):
-                raise RegistryError(
-                    f"{path} line {line}: expected {len(header)} fields, got {len(values)}"
-                )
-            rows.append((line, {h: v.strip() for h, v in zip(header, values, strict=True)}))
+            if values and any(v.strip() for v in values):
+                if len(values) != len(header):
+                    problem = f"expected {len(header)} fields, got {len(values)}"
+                    if _never_closed(text, line):
+                        problem = "a quoted field is never closed"
+                    raise RegistryError(f"{path} line {line}: {problem}")
+                for v in values:
+                    _check_characters(path, line, v)
+                rows.append((line, {h: v.strip() for h, v in zip(header, values, strict=True)}))
+            line = reader.line_num + 1
     except csv.Error as exc:
-        raise RegistryError(f"{path} line {reader.line_num}: malformed CSV ({exc})") from None
+        raise RegistryError(f"{path} line {line}: malformed CSV ({exc})") from None
     return rows
+
+
+def _never_closed(text: str, line: int) -> bool:
+    """Whether the CSV record starting on ``line`` opens a quoted field that never closes."""
+    tail = "".join(io.StringIO(text).readlines()[line - 1 :])  # lines as the reader counts
+    try:
+        for _ in csv.reader(io.StringIO(tail), strict=True):
+            pass
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
+
+
+#: control characters and bidirectional overrides/isolates: they make a brand name or reason
+#: display differently from what it is (a reversed "xelor" reads as "rolex")
+_HIDDEN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _check_characters(path: Path, line: int, value: str) -> None:
+    hidden = _HIDDEN.search(value)
+    if hidden:
+        raise RegistryError(
+            f"{path} line {line}: {value!r} contains the control character "
+            f"U+{ord(hidden.group()):04X}"
+        )
 
 
 def _load_brands(path: Path) -> pl.DataFrame:
@@ -235,10 +264,14 @@ def _lexicon_tables(path: Path, data: dict[str, object]) -> dict[str, dict[str, 
 def _load_lexicon(paths: list[Path], word_files: list[Path]) -> Lexicon:
     merged: dict[str, dict[str, list[str]]] = {s: {} for s in LEXICON_SECTIONS}
     for path in paths:
+        text = _read_text(path)
         try:
-            data = tomllib.loads(_read_text(path))
+            data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            raise RegistryError(f"{path}: invalid TOML ({exc})") from None
+            # tomllib says "(at line 3, column 7)" or, for what never closes, "at end of document"
+            at = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+            line = int(at.group(1)) if at else len(text.splitlines()) or 1
+            raise RegistryError(f"{path} line {line}: invalid TOML ({exc})") from None
         for section, table in _lexicon_tables(path, data).items():
             for kind, phrases in table.items():
                 merged[section].setdefault(kind, []).extend(phrases)

@@ -5,36 +5,54 @@ checkpoint records it; rerunning the same command after a crash continues after 
 committed batch and produces the same rows as an uninterrupted run. A run over different inputs,
 registry, model or configuration refuses to reuse a previous run's batches (``restart=True``
 starts over). A finished run leaves ``<out>.manifest.json`` (see :mod:`pipelines.manifest`).
+
+SIGTERM asks a run to stop: it finishes and commits the batch in progress, then raises
+:class:`RunStopped`; rerunning the same command resumes. A write that fails (disk full,
+read-only directory) raises a :class:`FakestopError` naming the file and leaves no partial file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
-import tempfile
+import signal
+import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.errors import FakestopError
+from pipelines.errors import FakestopError, SchemaError
 from pipelines.ledger import Ledger, frozen_sellers_blocked
 from pipelines.logs import RunLog
-from pipelines.manifest import build_manifest, file_digest, write_json_atomic
-from pipelines.schema import iter_listing_batches, resolve_sources
+from pipelines.manifest import build_manifest, file_digest, temporary_beside, write_json_atomic
+from pipelines.schema import RULE_NAMES, iter_listing_batches, resolve_sources
 from pipelines.stages import ScoringPlan, score_frame
 
 DEFAULT_BATCH_SIZE = 250_000
 CHECKPOINT_VERSION = 1
+
+
+class RunStopped(FakestopError):
+    """The run was asked to stop (SIGTERM) and stopped after committing a batch; rerunning
+    the same command resumes."""
+
+    def __init__(self, message: str, *, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
 
 
 @dataclass
@@ -95,58 +113,125 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+def _write_reason(exc: BaseException) -> str:
+    """Why a write failed, in a few words ("No space left on device")."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    # polars and pyarrow wrap the OS error in their own message
+    found = re.search(r"(?:IO error|error): ([^:]+?)(?: \(os error \d+\))?$", str(exc))
+    return found.group(1) if found else str(exc)
+
+
+@contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn a failed write into one clear error naming the file that could not be written."""
     try:
-        frame.write_parquet(tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    _fsync_dir(path.parent)
+        yield
+    except (OSError, pl.exceptions.PolarsError, pa.ArrowException) as exc:
+        raise FakestopError(f"{path}: cannot write ({_write_reason(exc)})") from None
+
+
+def _remove(path: str | Path) -> None:
+    """Remove a temporary file, if it is still there."""
+    if os.path.exists(path):
+        os.unlink(path)
+
+
+def _write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+    with _writing(path):
+        fd, tmp = temporary_beside(path)
+        os.close(fd)
+        try:
+            frame.write_parquet(tmp)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        finally:
+            _remove(tmp)
+        _fsync_dir(path.parent)
 
 
 def _merge_parts(parts: list[Path], out: Path) -> None:
     """Concatenate committed parts into one Parquet file, row group by row group."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    writer: pq.ParquetWriter | None = None
-    try:
-        for p in parts:
-            table = pq.read_table(p)
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-        if writer is not None:
-            writer.close()
-            writer = None
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    finally:
-        if writer is not None:
-            writer.close()
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    _fsync_dir(out.parent)
+    with _writing(out):
+        fd, tmp = temporary_beside(out)
+        os.close(fd)
+        writer: pq.ParquetWriter | None = None
+        try:
+            for p in parts:
+                table = pq.read_table(p)
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+            if writer is not None:
+                closing, writer = writer, None
+                closing.close()
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, out)
+        finally:
+            if writer is not None:
+                # closing writes the footer, which fails again on a full disk: the first
+                # failure is the one reported, and the temporary file must go either way
+                with contextlib.suppress(OSError, pa.ArrowException):
+                    writer.close()
+            _remove(tmp)
+        _fsync_dir(out.parent)
 
 
 @contextmanager
 def _exclusive(lock: Path, out: Path) -> Iterator[None]:
-    """Only one run may write an output at a time."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(lock, "a+")  # noqa: SIM115 - held for the whole run
-    try:
+    """Only one run may write an output at a time.
+
+    The lock file is removed while still held, when the run ends. A run that locked a file
+    its predecessor removed in the meantime holds a lock nobody else sees: it checks that
+    the file it locked is still the one at ``lock`` and otherwise tries again.
+    """
+    # a directory the run cannot write in fails here, before any work: name the directory
+    with _writing(lock.parent):
+        lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        with _writing(lock.parent):
+            fh = open(lock, "a+")  # noqa: SIM115 - held for the whole run
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            fh.close()
             raise FakestopError(f"{out}: another fakestop run is writing this output") from None
+        try:
+            current = os.stat(lock).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fh.fileno()).st_ino:
+            break
+        fh.close()
+    try:
         yield
     finally:
+        lock.unlink(missing_ok=True)
         fh.close()
+
+
+@contextmanager
+def _stop_requests() -> Iterator[Callable[[], int | None]]:
+    """SIGTERM asks the run to stop at the next batch boundary instead of killing it.
+
+    Yields a function returning the signal received so far (None: keep going). Signal
+    handlers can only be set in the main thread; elsewhere SIGTERM keeps its usual effect.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_identity(
@@ -227,7 +312,7 @@ def run_score(
     model_hash = model_hash or plan.model_hash
     files = resolve_sources(listings)
     layout = OutputLayout.of(out)
-    inputs = [{"path": str(f), "size": f.stat().st_size, "sha256": file_digest(f)} for f in files]
+    inputs = [_input_entry(f) for f in files]
     total_rows = _count_rows(files)
     run_id = run_identity(
         inputs, plan, batch_size=batch_size, run_date=run_date, model_hash=model_hash
@@ -235,11 +320,12 @@ def run_score(
     log = RunLog(total_rows, quiet=quiet, fmt=log_format)
     summary = RunSummary(output=str(layout.out))
     timings = {"read": 0.0, "score": 0.0, "write": 0.0, "ledger": 0.0}
-    with _exclusive(layout.lock, layout.out):
+    with _exclusive(layout.lock, layout.out), _stop_requests() as stop_signal:
         state = _load_checkpoint(layout, run_id, restart)
         if state is None:
             _clear_parts(layout)
-        layout.parts_dir.mkdir(parents=True, exist_ok=True)
+        with _writing(layout.parts_dir):
+            layout.parts_dir.mkdir(parents=True, exist_ok=True)
         strikes = Ledger(ledger) if ledger is not None else None
         try:
             if state is None:
@@ -250,7 +336,8 @@ def run_score(
                     else pl.DataFrame(schema={"seller_id": pl.String, "strikes_365d": pl.Int64})
                 )
                 state = {"run_id": run_id, "batches": [], "frozen": frozen.to_dicts()}
-                write_json_atomic(layout.checkpoint, state)
+                with _writing(layout.checkpoint):
+                    write_json_atomic(layout.checkpoint, state)
             frozen = pl.DataFrame(
                 state["frozen"], schema={"seller_id": pl.String, "strikes_365d": pl.Int64}
             )
@@ -269,6 +356,7 @@ def run_score(
                     _tally_entry(summary, done[index])
                     t_read = time.perf_counter()
                     continue
+                _stop_if_asked(stop_signal(), layout, done, summary)
                 t0 = time.perf_counter()
                 scored = score_frame(batch, plan, seen_ids=seen)
                 scored = frozen_sellers_blocked(scored, frozen)
@@ -276,7 +364,12 @@ def run_score(
                 _write_parquet_atomic(scored, layout.part(index))
                 t2 = time.perf_counter()
                 if strikes is not None:
-                    strikes.record_blocks(scored, date=run_date, run_id=run_id)
+                    try:
+                        strikes.record_blocks(scored, date=run_date, run_id=run_id)
+                    except sqlite3.Error as exc:
+                        # e.g. "database or disk is full": the transaction was rolled back and
+                        # the checkpoint does not name this batch yet, so a rerun redoes it
+                        raise FakestopError(f"{ledger}: cannot record strikes ({exc})") from None
                 t3 = time.perf_counter()
                 # ids first seen in this batch; ids already in `seen` were quarantined as repeats
                 ids = scored.get_column("listing_id").drop_nulls()
@@ -285,13 +378,15 @@ def run_score(
                 )
                 entry = _batch_entry(index, batch.height, scored)
                 done.append(entry)
-                write_json_atomic(layout.checkpoint, state)
+                with _writing(layout.checkpoint):
+                    write_json_atomic(layout.checkpoint, state)
                 timings["score"] += t1 - t0
                 timings["write"] += t2 - t1 + time.perf_counter() - t3
                 timings["ledger"] += t3 - t2
                 _tally_entry(summary, entry)
                 log.batch(index, batch.height)
                 t_read = time.perf_counter()
+            _stop_if_asked(stop_signal(), layout, done, summary)
             parts = [layout.part(e["index"]) for e in done]
             t0 = time.perf_counter()
             if not layout.as_dir:
@@ -328,14 +423,33 @@ def run_score(
             timings=timings,
             ledger=None if ledger is None else str(ledger),
         )
-        write_json_atomic(layout.manifest, manifest)
+        with _writing(layout.manifest):
+            write_json_atomic(layout.manifest, manifest)
         if layout.as_dir:
             layout.checkpoint.unlink(missing_ok=True)
         else:
             shutil.rmtree(layout.parts_dir, ignore_errors=True)
-    layout.lock.unlink(missing_ok=True)
     log.done(summary.line())
     return summary
+
+
+def _stop_if_asked(
+    signum: int | None, layout: OutputLayout, done: list[dict[str, Any]], summary: RunSummary
+) -> None:
+    """Stop between batches once a stop was asked for: everything so far is committed."""
+    if signum is not None:
+        raise RunStopped(
+            f"{layout.out}: stopped by {signal.Signals(signum).name} with {len(done)} "
+            f"batch(es), {summary.rows_in:,} rows committed; rerun the same command to resume",
+            signum=signum,
+        )
+
+
+def _input_entry(path: Path) -> dict[str, Any]:
+    try:
+        return {"path": str(path), "size": path.stat().st_size, "sha256": file_digest(path)}
+    except OSError as exc:
+        raise SchemaError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def _count_rows(files: list[Path]) -> int | None:
@@ -343,7 +457,10 @@ def _count_rows(files: list[Path]) -> int | None:
     for f in files:
         if f.suffix.lower() not in {".parquet", ".pq"}:
             return None
-        total += pq.ParquetFile(f).metadata.num_rows
+        try:
+            total += pq.ParquetFile(f).metadata.num_rows
+        except (OSError, pa.ArrowException) as exc:
+            raise SchemaError(f"{f}: not a readable Parquet file ({exc})") from None
     return total
 
 
@@ -355,6 +472,8 @@ def _batch_entry(index: int, rows_in: int, scored: pl.DataFrame) -> dict[str, An
         quarantined.select(
             pl.col("error").str.split("; ").explode().str.extract(r"^(\w+):", 1).alias("rule")
         )
+        # a row_parsed message may hold "; "-separated parts of its own ("price: expected ...")
+        .filter(pl.col("rule").is_in(RULE_NAMES))
         .get_column("rule")
         .value_counts()
         .iter_rows()

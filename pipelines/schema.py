@@ -7,9 +7,11 @@ Every input row comes out again: rows that break a rule get ``status = "quaranti
 from __future__ import annotations
 
 import csv
+import functools
 import glob
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,8 +26,20 @@ ROW = "__row"
 PARSE_ERROR = "__parse_error"
 PRICE_RAW = "__price_raw"
 SEEN_EARLIER = "__seen_earlier"
+#: prefix of fakestop's own columns; input columns named so are dropped when a file is read
+RESERVED = "__"
 
 REQUIRED_COLUMNS = ("listing_id", "title", "price")
+#: the row rules, in the order an ``error`` lists them (see :func:`row_rules`)
+RULE_NAMES = (
+    "row_parsed",
+    "id_present",
+    "id_unique",
+    "title_present",
+    "price_positive",
+    "currency_known",
+    "condition_known",
+)
 #: contract input columns and the dtype each is read as
 INPUT_SCHEMA: dict[str, pl.DataType] = {
     "listing_id": pl.String(),
@@ -78,37 +92,102 @@ def resolve_sources(source: str | Path) -> list[Path]:
 # ---------------------------------------------------------------- readers
 
 
-def _read_csv_fallback(path: Path) -> pl.DataFrame:
-    """Slow, forgiving CSV reader used only when the fast reader refuses the file.
+#: the fallback reader keeps long fields (a 1 MB title) instead of failing at csv's 128 KiB limit
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+_NEWLINE = re.compile(r"\r\n|\r|\n")
 
-    Records with the wrong number of fields or undecodable bytes are kept as rows that carry a
-    parse error, so they are quarantined instead of lost.
-    """
-    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    reader = csv.reader(io.StringIO(text, newline=""))
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Header names made unique the way polars does (``price``, ``price_duplicated_0``)."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        if name in seen:
+            out.append(f"{name}_duplicated_{seen[name]}")
+            seen[name] += 1
+        else:
+            out.append(name)
+            seen[name] = 0
+    return out
+
+
+def _never_closed(tail: str) -> bool:
+    """Whether the CSV text ``tail`` (one record to the end of the file) opens a quoted field
+    that is never closed."""
     try:
-        header = next(reader)
-    except StopIteration:
-        return pl.DataFrame()
+        for _ in csv.reader(io.StringIO(tail, newline=""), strict=True):
+            pass
     except csv.Error as exc:
-        raise SchemaError(f"{path} line 1: unreadable header ({exc})") from None
-    header = [h.lstrip("\ufeff").strip() for h in header]
+        return "unexpected end of data" in str(exc)
+    return False
+
+
+def _csv_records(text: str) -> list[tuple[int, list[str] | None, str | None]]:
+    """``(line, fields, problem)`` per CSV record, header included.
+
+    A quoted field that is never closed would swallow every line after it into one record:
+    that record is cut back to its own line (and quarantined) and reading resumes on the next
+    line, so the records after it are kept.
+    """
+    starts = [0] + [m.end() for m in _NEWLINE.finditer(text)]
+    records: list[tuple[int, list[str] | None, str | None]] = []
+    first = 1  # the physical line the text being read starts on
+    while first <= len(starts):
+        reader = csv.reader(io.StringIO(text[starts[first - 1] :], newline=""))
+        found: list[tuple[int, list[str] | None, str | None]] = []
+        while True:
+            line = first + reader.line_num
+            try:
+                values = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                found.append((line, None, f"malformed CSV ({exc})"))
+                continue
+            if values:
+                found.append((line, values, None))
+        last = found[-1][0] if found else 0
+        if not found or found[-1][1] is None or not _never_closed(text[starts[last - 1] :]):
+            return records + found
+        end = starts[last] if last < len(starts) else len(text)
+        own = next(csv.reader(io.StringIO(text[starts[last - 1] : end].rstrip("\r\n"))), [])
+        records += found[:-1]
+        records.append((last, own, "a quoted field is never closed"))
+        first = last + 1
+    return records
+
+
+def _read_csv_fallback(path: Path, data: bytes) -> pl.DataFrame:
+    """Slow, forgiving CSV reader used when the fast reader refuses the file or may misread it.
+
+    Records with the wrong number of fields, undecodable bytes or a quoted field that is never
+    closed are kept as rows that carry a parse error, so they are quarantined instead of lost.
+    """
+    text = data.decode("utf-8", errors="surrogateescape")
+    records = _csv_records(text)
+    if not records:
+        return pl.DataFrame()
+    _, header_values, problem = records[0]
+    if header_values is None or problem is not None:
+        raise SchemaError(f"{path} line 1: unreadable header ({problem})")
+    header = _unique_names(
+        [
+            h.encode("utf-8", errors="surrogateescape")
+            .decode("utf-8", errors="replace")
+            .lstrip("\ufeff")
+            .strip()
+            for h in header_values
+        ]
+    )
     width = len(header)
     rows: list[list[str | None]] = []
     errors: list[str | None] = []
-    while True:
-        line = reader.line_num + 1
-        try:
-            values = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
+    for line, values, problem in records[1:]:
+        if values is None:
             rows.append([None] * width)
-            errors.append(f"line {line}: malformed CSV ({exc})")
+            errors.append(f"line {line}: {problem}")
             continue
-        if not values:
-            continue
-        problems = []
+        problems = [f"line {line}: {problem}"] if problem else []
         # short rows are padded with nulls as the fast reader does; extra fields are an error
         if len(values) > width:
             problems.append(f"line {line}: expected {width} fields, got {len(values)}")
@@ -117,28 +196,40 @@ def _read_csv_fallback(path: Path) -> pl.DataFrame:
         for v in values[:width]:
             clean = v.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
             bad_bytes |= clean != v
-            fixed.append(clean)
+            # an empty field is missing, as the fast reader has it
+            fixed.append(clean or None)
         if bad_bytes:
             problems.append(f"line {line}: invalid UTF-8 bytes")
         fixed += [None] * (width - len(fixed))
         rows.append(fixed)
         errors.append("; ".join(problems) or None)
     frame = pl.DataFrame(rows, schema=dict.fromkeys(header, pl.String), orient="row")
-    return frame.with_columns(pl.Series(PARSE_ERROR, errors, dtype=pl.String))
+    return _user_columns(frame).with_columns(pl.Series(PARSE_ERROR, errors, dtype=pl.String))
 
 
 def _read_csv(path: Path) -> pl.DataFrame:
+    data = path.read_bytes()
+    if data.count(b'"') % 2:
+        # an odd number of quotes: a quoted field may never close and swallow the records
+        # after it, which the fast reader would accept silently
+        return _read_csv_fallback(path, data)
     try:
-        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+        frame = pl.read_csv(data, infer_schema=False, encoding="utf8-lossy")
     except pl.exceptions.NoDataError:
         return pl.DataFrame()
     except (pl.exceptions.ComputeError, pl.exceptions.ShapeError):
-        return _read_csv_fallback(path)
+        return _read_csv_fallback(path, data)
     # the lossy decoder turns bad bytes into U+FFFD; such rows are re-read by the forgiving path
     has_bad = pl.any_horizontal(pl.col(pl.String).str.contains("\ufffd", literal=True))
     if frame.height and frame.select(has_bad.any()).item():
-        return _read_csv_fallback(path)
-    return frame
+        return _read_csv_fallback(path, data)
+    return _user_columns(frame)
+
+
+def _json_text(value: object) -> str:
+    """A JSON value as text; lone surrogates (``"\\ud800"``) become U+FFFD."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def _read_ndjson_fallback(path: Path) -> pl.DataFrame:
@@ -153,9 +244,16 @@ def _read_ndjson_fallback(path: Path) -> pl.DataFrame:
         except (ValueError, UnicodeDecodeError) as exc:
             records.append({PARSE_ERROR: f"line {lineno}: invalid JSON ({exc})"})
             continue
+        except RecursionError:
+            records.append({PARSE_ERROR: f"line {lineno}: invalid JSON (nested too deeply)"})
+            continue
         row: dict[str, object] = {}
-        for k, v in obj.items():
-            row[str(k)] = None if v is None else (v if isinstance(v, str) else json.dumps(v))
+        try:
+            for k, v in obj.items():
+                if not k.startswith(RESERVED):
+                    row[_json_text(k)] = None if v is None else _json_text(v)
+        except RecursionError:
+            row = {PARSE_ERROR: f"line {lineno}: invalid JSON (nested too deeply)"}
         records.append(row)
     columns = list(dict.fromkeys(k for r in records for k in r))
     return pl.DataFrame(
@@ -166,14 +264,18 @@ def _read_ndjson_fallback(path: Path) -> pl.DataFrame:
 
 def _read_ndjson(path: Path) -> pl.DataFrame:
     try:
-        return pl.read_ndjson(path, infer_schema_length=None)
+        frame = _user_columns(pl.read_ndjson(path, infer_schema_length=None))
     except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, ValueError):
-        return _read_ndjson_fallback(path)
+        frame = _read_ndjson_fallback(path)
+    if frame.width == 0:
+        # no lines, no listings: an empty NDJSON file is a valid empty input
+        return pl.DataFrame(schema={c: INPUT_SCHEMA[c] for c in REQUIRED_COLUMNS})
+    return frame
 
 
 def _read_parquet(path: Path) -> pl.DataFrame:
     try:
-        return pl.read_parquet(path)
+        return _user_columns(pl.read_parquet(path))
     except (pl.exceptions.ComputeError, OSError) as exc:
         raise SchemaError(f"{path}: not a readable Parquet file ({exc})") from None
 
@@ -218,10 +320,22 @@ def _parquet_batches(path: Path, batch_size: int) -> Iterator[pl.DataFrame]:
         raise SchemaError(f"{path}: not a readable Parquet file ({exc})") from None
     if pf.metadata.num_rows == 0:
         empty = pl.DataFrame(pf.schema_arrow.empty_table())
-        yield conform(empty, source=str(path))
+        yield conform(_user_columns(empty), source=str(path))
         return
-    for rb in pf.iter_batches(batch_size=batch_size):
-        yield conform(pl.DataFrame(pa.Table.from_batches([rb])), source=str(path))
+    batches = pf.iter_batches(batch_size=batch_size)
+    done = 0
+    while True:
+        try:
+            rb = next(batches)
+        except StopIteration:
+            return
+        except (OSError, pa.ArrowException) as exc:
+            # a corrupt page, or the file went away while it was read
+            raise SchemaError(
+                f"{path}: unreadable Parquet data after row {done:,} ({exc})"
+            ) from None
+        done += rb.num_rows
+        yield conform(_user_columns(pl.DataFrame(pa.Table.from_batches([rb]))), source=str(path))
 
 
 def iter_listing_batches(source: str | Path, batch_size: int) -> Iterator[pl.DataFrame]:
@@ -247,35 +361,132 @@ def iter_listing_batches(source: str | Path, batch_size: int) -> Iterator[pl.Dat
             offset += part.height
 
 
+def _user_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """Drop input columns in fakestop's own namespace (``__row``, ``__parse_error`` ...): a
+    listings file must not collide with, or set, the runner's bookkeeping columns."""
+    return frame.drop([c for c in frame.columns if c.startswith(RESERVED)])
+
+
+def _shown(columns: list[str], limit: int = 12) -> str:
+    """Column names for a one-line message: odd characters escaped, long lists cut short."""
+    if not columns:
+        return "no columns"
+    names = [c if c.isprintable() and len(c) <= 60 else repr(c[:60]) for c in columns[:limit]]
+    more = f" and {len(columns) - limit:,} more" if len(columns) > limit else ""
+    return ", ".join(names) + more
+
+
+#: what each contract column holds, for "expected ..." messages
+EXPECTED = {"price": "a number", "label": "an integer", "image": "a path or bytes"}
+
+
+def _decoded(values: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """Binary values as text (bad bytes become U+FFFD) and whether each was valid UTF-8."""
+    texts: list[str | None] = []
+    valid: list[bool] = []
+    for b in values.to_list():
+        if b is None:
+            texts.append(None)
+            valid.append(True)
+            continue
+        text = b.decode("utf-8", errors="replace")
+        texts.append(text)
+        valid.append(text.encode("utf-8") == b)
+    return pl.Series(values.name, texts, dtype=pl.String), pl.Series(valid, dtype=pl.Boolean)
+
+
+def _converted(
+    values: pl.Series, target: pl.DataType
+) -> tuple[pl.Series, pl.Series | None, str | None]:
+    """``values`` as ``target``: (converted, rows that went wrong or None, what went wrong).
+
+    Text, numbers, booleans and dates become text; numbers and numeric text become numbers.
+    Anything else (lists, structs, bytes where a number is expected ...) becomes null and is
+    reported, never guessed at.
+    """
+    col = values.dtype
+    name = str(values.name)
+    wrong = f"{name}: expected {EXPECTED.get(name, 'text')}, got {col}"
+    present = values.is_not_null()
+    if isinstance(col, pl.Categorical | pl.Enum):
+        values, col = values.cast(pl.String), pl.String()
+    if col == target or col == pl.Null():
+        return values.cast(target), None, None
+    if col == pl.Binary() and target == pl.String():
+        text, valid = _decoded(values)
+        return text, ~valid, f"{name}: not valid UTF-8"
+    usable = col.is_numeric() or (
+        target == pl.String() and (col == pl.Boolean() or col.is_temporal())
+    )
+    if target == pl.Int64() and col == pl.Boolean():
+        usable = True
+    if col == pl.String():
+        return values.str.strip_chars().cast(target, strict=False), None, None
+    if usable and not col.is_nested():
+        try:
+            return values.cast(target, strict=False), None, None
+        except pl.exceptions.PolarsError:
+            pass
+    return pl.Series(name, [None] * len(values), dtype=target), present, wrong
+
+
+@functools.cache
+def computed_columns() -> frozenset[str]:
+    """Columns the scoring chain computes: the output columns and every filter's evidence."""
+    from filters import REGISTRY
+    from pipelines.stages import OUTPUT_SCHEMA
+
+    names = set(OUTPUT_SCHEMA)
+    for f in REGISTRY.values():
+        names |= set(f.output_schema())
+    return frozenset(names)
+
+
 def conform(frame: pl.DataFrame, *, source: str) -> pl.DataFrame:
     """Cast contract columns to their dtypes, keep extra columns untouched.
 
-    Values that cannot be cast become null; the raw price text is kept so that the
-    quarantine reason can show it.
+    Values that cannot be used (a list where a title belongs, a boolean or a date where a
+    price belongs, bytes that are not UTF-8) become null and the row gets a parse error
+    naming the field; the raw price text is kept so that the quarantine reason can show it.
+    An ``image`` column of bytes stays bytes (the images themselves). Columns the scoring
+    chain computes (:func:`computed_columns`) are dropped: scoring an output again replaces
+    its scores.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise SchemaError(
             f"{source}: missing required column(s) {', '.join(missing)}; "
-            f"found {', '.join(frame.columns) or 'no columns'}"
+            f"found {_shown(frame.columns)}"
         )
-    casts = []
+    # scores of an earlier run (an output file scored again) are replaced, not mixed in
+    frame = frame.drop([c for c in frame.columns if c in computed_columns()])
+    columns: list[pl.Series] = []
+    problems: list[pl.Expr] = []
     for name, dtype in INPUT_SCHEMA.items():
         if name not in frame.columns:
             continue
-        col = frame.schema[name]
+        values = frame.get_column(name)
+        if name == "image" and values.dtype == pl.Binary():
+            continue
+        converted, bad, why = _converted(values, dtype)
         if name == "price":
-            casts.append(pl.col(name).cast(pl.String).alias(PRICE_RAW))
-        if col != dtype:
-            if dtype == pl.String() and col.is_nested():
-                casts.append(pl.lit(None, dtype=pl.String()).alias(name))
-            elif col == pl.String() and dtype.is_numeric():
-                casts.append(pl.col(name).str.strip_chars().cast(dtype, strict=False))
+            # the price as written, for the quarantine reason; the type when it is no number
+            if bad is None:
+                raw = values.cast(pl.String)
             else:
-                casts.append(pl.col(name).cast(dtype, strict=False))
-    frame = frame.with_columns(casts)
+                raw = pl.select(
+                    pl.when(values.is_not_null()).then(pl.lit(f"({values.dtype})"))
+                ).to_series()
+            columns.append(raw.alias(PRICE_RAW))
+        columns.append(converted.alias(name))
+        if bad is not None and bad.any():
+            problems.append(pl.when(bad).then(pl.lit(why)))
+    frame = frame.with_columns(columns)
     if PARSE_ERROR not in frame.columns:
         frame = frame.with_columns(pl.lit(None, dtype=pl.String()).alias(PARSE_ERROR))
+    if problems:
+        merged = pl.concat_str([pl.col(PARSE_ERROR), *problems], separator="; ", ignore_nulls=True)
+        frame = frame.with_columns(pl.when(merged != "").then(merged).alias(PARSE_ERROR))
     return frame
 
 
