@@ -39,10 +39,10 @@ from pipelines.errors import FakestopError, SchemaError
 from pipelines.ledger import Ledger, frozen_sellers_blocked
 from pipelines.logs import RunLog
 from pipelines.manifest import build_manifest, file_digest, temporary_beside, write_json_atomic
-from pipelines.schema import RULE_NAMES, iter_listing_batches, resolve_sources
+from pipelines.schema import RULE_NAMES, SEEN_EARLIER, iter_listing_batches, resolve_sources
 from pipelines.stages import ScoringPlan, score_frame
 
-DEFAULT_BATCH_SIZE = 250_000
+DEFAULT_BATCH_SIZE = 100_000
 CHECKPOINT_VERSION = 1
 
 
@@ -343,11 +343,10 @@ def run_score(
             )
             done: list[dict[str, Any]] = state["batches"]
             summary.resumed_batches = len(done)
-            seen = pl.Series("listing_id", [], dtype=pl.String)
+            seen = SeenIds()
             for entry in done:
                 part = pl.read_parquet(layout.part(entry["index"]), columns=["listing_id"])
-                seen = pl.concat([seen, part.get_column("listing_id").drop_nulls()])
-            seen = seen.unique()
+                seen.add(part.get_column("listing_id"))
             t_read = time.perf_counter()
             for index, batch in enumerate(iter_listing_batches(listings, batch_size)):
                 timings["read"] += time.perf_counter() - t_read
@@ -358,7 +357,9 @@ def run_score(
                     continue
                 _stop_if_asked(stop_signal(), layout, done, summary)
                 t0 = time.perf_counter()
-                scored = score_frame(batch, plan, seen_ids=seen)
+                ids = batch.get_column("listing_id")
+                earlier = seen.contains(ids)
+                scored = score_frame(batch.with_columns(earlier.alias(SEEN_EARLIER)), plan)
                 scored = frozen_sellers_blocked(scored, frozen)
                 t1 = time.perf_counter()
                 _write_parquet_atomic(scored, layout.part(index))
@@ -371,11 +372,8 @@ def run_score(
                         # the checkpoint does not name this batch yet, so a rerun redoes it
                         raise FakestopError(f"{ledger}: cannot record strikes ({exc})") from None
                 t3 = time.perf_counter()
-                # ids first seen in this batch; ids already in `seen` were quarantined as repeats
-                ids = scored.get_column("listing_id").drop_nulls()
-                seen = pl.concat(
-                    [seen, ids.filter(ids.is_first_distinct() & ~ids.is_in(seen.implode()))]
-                )
+                # ids already in `seen` were quarantined as repeats
+                seen.add(ids.filter(~earlier))
                 entry = _batch_entry(index, batch.height, scored)
                 done.append(entry)
                 with _writing(layout.checkpoint):
@@ -431,6 +429,37 @@ def run_score(
             shutil.rmtree(layout.parts_dir, ignore_errors=True)
     log.done(summary.line())
     return summary
+
+
+class SeenIds:
+    """The listing ids of a run's committed batches, for uniqueness across batches.
+
+    Sorted runs of ids merged like a binary counter (a run is merged into the one before it
+    once that is at most twice its size): adding a batch costs about its size times the log of
+    the batches so far, and a lookup is a binary search per run. Checking each batch against
+    one growing hash set instead rebuilds the set every batch: quadratic in the input.
+    """
+
+    def __init__(self) -> None:
+        self.runs: list[pl.DataFrame] = []
+
+    def add(self, ids: pl.Series) -> None:
+        fresh = ids.drop_nulls().unique().sort().rename("id").to_frame()
+        if fresh.height == 0:
+            return
+        self.runs.append(fresh)
+        while len(self.runs) > 1 and self.runs[-2].height <= 2 * self.runs[-1].height:
+            last = self.runs.pop()
+            self.runs[-1] = self.runs[-1].merge_sorted(last, key="id")
+
+    def contains(self, ids: pl.Series) -> pl.Series:
+        """Per id: whether it is in the set (False for a null id)."""
+        found = pl.Series(ids.name, [False] * ids.len(), dtype=pl.Boolean)
+        for run in self.runs:
+            values = run.get_column("id")
+            at = values.search_sorted(ids, side="left").clip(upper_bound=values.len() - 1)
+            found = found | (values.gather(at) == ids).fill_null(False)
+        return found
 
 
 def _stop_if_asked(

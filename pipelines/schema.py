@@ -509,7 +509,7 @@ def row_rules(
     ``seen_ids`` holds ids of earlier batches of the same run, so uniqueness spans batches.
     """
     first = pl.col("listing_id").is_first_distinct()
-    if SEEN_EARLIER in columns:  # set by a distributed runner that sees the whole input
+    if SEEN_EARLIER in columns:  # set by a runner that sees earlier batches or the whole input
         first = first & ~pl.col(SEEN_EARLIER).fill_null(False)
     if seen_ids is not None and seen_ids.len():
         first = first & ~pl.col("listing_id").is_in(seen_ids.implode())

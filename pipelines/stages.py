@@ -164,30 +164,44 @@ def explained(lf: pl.LazyFrame) -> pl.LazyFrame:
     """
     cols = set(lf.collect_schema().names())
     names = [n for n in FILTER_ORDER if f"{n}_reasons" in cols]
+    merged: pl.Expr = pl.lit([], dtype=pl.List(pl.String))
     if names:
-        # order filters by score, descending, per row
-        parts = [
-            pl.struct(
-                pl.col(f"{n}_score").fill_null(-1.0).alias("s"),
-                pl.col(f"{n}_reasons").fill_null([]).alias("r"),
+        # order filters by (score, reasons) descending per row with plain column comparisons:
+        # sorting a list of structs per row costs as much as all the filters together. Reasons
+        # joined on NUL compare as the lists do (a prefix sorts first).
+        score = {n: pl.col(f"{n}_score").fill_null(-1.0) for n in names}
+        reasons = {n: pl.col(f"{n}_reasons").fill_null([]) for n in names}
+        key = {n: reasons[n].list.join("\x00") for n in names}
+
+        def before(a: str, b: str, ia: int, ib: int) -> pl.Expr:
+            same = (score[a] == score[b]) & (key[a] == key[b])
+            later = (score[a] > score[b]) | ((score[a] == score[b]) & (key[a] > key[b]))
+            return later | (same & pl.lit(ia < ib))
+
+        rank = {
+            n: pl.sum_horizontal(
+                [before(m, n, j, i).cast(pl.Int32) for j, m in enumerate(names) if m != n]
+                or [pl.lit(0, pl.Int32)]
             )
-            for n in names
+            for i, n in enumerate(names)
+        }
+        ranked = lf.with_columns([r.alias(f"__rank_{n}") for n, r in rank.items()])
+        in_place = [
+            pl.coalesce([pl.when(pl.col(f"__rank_{n}") == p).then(reasons[n]) for n in names])
+            for p in range(len(names))
         ]
-        merged = (
-            pl.concat_list(parts)
-            .list.sort(descending=True)
-            .list.eval(pl.element().struct.field("r"))
-            .list.eval(pl.element().list.explode(keep_nulls=False, empty_as_null=False))
+        lf = ranked.with_columns(pl.concat_list(in_place).list.drop_nulls().alias("__merged")).drop(
+            [f"__rank_{n}" for n in names]
         )
-    else:
-        merged = pl.lit([], dtype=pl.List(pl.String))
+        merged = pl.col("__merged")
     fallback = pl.format("risk {} from several weak signals", pl.col("risk").round(2))
-    reasons = (
+    reasons_out = (
         pl.when((pl.col("decision") != "allow") & (merged.list.len() == 0))
         .then(pl.concat_list(fallback))
         .otherwise(merged)
     )
-    return lf.with_columns(reasons.list.head(MAX_REASONS).alias("reasons"))
+    out = lf.with_columns(reasons_out.list.head(MAX_REASONS).alias("reasons"))
+    return out.drop("__merged") if names else out
 
 
 def scored_listings(

@@ -411,3 +411,51 @@ def test_fitted_plan_pickles_and_scores_the_same_after(registry: Registry) -> No
     before = score_record(listing, plan)
     copy = pickle.loads(pickle.dumps(plan))
     assert score_record(listing, copy) == before
+
+
+_SCORES = st.one_of(st.none(), st.sampled_from([0.0, 0.35, 0.5, 0.95]))
+_REASONS = st.one_of(
+    st.none(), st.lists(st.sampled_from(["a", "ab", "b", "", "price $1", "é"]), max_size=3)
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(_SCORES, _REASONS, _SCORES, _REASONS, _SCORES, _REASONS, st.booleans()),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_reason_order_equals_the_record_path_on_ties(rows: list[tuple[Any, ...]]) -> None:
+    """Equal scores are ordered by their reasons, the same way in both paths."""
+    from pipelines.record import _explained
+    from pipelines.stages import explained
+
+    frame = pl.DataFrame(
+        [
+            {
+                "text_score": ts,
+                "text_reasons": tr,
+                "image_score": is_,
+                "image_reasons": ir,
+                "price_score": ps,
+                "price_reasons": pr,
+                "risk": 0.6,
+                "decision": "review" if flagged else "allow",
+            }
+            for ts, tr, is_, ir, ps, pr, flagged in rows
+        ],
+        schema={
+            "text_score": pl.Float64,
+            "text_reasons": pl.List(pl.String),
+            "image_score": pl.Float64,
+            "image_reasons": pl.List(pl.String),
+            "price_score": pl.Float64,
+            "price_reasons": pl.List(pl.String),
+            "risk": pl.Float64,
+            "decision": pl.String,
+        },
+    )
+    got = explained(frame.lazy()).collect().get_column("reasons").to_list()
+    assert got == [_explained(row) for row in frame.iter_rows(named=True)]

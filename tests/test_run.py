@@ -15,6 +15,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipelines.cli import main
 from pipelines.errors import FakestopError
@@ -260,3 +262,30 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path, tiny_registry_dir: Pa
     events = [json.loads(line) for line in proc.stderr.splitlines()]
     assert [e["event"] for e in events] == ["batch", "batch", "batch", "done"]
     assert events[-2]["total_rows"] == 900
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "ab", "", " a", "é", "z9"]))),
+        max_size=12,
+    ),
+    probe=st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "ab", "", "x", "é"]))),
+)
+def test_seen_ids_equal_a_python_set(
+    batches: list[list[str | None]], probe: list[str | None]
+) -> None:
+    from pipelines.run import SeenIds
+
+    seen, naive = SeenIds(), set()
+    for batch in batches:
+        ids = pl.Series("listing_id", batch, dtype=pl.String)
+        got = seen.contains(ids).to_list()
+        assert got == [i is not None and i in naive for i in batch]
+        seen.add(ids)
+        naive |= {i for i in batch if i is not None}
+    ids = pl.Series("listing_id", probe, dtype=pl.String)
+    assert seen.contains(ids).to_list() == [i is not None and i in naive for i in probe]
+    # runs stay few: each is more than twice the size of the next
+    held = sum(run.height for run in seen.runs)
+    assert len(seen.runs) <= max(1, held).bit_length()

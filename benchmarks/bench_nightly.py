@@ -1,0 +1,134 @@
+"""The nightly batch at 100k, 1M and 10M listings: throughput, peak memory, time per stage.
+
+Run: ``python -m benchmarks.bench_nightly --sizes 100000 1000000 10000000``
+
+- **end to end**: ``fakestop score DIR --out OUT`` (default ``--batch-size``) in a child process
+  per size, on a directory of Parquet parts of 1M generated listings each (the parts repeat one
+  generated million with distinct ids, so generation does not dominate the run); wall time,
+  rows/s and the child's own peak RSS (``wait4``), and the manifest's seconds per stage;
+- **per filter**: the scoring chain's stages one at a time, in-process, on one batch;
+- **naive peer**: per-row ``rapidfuzz.process.extractOne`` over a sample, as in ``bench_speed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+from benchmarks.bench_speed import naive_peer
+from pipelines.registry import default_registry_dir, load_registry
+from pipelines.stages import (
+    ScoringPlan,
+    _prepared,
+    decisions,
+    explained,
+    matched_brands,
+    validated_listings,
+)
+
+PART_ROWS = 1_000_000
+
+
+def run_child(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and the child's peak RSS in MB."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed")
+    return wall, usage.ru_maxrss / 1024
+
+
+def write_parts(base: pl.DataFrame, n: int, folder: Path) -> None:
+    folder.mkdir()
+    done = 0
+    for i in range(-(-n // PART_ROWS)):
+        rows = min(PART_ROWS, n - done)
+        part = base.head(rows).with_columns(
+            (pl.lit(f"p{i}-") + pl.col("listing_id")).alias("listing_id")
+        )
+        part.write_parquet(folder / f"part-{i:03d}.parquet")
+        done += rows
+
+
+def per_stage(frame: pl.DataFrame, plan: ScoringPlan) -> list[tuple[str, float]]:
+    """Seconds of each stage of the chain on ``frame``, collected one at a time."""
+    out = []
+    t0 = time.perf_counter()
+    cur = validated_listings(_prepared(frame).lazy(), plan.settings).collect()
+    out.append(("validation", time.perf_counter() - t0))
+    cur = cur.filter(pl.col("status") == "ok")
+    for f in plan.filters:
+        t0 = time.perf_counter()
+        cur = f.score(cur.lazy()).collect()
+        out.append((f"filter: {f.name}", time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    cur = decisions(plan.fusion.risk(matched_brands(cur.lazy())), plan.thresholds).collect()
+    out.append(("fusion + decision", time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    explained(cur.lazy()).collect()
+    out.append(("reasons", time.perf_counter() - t0))
+    return out
+
+
+def main() -> None:
+    from seeds.marketplace import generate_marketplace
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    ap.add_argument("--naive-sample", type=int, default=20_000)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+
+    registry = load_registry(default_registry_dir())
+    reg = str(default_registry_dir())
+    base = generate_marketplace(registry, min(PART_ROWS, max(args.sizes)), seed=args.seed)
+    print(f"2 cores; load average at start {os.getloadavg()[0]:.2f}\n")
+    print("| listings | wall s | listings/s | peak RSS MB | read | score | write | ledger |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rates = []
+    for n in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            src = Path(tmp) / "in"
+            write_parts(base, n, src)
+            out = Path(tmp) / "scores.parquet"
+            cmd = [sys.executable, "-m", "pipelines.cli", "score", str(src)]
+            wall, peak = run_child([*cmd, "--registry", reg, "--out", str(out), "--quiet"])
+            manifest = json.loads(Path(f"{out}.manifest.json").read_text())
+            assert manifest["rows"]["in"] == manifest["rows"]["out"] == n
+            stages = manifest["stage_seconds"]
+            total = sum(stages.values()) or 1.0
+            shares = " | ".join(f"{100 * stages[s] / total:.0f}%" for s in stages)
+            rates.append(n / wall)
+            print(f"| {n:,} | {wall:.1f} | {n / wall:,.0f} | {peak:,.0f} | {shares} |")
+
+    plan = ScoringPlan.build(registry)
+    batch = base.head(100_000)
+    per_stage(batch.head(1_000), plan)  # warm-up
+    stages = per_stage(batch, plan)
+    total = sum(s for _, s in stages)
+    print(f"\nOne batch of {batch.height:,} listings, stage by stage (in-process):\n")
+    print("| stage | seconds | share |")
+    print("|---|---:|---:|")
+    for name, s in stages:
+        print(f"| {name} | {s:.3f} | {100 * s / total:.0f}% |")
+
+    sample = base.get_column("title").head(args.naive_sample).to_list()
+    aliases = registry.brands.get_column("aliases").to_list()
+    names = sorted({*registry.brand_names, *(a for al in aliases for a in al)})
+    naive = args.naive_sample / naive_peer(sample, names)
+    print(f"\nnaive per-row extractOne: {naive:,.0f} listings/s; end to end / naive: ", end="")
+    print(", ".join(f"{r / naive:.1f}x" for r in rates))
+
+
+if __name__ == "__main__":
+    main()
