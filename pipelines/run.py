@@ -272,7 +272,16 @@ def _load_checkpoint(layout: OutputLayout, run_id: str, restart: bool) -> dict[s
             f"{layout.out}: an unfinished run with different inputs, registry, model or "
             "configuration wrote here; rerun with --restart to start over"
         )
-    return None if restart else state
+    if restart:
+        return None
+    # batches are redone from the first whose part is missing (removed by hand, or a cleanup
+    # that was cut short)
+    batches = state.get("batches", [])
+    for n, entry in enumerate(batches):
+        if not layout.part(entry["index"]).is_file():
+            del batches[n:]
+            break
+    return state
 
 
 def _clear_parts(layout: OutputLayout) -> None:
@@ -423,9 +432,10 @@ def run_score(
         )
         with _writing(layout.manifest):
             write_json_atomic(layout.manifest, manifest)
-        if layout.as_dir:
-            layout.checkpoint.unlink(missing_ok=True)
-        else:
+        # the checkpoint goes first: a run killed while the parts are removed must not
+        # leave a checkpoint naming parts that are gone
+        layout.checkpoint.unlink(missing_ok=True)
+        if not layout.as_dir:
             shutil.rmtree(layout.parts_dir, ignore_errors=True)
     log.done(summary.line())
     return summary

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 #: per Python worker: the plan unpacked from each broadcast, so it is unpacked once per worker
 _PLANS: dict[str, ScoringPlan] = {}
 RUN_DATE = "run_date"
+#: which filter a row of the statistics pass belongs to
+FILTER_COLUMN = "__filter"
 
 
 def spark_session(master: str | None = None, *, app: str = "fakestop") -> SparkSession:
@@ -55,6 +57,9 @@ def spark_session(master: str | None = None, *, app: str = "fakestop") -> SparkS
     )
     if master is not None:
         builder = builder.master(master)
+        if master.startswith("local"):
+            # the scoring chain has a fixed cost per Arrow batch: Spark's 10,000 rows is small
+            builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", "50000")
         if master.startswith("local") and not os.environ.get("PYSPARK_PYTHON"):
             # local workers must run this interpreter, which has fakestop installed
             os.environ["PYSPARK_PYTHON"] = sys.executable
@@ -102,22 +107,43 @@ def _spark_schema(schema: pa.Schema) -> Any:
     return from_arrow_schema(schema)
 
 
+#: repeated ids up to this many are broadcast to the tasks; more are joined by a shuffle
+BROADCAST_REPEATS = 1_000_000
+
+
 def _with_positions(df: DataFrame) -> DataFrame:
     """Input position and, per id, whether an earlier row had the same id.
 
     "Earlier" follows the local engine's order: files sorted by path, rows in file order
-    (Spark packs files into tasks by size, so task order alone would not do).
+    (Spark packs files into tasks by size, so task order alone would not do). Only the ids
+    that occur more than once are gathered and joined back: the listings keep their input
+    partitioning instead of being shuffled by id into many small tasks.
     """
-    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     df = df.withColumn("__file", F.input_file_name()).withColumn(
         ROW, F.monotonically_increasing_id()
     )
-    order = Window.partitionBy("listing_id").orderBy("__file", ROW)
-    return df.withColumn(
-        SEEN_EARLIER, F.col("listing_id").isNotNull() & (F.row_number().over(order) > 1)
+    first = F.min(F.struct("__file", ROW))
+    repeated = (
+        df.where(F.col("listing_id").isNotNull())
+        .groupBy("listing_id")
+        .agg(F.count(F.lit(1)).alias("__n"), first.alias("__first"))
+        .where(F.col("__n") > 1)
+        .select(
+            "listing_id",
+            F.col("__first.__file").alias("__first_file"),
+            F.col(f"__first.{ROW}").alias("__first_row"),
+        )
     )
+    if repeated.count() <= BROADCAST_REPEATS:
+        repeated = F.broadcast(repeated)
+    marked = df.join(repeated, on="listing_id", how="left")
+    earlier = F.col("__first_file").isNotNull() & ~(
+        (F.col("__file") == F.col("__first_file")) & (F.col(ROW) == F.col("__first_row"))
+    )
+    # the join puts its key first: keep the input's column order
+    return marked.select(*df.columns, earlier.alias(SEEN_EARLIER))
 
 
 def _price_statistics(values: DataFrame) -> DataFrame:
@@ -158,31 +184,59 @@ SPARK_AGGREGATIONS = {"price": _price_statistics, "seller": _seller_statistics}
 def run_statistics(
     df: DataFrame, plan: ScoringPlan, bc: Broadcast[tuple[str, bytes]]
 ) -> dict[str, pl.DataFrame]:
-    """Run-level statistics over the whole input, as a distributed aggregation."""
+    """Run-level statistics over the whole input, as a distributed aggregation.
+
+    One ``mapInArrow`` pass yields every filter's per-row values (the scoring chain runs once
+    per batch); its output holds each filter's columns prefixed ``<filter>__`` and a
+    ``__filter`` column saying whose row it is.
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
     probe = statistic_values(_empty_input(_arrow_schema(df)), plan)
-    stats: dict[str, pl.DataFrame] = {}
-    for name, empty_values in probe.items():
-        aggregate = SPARK_AGGREGATIONS.get(name)
-        if aggregate is None:
+    if not probe:
+        return {}
+    for name in probe:
+        if name not in SPARK_AGGREGATIONS:
             raise NotImplementedError(
                 f"filter {name!r} has run-level statistics but no Spark aggregation"
             )
-        raw = empty_values.to_arrow().schema
-        values_schema = pa.schema([f.with_type(_spark_arrow_type(f.type)) for f in raw])
+    fields = [pa.field(FILTER_COLUMN, pa.string())]
+    for name, empty_values in probe.items():
+        for f in empty_values.to_arrow().schema:
+            fields.append(pa.field(f"{name}__{f.name}", _spark_arrow_type(f.type)))
+    schema = pa.schema(fields)
 
-        def values(
-            batches: Iterator[pa.RecordBatch], name: str = name, schema: pa.Schema = values_schema
-        ) -> Iterator[pa.RecordBatch]:
-            plan = _plan(bc)
-            for rb in batches:
-                vals = statistic_values(_frame(rb), plan)[name].to_arrow().cast(schema)
-                yield from vals.to_batches()
+    empty = pl.DataFrame(schema.empty_table())
 
-        result = aggregate(df.mapInArrow(values, _spark_schema(values_schema)))
-        # the same column types as the single-machine aggregation
-        local = next(f for f in plan.filters if f.name == name)
-        schema = local.statistics_from_values(empty_values.lazy()).collect_schema()
-        stats[name] = pl.DataFrame(result.toArrow()).cast(schema)
+    def values(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        plan = _plan(bc)
+        for rb in batches:
+            parts = [
+                frame.select(
+                    pl.lit(name).alias(FILTER_COLUMN),
+                    *(pl.col(c).alias(f"{name}__{c}") for c in frame.columns),
+                )
+                for name, frame in statistic_values(_frame(rb), plan).items()
+            ]
+            # an empty frame of every column first: a batch may lack some filter's rows
+            table = pl.concat([empty, *parts], how="diagonal_relaxed").to_arrow()
+            yield from table.select(schema.names).cast(schema).to_batches()
+
+    every = df.mapInArrow(values, _spark_schema(schema)).persist(StorageLevel.MEMORY_AND_DISK)
+    stats: dict[str, pl.DataFrame] = {}
+    try:
+        for name, empty_values in probe.items():
+            own = every.where(F.col(FILTER_COLUMN) == name).select(
+                *(F.col(f"`{name}__{c}`").alias(c) for c in empty_values.columns)
+            )
+            result = SPARK_AGGREGATIONS[name](own)
+            # the same column types as the single-machine aggregation
+            local = next(f for f in plan.filters if f.name == name)
+            local_schema = local.statistics_from_values(empty_values.lazy()).collect_schema()
+            stats[name] = pl.DataFrame(result.toArrow()).cast(local_schema)
+    finally:
+        every.unpersist()
     return stats
 
 
@@ -205,7 +259,10 @@ def score_spark(
     from pyspark.sql import functions as F
 
     paths = [listings] if isinstance(listings, str) else list(listings)
-    df = _with_positions(spark.read.parquet(*paths))
+    from pyspark import StorageLevel
+
+    # read by the statistics pass and the scoring pass: shuffle (repeated ids) only once
+    df = _with_positions(spark.read.parquet(*paths)).persist(StorageLevel.MEMORY_AND_DISK)
     bc = spark.sparkContext.broadcast((uuid.uuid4().hex, pickle.dumps(plan)))
     try:
         stats = run_statistics(df, plan, bc)
@@ -229,6 +286,7 @@ def score_spark(
         )
     finally:
         bc.unpersist()
+        df.unpersist()
     return spark.read.parquet(out).where(F.col(RUN_DATE) == run_date.isoformat())
 
 

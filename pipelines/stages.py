@@ -134,14 +134,21 @@ def statistic_values(frame: pl.DataFrame, plan: ScoringPlan) -> dict[str, pl.Dat
     valid = validated_listings(_prepared(frame).lazy(), plan.settings).filter(
         pl.col("status") == "ok"
     )
-    by_name = {f.name: f for f in plan.filters}
     out: dict[str, pl.DataFrame] = {}
-    for f in plan.filters:
-        values = None
-        deps = [by_name[d] for d in f.depends_on if d in by_name]
-        values = f.statistic_values(filter_scores(valid, deps))
-        if values is not None:
-            out[f.name] = values.collect()
+    # filters that override the base class's "no statistics"
+    wanted = [type(f).statistic_values is not Filter.statistic_values for f in plan.filters]
+    # the filters run once, in plan order, up to the last one with statistics: a filter's
+    # dependencies come before it, and the extra columns of the others change no value
+    current = valid.collect()
+    for i, f in enumerate(plan.filters):
+        if not any(wanted[i:]):
+            break
+        if wanted[i]:
+            values = f.statistic_values(current.lazy())
+            if values is not None:
+                out[f.name] = values.collect()
+        if any(wanted[i + 1 :]):
+            current = f.score(current.lazy()).collect()
     return out
 
 

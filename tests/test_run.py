@@ -135,18 +135,19 @@ def test_kill_9_then_resume_gives_identical_output(tmp_path: Path, tiny_registry
     kills = 0
     cmd = [sys.executable, "-m", "pipelines.cli", *args, "--out", str(out)]
     for _ in range(12):
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(rng.uniform(1.0, 3.0))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+            proc.communicate()
             kills += 1
             continue
-        assert proc.returncode == 0
+        _, err = proc.communicate()
+        assert proc.returncode == 0, err.decode()
         break
     else:
-        proc = subprocess.run(cmd, capture_output=True)
-        assert proc.returncode == 0
+        done = subprocess.run(cmd, capture_output=True)
+        assert done.returncode == 0, done.stderr.decode()
     assert kills >= 1, "the run finished before it could be killed; make it longer"
     assert pl.read_parquet(out).equals(pl.read_parquet(ref))
     assert sha(out) == sha(ref)
@@ -289,3 +290,36 @@ def test_seen_ids_equal_a_python_set(
     # runs stay few: each is more than twice the size of the next
     held = sum(run.height for run in seen.runs)
     assert len(seen.runs) <= max(1, held).bit_length()
+
+
+def test_a_checkpoint_naming_a_missing_part_redoes_it(
+    tmp_path: Path, plan: ScoringPlan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run cut short while its parts were removed: the batches from the first missing part
+    on are scored again, and the output equals an uninterrupted run's."""
+    import pipelines.run as run
+
+    src = tmp_path / "in.parquet"
+    marketplace(3000).write_parquet(src)
+    ref = tmp_path / "ref.parquet"
+    run_score(src, plan, ref, batch_size=500, quiet=True, run_date=DAY)
+
+    out = tmp_path / "out.parquet"
+    real_write = run._write_parquet_atomic
+    writes: list[Path] = []
+
+    def crash_after_four(frame: pl.DataFrame, path: Path) -> None:
+        if len(writes) == 4:
+            raise KeyboardInterrupt  # stands in for the process dying
+        writes.append(path)
+        real_write(frame, path)
+
+    monkeypatch.setattr(run, "_write_parquet_atomic", crash_after_four)
+    with pytest.raises(KeyboardInterrupt):
+        run_score(src, plan, out, batch_size=500, quiet=True, run_date=DAY)
+    monkeypatch.undo()
+    writes[1].unlink()
+    summary = run_score(src, plan, out, batch_size=500, quiet=True, run_date=DAY)
+    assert summary.resumed_batches == 1
+    assert sha(out) == sha(ref)
+    assert verify_run(out) == []
