@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from pipelines.registry import Registry
+from pipelines.registry import Registry, load_registry
 from pipelines.stages import ScoringPlan, score_frame
 from tests.test_run import marketplace
 
@@ -171,3 +171,43 @@ def test_seller_aggregates_with_a_model_do_not_depend_on_partitioning(
     assert_same(distributed, whole)
     first_file = local_stats(data.slice(0, 700))
     assert not first_file.equals(whole.filter(pl.col("seller_id").is_in(first_file["seller_id"])))
+
+
+def test_photos_are_hashed_on_the_executors_like_locally(
+    spark: Any, seed_registry: Registry, tmp_path: Path
+) -> None:
+    """Image paths resolve under the images root on the executors, with the local safety
+    rules: the same image scores and reasons as the local engine, a path leaving the root and
+    a broken file get a null score and a reason."""
+    from seeds.images import attach_images, sample_registry
+    from seeds.marketplace import generate_marketplace
+
+    brands = ["Gucci", "Rolex", "Nike", "Chanel", "Prada", "Omega"]
+    reg_dir = sample_registry(seed_registry, tmp_path / "registry", brands, seed=3)
+    registry = load_registry(reg_dir)
+    images = tmp_path / "images"
+    market = generate_marketplace(registry, n=3000, seed=5, true_brand=True)
+    # listings of the brands with photos, and as many of others
+    ours = pl.col("true_brand").is_in(brands)
+    market = pl.concat([market.filter(ours), market.filter(~ours).head(60)])
+    market = attach_images(market, registry, images, seed=5, share=0.8).drop("true_brand")
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    hostile = {0: "../registry/brands.csv", 1: "broken.jpg", 2: str(reg_dir / "brands.csv")}
+    market = market.with_row_index("pos").with_columns(
+        pl.col("pos").cast(pl.Int64),
+        pl.col("pos")
+        .replace_strict(hostile, default=pl.col("image"), return_dtype=pl.String)
+        .alias("image"),
+    )
+    src = tmp_path / "in.parquet"
+    market.write_parquet(src)
+    plan = ScoringPlan.build(registry, images_root=images)
+    local = score_frame(market, plan).sort("pos")
+    got = spark_rows(spark, [str(src)], plan, tmp_path / "out")
+    assert_same(got, local)
+    assert got["image_score"].drop_nulls().gt(0).sum() > 0, "no photo was matched"
+    reasons = got.sort("pos")["reasons"].to_list()
+    assert got["image_score"].head(3).is_null().all()
+    assert any("escapes the images directory" in r for r in reasons[0])
+    assert any("image not usable" in r for r in reasons[1])
+    assert any("escapes the images directory" in r for r in reasons[2])
