@@ -48,7 +48,7 @@ def _as_text(value: Any) -> str:
         return str(value)
     except ValueError:
         # Python refuses to print integers of more than 4,300 digits
-        return f"{float(_as_float(value)):g}"
+        return f"{_as_float(value):g}"
 
 
 def coerce_record(listing: Mapping[str, Any]) -> dict[str, Any]:

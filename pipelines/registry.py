@@ -22,6 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.errors import RegistryError
+from pipelines.schema import csv_never_closed
 
 BRANDS_COLUMNS = ("brand", "category", "reference_price", "aliases")
 IMAGES_COLUMNS = ("image", "brand")
@@ -143,13 +144,7 @@ def _csv_rows(path: Path, expected: tuple[str, ...]) -> list[tuple[int, dict[str
 
 def _never_closed(text: str, line: int) -> bool:
     """Whether the CSV record starting on ``line`` opens a quoted field that never closes."""
-    tail = "".join(io.StringIO(text).readlines()[line - 1 :])  # lines as the reader counts
-    try:
-        for _ in csv.reader(io.StringIO(tail), strict=True):
-            pass
-    except csv.Error as exc:
-        return "unexpected end of data" in str(exc)
-    return False
+    return csv_never_closed("".join(io.StringIO(text).readlines()[line - 1 :]))
 
 
 #: control characters and bidirectional overrides/isolates: they make a brand name or reason

@@ -464,7 +464,7 @@ class SeenIds:
 
     def contains(self, ids: pl.Series) -> pl.Series:
         """Per id: whether it is in the set (False for a null id)."""
-        found = pl.Series(ids.name, [False] * ids.len(), dtype=pl.Boolean)
+        found = pl.repeat(False, ids.len(), eager=True).alias(ids.name)
         for run in self.runs:
             values = run.get_column("id")
             at = values.search_sorted(ids, side="left").clip(upper_bound=values.len() - 1)

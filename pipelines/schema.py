@@ -111,7 +111,7 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _never_closed(tail: str) -> bool:
+def csv_never_closed(tail: str) -> bool:
     """Whether the CSV text ``tail`` (one record to the end of the file) opens a quoted field
     that is never closed."""
     try:
@@ -147,7 +147,7 @@ def _csv_records(text: str) -> list[tuple[int, list[str] | None, str | None]]:
             if values:
                 found.append((line, values, None))
         last = found[-1][0] if found else 0
-        if not found or found[-1][1] is None or not _never_closed(text[starts[last - 1] :]):
+        if not found or found[-1][1] is None or not csv_never_closed(text[starts[last - 1] :]):
             return records + found
         end = starts[last] if last < len(starts) else len(text)
         own = next(csv.reader(io.StringIO(text[starts[last - 1] : end].rstrip("\r\n"))), [])

@@ -261,7 +261,7 @@ def score_spark(
     paths = [listings] if isinstance(listings, str) else list(listings)
     from pyspark import StorageLevel
 
-    # read by the statistics pass and the scoring pass: shuffle (repeated ids) only once
+    # read by the statistics pass and the scoring pass: read and mark repeated ids once
     df = _with_positions(spark.read.parquet(*paths)).persist(StorageLevel.MEMORY_AND_DISK)
     bc = spark.sparkContext.broadcast((uuid.uuid4().hex, pickle.dumps(plan)))
     try:

@@ -135,19 +135,19 @@ def statistic_values(frame: pl.DataFrame, plan: ScoringPlan) -> dict[str, pl.Dat
         pl.col("status") == "ok"
     )
     out: dict[str, pl.DataFrame] = {}
-    # filters that override the base class's "no statistics"
-    wanted = [type(f).statistic_values is not Filter.statistic_values for f in plan.filters]
-    # the filters run once, in plan order, up to the last one with statistics: a filter's
-    # dependencies come before it, and the extra columns of the others change no value
+    # filters that override the base class's "no statistics", and what they depend on
+    wanted = {
+        f.name for f in plan.filters if type(f).statistic_values is not Filter.statistic_values
+    }
+    needed = {d for f in plan.filters if f.name in wanted for d in f.depends_on}
+    # one pass in plan order (dependencies come first), each needed filter scored once
     current = valid.collect()
-    for i, f in enumerate(plan.filters):
-        if not any(wanted[i:]):
-            break
-        if wanted[i]:
+    for f in plan.filters:
+        if f.name in wanted:
             values = f.statistic_values(current.lazy())
             if values is not None:
                 out[f.name] = values.collect()
-        if any(wanted[i + 1 :]):
+        if f.name in needed:
             current = f.score(current.lazy()).collect()
     return out
 

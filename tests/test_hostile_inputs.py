@@ -41,22 +41,15 @@ from models.features import FEATURES
 from models.persist import card_path
 from pipelines import Scorer, ValidationError
 from pipelines.registry import load_registry
+from pipelines.schema import RULE_NAMES
 from seeds.images import product_photo
+from tests.test_fusion import Payload
 
 REPO = Path(__file__).resolve().parents[1]
 #: peak resident memory allowed for one scoring process: an idle one holds about 300 MB;
 #: decoding the 50,000 x 50,000 PNG bomb alone would take 2.5 GB
 MEMORY_BOUND_MIB = 1024
 ESCAPES = "path escapes the images directory"
-RULES = (
-    "row_parsed",
-    "id_present",
-    "id_unique",
-    "title_present",
-    "price_positive",
-    "currency_known",
-    "condition_known",
-)
 
 
 # ---------------------------------------------------------------- images
@@ -244,7 +237,7 @@ def table(rows: list[Row], world: Path) -> pl.DataFrame:
 def broken_rules(error: str | None) -> set[str]:
     """Names of the rules an ``error`` lists (a row_parsed message has "; " parts of its own)."""
     named = {part.split(":", 1)[0] for part in (error or "").split("; ")}
-    return named & set(RULES)
+    return named & set(RULE_NAMES)
 
 
 # ---------------------------------------------------------------- files that are not what they say
@@ -418,17 +411,6 @@ REGISTRIES: dict[str, tuple[dict[str, bytes], str]] = {
         "lexicon.toml line 2: invalid TOML (Unclosed array",
     ),
 }
-
-
-class Payload:
-    """A type no fusion model contains; building it would leave a marker file."""
-
-    def __init__(self, marker: str) -> None:
-        self.marker = marker
-
-    def __setstate__(self, state: dict[str, str]) -> None:
-        Path(state["marker"]).write_text("executed")
-        self.__dict__.update(state)
 
 
 def write_card(model: Path, fingerprint: str) -> None:
