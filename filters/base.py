@@ -22,6 +22,21 @@ if TYPE_CHECKING:
     from pipelines.registry import Registry
 
 
+def reason_list(*parts: pl.Expr) -> pl.Expr:
+    """Each row's non-null ``parts`` as a list of strings, in order: what
+    ``concat_list(parts).list.drop_nulls()`` gives, at a tenth of the cost (the parts joined on
+    NUL, then split). Parts must not contain NUL; reasons are built from registry values (refused
+    on load if they hold control characters) and title tokens (letters, digits, symbols)."""
+    joined = pl.concat_str(parts, separator="\x00", ignore_nulls=True)
+    return (
+        pl.when(joined != "")
+        .then(joined)
+        .otherwise(None)
+        .str.split("\x00")
+        .fill_null(pl.lit([], dtype=pl.List(pl.String)))
+    )
+
+
 def check_is_fitted(obj: Any) -> None:
     """Raise :class:`NotFittedError` unless ``obj`` has learned attributes (ending in ``_``)."""
     fitted = [k for k in vars(obj) if k.endswith("_") and not k.startswith("__")]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 
-from filters.base import Filter, check_is_fitted
+from filters.base import Filter, check_is_fitted, reason_list
 from filters.textops import brand_key_expr, pl_round, pl_str, strip_chars
 from pipelines.config import DEFAULT_CONDITION_FACTORS, DEFAULT_RATES
 from pipelines.registry import brand_key
@@ -52,7 +52,8 @@ def _money(expr: pl.Expr) -> pl.Expr:
     """``$1234`` for >= 10, ``$9.99`` below."""
     return (
         pl.when(expr >= 10)
-        .then(pl.format("${}", expr.round(0).cast(pl.Int64)))
+        # not strict: reasons are formatted for every row, then kept only where they apply
+        .then(pl.format("${}", expr.round(0).cast(pl.Int64, strict=False)))
         .otherwise(pl.format("${}", expr.round(2)))
     )
 
@@ -338,7 +339,7 @@ class PriceFilter(Filter):
             pl.col("__refcat"),
             pl.col("price_group_n"),
         )
-        reasons = pl.concat_list(
+        reasons = reason_list(
             pl.when(s_ratio >= 0.2).then(ratio_reason),
             pl.when(self.z_weight * s_z >= 0.2).then(z_reason),
             pl.when(pl.col("__paccessory") & pl.col("__pb").is_not_null()).then(
@@ -346,7 +347,7 @@ class PriceFilter(Filter):
                     "accessory for {}: price not compared with the brand's own", pl.col("__pb")
                 )
             ),
-        ).list.drop_nulls()
+        )
         return scored.with_columns(
             pl.when(pl.col("price_ratio").is_not_null()).then(score).alias("price_score"),
             reasons.alias("price_reasons"),

@@ -29,7 +29,8 @@ counterfeit phrase is present — and never inside an ordinary phrase
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -37,7 +38,7 @@ import polars as pl
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from filters.base import Filter, check_is_fitted
+from filters.base import Filter, check_is_fitted, reason_list
 from filters.normalise import (
     CJK_CLASS,
     MASK_CHARS,
@@ -133,8 +134,79 @@ def _partials(key: str, ksig: str | None) -> set[str]:
     return {key[: len(key) - lengths[-1]], key[lengths[0] :]}
 
 
+def _words(expr: pl.Expr) -> pl.Expr:
+    """A phrase hit as plain words (the padding spaces of phrase text dropped)."""
+    return expr.str.replace_all(" +", " ").str.strip_chars(" ")
+
+
+def _per_distinct(values: pl.Series, derive: pl.Expr) -> pl.Series:
+    """``derive`` (an expression of ``v``) over the distinct values of a low-cardinality
+    column, mapped back to every row."""
+    uniq = values.drop_nulls().unique().to_frame("v").with_columns(derive.alias("out"))
+    return values.replace_strict(
+        uniq.get_column("v"), uniq.get_column("out"), default=None, return_dtype=pl.String
+    )
+
+
 def allowed_edits(key_len: int) -> int:
     return 0 if key_len <= 4 else 1 if key_len <= 7 else 2
+
+
+FORM_MATCH_SCHEMA: dict[str, pl.DataType] = {
+    "form": pl.String(),
+    "n": pl.Int8(),
+    "brand": pl.String(),
+    "kind": pl.String(),
+    "edits": pl.Int32(),
+    "ambiguous": pl.Boolean(),
+    "ksig": pl.String(),
+}
+SURFACE_MATCH_SCHEMA: dict[str, pl.DataType] = {
+    "surface": pl.String(),
+    **{k: v for k, v in FORM_MATCH_SCHEMA.items() if k not in ("form", "n")},
+}
+
+
+class MatchMemo:
+    """Distinct values a fitted filter has classified (hits and misses), by table, so that
+    each batch classifies only values no earlier batch had. Bounded: past ``max_rows`` a
+    table starts over. Not pickled (a copy starts empty)."""
+
+    def __init__(self, max_rows: int = 2_000_000) -> None:
+        self.max_rows = max_rows
+        self._lock = threading.Lock()
+        self._seen: dict[str, pl.DataFrame] = {}
+        self._hits: dict[str, pl.DataFrame] = {}
+
+    def lookup(
+        self,
+        table: str,
+        distinct: pl.DataFrame,
+        on: list[str],
+        classify: Callable[[pl.DataFrame], pl.DataFrame],
+        schema: Mapping[str, pl.DataType],
+    ) -> pl.DataFrame:
+        """The hits among every value classified so far, after classifying ``distinct``'s
+        new values (hits may include values of earlier batches)."""
+        with self._lock:
+            seen = self._seen.get(table)
+            hits = self._hits.get(table, pl.DataFrame(schema=dict(schema)))
+            new = distinct if seen is None else distinct.join(seen, on=on, how="anti")
+            if new.height:
+                found = classify(new).select(list(schema)).cast(dict(schema))
+                if seen is None or seen.height + new.height > self.max_rows:
+                    seen, hits = new, found
+                else:
+                    seen = pl.concat([seen, new], rechunk=False)
+                    hits = pl.concat([hits, found]).rechunk()
+                self._seen[table], self._hits[table] = seen, hits
+            return hits
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"max_rows": self.max_rows}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["max_rows"])  # type: ignore[misc]
 
 
 class TextFilter(Filter):
@@ -216,6 +288,10 @@ class TextFilter(Filter):
             subset=["key"], keep="first", maintain_order=True
         )
         self.keys_ = latin.select("key", "brand", "kind", "sig", "ambiguous")
+        self.key_info_ = {
+            k: (b, kind, amb, ksig) for k, b, kind, ksig, amb in self.keys_.iter_rows()
+        }
+        self.memo_ = MatchMemo()
         self.native_ = keys.filter(pl.col("kind") == "native").select(
             pl.col("key").str.to_lowercase().alias("native"), "brand"
         )
@@ -227,6 +303,9 @@ class TextFilter(Filter):
         self.brand_categories_ = registry.brands.select(
             "brand", pl.col("category").alias("__tcat")
         ).unique()
+        self.brand_category_pairs_ = self.brand_categories_.select(
+            pl.concat_str(["brand", "__tcat"], separator="\x00")
+        ).to_series()
         self.brand_by_key_ = pl.DataFrame(
             {
                 "__dkey": [brand_key(b) for b in registry.brand_names],
@@ -310,52 +389,36 @@ class TextFilter(Filter):
         return df.with_columns(norm.drop("__tid"))
 
     def _tokens(self, titles: pl.DataFrame) -> pl.DataFrame:
-        """One row per token: ``__tid``, ``pos``, ``tok`` (as written, folded), ``plain``
-        (letters and digits only) and the 1-3 plain tokens before it (``prev1..3``)."""
-        toks = (
-            titles.select("__tid", pl.col("__norm").str.extract_all(TOKEN).alias("tok"))
-            .with_columns(pl.col("tok").list.eval(pl.int_range(pl.len())).alias("pos"))
-            .explode(["tok", "pos"])
-            .drop_nulls("tok")
-            .with_columns(pl.col("tok").str.strip_chars("!|"))
+        """One row per token, in title order: ``__tid``, ``pos``, ``tok`` (as written, folded)
+        and ``plain`` (letters and digits only)."""
+        lists = titles.select("__tid", pl.col("__norm").str.extract_all(TOKEN).alias("tok"))
+        # a token's position: its row in the exploded frame minus its title's first row
+        start = lists.select(
+            "__tid",
+            "tok",
+            (pl.col("tok").list.len().cum_sum() - pl.col("tok").list.len()).alias("__start"),
+        ).explode("tok")
+        return (
+            start.drop_nulls("tok")
+            .with_columns(
+                (pl.int_range(pl.len(), dtype=pl.Int64) - pl.col("__start")).alias("pos"),
+                pl.col("tok").str.strip_chars("!|"),
+            )
             .with_columns(pl.col("tok").str.replace_all(r"[^\p{L}\p{N}]", "").alias("plain"))
-        )
-        same = [pl.col("__tid").shift(i) == pl.col("__tid") for i in range(1, MAX_NGRAM + 1)]
-        prev = [pl.when(same[i - 1]).then(pl.col("plain").shift(i)) for i in range(1, 4)]
-        return toks.with_columns(
-            prev[0].alias("prev1"),
-            pl.concat_str([prev[1], prev[0]], separator=" ").alias("prev2"),
-            pl.concat_str([prev[2], prev[1], prev[0]], separator=" ").alias("prev3"),
+            .drop("__start")
         )
 
     @staticmethod
     def _forms(toks: pl.DataFrame) -> pl.DataFrame:
-        """Every token and run of 2-3 adjacent tokens: ``__tid``, ``pos``, ``n``, ``form``
-        (concatenated plain tokens), ``surface`` (tokens as written), ``sig`` (token lengths)."""
-        out = []
-        for n in range(1, MAX_NGRAM + 1):
-            ok = pl.lit(True)
-            parts, surfaces = [], []
-            for i in range(n):
-                if i:
-                    ok = ok & (pl.col("__tid").shift(-i) == pl.col("__tid"))
-                parts.append(pl.col("plain").shift(-i))
-                surfaces.append(pl.col("tok").shift(-i))
-            sig = pl.concat_str([p.str.len_chars().cast(pl.String) for p in parts], separator=",")
-            out.append(
-                toks.select(
-                    "__tid",
-                    "pos",
-                    "prev1",
-                    "prev2",
-                    "prev3",
-                    pl.lit(n, dtype=pl.Int8).alias("n"),
-                    pl.when(ok).then(pl.concat_str(parts)).alias("form"),
-                    pl.when(ok).then(pl.concat_str(surfaces, separator=" ")).alias("surface"),
-                    sig.alias("sig"),
-                ).filter(pl.col("form").is_not_null() & (pl.col("form") != ""))
-            )
-        return pl.concat(out)
+        """Each token and runs of 2-3 adjacent tokens of one title, aligned with ``toks``:
+        ``f1`` .. ``f3`` (concatenated plain tokens; null past the title's end)."""
+        plain, tid = pl.col("plain"), pl.col("__tid")
+        out = [plain.alias("f1")]
+        run = plain
+        for i in range(1, MAX_NGRAM):
+            run = run + plain.shift(-i)
+            out.append(pl.when(tid.shift(-i) == tid).then(run).alias(f"f{i + 1}"))
+        return toks.select(out)
 
     @staticmethod
     def _spaced(titles: pl.DataFrame) -> pl.DataFrame:
@@ -369,29 +432,44 @@ class TextFilter(Filter):
             .with_columns(pl.col("surface").str.replace_all(r"[^\p{L}]", "").alias("form"))
         )
 
-    def brand_matches(
-        self, forms: pl.DataFrame, spaced: pl.DataFrame
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Match distinct forms and surfaces against the brand keys, once each.
+    def form_matches(self, forms: pl.DataFrame) -> pl.DataFrame:
+        """Brand matches of the batch's distinct forms: ``form``, ``n``, ``brand``, ``kind``,
+        ``edits``, ``ambiguous``, ``ksig``. A form's match depends on the form alone, so each is
+        classified once per fitted filter and remembered for later batches."""
+        distinct = pl.concat(
+            [
+                forms.select(pl.col(f"f{n}").alias("form"))
+                .unique()
+                .with_columns(pl.lit(n, dtype=pl.Int8).alias("n"))
+                for n in range(1, MAX_NGRAM + 1)
+            ]
+        ).filter(pl.col("form").is_not_null() & (pl.col("form") != ""))
+        return self.memo_.lookup(
+            "forms", distinct, ["form", "n"], self._classify_forms, FORM_MATCH_SCHEMA
+        )
 
-        Returns matches by ``form`` (exact, alias, typo, confusable; multi-token forms only
-        against multi-word keys) and by single-token ``surface`` (leet, masked, spaced), each
-        with ``brand``, ``kind``, ``edits``, ``ambiguous``, ``ksig``.
-        """
+    def surface_matches(self, toks: pl.DataFrame) -> pl.DataFrame:
+        """Leetspeak and masked matches of the batch's distinct single tokens as written."""
+        distinct = (
+            toks.filter((pl.col("plain") != "") & pl.col("tok").str.contains(r"[^\p{L}]"))
+            .select(pl.col("tok").alias("surface"))
+            .unique()
+        )
+        return self.memo_.lookup(
+            "surfaces", distinct, ["surface"], self._classify_surfaces, SURFACE_MATCH_SCHEMA
+        )
+
+    def _classify_forms(self, uniq: pl.DataFrame) -> pl.DataFrame:
+        """Exact, alias, typo, look-alike and leetspeak matches of distinct ``(form, n)``
+        (multi-token forms are typos only of multi-word keys)."""
         keys = self.keys_.rename({"key": "mkey", "sig": "ksig"})
-        uniq = forms.select("form", "n").unique()
         by_form = []
         exact = uniq.join(keys, left_on="form", right_on="mkey", how="inner").with_columns(
             pl.lit(0, dtype=pl.Int32).alias("edits")
         )
-        by_form.append(exact.select("form", "n", "brand", "kind", "edits", "ambiguous", "ksig"))
+        by_form.append(exact.select(*FORM_MATCH_SCHEMA))
         rest = uniq.join(exact.select("form", "n"), on=["form", "n"], how="anti")
-        key_info = {
-            k: (b, kind, amb, ksig)
-            for k, b, kind, amb, ksig in keys.select(
-                "mkey", "brand", "kind", "ambiguous", "ksig"
-            ).iter_rows()
-        }
+        key_info = self.key_info_
         extra: list[tuple[str, int, str, str, int, bool, str | None]] = []
         # look-alike letters: the skeleton must equal a key exactly
         for form, n in rest.filter(~pl.col("form").str.contains(r"^[a-z0-9]+$")).iter_rows():
@@ -429,67 +507,141 @@ class TextFilter(Filter):
                 b, _, amb, ksig = key_info[hit]
                 extra.append((form, n, b, "leet", 0, amb, ksig))
         if extra:
-            by_form.append(
-                pl.DataFrame(
-                    extra,
-                    schema={
-                        "form": pl.String,
-                        "n": pl.Int8,
-                        "brand": pl.String,
-                        "kind": pl.String,
-                        "edits": pl.Int32,
-                        "ambiguous": pl.Boolean,
-                        "ksig": pl.String,
-                    },
-                    orient="row",
-                )
-            )
-        form_matches = pl.concat(by_form, how="vertical_relaxed").unique(
+            by_form.append(pl.DataFrame(extra, schema=FORM_MATCH_SCHEMA, orient="row"))
+        return pl.concat(by_form, how="vertical_relaxed").unique(
             subset=["form", "n"], keep="first", maintain_order=True
         )
-        # single-token surfaces: leetspeak and masked letters; spaced-out letters
-        surface_rows: list[tuple[str, str, str, int, bool, str | None]] = []
-        unusual = (
-            forms.filter((pl.col("n") == 1) & pl.col("surface").str.contains(r"[^\p{L}]"))[
-                "surface"
-            ]
-            .unique()
-            .to_list()
-        )
+
+    def _classify_surfaces(self, uniq: pl.DataFrame) -> pl.DataFrame:
+        key_info = self.key_info_
         # ambiguous words too: nobody masks the letters of an ordinary word
         mask_keys = [k for k in key_info if len(k) >= 4]
-        for surface in unusual:
+        rows: list[tuple[str, str, str, int, bool, str | None]] = []
+        for surface in uniq["surface"].to_list():
             hit = next((r for r in leet_readings(surface) if r in key_info), None)
             if hit is not None:
                 b, _, amb, ksig = key_info[hit]
-                surface_rows.append((surface, b, "leet", 0, amb, ksig))
+                rows.append((surface, b, "leet", 0, amb, ksig))
                 continue
             pattern = mask_pattern(surface) if any(c in MASK_CHARS for c in surface) else None
             if pattern is not None:
                 hits = {key_info[k][0] for k in mask_keys if pattern.match(k)}
                 if len(hits) == 1:
-                    b = hits.pop()
-                    surface_rows.append((surface, b, "masked", 0, False, None))
-        # spaced-out letters: a table of their own, so that a token's match never depends on
-        # another listing of the batch spelling the same letters apart
-        spaced_rows = [
+                    rows.append((surface, hits.pop(), "masked", 0, False, None))
+        return pl.DataFrame(rows, schema=SURFACE_MATCH_SCHEMA, orient="row")
+
+    def _spaced_matches(self, spaced: pl.DataFrame) -> pl.DataFrame:
+        """Spaced-out letters spelling a key: a table of their own, so that a token's match
+        never depends on another listing of the batch spelling the same letters apart."""
+        key_info = self.key_info_
+        rows = [
             (surface, *key_info[form][:1], "spaced", 0, key_info[form][2], key_info[form][3])
             for surface, form in spaced.select("surface", "form").unique().iter_rows()
             if form in key_info and len(form) >= 3
         ]
-        surface_matches = pl.DataFrame(
-            surface_rows + spaced_rows,
-            schema={
-                "surface": pl.String,
-                "brand": pl.String,
-                "kind": pl.String,
-                "edits": pl.Int32,
-                "ambiguous": pl.Boolean,
-                "ksig": pl.String,
-            },
-            orient="row",
-        ).unique(subset=["surface", "kind"], keep="first", maintain_order=True)
-        return form_matches, surface_matches
+        return pl.DataFrame(rows, schema=SURFACE_MATCH_SCHEMA, orient="row").unique(
+            subset=["surface"], keep="first", maintain_order=True
+        )
+
+    def _mentions(self, toks: pl.DataFrame, titles: pl.DataFrame) -> pl.DataFrame:
+        """Brand mentions by token: ``__tid``, ``pos``, ``n``, ``surface``, ``prev1..3`` (the
+        1-3 plain tokens before it), ``form``, ``brand``, ``kind``, ``edits``, ``ambiguous``.
+        The context columns are built for the matched tokens only."""
+        forms = self._forms(toks)
+        by_form = self.form_matches(forms)
+        by_surface = self.surface_matches(toks)
+        row = pl.int_range(pl.len(), dtype=pl.Int64).alias("k")
+        parts = [
+            forms.select(row, pl.col(f"f{n}").alias("form"))
+            .join(by_form.filter(pl.col("n") == n), on="form", how="inner")
+            .select("k", *FORM_MATCH_SCHEMA)
+            for n in range(1, MAX_NGRAM + 1)
+        ]
+        parts.append(
+            toks.select(row, pl.col("tok").alias("surface"), pl.col("plain").alias("form"))
+            .filter(pl.col("form") != "")
+            .join(by_surface, on="surface", how="inner")
+            .select("k", "form", pl.lit(1, dtype=pl.Int8).alias("n"), *list(FORM_MATCH_SCHEMA)[2:])
+        )
+        hits = pl.concat(parts, how="vertical_relaxed")
+        return (
+            self._in_context(toks, hits)
+            .with_columns(
+                # a run of tokens matching a multi-word key with other word breaks: spaced
+                pl.when(
+                    (pl.col("n") > 1)
+                    & pl.col("kind").is_in(["exact", "alias"])
+                    & (pl.col("sig") != pl.col("ksig"))
+                    # letters set apart ("d.i.o.r"); "Mont Blanc" for "Montblanc" is not obfuscation
+                    & pl.col("sig").str.contains(r"^[12](?:,[12])*$")
+                )
+                .then(pl.lit("spaced"))
+                .otherwise(pl.col("kind"))
+                .alias("kind"),
+            )
+            .filter(
+                # single letters set apart that spell a 2-3 letter abbreviation ("size L V-neck",
+                # "vitamin C K") are ordinary text far more often than a disguised brand
+                ~(
+                    (pl.col("n") > 1)
+                    & (pl.col("form").str.len_chars() <= 3)
+                    & pl.col("sig").str.contains(r"^1(?:,1)*$")
+                    & (pl.col("sig") != pl.col("ksig").fill_null(""))  # "D&G" as registered
+                )
+            )
+        )
+
+    @staticmethod
+    def _in_context(toks: pl.DataFrame, hits: pl.DataFrame) -> pl.DataFrame:
+        """Matches at token rows ``k`` (``n`` tokens long) with their title, position,
+        surface, token-length signature and preceding tokens."""
+        size = toks.height
+        k = hits.get_column("k").to_numpy()
+        tid = toks.get_column("__tid")
+        here = tid.gather(k) if size else tid.clear()
+
+        def at(col: str, offset: int) -> pl.Series:
+            """``col`` at token ``k + offset`` of the same title, else null."""
+            idx = k + offset
+            inside = (idx >= 0) & (idx < size)
+            clipped = np.clip(idx, 0, max(size - 1, 0))
+            same = inside & (tid.gather(clipped) == here).to_numpy()
+            values = toks.get_column(col).gather(clipped)
+            return values.set(pl.Series(~same), None) if size else values
+
+        n = pl.col("n")
+        tokens = [
+            pl.col("__t0"),
+            pl.when(n > 1).then(pl.col("__t1")),
+            pl.when(n > 2).then(pl.col("__t2")),
+        ]
+        lengths = [pl.col(c).str.len_chars().cast(pl.String) for c in ("__p0", "__p1", "__p2")]
+        sig = [lengths[0], pl.when(n > 1).then(lengths[1]), pl.when(n > 2).then(lengths[2])]
+        prev = [pl.col(f"__b{i}") for i in (1, 2, 3)]
+        return hits.with_columns(
+            here.alias("__tid"),
+            toks.get_column("pos").gather(k).alias("pos")
+            if size
+            else pl.lit(0, pl.Int64).alias("pos"),
+            *(at("tok", i).alias(f"__t{i}") for i in range(MAX_NGRAM)),
+            *(at("plain", i).alias(f"__p{i}") for i in range(MAX_NGRAM)),
+            *(at("plain", -i).alias(f"__b{i}") for i in range(1, MAX_NGRAM + 1)),
+        ).select(
+            "__tid",
+            "pos",
+            "n",
+            pl.concat_str(tokens, separator=" ", ignore_nulls=True).alias("surface"),
+            pl.concat_str(sig, separator=",", ignore_nulls=True).alias("sig"),
+            "ksig",
+            prev[0].alias("prev1"),
+            pl.concat_str([prev[1], prev[0]], separator=" ").alias("prev2"),
+            pl.concat_str([prev[2], prev[1], prev[0]], separator=" ").alias("prev3"),
+            "form",
+            "brand",
+            "kind",
+            "edits",
+            "ambiguous",
+        )
 
     def _near_misses(self, queries: list[str], keys: list[str]) -> list[tuple[str, str, int]]:
         """(query, key, edits) within each key's edit budget, nearest key per query."""
@@ -555,48 +707,21 @@ class TextFilter(Filter):
         base = self.normalised_titles(listings)
         titles = base.select("__tid", "__norm", "__ptext", "__raw")
         toks = self._tokens(titles)
-        forms = self._forms(toks)
         spaced = self._spaced(titles)
-        form_matches, surface_matches = self.brand_matches(forms, spaced)
         phrases = self._phrase_counts(titles)
-
+        none = pl.lit(None, dtype=pl.String)
         ctx = ["__tid", "pos", "n", "surface", "prev1", "prev2", "prev3"]
         mentions = [
-            forms.join(form_matches, on=["form", "n"], how="inner")
-            .with_columns(
-                # a run of tokens matching a multi-word key with other word breaks: spaced
-                pl.when(
-                    (pl.col("n") > 1)
-                    & pl.col("kind").is_in(["exact", "alias"])
-                    & (pl.col("sig") != pl.col("ksig"))
-                    # letters set apart ("d.i.o.r"); "Mont Blanc" for "Montblanc" is not obfuscation
-                    & pl.col("sig").str.contains(r"^[12](?:,[12])*$")
-                )
-                .then(pl.lit("spaced"))
-                .otherwise(pl.col("kind"))
-                .alias("kind"),
-            )
-            # single letters set apart that spell a 2-3 letter abbreviation ("size L V-neck",
-            # "vitamin C K") are ordinary text far more often than a disguised brand
-            .filter(
-                ~(
-                    (pl.col("n") > 1)
-                    & (pl.col("form").str.len_chars() <= 3)
-                    & pl.col("sig").str.contains(r"^1(?:,1)*$")
-                    & (pl.col("sig") != pl.col("ksig").fill_null(""))  # "D&G" as registered
-                )
-            )
-            .select(*ctx, "form", "brand", "kind", "edits", "ambiguous"),
-            forms.filter(pl.col("n") == 1)
-            .join(surface_matches.filter(pl.col("kind") != "spaced"), on="surface", how="inner")
-            .select(*ctx, "form", "brand", "kind", "edits", "ambiguous"),
-            spaced.join(surface_matches.filter(pl.col("kind") == "spaced"), on="surface")
+            self._mentions(toks, titles).select(
+                *ctx, "form", "brand", "kind", "edits", "ambiguous"
+            ),
+            spaced.join(self._spaced_matches(spaced), on="surface")
             .with_columns(
                 pl.lit(-1, dtype=pl.Int64).alias("pos"),
                 pl.lit(1, dtype=pl.Int8).alias("n"),
-                pl.lit(None, dtype=pl.String).alias("prev1"),
-                pl.lit(None, dtype=pl.String).alias("prev2"),
-                pl.lit(None, dtype=pl.String).alias("prev3"),
+                none.alias("prev1"),
+                none.alias("prev2"),
+                none.alias("prev3"),
             )
             .select(*ctx, "form", "brand", "kind", "edits", "ambiguous"),
             phrases.select("__tid", pl.col("__native").alias("surface"))
@@ -608,9 +733,9 @@ class TextFilter(Filter):
                 pl.lit(-1, dtype=pl.Int64).alias("pos"),
                 pl.lit(1, dtype=pl.Int8).alias("n"),
                 "surface",
-                pl.lit(None, dtype=pl.String).alias("prev1"),
-                pl.lit(None, dtype=pl.String).alias("prev2"),
-                pl.lit(None, dtype=pl.String).alias("prev3"),
+                none.alias("prev1"),
+                none.alias("prev2"),
+                none.alias("prev3"),
                 pl.col("surface").alias("form"),
                 "brand",
                 pl.lit("native").alias("kind"),
@@ -621,89 +746,65 @@ class TextFilter(Filter):
         found = pl.concat(mentions, how="vertical_relaxed")
         return self._scored(base, cols, found, phrases).lazy()
 
+    def _declared_brands(self, base: pl.DataFrame, cols: list[str]) -> pl.Series:
+        """The protected brand each listing declares (by brand key), else null."""
+        if "brand" not in cols:
+            return pl.Series("__declared", [None] * base.height, dtype=pl.String)
+        keys = self.brand_by_key_.unique(subset=["__dkey"], keep="first", maintain_order=True)
+        dkey = (
+            pl.col("v")
+            .str.to_lowercase()
+            .str.normalize("NFKD")
+            .str.replace_all(r"[^\p{L}\p{N}]", "")
+        )
+        derive = dkey.replace_strict(
+            keys.get_column("__dkey"), keys.get_column("__declared"), default=None
+        )
+        values = base.get_column("brand").cast(pl.String)
+        return _per_distinct(values, derive).alias("__declared")
+
+    @staticmethod
+    def _categories(base: pl.DataFrame, cols: list[str]) -> pl.Series:
+        if "category" not in cols:
+            return pl.Series("__lcat", [None] * base.height, dtype=pl.String)
+        values = base.get_column("category").cast(pl.String)
+        return _per_distinct(values, pl.col("v").str.strip_chars().str.to_lowercase()).alias(
+            "__lcat"
+        )
+
     def _scored(
         self, base: pl.DataFrame, cols: list[str], found: pl.DataFrame, phrases: pl.DataFrame
     ) -> pl.DataFrame:
-        declared_col = "brand" in cols
-        category_col = "category" in cols
-        rows = (
-            base.select(
-                "__tid",
-                "__raw",
-                pl.col("title").cast(pl.String).alias("__title"),
-                (pl.col("brand").cast(pl.String) if declared_col else pl.lit(None, dtype=pl.String))
-                .str.to_lowercase()
-                .str.normalize("NFKD")
-                .str.replace_all(r"[^\p{L}\p{N}]", "")
-                .alias("__dkey"),
-                (
-                    pl.col("category").cast(pl.String)
-                    if category_col
-                    else pl.lit(None, dtype=pl.String)
-                )
-                .str.strip_chars()
-                .str.to_lowercase()
-                .alias("__lcat"),
-            )
-            .join(self.brand_by_key_, on="__dkey", how="left")
-            .join(
-                phrases.select(
-                    "__tid",
-                    pl.col("__strong").list.len().cast(pl.Int32).alias("text_strong_phrases"),
-                    pl.col("__weak").list.len().cast(pl.Int32).alias("text_weak_phrases"),
-                    pl.col("__legit").list.len().cast(pl.Int32).alias("text_legit"),
-                    pl.col("__strong")
-                    .list.first()
-                    .str.split(" ")
-                    .list.eval(pl.element().filter(pl.element() != ""))
-                    .list.join(" ")
-                    .alias("__strong1"),
-                    pl.col("__weak")
-                    .list.first()
-                    .str.split(" ")
-                    .list.eval(pl.element().filter(pl.element() != ""))
-                    .list.join(" ")
-                    .alias("__weak1"),
-                    "__ordinary",
-                ),
-                on="__tid",
-            )
+        # every frame here is aligned with ``base`` (row i is title i): columns, not joins
+        rows = base.select("__tid", "__raw", pl.col("title").cast(pl.String).alias("__title"))
+        rows = rows.with_columns(
+            self._declared_brands(base, cols),
+            self._categories(base, cols),
+            *phrases.select(
+                pl.col("__strong").list.len().cast(pl.Int32).alias("text_strong_phrases"),
+                pl.col("__weak").list.len().cast(pl.Int32).alias("text_weak_phrases"),
+                pl.col("__legit").list.len().cast(pl.Int32).alias("text_legit"),
+                _words(pl.col("__strong").list.first()).alias("__strong1"),
+                _words(pl.col("__weak").list.first()).alias("__weak1"),
+            ).get_columns(),
         )
         # ordinary uses of brand words ("sea shell") and corroboration of ambiguous words
         ordinary = (
-            rows.select("__tid", pl.col("__ordinary").alias("__ophrase"))
+            phrases.select("__tid", pl.col("__ordinary").alias("__ophrase"))
+            .filter(pl.col("__ophrase").list.len() > 0)
             .explode("__ophrase")
-            .drop_nulls()
             .join(self.ordinary_, on="__ophrase")
-        )
-        cand = (
-            found.join(
-                rows.select(
-                    "__tid", "__declared", "__lcat", "text_strong_phrases", "__title", "__raw"
-                ),
-                on="__tid",
-                how="left",
-            )
-            .join(
-                self.brand_categories_,
-                left_on=["brand", "__lcat"],
-                right_on=["brand", "__tcat"],
-                how="left",
-            )
-            .join(
-                ordinary.select(
-                    "__tid",
-                    pl.col("__okey").alias("form"),
-                    pl.col("__ophrase")
-                    .str.split(" ")
-                    .list.eval(pl.element().filter(pl.element() != ""))
-                    .list.join(" ")
-                    .alias("__oph"),
-                ),
-                on=["__tid", "form"],
-                how="left",
+            .select(
+                "__tid",
+                pl.col("__okey").alias("form"),
+                _words(pl.col("__ophrase")).alias("__oph"),
             )
         )
+        at = found.get_column("__tid")
+        cand = found.with_columns(
+            rows.get_column(c).gather(at)
+            for c in ("__declared", "__lcat", "text_strong_phrases", "__title", "__raw")
+        ).join(ordinary, on=["__tid", "form"], how="left")
         # substring tests against the whole title run once per distinct surface of a title, not
         # once per mention: a title repeating one word 40,000 times must stay linear
         surfaces = (
@@ -749,20 +850,10 @@ class TextFilter(Filter):
             .over(["__tid", "brand"])
             .alias("__accessory")
         )
-        agree = self.brand_categories_.select(
-            pl.col("brand").alias("__ab"), pl.col("__tcat").alias("__ac")
-        )
-        cand = cand.join(
-            agree,
-            left_on=["brand", "__lcat"],
-            right_on=["__ab", "__ac"],
-            how="left",
-            coalesce=False,
-        )
         # without a category, a capitalised brand word ("Omega Speedmaster") is support enough
         capitalised = pl.col("__capitalised")
         corroborated = (
-            pl.col("__ac").is_not_null()
+            pl.concat_str(["brand", "__lcat"], separator="\x00").is_in(self.brand_category_pairs_)
             | (pl.col("__declared") == pl.col("brand"))
             | (pl.col("text_strong_phrases") > 0)
             | (pl.col("__lcat").is_null() & capitalised)
@@ -789,11 +880,12 @@ class TextFilter(Filter):
             )
             .with_columns((-pl.col("n").cast(pl.Int32)).alias("__longest"))
             .sort(["__tid", "__rank", "edits", "__longest", "pos", "brand", "surface"])
-            .group_by("__tid", maintain_order=True)
-            .first()
+            .unique(subset="__tid", keep="first", maintain_order=True)
             .select("__tid", "surface", "form", "brand", "kind", "edits", "__accessory")
         )
-        out = rows.join(best, on="__tid", how="left").join(suppressed, on="__tid", how="left")
+        out = rows.join(best, on="__tid", how="left", maintain_order="left").join(
+            suppressed, on="__tid", how="left", maintain_order="left"
+        )
         out = out.with_columns(pl.col("__accessory").is_not_null().alias("text_accessory"))
         has_brand = pl.col("brand").is_not_null()
         s_brand = (
@@ -838,7 +930,7 @@ class TextFilter(Filter):
                 )
             )
         )
-        reasons = pl.concat_list(
+        reasons = reason_list(
             pl.when(has_brand).then(mention),
             pl.when(strong).then(pl.format('counterfeit phrase "{}"', pl.col("__strong1"))),
             pl.when(pl.col("text_weak_phrases") > 0).then(
@@ -851,7 +943,7 @@ class TextFilter(Filter):
                 )
             ),
             pl.col("__oreason"),
-        ).list.drop_nulls()
+        )
         scored = out.select(
             "__tid",
             (raw * damp).clip(0.0, 1.0).alias("text_score"),
@@ -867,9 +959,4 @@ class TextFilter(Filter):
             .then(mismatch)
             .alias("text_brand_mismatch"),
         )
-        return (
-            base.select("__tid", *cols)
-            .join(scored, on="__tid", how="left", maintain_order="left")
-            .sort("__tid")
-            .drop("__tid")
-        )
+        return base.select(cols).hstack(scored.drop("__tid"))
