@@ -8,11 +8,11 @@ or reordering rows.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
-from sklearn.base import BaseEstimator
 
 from pipelines.errors import NotFittedError
 
@@ -37,6 +37,40 @@ def reason_list(*parts: pl.Expr) -> pl.Expr:
     )
 
 
+def distinct_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series | None]:
+    """The distinct rows of ``frame`` (in order of first appearance) and, for every row, the
+    position of its distinct row; ``(frame, None)`` when rows repeat too little to be worth
+    it. Rows are grouped by a hash of all columns, then checked equal, so a hash collision
+    only costs the saving, never a wrong grouping."""
+    size = frame.height
+    if size < 2 or frame.width == 0:
+        return frame, None
+    hashed = frame.select(pl.struct(pl.all()).hash(seed=0).alias("h")).get_column("h")
+    first = hashed.is_first_distinct()
+    n_distinct = int(first.sum())
+    if n_distinct > 0.9 * size:
+        return frame, None
+    distinct = frame.filter(first)
+    position = (
+        hashed.to_frame()
+        .join(
+            hashed.filter(first).to_frame().with_row_index("p"),
+            on="h",
+            how="left",
+            maintain_order="left",
+        )
+        .get_column("p")
+    )
+    same = frame.select(
+        pl.all_horizontal(
+            pl.col(c).eq_missing(distinct.get_column(c).gather(position)) for c in frame.columns
+        )
+    ).to_series()
+    if not same.all():
+        return frame, None
+    return distinct, position
+
+
 def check_is_fitted(obj: Any) -> None:
     """Raise :class:`NotFittedError` unless ``obj`` has learned attributes (ending in ``_``)."""
     fitted = [k for k in vars(obj) if k.endswith("_") and not k.startswith("__")]
@@ -51,7 +85,42 @@ def as_lazy(listings: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     return listings.lazy() if isinstance(listings, pl.DataFrame) else listings
 
 
-class Filter(BaseEstimator):
+class Parameters:
+    """scikit-learn's parameter protocol (``get_params``, ``set_params``, a repr of the
+    non-default parameters), enough for ``sklearn.base.clone``, without importing
+    scikit-learn where listings are scored: the import alone takes about a second."""
+
+    @classmethod
+    def _parameters(cls) -> dict[str, inspect.Parameter]:
+        skip = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        params = inspect.signature(cls.__init__).parameters.values()
+        return {p.name: p for p in params if p.name != "self" and p.kind not in skip}
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in sorted(self._parameters())}
+
+    def set_params(self, **params: Any) -> Self:
+        known = self._parameters()
+        for name, value in params.items():
+            if name not in known:
+                raise ValueError(
+                    f"{type(self).__name__} has no parameter {name!r}; "
+                    f"parameters: {', '.join(sorted(known)) or 'none'}"
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        known = self._parameters()
+        changed = [
+            f"{name}={value!r}"
+            for name, value in self.get_params().items()
+            if value is not known[name].default and value != known[name].default
+        ]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+
+class Filter(Parameters):
     """Base class of all filters.
 
     Subclasses set ``name`` and implement ``fit`` and ``_score``. ``score`` adds exactly the

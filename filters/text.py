@@ -38,7 +38,7 @@ import polars as pl
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from filters.base import Filter, check_is_fitted, reason_list
+from filters.base import Filter, check_is_fitted, distinct_rows, reason_list
 from filters.normalise import (
     CJK_CLASS,
     MASK_CHARS,
@@ -699,12 +699,28 @@ class TextFilter(Filter):
             hits(self.native_["native"].to_list(), pl.col("__norm")).alias("__native"),
         )
 
+    def _inputs(self, cols: list[str]) -> list[str]:
+        """The columns this filter reads: its output is a function of these alone."""
+        read = ["title", "brand", "category", *(["description"] if self.use_description else [])]
+        return [c for c in read if c in cols]
+
     def _score(
         self, listings: pl.LazyFrame, statistics: pl.DataFrame | None = None
     ) -> pl.LazyFrame:
         check_is_fitted(self)
-        cols = listings.collect_schema().names()
-        base = self.normalised_titles(listings)
+        frame = listings.collect()
+        inputs = self._inputs(frame.columns)
+        # listings repeating another's title, description, brand and category are scored once
+        distinct, back = distinct_rows(frame.select(inputs))
+        scored = self._score_distinct(distinct)
+        if back is not None:
+            scored = scored.select(pl.all().gather(back))
+        return frame.hstack(scored).lazy()
+
+    def _score_distinct(self, listings: pl.DataFrame) -> pl.DataFrame:
+        """This filter's columns for ``listings`` (aligned with it)."""
+        cols = listings.columns
+        base = self.normalised_titles(listings.lazy())
         titles = base.select("__tid", "__norm", "__ptext", "__raw")
         toks = self._tokens(titles)
         spaced = self._spaced(titles)
@@ -744,7 +760,7 @@ class TextFilter(Filter):
             ),
         ]
         found = pl.concat(mentions, how="vertical_relaxed")
-        return self._scored(base, cols, found, phrases).lazy()
+        return self._scored(base, cols, found, phrases)
 
     def _declared_brands(self, base: pl.DataFrame, cols: list[str]) -> pl.Series:
         """The protected brand each listing declares (by brand key), else null."""
@@ -959,4 +975,4 @@ class TextFilter(Filter):
             .then(mismatch)
             .alias("text_brand_mismatch"),
         )
-        return base.select(cols).hstack(scored.drop("__tid"))
+        return scored.drop("__tid")
