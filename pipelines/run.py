@@ -13,7 +13,6 @@ read-only directory) raises a :class:`FakestopError` naming the file and leaves 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import fcntl
 import hashlib
@@ -29,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -41,6 +40,9 @@ from pipelines.logs import RunLog
 from pipelines.manifest import build_manifest, file_digest, temporary_beside, write_json_atomic
 from pipelines.schema import RULE_NAMES, SEEN_EARLIER, iter_listing_batches, resolve_sources
 from pipelines.stages import ScoringPlan, score_frame
+
+if TYPE_CHECKING:
+    from polars._typing import ParquetCompression
 
 DEFAULT_BATCH_SIZE = 100_000
 CHECKPOINT_VERSION = 1
@@ -137,12 +139,14 @@ def _remove(path: str | Path) -> None:
         os.unlink(path)
 
 
-def _write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+def _write_parquet_atomic(
+    frame: pl.DataFrame, path: Path, *, compression: ParquetCompression = "zstd"
+) -> None:
     with _writing(path):
         fd, tmp = temporary_beside(path)
         os.close(fd)
         try:
-            frame.write_parquet(tmp)
+            frame.write_parquet(tmp, compression=compression)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -152,29 +156,19 @@ def _write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
 
 
 def _merge_parts(parts: list[Path], out: Path) -> None:
-    """Concatenate committed parts into one Parquet file, row group by row group."""
+    """Concatenate committed parts into one Parquet file (streamed: memory stays bounded)."""
     with _writing(out):
         fd, tmp = temporary_beside(out)
         os.close(fd)
-        writer: pq.ParquetWriter | None = None
         try:
-            for p in parts:
-                table = pq.read_table(p)
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-            if writer is not None:
-                closing, writer = writer, None
-                closing.close()
+            if parts:
+                pl.scan_parquet(parts).sink_parquet(tmp)
+            else:
+                pl.DataFrame().write_parquet(tmp)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, out)
         finally:
-            if writer is not None:
-                # closing writes the footer, which fails again on a full disk: the first
-                # failure is the one reported, and the temporary file must go either way
-                with contextlib.suppress(OSError, pa.ArrowException):
-                    writer.close()
             _remove(tmp)
         _fsync_dir(out.parent)
 
@@ -371,7 +365,11 @@ def run_score(
                 scored = score_frame(batch.with_columns(earlier.alias(SEEN_EARLIER)), plan)
                 scored = frozen_sellers_blocked(scored, frozen)
                 t1 = time.perf_counter()
-                _write_parquet_atomic(scored, layout.part(index))
+                # parts that are merged at the end are written fast; parts that are the
+                # output are compressed well
+                _write_parquet_atomic(
+                    scored, layout.part(index), compression="zstd" if layout.as_dir else "lz4"
+                )
                 t2 = time.perf_counter()
                 if strikes is not None:
                     try:

@@ -136,21 +136,24 @@ def write_fails(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, int], None]:
 
             monkeypatch.setattr(pl.DataFrame, "write_parquet", part)
         else:
-            original_write = pq.ParquetWriter.write_table
+            original_sink = pl.LazyFrame.sink_parquet
 
-            def merge(self: pq.ParquetWriter, *a: Any, **k: Any) -> None:
-                calls["n"] += 1
-                original_write(self, *a, **k)
-                if calls["n"] == n:
-                    raise full
+            def merge(self: pl.LazyFrame, path: Any, *a: Any, **k: Any) -> Any:
+                result = original_sink(self, path, *a, **k)
+                # parts are written (through the same call) inside the parts directory
+                if ".parts" not in str(path):
+                    calls["n"] += 1
+                    if calls["n"] == n:
+                        raise full
+                return result
 
-            monkeypatch.setattr(pq.ParquetWriter, "write_table", merge)
+            monkeypatch.setattr(pl.LazyFrame, "sink_parquet", merge)
 
     return arm
 
 
 @pytest.mark.parametrize(
-    ("where", "n", "names"), [("part", 4, "part-00003.parquet"), ("merge", 5, "out.parquet")]
+    ("where", "n", "names"), [("part", 4, "part-00003.parquet"), ("merge", 1, "out.parquet")]
 )
 def test_disk_full_is_one_line_and_a_rerun_resumes(
     job: Job,
@@ -292,8 +295,8 @@ def after_commit(monkeypatch: pytest.MonkeyPatch) -> Callable[[int, Callable[[],
         original = run_module._write_parquet_atomic
         calls = {"n": 0}
 
-        def write(frame: pl.DataFrame, path: Path) -> None:
-            original(frame, path)
+        def write(frame: pl.DataFrame, path: Path, **options: Any) -> None:
+            original(frame, path, **options)
             calls["n"] += 1
             if calls["n"] == n:
                 action()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -308,11 +309,11 @@ def test_a_checkpoint_naming_a_missing_part_redoes_it(
     real_write = run._write_parquet_atomic
     writes: list[Path] = []
 
-    def crash_after_four(frame: pl.DataFrame, path: Path) -> None:
+    def crash_after_four(frame: pl.DataFrame, path: Path, **options: Any) -> None:
         if len(writes) == 4:
             raise KeyboardInterrupt  # stands in for the process dying
         writes.append(path)
-        real_write(frame, path)
+        real_write(frame, path, **options)
 
     monkeypatch.setattr(run, "_write_parquet_atomic", crash_after_four)
     with pytest.raises(KeyboardInterrupt):
