@@ -125,8 +125,9 @@ class Filter(Parameters):
 
     Subclasses set ``name`` and implement ``fit`` and ``_score``. ``score`` adds exactly the
     columns returned by :meth:`output_schema`: always ``{name}_score`` (Float64 in [0, 1],
-    higher = more suspicious, null = does not apply) and ``{name}_reasons`` (List[String]),
-    plus optional evidence columns prefixed ``{name}_`` that the fusion model uses as features.
+    higher = more suspicious, null = does not apply) and ``{name}_reasons`` (List[String], never
+    holding NUL: reasons are joined on it), plus optional evidence columns prefixed ``{name}_``
+    that the fusion model uses as features.
     """
 
     name: ClassVar[str] = ""

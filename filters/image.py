@@ -1305,7 +1305,8 @@ class ImageFilter(Filter):
         pos = np.flatnonzero(ok)
         for i, why in enumerate(rejected):
             if why is not None:
-                reasons[i].append(f"image not usable: {why}")
+                # reasons never hold NUL (the merged reasons are joined on it)
+                reasons[i].append(f"image not usable: {why}".replace("\x00", "\ufffd"))
         for j, i in enumerate(pos.tolist()):
             score[i] = 0.0
             for kind, (bm, refs) in found.items():

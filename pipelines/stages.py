@@ -173,12 +173,13 @@ def explained(lf: pl.LazyFrame) -> pl.LazyFrame:
     names = [n for n in FILTER_ORDER if f"{n}_reasons" in cols]
     merged: pl.Expr = pl.lit([], dtype=pl.List(pl.String))
     if names:
-        # order filters by (score, reasons) descending per row with plain column comparisons:
-        # sorting a list of structs per row costs as much as all the filters together. Reasons
-        # joined on NUL compare as the lists do (a prefix sorts first).
+        # Each filter's reasons joined on NUL (reasons never contain NUL: see Filter). The
+        # joined strings order the filters by (score, reasons) descending with plain column
+        # comparisons (a prefix sorts first, as for lists), and are concatenated in that order
+        # and split once: sorting structs or concatenating lists per row costs as much as all
+        # the filters together.
         score = {n: pl.col(f"{n}_score").fill_null(-1.0) for n in names}
-        reasons = {n: pl.col(f"{n}_reasons").fill_null([]) for n in names}
-        key = {n: reasons[n].list.join("\x00") for n in names}
+        key = {n: pl.col(f"{n}_reasons").fill_null([]).list.join("\x00") for n in names}
 
         def before(a: str, b: str, ia: int, ib: int) -> pl.Expr:
             same = (score[a] == score[b]) & (key[a] == key[b])
@@ -192,13 +193,33 @@ def explained(lf: pl.LazyFrame) -> pl.LazyFrame:
             )
             for i, n in enumerate(names)
         }
-        ranked = lf.with_columns([r.alias(f"__rank_{n}") for n, r in rank.items()])
+        # each reason led by NUL, so that an empty reason survives the split
+        led = {
+            n: pl.when(pl.col(f"{n}_reasons").list.len() > 0).then(
+                pl.concat_str(pl.lit("\x00"), key[n])
+            )
+            for n in names
+        }
+        ranked = lf.with_columns(
+            *(r.alias(f"__rank_{n}") for n, r in rank.items()),
+            *(s.alias(f"__key_{n}") for n, s in led.items()),
+        )
         in_place = [
-            pl.coalesce([pl.when(pl.col(f"__rank_{n}") == p).then(reasons[n]) for n in names])
+            pl.coalesce(
+                [pl.when(pl.col(f"__rank_{n}") == p).then(pl.col(f"__key_{n}")) for n in names]
+            )
             for p in range(len(names))
         ]
-        lf = ranked.with_columns(pl.concat_list(in_place).list.drop_nulls().alias("__merged")).drop(
-            [f"__rank_{n}" for n in names]
+        joined = pl.concat_str(in_place, separator="", ignore_nulls=True)
+        split = (
+            pl.when(joined != "")
+            .then(joined.str.slice(1))
+            .otherwise(None)
+            .str.split("\x00")
+            .fill_null(pl.lit([], dtype=pl.List(pl.String)))
+        )
+        lf = ranked.with_columns(split.alias("__merged")).drop(
+            [f"__rank_{n}" for n in names] + [f"__key_{n}" for n in names]
         )
         merged = pl.col("__merged")
     fallback = pl.format("risk {} from several weak signals", pl.col("risk").round(2))
