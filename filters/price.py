@@ -155,13 +155,16 @@ class PriceFilter(Filter):
         """Add ``__pb`` (brand), reference price and category, ``price_usd``, ``price_ratio``."""
         cols = set(lf.collect_schema().names())
         declared = pl.col("brand") if "brand" in cols else pl.lit(None, dtype=pl.String)
+        # lookups in the small registry tables by value, not joins: they keep row order for free
+        keys = self.brand_keys_.unique(subset=["__bkey"], keep="first", maintain_order=True)
         lf = lf.with_columns(
             declared.cast(pl.String)
             .str.to_lowercase()
             .str.normalize("NFKD")
             .str.replace_all(r"[^\p{L}\p{N}]", "")
-            .alias("__bkey")
-        ).join(self.brand_keys_.lazy(), on="__bkey", how="left", maintain_order="left")
+            .replace_strict(keys["__bkey"], keys["__declared"], default=None)
+            .alias("__declared")
+        )
         matched = pl.col("text_brand") if "text_brand" in cols else pl.lit(None, dtype=pl.String)
         category = pl.col("category") if "category" in cols else pl.lit(None, dtype=pl.String)
         currency = pl.col("currency") if "currency" in cols else pl.lit("USD")
@@ -184,21 +187,32 @@ class PriceFilter(Filter):
             condition.str.to_lowercase().alias("__pcond"),
             accessory.alias("__paccessory"),
         )
-        lf = (
-            lf.join(
-                self.references_.lazy(), on=["__pb", "__pcat"], how="left", maintain_order="left"
+        pair = pl.concat_str(["__pb", "__pcat"], separator="\x00")
+        refs, fallback = self.references_, self.fallback_
+        lf = lf.with_columns(
+            pair.replace_strict(
+                refs.select(pl.concat_str(["__pb", "__pcat"], separator="\x00")).to_series(),
+                refs["__pref"],
+                default=None,
+                return_dtype=pl.Float64,
+            ).alias("__pref"),
+            pl.col("__pb")
+            .replace_strict(fallback["__pb"], fallback["__fcat"], default=None)
+            .alias("__fcat"),
+            pl.col("__pb")
+            .replace_strict(
+                fallback["__pb"], fallback["__fref"], default=None, return_dtype=pl.Float64
             )
-            .join(self.fallback_.lazy(), on="__pb", how="left", maintain_order="left")
-            .with_columns(
-                pl.when(pl.col("__paccessory"))
-                .then(None)
-                .otherwise(pl.coalesce("__pref", "__fref"))
-                .alias("price_reference"),
-                pl.when(pl.col("__pref").is_not_null())
-                .then(pl.col("__pcat"))
-                .otherwise(pl.col("__fcat"))
-                .alias("__refcat"),
-            )
+            .alias("__fref"),
+        ).with_columns(
+            pl.when(pl.col("__paccessory"))
+            .then(None)
+            .otherwise(pl.coalesce("__pref", "__fref"))
+            .alias("price_reference"),
+            pl.when(pl.col("__pref").is_not_null())
+            .then(pl.col("__pcat"))
+            .otherwise(pl.col("__fcat"))
+            .alias("__refcat"),
         )
         return lf.with_columns(
             (pl.col("price_usd") / (pl.col("price_reference") * pl.col("__pfactor"))).alias(
