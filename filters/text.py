@@ -335,6 +335,14 @@ class TextFilter(Filter):
         self.ordinary_ = pl.DataFrame(
             ordinary_rows, schema=["__ophrase", "__okey"], orient="row"
         ).unique(subset=["__ophrase"], keep="first", maintain_order=True)
+        # a phrase shows in the single-spaced phrase text as its words with single spaces
+        # (listing text doubles its spaces to find adjacent phrases)
+        probes = [*self.strong_, *self.weak_, *self.exceptions_, *self.legit_]
+        probes += self.ordinary_["__ophrase"].to_list()
+        self.phrase_probe_ = sorted(
+            {p if is_cjk(p) else " " + " ".join(p.split()) + " " for p in probes}
+        )
+        self.native_probe_ = sorted(set(self.native_["native"].to_list()))
         from filters.text_record import TextRecordScorer
 
         self.record_scorer_ = TextRecordScorer(self)
@@ -690,14 +698,26 @@ class TextFilter(Filter):
                 return pl.lit([], dtype=pl.List(pl.String))
             return expr.str.extract_many(patterns, overlapping=False)
 
-        return titles.select(
-            "__tid",
-            hits(self.strong_, cleaned).alias("__strong"),
-            hits(self.weak_, cleaned).alias("__weak"),
-            hits(self.legit_, text).alias("__legit"),
-            hits(self.ordinary_["__ophrase"].to_list(), text).alias("__ordinary"),
-            hits(self.native_["native"].to_list(), pl.col("__norm")).alias("__native"),
-        )
+        empty = pl.lit([], dtype=pl.List(pl.String))
+        found = [
+            (hits(self.strong_, cleaned), "__strong", "__ptext"),
+            (hits(self.weak_, cleaned), "__weak", "__ptext"),
+            (hits(self.legit_, text), "__legit", "__ptext"),
+            (hits(self.ordinary_["__ophrase"].to_list(), text), "__ordinary", "__ptext"),
+            (hits(self.native_["native"].to_list(), pl.col("__norm")), "__native", "__norm"),
+        ]
+        out = titles.select("__tid")
+        # most titles hold no phrase at all: one cheap test per text picks the few to search
+        for source, patterns in (("__ptext", self.phrase_probe_), ("__norm", self.native_probe_)):
+            exprs = [e.alias(name) for e, name, src in found if src == source]
+            if not patterns:
+                out = out.with_columns(empty.alias(e.meta.output_name()) for e in exprs)
+                continue
+            some = titles.filter(pl.col(source).str.contains_any(patterns))
+            out = out.join(
+                some.select("__tid", *exprs), on="__tid", how="left", maintain_order="left"
+            ).with_columns(pl.col(e.meta.output_name()).fill_null(empty) for e in exprs)
+        return out
 
     def _inputs(self, cols: list[str]) -> list[str]:
         """The columns this filter reads: its output is a function of these alone."""
