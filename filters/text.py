@@ -41,6 +41,7 @@ from rapidfuzz.distance import OSA
 from filters.base import Filter, check_is_fitted, distinct_rows, reason_list
 from filters.normalise import (
     CJK_CLASS,
+    LEET,
     MASK_CHARS,
     PHRASE_KEEP,
     ZERO_WIDTH_CLASS,
@@ -291,6 +292,10 @@ class TextFilter(Filter):
         self.key_info_ = {
             k: (b, kind, amb, ksig) for k, b, kind, ksig, amb in self.keys_.iter_rows()
         }
+        self.key_lengths_ = pl.Series(sorted({len(k) for k in self.key_info_}), dtype=pl.UInt32)
+        # a form (letters and digits) with a leetspeak reading: letters and leetspeak digits only
+        leet_digits = "".join(sorted(c for c in LEET if c.isdigit()))
+        self.leet_form_ = rf"^[\p{{L}}{leet_digits}]+$"
         self.memo_ = MatchMemo()
         self.native_ = keys.filter(pl.col("kind") == "native").select(
             pl.col("key").str.to_lowercase().alias("native"), "brand"
@@ -479,8 +484,11 @@ class TextFilter(Filter):
         rest = uniq.join(exact.select("form", "n"), on=["form", "n"], how="anti")
         key_info = self.key_info_
         extra: list[tuple[str, int, str, str, int, bool, str | None]] = []
+        # look-alike and leetspeak readings map letter for letter: only forms as long as some
+        # key can read as one
+        readable = rest.filter(pl.col("form").str.len_chars().is_in(self.key_lengths_))
         # look-alike letters: the skeleton must equal a key exactly
-        for form, n in rest.filter(~pl.col("form").str.contains(r"^[a-z0-9]+$")).iter_rows():
+        for form, n in readable.filter(~pl.col("form").str.contains(r"^[a-z0-9]+$")).iter_rows():
             sk = skeleton(form)
             if sk is not None and sk in key_info:
                 b, _, amb, ksig = key_info[sk]
@@ -506,8 +514,10 @@ class TextFilter(Filter):
             if n <= MAX_NGRAM:
                 extra.append((form, n, b, "typo", d, amb, ksig))
         # leetspeak over whole forms, so multi-word names read too ("bott3ga veneta", "7he north")
-        leety = rest.filter(
-            pl.col("form").str.contains(r"[0-9]") & pl.col("form").str.contains(r"\p{L}")
+        leety = readable.filter(
+            pl.col("form").str.contains(r"[0-9]")
+            & pl.col("form").str.contains(r"\p{L}")
+            & pl.col("form").str.contains(self.leet_form_)
         )
         for form, n in leety.iter_rows():
             hit = next((r for r in leet_readings(form) if r in key_info), None)
@@ -879,12 +889,20 @@ class TextFilter(Filter):
             pl.when(pl.col("prev2").is_in(prefixes)).then(pl.col("prev2")),
             pl.when(pl.col("prev1").is_in(prefixes)).then(pl.col("prev1")),
         )
-        cand = cand.with_columns(kind.alias("kind")).with_columns(
-            # the first in sort order: the batch's row order must not change the reason
-            pl.format('"{} {}": accessory for the brand', prefix_used, pl.col("form"))
-            .min()
-            .over(["__tid", "brand"])
-            .alias("__accessory")
+        cand = cand.with_columns(
+            kind.alias("kind"),
+            pl.format('"{} {}": accessory for the brand', prefix_used, pl.col("form")).alias(
+                "__accessory"
+            ),
+        )
+        # the first in sort order: the batch's row order must not change the reason
+        accessory = (
+            cand.filter(pl.col("__accessory").is_not_null())
+            .group_by("__tid", "brand")
+            .agg(pl.col("__accessory").min())
+        )
+        cand = cand.drop("__accessory").join(
+            accessory, on=["__tid", "brand"], how="left", maintain_order="left"
         )
         # without a category, a capitalised brand word ("Omega Speedmaster") is support enough
         capitalised = pl.col("__capitalised")
