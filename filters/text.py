@@ -194,7 +194,7 @@ class MatchMemo:
             hits = self._hits.get(table, pl.DataFrame(schema=dict(schema)))
             new = distinct if seen is None else distinct.join(seen, on=on, how="anti")
             if new.height:
-                found = classify(new).select(list(schema)).cast(dict(schema))
+                found = classify(new).select(list(schema)).cast(pl.Schema(schema))
                 if seen is None or seen.height + new.height > self.max_rows:
                     seen, hits = new, found
                 else:
