@@ -193,15 +193,20 @@ class MatchMemo:
             seen = self._seen.get(table)
             hits = self._hits.get(table, pl.DataFrame(schema=dict(schema)))
             new = distinct if seen is None else distinct.join(seen, on=on, how="anti")
+            if new.height and seen is not None and seen.height + new.height > self.max_rows:
+                # full: start over from this batch's values (all of them: the hits returned
+                # must cover every value of the batch)
+                new, seen, hits = distinct, None, hits.clear()
             if new.height:
                 found = classify(new).select(list(schema)).cast(pl.Schema(schema))
-                if seen is None or seen.height + new.height > self.max_rows:
-                    seen, hits = new, found
-                else:
-                    seen = pl.concat([seen, new], rechunk=False)
-                    hits = pl.concat([hits, found]).rechunk()
+                seen = new if seen is None else pl.concat([seen, new], rechunk=False)
+                hits = pl.concat([hits, found]).rechunk()
                 self._seen[table], self._hits[table] = seen, hits
             return hits
+
+    def tables(self) -> list[str]:
+        """The tables holding classified values."""
+        return sorted(self._seen)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"max_rows": self.max_rows}
@@ -292,7 +297,7 @@ class TextFilter(Filter):
         self.key_info_ = {
             k: (b, kind, amb, ksig) for k, b, kind, ksig, amb in self.keys_.iter_rows()
         }
-        self.key_lengths_ = pl.Series(sorted({len(k) for k in self.key_info_}), dtype=pl.UInt32)
+        self.key_lengths_ = sorted({len(k) for k in self.key_info_})
         # a form (letters and digits) with a leetspeak reading: letters and leetspeak digits only
         leet_digits = "".join(sorted(c for c in LEET if c.isdigit()))
         self.leet_form_ = rf"^[\p{{L}}{leet_digits}]+$"
@@ -498,7 +503,7 @@ class TextFilter(Filter):
             pl.col("form").str.contains(r"^[a-z]+$")
             & (pl.col("form").str.len_chars() >= self.min_fuzzy_len)
         )
-        single = fuzzy.filter((pl.col("n") == 1) & ~pl.col("form").is_in(self.common_))[
+        single = fuzzy.filter((pl.col("n") == 1) & ~pl.col("form").is_in(self.common_.implode()))[
             "form"
         ].to_list()
         multi = fuzzy.filter(pl.col("n") > 1)["form"].to_list()
@@ -907,7 +912,9 @@ class TextFilter(Filter):
         # without a category, a capitalised brand word ("Omega Speedmaster") is support enough
         capitalised = pl.col("__capitalised")
         corroborated = (
-            pl.concat_str(["brand", "__lcat"], separator="\x00").is_in(self.brand_category_pairs_)
+            pl.concat_str(["brand", "__lcat"], separator="\x00").is_in(
+                self.brand_category_pairs_.implode()
+            )
             | (pl.col("__declared") == pl.col("brand"))
             | (pl.col("text_strong_phrases") > 0)
             | (pl.col("__lcat").is_null() & capitalised)

@@ -617,3 +617,63 @@ def test_brand_detection_matches_per_row_reference(
         for t, g, e in zip(titles, got, expected, strict=True)
         if g != e
     ]
+
+
+# ---------------------------------------------------------------- work on distinct values
+
+
+def test_scores_do_not_depend_on_what_earlier_batches_taught_it(seed_registry: Registry) -> None:
+    """Forms classified for earlier batches are remembered; a batch scores the same whether
+    the filter is fresh, has seen other batches, or had to start its memory over."""
+    from seeds.marketplace import generate_marketplace
+
+    frame = generate_marketplace(seed_registry, 3000, seed=11).drop("label", "kind")
+    first, second = frame.head(1500), frame.tail(1500)
+    fresh = TextFilter().fit(seed_registry).score(second).collect()
+    warm = TextFilter().fit(seed_registry)
+    warm.score(first).collect()
+    assert warm.memo_.tables() == ["forms", "surfaces"]
+    assert warm.score(second).collect().equals(fresh)
+    tight = TextFilter().fit(seed_registry)
+    tight.memo_.max_rows = 500  # starts over several times within a batch's worth of forms
+    tight.score(first).collect()
+    assert tight.score(second).collect().equals(fresh)
+
+
+def test_a_pickled_filter_starts_with_an_empty_memory(seed_registry: Registry) -> None:
+    import pickle
+
+    f = TextFilter().fit(seed_registry)
+    before = score(f, ["Guccci bag", "r0lex watch", "plain mug"])
+    copy = pickle.loads(pickle.dumps(f))
+    assert copy.memo_.tables() == []
+    assert score(copy, ["Guccci bag", "r0lex watch", "plain mug"]).equals(before)
+
+
+_CELLS = st.one_of(st.none(), st.sampled_from(["a", "b", "ab", "", "é"]))
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.tuples(_CELLS, _CELLS, _CELLS), min_size=0, max_size=40))
+def test_distinct_rows_groups_exactly_the_equal_rows(rows: list[tuple[Any, ...]]) -> None:
+    from filters.base import distinct_rows
+
+    frame = pl.DataFrame(rows, schema=["x", "y", "z"], orient="row")
+    distinct, back = distinct_rows(frame)
+    if back is None:
+        assert distinct is frame
+        return
+    assert distinct.select(pl.all().gather(back)).equals(frame)
+    assert distinct.height == len(set(rows)) == distinct.unique().height
+    # in order of first appearance
+    assert distinct.rows() == list(dict.fromkeys(rows))
+
+
+def test_repeated_listings_score_as_if_alone(text_filter: TextFilter) -> None:
+    titles = ["Guccci bag", "plain mug", "Guccci bag", "Rolex replica", "plain mug"] * 5
+    brands = ["Gucci", None, "Prada", None, None] * 5
+    together = score(text_filter, titles, brand=brands)
+    alone = pl.concat(
+        [score(text_filter, [t], brand=[b]) for t, b in zip(titles, brands, strict=True)]
+    )
+    assert together.drop("listing_id").equals(alone.drop("listing_id"))
