@@ -310,6 +310,20 @@ class TextFilter(Filter):
             for k in latin.filter(~pl.col("ambiguous"))["key"].to_list()
             if self._edits_for(len(k)) > 0
         ]
+        # lengths a near miss can have: within some fuzzy key's edit budget of its length
+        multi = [k for k in self.fuzzy_keys_ if "," in (self.key_info_[k][3] or "")]
+
+        def near(keys: list[str]) -> list[int]:
+            most = max(self.max_edits_medium, self.max_edits_long)
+            top = max((len(k) for k in keys), default=0) + most + 1
+            return [
+                size
+                for size in range(self.min_fuzzy_len, top)
+                if any(abs(size - len(k)) <= self._edits_for(len(k)) for k in keys)
+            ]
+
+        self.typo_lengths_ = near(self.fuzzy_keys_)
+        self.multi_typo_lengths_ = near(multi)
         self.brand_categories_ = registry.brands.select(
             "brand", pl.col("category").alias("__tcat")
         ).unique()
@@ -452,8 +466,12 @@ class TextFilter(Filter):
 
     def form_matches(self, forms: pl.DataFrame) -> pl.DataFrame:
         """Brand matches of the batch's distinct forms: ``form``, ``n``, ``brand``, ``kind``,
-        ``edits``, ``ambiguous``, ``ksig``. A form's match depends on the form alone, so each is
-        classified once per fitted filter and remembered for later batches."""
+        ``edits``, ``ambiguous``, ``ksig``.
+
+        Exact matches are a join. The other kinds are tried only on forms that could read as a
+        key (by length and letters: a model number never can), and a form's match depends on
+        the form alone, so each is classified once per fitted filter and remembered for later
+        batches."""
         distinct = pl.concat(
             [
                 forms.select(pl.col(f"f{n}").alias("form"))
@@ -462,15 +480,56 @@ class TextFilter(Filter):
                 for n in range(1, MAX_NGRAM + 1)
             ]
         ).filter(pl.col("form").is_not_null() & (pl.col("form") != ""))
-        return self.memo_.lookup(
-            "forms", distinct, ["form", "n"], self._classify_forms, FORM_MATCH_SCHEMA
+        exact = self._exact_matches(distinct)
+        form, n = pl.col("form"), pl.col("n")
+        length = form.str.len_chars()
+        lower = form.str.contains(r"^[a-z]+$")
+        could = (
+            # look-alike letters
+            (~form.str.contains(r"^[a-z0-9]+$") & length.is_in(self.key_lengths_))
+            # near misses
+            | (lower & (n == 1) & length.is_in(self.typo_lengths_))
+            | (lower & (n > 1) & length.is_in(self.multi_typo_lengths_))
+            # leetspeak
+            | (
+                form.str.contains(r"[0-9]")
+                & form.str.contains(self.leet_form_)
+                & length.is_in(self.key_lengths_)
+            )
+        )
+        candidates = distinct.join(exact.select("form", "n"), on=["form", "n"], how="anti")
+        others = self.memo_.lookup(
+            "forms",
+            candidates.filter(could),
+            ["form", "n"],
+            self._classify_forms,
+            FORM_MATCH_SCHEMA,
+        )
+        return pl.concat([exact, others]).unique(
+            subset=["form", "n"], keep="first", maintain_order=True
+        )
+
+    def _exact_matches(self, uniq: pl.DataFrame) -> pl.DataFrame:
+        keys = self.keys_.rename({"key": "mkey", "sig": "ksig"})
+        return (
+            uniq.join(keys, left_on="form", right_on="mkey", how="inner")
+            .with_columns(pl.lit(0, dtype=pl.Int32).alias("edits"))
+            .select(list(FORM_MATCH_SCHEMA))
+            .cast(pl.Schema(FORM_MATCH_SCHEMA))
         )
 
     def surface_matches(self, toks: pl.DataFrame) -> pl.DataFrame:
-        """Leetspeak and masked matches of the batch's distinct single tokens as written."""
+        """Leetspeak and masked matches of the batch's distinct single tokens as written (read
+        letter for letter: only tokens with letters, as long as some key)."""
+        tok = pl.col("tok")
         distinct = (
-            toks.filter((pl.col("plain") != "") & pl.col("tok").str.contains(r"[^\p{L}]"))
-            .select(pl.col("tok").alias("surface"))
+            toks.filter(
+                (pl.col("plain") != "")
+                & tok.str.contains(r"[^\p{L}]")
+                & tok.str.contains(r"\p{L}")
+                & tok.str.len_chars().is_in(self.key_lengths_)
+            )
+            .select(tok.alias("surface"))
             .unique()
         )
         return self.memo_.lookup(
@@ -480,12 +539,8 @@ class TextFilter(Filter):
     def _classify_forms(self, uniq: pl.DataFrame) -> pl.DataFrame:
         """Exact, alias, typo, look-alike and leetspeak matches of distinct ``(form, n)``
         (multi-token forms are typos only of multi-word keys)."""
-        keys = self.keys_.rename({"key": "mkey", "sig": "ksig"})
-        by_form = []
-        exact = uniq.join(keys, left_on="form", right_on="mkey", how="inner").with_columns(
-            pl.lit(0, dtype=pl.Int32).alias("edits")
-        )
-        by_form.append(exact.select(*FORM_MATCH_SCHEMA))
+        exact = self._exact_matches(uniq)
+        by_form = [exact]
         rest = uniq.join(exact.select("form", "n"), on=["form", "n"], how="anti")
         key_info = self.key_info_
         extra: list[tuple[str, int, str, str, int, bool, str | None]] = []
