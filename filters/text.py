@@ -310,20 +310,20 @@ class TextFilter(Filter):
             for k in latin.filter(~pl.col("ambiguous"))["key"].to_list()
             if self._edits_for(len(k)) > 0
         ]
-        # lengths a near miss can have: within some fuzzy key's edit budget of its length
+        # first letter and length a near miss can have: a key's, within its edit budget
         multi = [k for k in self.fuzzy_keys_ if "," in (self.key_info_[k][3] or "")]
 
-        def near(keys: list[str]) -> list[int]:
-            most = max(self.max_edits_medium, self.max_edits_long)
-            top = max((len(k) for k in keys), default=0) + most + 1
-            return [
-                size
-                for size in range(self.min_fuzzy_len, top)
-                if any(abs(size - len(k)) <= self._edits_for(len(k)) for k in keys)
-            ]
+        def near(keys: list[str]) -> list[str]:
+            heads = set()
+            for k in keys:
+                budget = self._edits_for(len(k))
+                for size in range(len(k) - budget, len(k) + budget + 1):
+                    if size >= self.min_fuzzy_len:
+                        heads.add(f"{k[0]}{size}")
+            return sorted(heads)
 
-        self.typo_lengths_ = near(self.fuzzy_keys_)
-        self.multi_typo_lengths_ = near(multi)
+        self.typo_heads_ = near(self.fuzzy_keys_)
+        self.multi_typo_heads_ = near(multi)
         self.brand_categories_ = registry.brands.select(
             "brand", pl.col("category").alias("__tcat")
         ).unique()
@@ -484,12 +484,13 @@ class TextFilter(Filter):
         form, n = pl.col("form"), pl.col("n")
         length = form.str.len_chars()
         lower = form.str.contains(r"^[a-z]+$")
+        head = pl.concat_str(form.str.slice(0, 1), length.cast(pl.String))
         could = (
             # look-alike letters
             (~form.str.contains(r"^[a-z0-9]+$") & length.is_in(self.key_lengths_))
             # near misses
-            | (lower & (n == 1) & length.is_in(self.typo_lengths_))
-            | (lower & (n > 1) & length.is_in(self.multi_typo_lengths_))
+            | (lower & (n == 1) & head.is_in(self.typo_heads_))
+            | (lower & (n > 1) & head.is_in(self.multi_typo_heads_))
             # leetspeak
             | (
                 form.str.contains(r"[0-9]")
