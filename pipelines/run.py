@@ -13,6 +13,7 @@ read-only directory) raises a :class:`FakestopError` naming the file and leaves 
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import fcntl
 import hashlib
@@ -25,6 +26,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
     from polars._typing import ParquetCompression
 
 DEFAULT_BATCH_SIZE = 100_000
+#: batches scored at once
+SCORING_THREADS = 2
 CHECKPOINT_VERSION = 1
 
 
@@ -345,25 +349,22 @@ def run_score(
                 state["frozen"], schema={"seller_id": pl.String, "strikes_365d": pl.Int64}
             )
             done: list[dict[str, Any]] = state["batches"]
-            summary.resumed_batches = len(done)
+            resumed = summary.resumed_batches = len(done)
             seen = SeenIds()
             for entry in done:
                 part = pl.read_parquet(layout.part(entry["index"]), columns=["listing_id"])
                 seen.add(part.get_column("listing_id"))
-            t_read = time.perf_counter()
-            for index, batch in enumerate(iter_listing_batches(listings, batch_size)):
-                timings["read"] += time.perf_counter() - t_read
-                if index < len(done):
-                    log.batch(index, batch.height, skipped=True)
-                    _tally_entry(summary, done[index])
-                    t_read = time.perf_counter()
-                    continue
-                _stop_if_asked(stop_signal(), layout, done, summary)
+
+            def score_batch(batch: pl.DataFrame, earlier: pl.Series) -> tuple[pl.DataFrame, float]:
                 t0 = time.perf_counter()
-                ids = batch.get_column("listing_id")
-                earlier = seen.contains(ids)
                 scored = score_frame(batch.with_columns(earlier.alias(SEEN_EARLIER)), plan)
                 scored = frozen_sellers_blocked(scored, frozen)
+                return scored, time.perf_counter() - t0
+
+            def commit(
+                index: int, rows_in: int, scoring: Future[tuple[pl.DataFrame, float]]
+            ) -> None:
+                scored, seconds = scoring.result()
                 t1 = time.perf_counter()
                 # parts that are merged at the end are written fast; parts that are the
                 # output are compressed well
@@ -379,18 +380,60 @@ def run_score(
                         # the checkpoint does not name this batch yet, so a rerun redoes it
                         raise FakestopError(f"{ledger}: cannot record strikes ({exc})") from None
                 t3 = time.perf_counter()
-                # ids already in `seen` were quarantined as repeats
-                seen.add(ids.filter(~earlier))
-                entry = _batch_entry(index, batch.height, scored)
+                entry = _batch_entry(index, rows_in, scored)
                 done.append(entry)
                 with _writing(layout.checkpoint):
                     write_json_atomic(layout.checkpoint, state)
-                timings["score"] += t1 - t0
+                timings["score"] += seconds
                 timings["write"] += t2 - t1 + time.perf_counter() - t3
                 timings["ledger"] += t3 - t2
                 _tally_entry(summary, entry)
-                log.batch(index, batch.height)
-                t_read = time.perf_counter()
+                log.batch(index, rows_in)
+
+            # Batches are scored SCORING_THREADS at a time (polars keeps about 1.5 of 2 cores
+            # busy on one) and committed strictly in order: a run stopped or killed at any
+            # point leaves a prefix of the batches committed, as a sequential run would.
+            pending: collections.deque[tuple[int, int, Future[tuple[pl.DataFrame, float]]]]
+            pending = collections.deque()
+            with ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="score") as pool:
+                try:
+                    t_read = time.perf_counter()
+                    numbered = enumerate(iter_listing_batches(listings, batch_size))
+                    while True:
+                        try:
+                            index, batch = next(numbered)
+                        except StopIteration:
+                            break
+                        except Exception:
+                            # input that fails to read (a part deleted mid-run): the batches
+                            # read before it are still committed, as a sequential run would
+                            while pending:
+                                commit(*pending.popleft())
+                            raise
+                        timings["read"] += time.perf_counter() - t_read
+                        if index < resumed:
+                            log.batch(index, batch.height, skipped=True)
+                            _tally_entry(summary, done[index])
+                            t_read = time.perf_counter()
+                            continue
+                        if stop_signal() is not None:
+                            break
+                        # ids are checked in input order, before scoring: an id seen in any
+                        # earlier batch is quarantined as a repeat
+                        ids = batch.get_column("listing_id")
+                        earlier = seen.contains(ids)
+                        seen.add(ids.filter(~earlier))
+                        scoring = pool.submit(score_batch, batch, earlier)
+                        pending.append((index, batch.height, scoring))
+                        while len(pending) >= SCORING_THREADS:
+                            commit(*pending.popleft())
+                        t_read = time.perf_counter()
+                    while pending:
+                        commit(*pending.popleft())
+                finally:
+                    # a failed run commits nothing more; batches being scored are waited for
+                    for _, _, scoring in pending:
+                        scoring.cancel()
             _stop_if_asked(stop_signal(), layout, done, summary)
             parts = [layout.part(e["index"]) for e in done]
             t0 = time.perf_counter()
