@@ -1,11 +1,14 @@
 """Text filter: protected brand mentions (plain, obfuscated, native-script), counterfeit phrases
 and the contexts that make a mention legitimate.
 
-Work is done on *unique* values: titles are normalised and split into tokens with polars, every
-distinct token (and adjacent-token pair/triple, for multi-word brands) is matched once against
-the brand keys — exact by join, near misses with ``rapidfuzz.process.cdist`` over length buckets,
-look-alike letters by skeleton equality, leetspeak and masked letters by their readings — and the
-matches are joined back to the listings. No Python code runs per listing.
+Work is done on *distinct* values. Listings repeating another's title, description, brand and
+category are scored once. Titles are normalised and split into tokens with polars. Every distinct
+token (and adjacent-token pair/triple, for multi-word brands) is matched against the brand keys:
+exact by join; near misses with ``rapidfuzz.process.cdist`` over length buckets; look-alike
+letters by skeleton equality; leetspeak and masked letters by their readings. The non-exact kinds
+are tried only on forms that could read as a key, and each form once per fitted filter
+(:class:`MatchMemo`). The matches are joined back to the listings. No Python code runs per
+listing.
 
 Score (monotone in every piece of evidence)::
 
