@@ -44,6 +44,7 @@ from rapidfuzz.distance import OSA
 from filters.base import Filter, check_is_fitted, distinct_rows, reason_list
 from filters.normalise import (
     CJK_CLASS,
+    CONFUSABLES,
     LEET,
     MASK_CHARS,
     PHRASE_KEEP,
@@ -488,19 +489,29 @@ class TextFilter(Filter):
         length = form.str.len_chars()
         lower = form.str.contains(r"^[a-z]+$")
         head = pl.concat_str(form.str.slice(0, 1), length.cast(pl.String))
-        could = (
-            # look-alike letters
-            (~form.str.contains(r"^[a-z0-9]+$") & length.is_in(self.key_lengths_))
-            # near misses
-            | (lower & (n == 1) & head.is_in(self.typo_heads_))
-            | (lower & (n > 1) & head.is_in(self.multi_typo_heads_))
-            # leetspeak
-            | (
-                form.str.contains(r"[0-9]")
-                & form.str.contains(self.leet_form_)
-                & length.is_in(self.key_lengths_)
+        # look-alike and leetspeak readings map letter for letter: a form is tried only if its
+        # reading is a key (the readings here equal filters.normalise's on these forms)
+        keys = list(self.key_info_)
+        looks = ~form.str.contains(r"^[a-z0-9]+$") & form.str.replace_many(
+            list(CONFUSABLES), list(CONFUSABLES.values())
+        ).is_in(keys)
+        digits = [d for d in LEET if d.isdigit()]
+        leet = (
+            form.str.contains(r"[0-9]")
+            & form.str.contains(r"\p{L}")
+            & form.str.contains(self.leet_form_)
+            & (
+                form.str.replace_many(digits, [LEET[d] for d in digits]).is_in(keys)
+                | form.str.replace_many(
+                    digits, ["l" if d == "1" else LEET[d] for d in digits]
+                ).is_in(keys)
             )
         )
+        near = lower & (
+            ((n == 1) & head.is_in(self.typo_heads_))
+            | ((n > 1) & head.is_in(self.multi_typo_heads_))
+        )
+        could = looks | near | leet
         candidates = distinct.join(exact.select("form", "n"), on=["form", "n"], how="anti")
         others = self.memo_.lookup(
             "forms",
