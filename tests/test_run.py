@@ -324,3 +324,49 @@ def test_a_checkpoint_naming_a_missing_part_redoes_it(
     assert summary.resumed_batches == 1
     assert sha(out) == sha(ref)
     assert verify_run(out) == []
+
+
+def test_batches_finishing_out_of_order_are_committed_in_order(
+    tmp_path: Path, plan: ScoringPlan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two batches are scored at once; when a later one finishes first, the output and the
+    checkpoint still follow the input order, and ids repeated across batches are still
+    quarantined in the later batch."""
+    import pipelines.run as run
+
+    frame = marketplace(3000)
+    # an id of batch 0 repeated in batch 3
+    frame = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 1700)
+        .then(pl.lit(frame.item(10, "listing_id")))
+        .otherwise(pl.col("listing_id"))
+        .alias("listing_id")
+    )
+    src = tmp_path / "in.parquet"
+    frame.write_parquet(src)
+    ref = tmp_path / "ref.parquet"
+    monkeypatch.setattr(run, "SCORING_THREADS", 1)
+    run_score(src, plan, ref, batch_size=500, quiet=True, run_date=DAY)
+    monkeypatch.undo()
+
+    real_score = run.score_frame
+    finished: list[int] = []
+
+    def slow_even_batches(batch: pl.DataFrame, *args: Any, **kwargs: Any) -> pl.DataFrame:
+        first_row = int(batch.item(0, "__row"))
+        if (first_row // 500) % 2 == 0:
+            time.sleep(0.3)  # an even batch finishes after the odd one submitted after it
+        out = real_score(batch, *args, **kwargs)
+        finished.append(first_row // 500)
+        return out
+
+    monkeypatch.setattr(run, "score_frame", slow_even_batches)
+    out = tmp_path / "out.parquet"
+    run_score(src, plan, out, batch_size=500, quiet=True, run_date=DAY)
+    assert finished != sorted(finished), "the batches did not overlap"
+    assert sha(out) == sha(ref)
+    scores = pl.read_parquet(out)
+    assert scores.filter(pl.col("listing_id") == frame.item(10, "listing_id")).get_column(
+        "status"
+    ).to_list() == ["ok", "quarantined"]
+    assert verify_run(out) == []
