@@ -127,3 +127,14 @@ def test_missing_optional_columns(filter_cls: type[Filter], tiny_registry: Regis
     frame = sample_frame().select("listing_id", "title", "price")
     out = fitted(filter_cls, tiny_registry).score(frame).collect()
     assert out.height == frame.height
+
+
+def test_parameters_follow_scikit_learns_protocol() -> None:
+    from filters.text import TextFilter
+
+    f = TextFilter(min_fuzzy_len=5)
+    assert repr(f) == "TextFilter(min_fuzzy_len=5)"
+    assert f.set_params(min_fuzzy_len=6) is f and f.min_fuzzy_len == 6
+    with pytest.raises(ValueError, match=r"no parameter 'typo'.*min_fuzzy_len"):
+        f.set_params(typo=1)
+    assert clone(f).get_params() == f.get_params()
