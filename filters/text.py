@@ -97,6 +97,8 @@ KIND_NOTE = {
     "zero_width": "hidden zero-width characters",
 }
 TOKEN = r"[\p{L}\p{N}$@€©®£|!*•●#]+"
+#: combining marks except U+034F, a combining mark used as a hidden separator ("gu\u034fcci")
+MARKS_BUT_HIDDEN = "[^\\P{Mn}\u034f]"
 MAX_NGRAM = 3
 
 
@@ -349,6 +351,11 @@ class TextFilter(Filter):
             for p in _phrase_forms(lex.phrases("counterfeit", "weak"))
             if p not in set(self.strong_)
         ]
+        # folded phrase (as words) -> the lexicon's spelling, the first phrase to fold to it
+        self.phrases_as_written_: dict[str, str] = {}
+        for phrase in (*lex.phrases("counterfeit", "strong"), *lex.phrases("counterfeit", "weak")):
+            for form in _phrase_forms((phrase,)):
+                self.phrases_as_written_.setdefault(" ".join(form.split()), phrase.lower())
         self.exceptions_ = _phrase_forms(lex.phrases("legitimate", "phrase_exceptions"))
         self.legit_ = _phrase_forms(
             lex.phrases("legitimate", "secondhand") + lex.phrases("legitimate", "authorised")
@@ -416,7 +423,7 @@ class TextFilter(Filter):
             phrase_text(text).alias("__ptext"),
             title.str.to_lowercase()
             .str.normalize("NFD")
-            .str.replace_all(r"\p{Mn}", "")
+            .str.replace_all(MARKS_BUT_HIDDEN, "")
             .alias("__raw"),
         )
         norm = cheap.drop("__ascii")
@@ -867,6 +874,12 @@ class TextFilter(Filter):
         found = pl.concat(mentions, how="vertical_relaxed")
         return self._scored(base, cols, found, phrases)
 
+    def _as_written(self, hit: pl.Expr) -> pl.Expr:
+        """A counterfeit phrase hit as the lexicon writes it (lower case): hits are found in
+        folded text, which loses accents and kana voicing marks."""
+        shown = self.phrases_as_written_
+        return _words(hit).replace(list(shown), list(shown.values()))
+
     def _declared_brands(self, base: pl.DataFrame, cols: list[str]) -> pl.Series:
         """The protected brand each listing declares (by brand key), else null."""
         if "brand" not in cols:
@@ -905,8 +918,8 @@ class TextFilter(Filter):
                 pl.col("__strong").list.len().cast(pl.Int32).alias("text_strong_phrases"),
                 pl.col("__weak").list.len().cast(pl.Int32).alias("text_weak_phrases"),
                 pl.col("__legit").list.len().cast(pl.Int32).alias("text_legit"),
-                _words(pl.col("__strong").list.first()).alias("__strong1"),
-                _words(pl.col("__weak").list.first()).alias("__weak1"),
+                self._as_written(pl.col("__strong").list.first()).alias("__strong1"),
+                self._as_written(pl.col("__weak").list.first()).alias("__weak1"),
             ).get_columns(),
         )
         # ordinary uses of brand words ("sea shell") and corroboration of ambiguous words

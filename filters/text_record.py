@@ -286,7 +286,7 @@ class TextRecordScorer:
         else:
             norm = textops.RE_CJK_RUN.sub(r" \1 ", textops.folded(title))
             ptext = textops.phrase_text(text)
-            raw = textops.RE_MN.sub("", _nfd(title.lower()))
+            raw = textops.RE_MARKS_BUT_HIDDEN.sub("", _nfd(title.lower()))
 
         # phrases
         spaced_text = ptext.replace(" ", "  ")
@@ -378,6 +378,10 @@ class TextRecordScorer:
             )
         return self._scored(best, accessory, declared, strong, weak, legit, oreason)
 
+    def _as_written(self, hit: str) -> str:
+        words = _words(hit) or ""
+        return self.f.phrases_as_written_.get(words, words)
+
     def _scored(
         self,
         best: tuple[Mention, str] | None,
@@ -421,9 +425,9 @@ class TextRecordScorer:
                     note = self.kind_note.get(kind or "", "")
                 reasons.append(f'title "{surface}" ~ brand "{brand}" ({note})')
         if n_strong:
-            reasons.append(f'counterfeit phrase "{_words(strong[0])}"')
+            reasons.append(f'counterfeit phrase "{self._as_written(strong[0])}"')
         if n_weak:
-            reasons.append(f'suggestive phrase "{_words(weak[0])}"')
+            reasons.append(f'suggestive phrase "{self._as_written(weak[0])}"')
         if acc is not None:
             reasons.append(acc)
         if mismatch:

@@ -24,6 +24,7 @@ from filters.normalise import CJK_CLASS, PHRASE_KEEP, ZERO_WIDTH_CLASS
 RE_PHRASE_KEEP = regex.compile(PHRASE_KEEP)
 RE_CJK_RUN = regex.compile(f"({CJK_CLASS}+)")
 RE_MN = regex.compile(r"\p{Mn}")
+RE_MARKS_BUT_HIDDEN = regex.compile("[^\\P{Mn}\u034f]")
 RE_ZERO_WIDTH = regex.compile(ZERO_WIDTH_CLASS)
 RE_NOT_LN = regex.compile(r"[^\p{L}\p{N}]")
 

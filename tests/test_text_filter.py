@@ -190,11 +190,6 @@ def test_masked_hyphenated_name_is_reported_as_masked(text_filter: TextFilter) -
     assert row["text_match"] == "masked"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: U+034F (combining grapheme joiner) is in ZERO_WIDTH but is a combining mark, "
-    "so the raw title loses it too and the hidden name reads as a plain mention",
-)
 def test_combining_grapheme_joiner_counts_as_hidden_character(text_filter: TextFilter) -> None:
     row = one(text_filter, "Gu\u034fcci bag")
     assert row["text_match"] == "zero_width"
@@ -280,14 +275,18 @@ def test_innocent_phrases_are_not_counterfeit_phrases(text_filter: TextFilter, t
     assert row["text_score"] < 0.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: reasons quote Japanese phrases with dakuten/handakuten stripped "
-    "(レプリカ is reported as レフリカ, スーパーコピー as スーハーコヒー)",
-)
 def test_reason_quotes_japanese_phrase_as_written(text_filter: TextFilter) -> None:
     row = one(text_filter, "Gucci バッグ レプリカ")
     assert 'counterfeit phrase "レプリカ"' in row["text_reasons"]
+    row = one(text_filter, "Chanel スーパーコピー 財布")
+    assert 'counterfeit phrase "スーパーコピー"' in row["text_reasons"]
+
+
+def test_reason_quotes_accented_phrase_as_written(text_filter: TextFilter) -> None:
+    row = one(text_filter, "Sac Chanel contrefaçon")
+    assert 'counterfeit phrase "contrefaçon"' in row["text_reasons"]
+    # the plain spelling, shared by several languages, stays plain
+    assert 'counterfeit phrase "replica"' in one(text_filter, "Gucci réplica bag")["text_reasons"]
 
 
 # ---------------------------------------------------------------- hard negatives
