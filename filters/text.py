@@ -307,6 +307,14 @@ class TextFilter(Filter):
         # a form (letters and digits) with a leetspeak reading: letters and leetspeak digits only
         leet_digits = "".join(sorted(c for c in LEET if c.isdigit()))
         self.leet_form_ = rf"^[\p{{L}}{leet_digits}]+$"
+        self.mask_keys_by_length_: dict[int, list[str]] = {}
+        for k in self.key_info_:
+            if len(k) >= 4:
+                self.mask_keys_by_length_.setdefault(len(k), []).append(k)
+        # first character and length of a masked name: a key's, or a mask character
+        self.mask_heads_ = sorted(
+            f"{c}{len(k)}" for k in self.key_info_ if len(k) >= 4 for c in {k[0], *MASK_CHARS}
+        )
         self.memo_ = MatchMemo()
         self.native_ = keys.filter(pl.col("kind") == "native").select(
             pl.col("key").str.to_lowercase().alias("native"), "brand"
@@ -612,10 +620,21 @@ class TextFilter(Filter):
             subset=["form", "n"], keep="first", maintain_order=True
         )
 
+    def _masked_brand(self, surface: str) -> str | None:
+        """The one brand whose key (4+ letters) fits a masked surface ("gu**i"), else None.
+        Ambiguous words too: nobody masks the letters of an ordinary word."""
+        if mask_pattern(surface) is None:
+            return None
+        # what the pattern matches: a key as long, equal wherever a letter is shown
+        hits = {
+            self.key_info_[k][0]
+            for k in self.mask_keys_by_length_.get(len(surface), ())
+            if all(s == c or s in MASK_CHARS for s, c in zip(surface, k, strict=True))
+        }
+        return hits.pop() if len(hits) == 1 else None
+
     def _classify_surfaces(self, uniq: pl.DataFrame) -> pl.DataFrame:
         key_info = self.key_info_
-        # ambiguous words too: nobody masks the letters of an ordinary word
-        mask_keys = [k for k in key_info if len(k) >= 4]
         rows: list[tuple[str, str, str, int, bool, str | None]] = []
         for surface in uniq["surface"].to_list():
             hit = next((r for r in leet_readings(surface) if r in key_info), None)
@@ -623,12 +642,77 @@ class TextFilter(Filter):
                 b, _, amb, ksig = key_info[hit]
                 rows.append((surface, b, "leet", 0, amb, ksig))
                 continue
-            pattern = mask_pattern(surface) if any(c in MASK_CHARS for c in surface) else None
-            if pattern is not None:
-                hits = {key_info[k][0] for k in mask_keys if pattern.match(k)}
-                if len(hits) == 1:
-                    rows.append((surface, hits.pop(), "masked", 0, False, None))
+            brand = self._masked_brand(surface)
+            if brand is not None:
+                rows.append((surface, brand, "masked", 0, False, None))
         return pl.DataFrame(rows, schema=SURFACE_MATCH_SCHEMA, orient="row")
+
+    def _classify_masked(self, uniq: pl.DataFrame) -> pl.DataFrame:
+        rows = [(s, self._masked_brand(s)) for s in uniq.get_column("surface").to_list()]
+        return pl.DataFrame(
+            [r for r in rows if r[1] is not None], schema=["surface", "brand"], orient="row"
+        )
+
+    def _masked_runs(self, toks: pl.DataFrame) -> pl.DataFrame:
+        """Names masked across a word break ("ray-b*n" is "rayb*n"): runs of 2-3 tokens of
+        one title, each with a letter, one with a mask character, read together. Rows as
+        :meth:`form_matches` gives them, with ``k``, the run's first token."""
+        mask_class = "[" + re.escape(MASK_CHARS) + "]"
+        at = toks.select(pl.arg_where(pl.col("tok").str.contains(mask_class))).to_series()
+        masked_rows = at.to_numpy().astype(np.int64)
+        size = toks.height
+        tok, plain, tid = (toks.get_column(c) for c in ("tok", "plain", "__tid"))
+        runs = []
+        # only runs through a token with a mask character (a few in a batch) are built
+        for n in range(2, MAX_NGRAM + 1):
+            starts = np.unique(np.concatenate([masked_rows - j for j in range(n)]))
+            starts = starts[(starts >= 0) & (starts + n <= size)].astype(np.int64)
+            window = [starts + i for i in range(n)]
+            runs.append(
+                pl.DataFrame(
+                    {
+                        "k": starts,
+                        **{f"__t{i}": tok.gather(w) for i, w in enumerate(window)},
+                        **{f"__p{i}": plain.gather(w) for i, w in enumerate(window)},
+                        **{f"__s{i}": tid.gather(w) for i, w in enumerate(window)},
+                    }
+                )
+                .select(
+                    "k",
+                    pl.lit(n, dtype=pl.Int8).alias("n"),
+                    pl.concat_str([f"__t{i}" for i in range(n)]).alias("surface"),
+                    pl.concat_str([f"__p{i}" for i in range(n)]).alias("form"),
+                    pl.all_horizontal(
+                        [pl.col(f"__t{i}").str.contains(r"\p{L}") for i in range(n)]
+                        + [pl.col(f"__s{i}") == pl.col("__s0") for i in range(1, n)]
+                    ).alias("__ok"),
+                )
+                .filter(pl.col("__ok"))
+            )
+        # a masked name is letters and mask characters only, as long as some key
+        surface = pl.col("surface")
+        head = pl.concat_str(surface.str.slice(0, 1), surface.str.len_chars().cast(pl.String))
+        found = pl.concat(runs).filter(
+            head.is_in(self.mask_heads_)
+            & surface.str.contains("^[\\p{L}" + re.escape(MASK_CHARS) + "]+$")
+        )
+        brands = self.memo_.lookup(
+            "masked runs",
+            found.select("surface").unique(),
+            ["surface"],
+            self._classify_masked,
+            {"surface": pl.String(), "brand": pl.String()},
+        )
+        return found.join(brands, on="surface", how="inner").select(
+            "k",
+            "form",
+            "n",
+            "brand",
+            pl.lit("masked").alias("kind"),
+            pl.lit(0, dtype=pl.Int32).alias("edits"),
+            pl.lit(False).alias("ambiguous"),
+            pl.lit(None, dtype=pl.String).alias("ksig"),
+        )
 
     def _spaced_matches(self, spaced: pl.DataFrame) -> pl.DataFrame:
         """Spaced-out letters spelling a key: a table of their own, so that a token's match
@@ -663,6 +747,7 @@ class TextFilter(Filter):
             .join(by_surface, on="surface", how="inner")
             .select("k", "form", pl.lit(1, dtype=pl.Int8).alias("n"), *list(FORM_MATCH_SCHEMA)[2:])
         )
+        parts.append(self._masked_runs(toks))
         hits = pl.concat(parts, how="vertical_relaxed")
         return (
             self._in_context(toks, hits)

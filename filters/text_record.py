@@ -113,11 +113,12 @@ class TextRecordScorer:
     def _caches(self) -> None:
         self.form_match = lru_cache(maxsize=200_000)(self._form_match)
         self.surface_match = lru_cache(maxsize=50_000)(self._surface_match)
+        self.masked_brand = lru_cache(maxsize=50_000)(self.f._masked_brand)
 
     # the caches are rebuilt, not pickled (the Spark runner ships fitted filters to workers)
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        del state["form_match"], state["surface_match"]
+        del state["form_match"], state["surface_match"], state["masked_brand"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -258,6 +259,38 @@ class TextRecordScorer:
                         m.kind,
                         m.edits,
                         m.ambiguous,
+                    )
+                )
+        # a name masked across a word break ("ray-b*n"), as TextFilter._masked_runs
+        for n in range(2, self.max_ngram + 1):
+            for i in range(n_tok - n + 1):
+                window = toks[i : i + n]
+                if not all(RE_LETTER.search(t) for t in window) or not any(
+                    c in MASK_CHARS for t in window for c in t
+                ):
+                    continue
+                brand = self.masked_brand("".join(window))
+                if brand is None:
+                    continue
+                parts = plain[i : i + n]
+                form = "".join(parts)
+                sig = ",".join(str(len(p)) for p in parts)
+                if len(form) <= 3 and RE_SIGS_1.match(sig):
+                    continue
+                p1, p2, p3 = prev(i, 1), prev(i, 2), prev(i, 3)
+                out.append(
+                    Mention(
+                        i,
+                        n,
+                        " ".join(window),
+                        p1,
+                        _join([p2, p1]),
+                        _join([p3, p2, p1]),
+                        form,
+                        brand,
+                        "masked",
+                        0,
+                        False,
                     )
                 )
         for match in RE_SPACED.finditer(norm):
