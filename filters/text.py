@@ -325,7 +325,9 @@ class TextFilter(Filter):
             if self._edits_for(len(k)) > 0
         ]
         # first letter and length a near miss can have: a key's, within its edit budget
-        multi = [k for k in self.fuzzy_keys_ if "," in (self.key_info_[k][3] or "")]
+        self.multi_fuzzy_keys_ = [
+            k for k in self.fuzzy_keys_ if "," in (self.key_info_[k][3] or "")
+        ]
 
         def near(keys: list[str]) -> list[str]:
             heads = set()
@@ -337,7 +339,7 @@ class TextFilter(Filter):
             return sorted(heads)
 
         self.typo_heads_ = near(self.fuzzy_keys_)
-        self.multi_typo_heads_ = near(multi)
+        self.multi_typo_heads_ = near(self.multi_fuzzy_keys_)
         self.brand_categories_ = registry.brands.select(
             "brand", pl.col("category").alias("__tcat")
         ).unique()
@@ -566,19 +568,14 @@ class TextFilter(Filter):
             "surfaces", distinct, ["surface"], self._classify_surfaces, SURFACE_MATCH_SCHEMA
         )
 
-    def _classify_forms(self, uniq: pl.DataFrame) -> pl.DataFrame:
-        """Exact, alias, typo, look-alike and leetspeak matches of distinct ``(form, n)``
-        (multi-token forms are typos only of multi-word keys)."""
-        exact = self._exact_matches(uniq)
-        by_form = [exact]
-        rest = uniq.join(exact.select("form", "n"), on=["form", "n"], how="anti")
+    def _classify_forms(self, rest: pl.DataFrame) -> pl.DataFrame:
+        """Typo, look-alike and leetspeak matches of distinct ``(form, n)`` that are not exact
+        matches (multi-token forms are typos only of multi-word keys); :meth:`form_matches`
+        passes only forms that could read as a key."""
         key_info = self.key_info_
         extra: list[tuple[str, int, str, str, int, bool, str | None]] = []
-        # look-alike and leetspeak readings map letter for letter: only forms as long as some
-        # key can read as one
-        readable = rest.filter(pl.col("form").str.len_chars().is_in(self.key_lengths_))
         # look-alike letters: the skeleton must equal a key exactly
-        for form, n in readable.filter(~pl.col("form").str.contains(r"^[a-z0-9]+$")).iter_rows():
+        for form, n in rest.filter(~pl.col("form").str.contains(r"^[a-z0-9]+$")).iter_rows():
             sk = skeleton(form)
             if sk is not None and sk in key_info:
                 b, _, amb, ksig = key_info[sk]
@@ -592,31 +589,23 @@ class TextFilter(Filter):
             "form"
         ].to_list()
         multi = fuzzy.filter(pl.col("n") > 1)["form"].to_list()
-        multi_keys = [k for k in self.fuzzy_keys_ if "," in (key_info[k][3] or "")]
         for form, key, d in self._near_misses(single, self.fuzzy_keys_):
             b, _, amb, ksig = key_info[key]
             if form not in _partials(key, ksig):
                 extra.append((form, 1, b, "typo", d, amb, ksig))
-        for form, key, d in self._near_misses(multi, multi_keys):
+        for form, key, d in self._near_misses(multi, self.multi_fuzzy_keys_):
             b, _, amb, ksig = key_info[key]
             # as many tokens as the name has words: "calvin klein t" is not a typo
             n = len((ksig or "").split(","))
             if n <= MAX_NGRAM:
                 extra.append((form, n, b, "typo", d, amb, ksig))
         # leetspeak over whole forms, so multi-word names read too ("bott3ga veneta", "7he north")
-        leety = readable.filter(
-            pl.col("form").str.contains(r"[0-9]")
-            & pl.col("form").str.contains(r"\p{L}")
-            & pl.col("form").str.contains(self.leet_form_)
-        )
-        for form, n in leety.iter_rows():
+        for form, n in rest.filter(pl.col("form").str.contains(r"[0-9]")).iter_rows():
             hit = next((r for r in leet_readings(form) if r in key_info), None)
             if hit is not None:
                 b, _, amb, ksig = key_info[hit]
                 extra.append((form, n, b, "leet", 0, amb, ksig))
-        if extra:
-            by_form.append(pl.DataFrame(extra, schema=FORM_MATCH_SCHEMA, orient="row"))
-        return pl.concat(by_form, how="vertical_relaxed").unique(
+        return pl.DataFrame(extra, schema=FORM_MATCH_SCHEMA, orient="row").unique(
             subset=["form", "n"], keep="first", maintain_order=True
         )
 

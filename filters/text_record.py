@@ -19,7 +19,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from filters import textops
-from filters.normalise import MASK_CHARS, leet_readings, mask_pattern, skeleton
+from filters.normalise import MASK_CHARS, leet_readings, skeleton
 
 if TYPE_CHECKING:
     from filters.text import TextFilter
@@ -90,9 +90,8 @@ class TextRecordScorer:
         for key, brand in f.native_.iter_rows():
             self.native.setdefault(key, []).append(brand)
         self.fuzzy_keys = list(f.fuzzy_keys_)
-        self.multi_keys = [k for k in self.fuzzy_keys if "," in (self.key_info[k].ksig or "")]
+        self.multi_keys = list(f.multi_fuzzy_keys_)
         self.max_budget = max((f._edits_for(len(k)) for k in self.fuzzy_keys), default=0)
-        self.mask_keys = [k for k in self.key_info if len(k) >= 4]
         self.common = frozenset(f.common_.to_list())
         self.brand_cats = frozenset(f.brand_categories_.iter_rows())
         self.brand_by_key: dict[str, str] = {}
@@ -184,12 +183,8 @@ class TextRecordScorer:
         if reading is not None:
             m = self.key_info[reading]
             return Match(m.brand, "leet", 0, m.ambiguous, m.ksig)
-        pattern = mask_pattern(surface) if any(c in MASK_CHARS for c in surface) else None
-        if pattern is not None:
-            brands = {self.key_info[k].brand for k in self.mask_keys if pattern.match(k)}
-            if len(brands) == 1:
-                return Match(brands.pop(), "masked", 0, False, None)
-        return None
+        brand = self.masked_brand(surface)
+        return None if brand is None else Match(brand, "masked", 0, False, None)
 
     # ------------------------------------------------------------ one listing
 

@@ -143,14 +143,15 @@ def _remove(path: str | Path) -> None:
         os.unlink(path)
 
 
-def _write_parquet_atomic(
-    frame: pl.DataFrame, path: Path, *, compression: ParquetCompression = "zstd"
-) -> None:
+@contextmanager
+def _atomic_output(path: Path) -> Iterator[str]:
+    """A temporary file beside ``path`` to write; fsynced and renamed over ``path`` when the
+    block succeeds, removed either way."""
     with _writing(path):
         fd, tmp = temporary_beside(path)
         os.close(fd)
         try:
-            frame.write_parquet(tmp, compression=compression)
+            yield tmp
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
@@ -159,22 +160,20 @@ def _write_parquet_atomic(
         _fsync_dir(path.parent)
 
 
+def _write_parquet_atomic(
+    frame: pl.DataFrame, path: Path, *, compression: ParquetCompression = "zstd"
+) -> None:
+    with _atomic_output(path) as tmp:
+        frame.write_parquet(tmp, compression=compression)
+
+
 def _merge_parts(parts: list[Path], out: Path) -> None:
     """Concatenate committed parts into one Parquet file (streamed: memory stays bounded)."""
-    with _writing(out):
-        fd, tmp = temporary_beside(out)
-        os.close(fd)
-        try:
-            if parts:
-                pl.scan_parquet(parts).sink_parquet(tmp)
-            else:
-                pl.DataFrame().write_parquet(tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, out)
-        finally:
-            _remove(tmp)
-        _fsync_dir(out.parent)
+    with _atomic_output(out) as tmp:
+        if parts:
+            pl.scan_parquet(parts).sink_parquet(tmp)
+        else:
+            pl.DataFrame().write_parquet(tmp)
 
 
 @contextmanager
