@@ -37,6 +37,30 @@ def reason_list(*parts: pl.Expr) -> pl.Expr:
     )
 
 
+def reasons_where(frame: pl.DataFrame, need: pl.Expr, *parts: pl.Expr) -> pl.Series:
+    """:func:`reason_list` of ``parts`` for the rows of ``frame`` where ``need`` holds, ``[]``
+    for the others: reasons are formatted only for the rows that have some (formatting them
+    for every row and keeping a few cost more than the scores)."""
+    at = frame.select(pl.arg_where(need.fill_null(False))).to_series()
+    used = sorted({c for p in parts for c in p.meta.root_names()})
+    joined = (
+        frame.select(used)[at]
+        .select(pl.concat_str(parts, separator="\x00", ignore_nulls=True).alias("r"))
+        .to_series()
+    )
+    full = pl.repeat(None, frame.height, dtype=pl.String, eager=True).scatter(at, joined)
+    return (
+        full.to_frame("r")
+        .select(
+            pl.when(pl.col("r") != "")
+            .then(pl.col("r"))
+            .str.split("\x00")
+            .fill_null(pl.lit([], dtype=pl.List(pl.String)))
+        )
+        .to_series()
+    )
+
+
 def distinct_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series | None]:
     """The distinct rows of ``frame`` (in order of first appearance) and, for every row, the
     position of its distinct row; ``(frame, None)`` when rows repeat too little to be worth

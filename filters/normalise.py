@@ -141,11 +141,17 @@ def leet_readings(token: str) -> list[str]:
     return sorted(r for r in readings if r.isalpha())
 
 
-def mask_pattern(token: str) -> re.Pattern[str] | None:
-    """A regex for a masked token ("gu**i" -> ^gu..i$): at least two visible letters and at
-    most half the letters masked; None for anything else."""
+def is_masked(token: str) -> bool:
+    """Letters with some masked ("gu**i"): at least two visible letters, at most half the
+    letters masked, nothing else."""
     masked = sum(c in MASK_CHARS for c in token)
     visible = sum(c.isalpha() for c in token)
-    if masked == 0 or visible < 2 or masked > visible or masked + visible != len(token):
+    return 0 < masked <= visible and visible >= 2 and masked + visible == len(token)
+
+
+def mask_pattern(token: str) -> re.Pattern[str] | None:
+    """A regex for a masked token ("gu**i" -> ^gu..i$), see :func:`is_masked`; None for
+    anything else."""
+    if not is_masked(token):
         return None
     return re.compile("^" + "".join("." if c in MASK_CHARS else re.escape(c) for c in token) + "$")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 
-from filters.base import Filter, check_is_fitted, reason_list
+from filters.base import Filter, check_is_fitted, reasons_where
 from filters.textops import brand_key_expr, pl_round, pl_str, strip_chars
 from pipelines.config import DEFAULT_CONDITION_FACTORS, DEFAULT_RATES
 from pipelines.registry import brand_key
@@ -305,13 +305,23 @@ class PriceFilter(Filter):
         self, listings: pl.LazyFrame, statistics: pl.DataFrame | None = None
     ) -> pl.LazyFrame:
         cols = listings.collect_schema().names()
-        priced = self.priced_listings(listings)
+        priced = self.priced_listings(listings).collect()
         stats = (
-            self.statistics_from_values(self._values(priced))
+            self.statistics_from_values(self._values(priced.lazy())).collect()
             if statistics is None
-            else statistics.lazy()
+            else statistics
         )
-        scored = priced.join(stats, on=["__pb", "__refcat"], how="left", maintain_order="left")
+        # each row's group statistics by value: a join would gather every column of the batch
+        group = pl.concat_str(["__pb", "__refcat"], separator="\x00")
+        keys = stats.select(group.alias("k")).get_column("k")
+        scored = priced.with_columns(
+            group.replace_strict(keys, stats.get_column(c), default=None, return_dtype=t).alias(c)
+            for c, t in (
+                ("price_group_median", pl.Float64),
+                ("price_group_mad", pl.Float64),
+                ("price_group_n", pl.Int64),
+            )
+        )
         ln_ok, ln_floor = math.log(self.ratio_ok), math.log(self.ratio_floor)
         s_ratio = ((ln_ok - pl.col("price_ratio").log()) / (ln_ok - ln_floor)).clip(0.0, 1.0)
         mad = pl.col("price_group_mad") * 1.4826
@@ -346,25 +356,35 @@ class PriceFilter(Filter):
             _money(pl.col("price_reference")),
             condition_note,
         )
+        scored = scored.with_columns(
+            pl.when(pl.col("price_ratio").is_not_null()).then(score).alias("price_score"),
+            z.alias("price_robust_z"),
+            pl.col("__pb").alias("price_brand"),
+            s_ratio.alias("__sratio"),
+            (self.z_weight * s_z).alias("__sz"),
+        )
         z_reason = pl.format(
             "price is {} robust SDs below the batch median for {} {} ({} listings)",
-            (-z).round(1),
+            (-pl.col("price_robust_z")).round(1),
             pl.col("__pb"),
             pl.col("__refcat"),
             pl.col("price_group_n"),
         )
-        reasons = reason_list(
-            pl.when(s_ratio >= 0.2).then(ratio_reason),
-            pl.when(self.z_weight * s_z >= 0.2).then(z_reason),
-            pl.when(pl.col("__paccessory") & pl.col("__pb").is_not_null()).then(
+        by_ratio, by_z = pl.col("__sratio") >= 0.2, pl.col("__sz") >= 0.2
+        accessory = pl.col("__paccessory") & pl.col("__pb").is_not_null()
+        reasons = reasons_where(
+            scored,
+            by_ratio | by_z | accessory,
+            pl.when(by_ratio).then(ratio_reason),
+            pl.when(by_z).then(z_reason),
+            pl.when(accessory).then(
                 pl.format(
                     "accessory for {}: price not compared with the brand's own", pl.col("__pb")
                 )
             ),
         )
-        return scored.with_columns(
-            pl.when(pl.col("price_ratio").is_not_null()).then(score).alias("price_score"),
-            reasons.alias("price_reasons"),
-            z.alias("price_robust_z"),
-            pl.col("__pb").alias("price_brand"),
-        ).select([*cols, *self.output_schema()])
+        return (
+            scored.with_columns(reasons.alias("price_reasons"))
+            .select([*cols, *self.output_schema()])
+            .lazy()
+        )

@@ -51,8 +51,8 @@ from filters.normalise import (
     ZERO_WIDTH_CLASS,
     fold,
     is_cjk,
+    is_masked,
     leet_readings,
-    mask_pattern,
     skeleton,
 )
 from pipelines.registry import brand_key
@@ -307,10 +307,14 @@ class TextFilter(Filter):
         # a form (letters and digits) with a leetspeak reading: letters and leetspeak digits only
         leet_digits = "".join(sorted(c for c in LEET if c.isdigit()))
         self.leet_form_ = rf"^[\p{{L}}{leet_digits}]+$"
-        self.mask_keys_by_length_: dict[int, list[str]] = {}
+        # keys (4+ letters) by (length, position, letter): a masked surface's candidates are
+        # the intersection over its shown letters
+        mask_index: dict[tuple[int, int, str], set[str]] = {}
         for k in self.key_info_:
             if len(k) >= 4:
-                self.mask_keys_by_length_.setdefault(len(k), []).append(k)
+                for i, c in enumerate(k):
+                    mask_index.setdefault((len(k), i, c), set()).add(k)
+        self.mask_index_ = {at: frozenset(ks) for at, ks in mask_index.items()}
         # first character and length of a masked name: a key's, or a mask character
         self.mask_heads_ = sorted(
             f"{c}{len(k)}" for k in self.key_info_ if len(k) >= 4 for c in {k[0], *MASK_CHARS}
@@ -353,7 +357,10 @@ class TextFilter(Filter):
             }
         )
         # titles are accent-folded before lookup, so the word list must be too ("botón")
-        common = set(lex.common_words) | {fold(w) for w in lex.common_words}
+        # (folding an ASCII word is lower-casing it; fold() on all 38k words took 0.2 s a start)
+        common = set(lex.common_words) | {
+            w.lower() if w.isascii() else fold(w) for w in lex.common_words
+        }
         self.common_ = pl.Series("common", sorted(common), dtype=pl.String)
         self.strong_ = _phrase_forms(lex.phrases("counterfeit", "strong"))
         self.weak_ = [
@@ -612,14 +619,20 @@ class TextFilter(Filter):
     def _masked_brand(self, surface: str) -> str | None:
         """The one brand whose key (4+ letters) fits a masked surface ("gu**i"), else None.
         Ambiguous words too: nobody masks the letters of an ordinary word."""
-        if mask_pattern(surface) is None:
+        if not is_masked(surface):
             return None
         # what the pattern matches: a key as long, equal wherever a letter is shown
-        hits = {
-            self.key_info_[k][0]
-            for k in self.mask_keys_by_length_.get(len(surface), ())
-            if all(s == c or s in MASK_CHARS for s, c in zip(surface, k, strict=True))
-        }
+        size, found = len(surface), None
+        for i, c in enumerate(surface):
+            if c in MASK_CHARS:
+                continue
+            keys = self.mask_index_.get((size, i, c))
+            if not keys:
+                return None
+            found = keys if found is None else found & keys
+            if not found:
+                return None
+        hits = {self.key_info_[k][0] for k in found or ()}
         return hits.pop() if len(hits) == 1 else None
 
     def _classify_surfaces(self, uniq: pl.DataFrame) -> pl.DataFrame:

@@ -391,7 +391,9 @@ def run_score(
 
             # Batches are scored SCORING_THREADS at a time (polars keeps about 1.5 of 2 cores
             # busy on one) and committed strictly in order: a run stopped or killed at any
-            # point leaves a prefix of the batches committed, as a sequential run would.
+            # point leaves a prefix of the batches committed, as a sequential run would. One
+            # more batch waits in the queue, so that every worker stays busy while a batch is
+            # written.
             pending: collections.deque[tuple[int, int, Future[tuple[pl.DataFrame, float]]]]
             pending = collections.deque()
             with ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="score") as pool:
@@ -424,7 +426,7 @@ def run_score(
                         seen.add(ids.filter(~earlier))
                         scoring = pool.submit(score_batch, batch, earlier)
                         pending.append((index, batch.height, scoring))
-                        while len(pending) >= SCORING_THREADS:
+                        while len(pending) > SCORING_THREADS:
                             commit(*pending.popleft())
                         t_read = time.perf_counter()
                     while pending:
