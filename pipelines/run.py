@@ -47,8 +47,9 @@ if TYPE_CHECKING:
     from polars._typing import ParquetCompression
 
 DEFAULT_BATCH_SIZE = 100_000
-#: batches scored at once
-SCORING_THREADS = 2
+#: batches scored at once: polars keeps about 1.5 of 2 cores busy on one batch, and a third
+#: fills the gaps while the other two hold the GIL (fixed, so memory does not grow with cores)
+SCORING_THREADS = 3
 CHECKPOINT_VERSION = 1
 
 
@@ -389,11 +390,10 @@ def run_score(
                 _tally_entry(summary, entry)
                 log.batch(index, rows_in)
 
-            # Batches are scored SCORING_THREADS at a time (polars keeps about 1.5 of 2 cores
-            # busy on one) and committed strictly in order: a run stopped or killed at any
-            # point leaves a prefix of the batches committed, as a sequential run would. One
-            # more batch waits in the queue, so that every worker stays busy while a batch is
-            # written.
+            # Batches are scored SCORING_THREADS at a time and committed strictly in order: a
+            # run stopped or killed at any point leaves a prefix of the batches committed, as a
+            # sequential run would. One more batch waits in the queue, so that every worker
+            # stays busy while a batch is written.
             pending: collections.deque[tuple[int, int, Future[tuple[pl.DataFrame, float]]]]
             pending = collections.deque()
             with ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="score") as pool:

@@ -501,20 +501,35 @@ def _opt(frame_cols: set[str], col: str) -> pl.Expr:
     return pl.col(col) if col in frame_cols else pl.lit(None, dtype=pl.String())
 
 
+def _currency(columns: set[str]) -> pl.Expr:
+    return _opt(columns, "currency").str.strip_chars().str.to_uppercase()
+
+
+def _condition(columns: set[str]) -> pl.Expr:
+    return _opt(columns, "condition").str.strip_chars().str.to_lowercase()
+
+
 def row_rules(
-    columns: set[str], settings: Settings, seen_ids: pl.Series | None = None
+    columns: set[str],
+    settings: Settings,
+    seen_ids: pl.Series | None = None,
+    *,
+    currency: pl.Expr | None = None,
+    condition: pl.Expr | None = None,
 ) -> dict[str, tuple[pl.Expr, pl.Expr]]:
     """Named rules: ``name -> (passes, message)``. A rule passes when its expression is true.
 
     ``seen_ids`` holds ids of earlier batches of the same run, so uniqueness spans batches.
+    ``currency`` / ``condition``: the columns stripped and upper / lower cased, if the caller
+    has them already.
     """
     first = pl.col("listing_id").is_first_distinct()
     if SEEN_EARLIER in columns:  # set by a runner that sees earlier batches or the whole input
         first = first & ~pl.col(SEEN_EARLIER).fill_null(False)
     if seen_ids is not None and seen_ids.len():
         first = first & ~pl.col("listing_id").is_in(seen_ids.implode())
-    currency = _opt(columns, "currency").str.strip_chars().str.to_uppercase()
-    condition = _opt(columns, "condition").str.strip_chars().str.to_lowercase()
+    currency = _currency(columns) if currency is None else currency
+    condition = _condition(columns) if condition is None else condition
     price = pl.col("price")
     known_currencies = sorted(settings.rates)
     known_conditions = sorted(settings.condition_factors)
@@ -580,24 +595,39 @@ def validated_listings(
         lf = lf.with_columns(pl.lit(None, dtype=pl.String()).alias(PARSE_ERROR))
     if PRICE_RAW not in columns:
         lf = lf.with_columns(pl.col("price").cast(pl.String).alias(PRICE_RAW))
-    rules = row_rules(columns, settings, seen_ids)
-    messages = [pl.when(~ok.fill_null(False)).then(msg) for ok, msg in rules.values()]
+    cur, cond = "__currency", "__condition"
+    rules = row_rules(columns, settings, seen_ids, currency=pl.col(cur), condition=pl.col(cond))
+    oks = {name: f"__ok_{name}" for name in rules}
+    checked = (
+        lf.with_columns(_currency(columns).alias(cur), _condition(columns).alias(cond))
+        .with_columns(ok.fill_null(False).alias(oks[n]) for n, (ok, _) in rules.items())
+        .collect()
+    )
+    # messages are formatted only for the rows that break a rule (usually none)
+    broken = checked.select(pl.arg_where(~pl.all_horizontal(list(oks.values())))).to_series()
+    messages = [pl.when(~pl.col(oks[n])).then(msg) for n, (_, msg) in rules.items()]
     error = pl.concat_str(messages, separator="; ", ignore_nulls=True)
-    currency = _opt(columns, "currency").str.strip_chars().str.to_uppercase()
-    condition = _opt(columns, "condition").str.strip_chars().str.to_lowercase()
-    return lf.with_columns(
-        pl.when(error == "").then(None).otherwise(error).alias("error"),
-    ).with_columns(
-        pl.when(pl.col("error").is_null())
-        .then(pl.lit("ok"))
-        .otherwise(pl.lit("quarantined"))
-        .alias("status"),
-        pl.when(currency.is_null() | (currency == ""))
-        .then(pl.lit("USD"))
-        .otherwise(currency)
-        .alias("currency"),
-        pl.when(condition.is_null() | (condition == ""))
-        .then(pl.lit("new"))
-        .otherwise(condition)
-        .alias("condition"),
+    errors = checked[broken].select(pl.when(error != "").then(error)).to_series()
+    return (
+        checked.with_columns(
+            pl.repeat(None, checked.height, dtype=pl.String, eager=True)
+            .scatter(broken, errors)
+            .alias("error")
+        )
+        .with_columns(
+            pl.when(pl.col("error").is_null())
+            .then(pl.lit("ok"))
+            .otherwise(pl.lit("quarantined"))
+            .alias("status"),
+            pl.when(pl.col(cur).is_null() | (pl.col(cur) == ""))
+            .then(pl.lit("USD"))
+            .otherwise(pl.col(cur))
+            .alias("currency"),
+            pl.when(pl.col(cond).is_null() | (pl.col(cond) == ""))
+            .then(pl.lit("new"))
+            .otherwise(pl.col(cond))
+            .alias("condition"),
+        )
+        .drop(cur, cond, *oks.values())
+        .lazy()
     )
