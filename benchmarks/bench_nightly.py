@@ -1,6 +1,7 @@
 """The nightly batch at 100k, 1M and 10M listings: throughput, peak memory, time per stage.
 
-Run: ``python -m benchmarks.bench_nightly --sizes 100000 1000000 10000000``
+Run: ``python -m benchmarks.bench_nightly --sizes 100000 1000000 10000000`` (``--format csv``:
+one CSV file instead of Parquet parts)
 
 - **end to end**: ``fakestop score DIR --out OUT`` (default ``--batch-size``) in a child process
   per size, on a directory of Parquet parts of 1M generated listings each (the parts repeat one
@@ -60,6 +61,19 @@ def write_parts(base: pl.DataFrame, n: int, folder: Path) -> None:
         done += rows
 
 
+def write_csv(base: pl.DataFrame, n: int, path: Path) -> None:
+    """One CSV file of ``n`` listings, the parts of :func:`write_parts` one after another."""
+    with path.open("wb") as fh:
+        done = 0
+        for i in range(-(-n // PART_ROWS)):
+            rows = min(PART_ROWS, n - done)
+            part = base.head(rows).with_columns(
+                (pl.lit(f"p{i}-") + pl.col("listing_id")).alias("listing_id")
+            )
+            part.write_csv(fh, include_header=i == 0)
+            done += rows
+
+
 def per_stage(frame: pl.DataFrame, plan: ScoringPlan) -> list[tuple[str, float]]:
     """Seconds of each stage of the chain on ``frame``, collected one at a time."""
     out = []
@@ -87,19 +101,24 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     ap.add_argument("--naive-sample", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     args = ap.parse_args()
 
     registry = load_registry(default_registry_dir())
     reg = str(default_registry_dir())
     base = generate_marketplace(registry, min(PART_ROWS, max(args.sizes)), seed=args.seed)
-    print(f"2 cores; load average at start {os.getloadavg()[0]:.2f}\n")
+    print(f"2 cores; {args.format} input; load average at start {os.getloadavg()[0]:.2f}\n")
     print("| listings | wall s | listings/s | peak RSS MB | read | score | write | ledger |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     rates = []
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            src = Path(tmp) / "in"
-            write_parts(base, n, src)
+            if args.format == "csv":
+                src = Path(tmp) / "in.csv"
+                write_csv(base, n, src)
+            else:
+                src = Path(tmp) / "in"
+                write_parts(base, n, src)
             out = Path(tmp) / "scores.parquet"
             cmd = [sys.executable, "-m", "pipelines.cli", "score", str(src)]
             wall, peak = run_child([*cmd, "--registry", reg, "--out", str(out), "--quiet"])

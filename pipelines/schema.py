@@ -157,14 +157,15 @@ def _csv_records(text: str) -> list[tuple[int, list[str] | None, str | None]]:
     return records
 
 
-def _read_csv_fallback(path: Path, data: bytes) -> pl.DataFrame:
+def _read_csv_fallback(path: Path, data: bytes, line_offset: int = 0) -> pl.DataFrame:
     """Slow, forgiving CSV reader used when the fast reader refuses the file or may misread it.
 
     Records with the wrong number of fields, undecodable bytes or a quoted field that is never
     closed are kept as rows that carry a parse error, so they are quarantined instead of lost.
+    ``line_offset``: added to the line numbers of ``data`` to name lines of the file.
     """
     text = data.decode("utf-8", errors="surrogateescape")
-    records = _csv_records(text)
+    records = [(line + line_offset, v, p) for line, v, p in _csv_records(text)]
     if not records:
         return pl.DataFrame()
     _, header_values, problem = records[0]
@@ -207,23 +208,118 @@ def _read_csv_fallback(path: Path, data: bytes) -> pl.DataFrame:
     return _user_columns(frame).with_columns(pl.Series(PARSE_ERROR, errors, dtype=pl.String))
 
 
-def _read_csv(path: Path) -> pl.DataFrame:
-    data = path.read_bytes()
+#: CSV is read in pieces of about this many bytes, each cut where a record ends
+CSV_BLOCK_BYTES = 32 << 20
+_NEWLINE_BYTES = re.compile(rb"\r\n|\r|\n")
+
+
+def _lines_in(data: bytes) -> int:
+    return len(_NEWLINE_BYTES.findall(data))
+
+
+def _last_record_end(buf: bytes) -> int | None:
+    """Just after the last newline of ``buf`` that is outside quotes (``buf`` starts at a
+    record), or None. Doubled quotes inside a field keep the count even, as RFC 4180 has it."""
+    quotes, pos = buf.count(b'"'), len(buf)
+    while (nl := buf.rfind(b"\n", 0, pos)) >= 0:
+        quotes -= buf.count(b'"', nl + 1, pos)
+        if quotes % 2 == 0:
+            return nl + 1
+        pos = nl
+    return None
+
+
+def _first_record_end(buf: bytes) -> int:
+    """Just after the first newline of ``buf`` outside quotes, else the end of ``buf``."""
+    quotes, pos = 0, 0
+    while (nl := buf.find(b"\n", pos)) >= 0:
+        quotes += buf.count(b'"', pos, nl)
+        if quotes % 2 == 0:
+            return nl + 1
+        pos = nl + 1
+    return len(buf)
+
+
+def _csv_pieces(path: Path, block: int) -> Iterator[tuple[bytes, int]]:
+    """The file in pieces of about ``block`` bytes, each ending where a record ends, with the
+    line each starts on. A quoted field that never closes would make one piece of the rest of
+    the file: once four blocks are held the piece is cut at its last newline anyway (at most
+    five blocks; the forgiving reader cuts that record back to its own line, as it does for a
+    whole file)."""
+    line, pending = 1, b""
+    with open(path, "rb") as fh:
+        while data := fh.read(block):
+            buf = pending + data
+            cut = _last_record_end(buf)
+            if cut is None and len(buf) >= 4 * block:
+                cut = buf.rfind(b"\n") + 1 or None
+            if cut is None:
+                pending = buf
+                continue
+            yield buf[:cut], line
+            line += _lines_in(buf[:cut])
+            pending = buf[cut:]
+    if pending:
+        yield pending, line
+
+
+def _parse_csv(path: Path, data: bytes, line_offset: int) -> pl.DataFrame:
+    """One piece of a CSV file (header included) as text columns."""
     if data.count(b'"') % 2:
         # an odd number of quotes: a quoted field may never close and swallow the records
         # after it, which the fast reader would accept silently
-        return _read_csv_fallback(path, data)
+        return _read_csv_fallback(path, data, line_offset)
     try:
         frame = pl.read_csv(data, infer_schema=False, encoding="utf8-lossy")
     except pl.exceptions.NoDataError:
         return pl.DataFrame()
     except (pl.exceptions.ComputeError, pl.exceptions.ShapeError):
-        return _read_csv_fallback(path, data)
+        return _read_csv_fallback(path, data, line_offset)
     # the lossy decoder turns bad bytes into U+FFFD; such rows are re-read by the forgiving path
     has_bad = pl.any_horizontal(pl.col(pl.String).str.contains("\ufffd", literal=True))
     if frame.height and frame.select(has_bad.any()).item():
-        return _read_csv_fallback(path, data)
+        return _read_csv_fallback(path, data, line_offset)
     return _user_columns(frame)
+
+
+def _csv_frames(path: Path) -> Iterator[pl.DataFrame]:
+    """A CSV file as frames of whole records, read a piece at a time (memory is bounded by
+    :data:`CSV_BLOCK_BYTES`, not the file). Every piece is parsed with the file's header; the
+    columns of the first name those of the others."""
+    header: bytes | None = None
+    header_lines = 0
+    names: list[str] = []
+    for piece, line in _csv_pieces(path, CSV_BLOCK_BYTES):
+        if header is None:
+            end = _first_record_end(piece)
+            header, piece = piece[:end], piece[end:]
+            header_lines = _lines_in(header)
+            line += header_lines
+        # the piece starts on file line ``line``, and on line header_lines + 1 of what is parsed
+        frame = _parse_csv(path, header + piece, line - 1 - header_lines)
+        if not names:
+            names = frame.columns
+        elif frame.columns != names:
+            # the same header read by the other reader: only the bookkeeping column differs
+            frame = _aligned(frame, names, path)
+        yield frame
+    if header is None:
+        yield pl.DataFrame()
+
+
+def _aligned(frame: pl.DataFrame, names: list[str], path: Path) -> pl.DataFrame:
+    """A later piece's frame with the first piece's column names (the fast and the forgiving
+    reader may differ in the parse-error column only)."""
+    data = [c for c in frame.columns if c != PARSE_ERROR]
+    wanted = [c for c in names if c != PARSE_ERROR]
+    if len(data) != len(wanted):
+        raise SchemaError(f"{path}: pieces of the file read with different columns")
+    return frame.rename(dict(zip(data, wanted, strict=True)))
+
+
+def _read_csv(path: Path) -> pl.DataFrame:
+    frames = list(_csv_frames(path))
+    return frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
 
 
 def _json_text(value: object) -> str:
@@ -341,14 +437,17 @@ def _parquet_batches(path: Path, batch_size: int) -> Iterator[pl.DataFrame]:
 def iter_listing_batches(source: str | Path, batch_size: int) -> Iterator[pl.DataFrame]:
     """Batches of at most ``batch_size`` rows, with a global ``__row`` index.
 
-    Parquet is streamed; CSV and NDJSON files are read whole (their forgiving readers need the
-    whole file) and then sliced. An empty file still yields one empty batch, so the output has
-    a schema.
+    Parquet and CSV are streamed (CSV a piece of whole records at a time, see
+    :func:`_csv_frames`); NDJSON files are read whole (the columns are the keys of every line)
+    and then sliced. An empty file still yields one empty batch, so the output has a schema.
     """
     offset = 0
     for f in resolve_sources(source):
-        if f.suffix.lower() in PARQUET_SUFFIXES:
+        suffix = f.suffix.lower()
+        if suffix in PARQUET_SUFFIXES:
             parts: Iterator[pl.DataFrame] = _parquet_batches(f, batch_size)
+        elif suffix in CSV_SUFFIXES:
+            parts = _rebatched(_conformed_csv(f), batch_size)
         else:
             frame = read_file(f)
             parts = (
@@ -359,6 +458,39 @@ def iter_listing_batches(source: str | Path, batch_size: int) -> Iterator[pl.Dat
         for part in parts:
             yield part.with_row_index(ROW, offset=offset)
             offset += part.height
+
+
+def _conformed_csv(path: Path) -> Iterator[pl.DataFrame]:
+    """:func:`read_file` of a CSV file, a piece at a time."""
+    try:
+        for frame in _csv_frames(path):
+            yield conform(frame, source=str(path))
+    except OSError as exc:
+        raise SchemaError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _rebatched(frames: Iterator[pl.DataFrame], batch_size: int) -> Iterator[pl.DataFrame]:
+    """``frames`` as batches of exactly ``batch_size`` rows (the last one shorter), as slicing
+    their concatenation would give; the first frame if all are empty (it has the schema)."""
+    held: list[pl.DataFrame] = []
+    rows, sent = 0, False
+    first: pl.DataFrame | None = None
+    for frame in frames:
+        first = frame if first is None else first
+        if frame.height == 0:
+            continue
+        held.append(frame)
+        rows += frame.height
+        while rows >= batch_size:
+            joined = pl.concat(held, how="diagonal_relaxed") if len(held) > 1 else held[0]
+            yield joined.slice(0, batch_size)
+            sent = True
+            rest = joined.slice(batch_size)
+            held, rows = ([rest] if rest.height else []), rest.height
+    if held:
+        yield pl.concat(held, how="diagonal_relaxed") if len(held) > 1 else held[0]
+    elif not sent and first is not None:
+        yield first
 
 
 def _user_columns(frame: pl.DataFrame) -> pl.DataFrame:
@@ -487,7 +619,9 @@ def conform(frame: pl.DataFrame, *, source: str) -> pl.DataFrame:
     if problems:
         merged = pl.concat_str([pl.col(PARSE_ERROR), *problems], separator="; ", ignore_nulls=True)
         frame = frame.with_columns(pl.when(merged != "").then(merged).alias(PARSE_ERROR))
-    return frame
+    # last, whichever reader made the frame: pieces of one file read by different readers
+    # have their columns in one order
+    return frame.select(pl.exclude(PARSE_ERROR), PARSE_ERROR)
 
 
 # ---------------------------------------------------------------- validation

@@ -26,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import pipelines.schema as schema
 from filters.image import ImageRejected, hash_sources, open_image
 from filters.normalise import fold, leet_readings, mask_pattern, phrase_form, skeleton
 from filters.text import TextFilter, folded, phrase_text
@@ -38,7 +39,9 @@ from pipelines.schema import (
     PRICE_RAW,
     RULE_NAMES,
     conform,
+    iter_listing_batches,
     read_file,
+    read_listings,
 )
 from pipelines.schema import validated_listings as validated
 from seeds.images import product_photo
@@ -104,6 +107,71 @@ def test_csv_written_by_a_csv_writer_reads_back_exactly(
         assert "invalid UTF-8" in frame[PARSE_ERROR][-1]
 
 
+@fuzz(100)
+@given(rows=ROWS, broken_at=st.none() | st.integers(0, 12), block=st.integers(128, 1024))
+def test_csv_read_in_pieces_equals_the_whole_file(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[tuple[str, str, str]],
+    broken_at: int | None,
+    block: int,
+) -> None:
+    # pieces are cut only where a record ends (quoted newlines, doubled quotes and all), so a
+    # file read a piece at a time gives the rows of the file read at once, even when one
+    # piece needs the forgiving reader and the others do not
+    buf = io.StringIO(newline="")
+    out = csv.writer(buf)
+    out.writerow(["listing_id", "title", "price"])
+    out.writerows(rows)
+    lines = buf.getvalue().encode().splitlines(keepends=True)
+    if broken_at is not None:
+        at = min(broken_at, len(rows))
+        # after the header and a whole record
+        starts = [i for i, line in enumerate(lines) if i and _starts_record(lines, i)]
+        lines.insert(starts[at] if at < len(starts) else len(lines), b"x,\xff bad bytes,1\n")
+    path = write(tmp_path_factory.mktemp("pieces"), "l.csv", b"".join(lines))
+    whole = read_file(path)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(schema, "CSV_BLOCK_BYTES", block)
+        assert read_file(path).equals(whole)
+        batches = list(iter_listing_batches(path, 3))
+    assert [b.height for b in batches[:-1]] == [3] * (len(batches) - 1)
+    assert pl.concat(batches).equals(read_listings(path))
+
+
+def _starts_record(lines: list[bytes], i: int) -> bool:
+    """Whether line ``i`` starts a record (the quotes before it are balanced)."""
+    return sum(line.count(b'"') for line in lines[:i]) % 2 == 0
+
+
+def test_csv_pieces_are_bounded_and_name_file_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # memory is bounded by the piece size, not the file; a quoted field that never closes
+    # does not make the rest of the file one piece; errors name lines of the whole file
+    lines = [b"listing_id,title,price\n"]
+    lines += [b'%d,"Gucci\nbag %d",%d\n' % (i, i, i + 1) for i in range(400)]  # 2 lines each
+    lines.append(b'bad,"never closed,5\n')  # file line 802
+    lines += [b"%d,lamp %d,3\n" % (i, i) for i in range(400, 800)]
+    lines.append(b"x,\xff bad bytes,1\n")  # file line 1203
+    lines += [b"%d,mug,2\n" % i for i in range(800, 900)]
+    path = write(tmp_path, "l.csv", b"".join(lines))
+    monkeypatch.setattr(schema, "CSV_BLOCK_BYTES", 1024)
+    pieces = list(schema._csv_pieces(path, 1024))
+    assert len(pieces) >= 8
+    assert max(len(p) for p, _ in pieces) <= 5 * 1024
+    assert b"".join(p for p, _ in pieces) == path.read_bytes()
+    frame = read_file(path)
+    errors = frame.filter(pl.col(PARSE_ERROR).is_not_null())
+    assert errors[PARSE_ERROR].to_list() == [
+        "line 802: a quoted field is never closed",
+        "line 1203: invalid UTF-8 bytes",
+    ]
+    # every record after the broken one is still read
+    assert frame.height == 400 + 1 + 400 + 1 + 100
+    assert frame["title"].head(2).to_list() == ["Gucci\nbag 0", "Gucci\nbag 1"]
+    assert frame["listing_id"].tail(1).to_list() == ["899"]
+
+
 def mutated(data: bytes, draw: st.DrawFn, *, max_edits: int = 6, keep: int = 0) -> bytes:
     """``data`` with a few random edits: flipped bits, overwritten, inserted or deleted bytes,
     or cut short. The first ``keep`` bytes (a format's magic number) are left alone unless a
@@ -148,14 +216,18 @@ def test_mutated_csv_and_ndjson_never_crash_the_readers(
     suffix, seed = data.draw(st.sampled_from([(".csv", CSV_SEED), (".ndjson", NDJSON_SEED)]))
     raw = mutated(seed, data.draw)
     path = write(tmp_path_factory.mktemp("mutated"), f"l{suffix}", raw)
-    try:
-        frame = read_file(path)
-    except SchemaError as exc:
-        # only a file whose header is unreadable or lost a required column is fatal, and the
-        # error says which file
-        assert str(path) in str(exc) and ("column" in str(exc) or "header" in str(exc))
-        return
-    assert read_file(path).equals(frame), "reading the same file twice differs"
+    # CSV is read a piece at a time: small pieces put cuts among the mutations
+    block = data.draw(st.sampled_from([schema.CSV_BLOCK_BYTES, 8, 40]))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(schema, "CSV_BLOCK_BYTES", block)
+        try:
+            frame = read_file(path)
+        except SchemaError as exc:
+            # only a file whose header is unreadable or lost a required column is fatal, and
+            # the error says which file
+            assert str(path) in str(exc) and ("column" in str(exc) or "header" in str(exc))
+            return
+        assert read_file(path).equals(frame), "reading the same file twice differs"
     lines = [line for line in re.split(rb"\r\n|\r|\n", raw) if line.strip()]
     if suffix == ".ndjson":
         # one row per non-blank line, whatever the line holds
