@@ -280,17 +280,61 @@ def test_seen_ids_equal_a_python_set(
     from pipelines.run import SeenIds
 
     seen, naive = SeenIds(), set()
-    for batch in batches:
+    for n, batch in enumerate(batches):
         ids = pl.Series("listing_id", batch, dtype=pl.String)
         got = seen.contains(ids).to_list()
         assert got == [i is not None and i in naive for i in batch]
-        seen.add(ids)
+        seen.add(ids, batch=n)
         naive |= {i for i in batch if i is not None}
     ids = pl.Series("listing_id", probe, dtype=pl.String)
     assert seen.contains(ids).to_list() == [i is not None and i in naive for i in probe]
     # runs stay few: each is more than twice the size of the next
     held = sum(run.height for run in seen.runs)
     assert len(seen.runs) <= max(1, held).bit_length()
+
+
+class CollidingIds:
+    """Every id hashes alike: lookups must still be exact."""
+
+    @staticmethod
+    def _hash(ids: pl.Series) -> pl.Series:
+        return pl.Series(ids.name, [7] * ids.len(), dtype=pl.UInt64)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", "ab", "", "é", "z9"]))),
+        max_size=8,
+    ),
+    release=st.booleans(),
+)
+def test_seen_ids_are_exact_when_hashes_collide_and_batches_are_read_back(
+    batches: list[list[str | None]], release: bool
+) -> None:
+    from pipelines.run import SeenIds
+
+    class Colliding(CollidingIds, SeenIds):
+        pass
+
+    stored: dict[int, pl.Series] = {}
+    reads: list[int] = []
+
+    def read_back(batch: int) -> pl.Series:
+        reads.append(batch)
+        return stored[batch]
+
+    seen, naive = Colliding(batch_ids=read_back), set()
+    for n, batch in enumerate(batches):
+        ids = pl.Series("listing_id", batch, dtype=pl.String)
+        assert seen.contains(ids).to_list() == [i is not None and i in naive for i in batch]
+        seen.add(ids, batch=n)
+        stored[n] = ids  # what the run's part holds: every id of the batch
+        if release:
+            seen.release(n)
+        naive |= {i for i in batch if i is not None}
+    if not release:
+        assert reads == [], "ids held in memory were read back"
 
 
 def test_a_checkpoint_naming_a_missing_part_redoes_it(
