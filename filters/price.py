@@ -52,7 +52,7 @@ def _money(expr: pl.Expr) -> pl.Expr:
     """``$1234`` for >= 10, ``$9.99`` below."""
     return (
         pl.when(expr >= 10)
-        # not strict: reasons are formatted for every row, then kept only where they apply
+        # not strict: a row's reasons are formatted together, and one may not apply to it
         .then(pl.format("${}", expr.round(0).cast(pl.Int64, strict=False)))
         .otherwise(pl.format("${}", expr.round(2)))
     )

@@ -157,6 +157,20 @@ def _csv_records(text: str) -> list[tuple[int, list[str] | None, str | None]]:
     return records
 
 
+def _header_names(values: list[str]) -> list[str]:
+    """Column names from a CSV header record, the same whichever reader read the file: bad
+    bytes replaced, byte-order mark and surrounding blanks removed, repeats numbered."""
+    return _unique_names(
+        [
+            h.encode("utf-8", errors="surrogateescape")
+            .decode("utf-8", errors="replace")
+            .lstrip("\ufeff")
+            .strip()
+            for h in values
+        ]
+    )
+
+
 def _read_csv_fallback(path: Path, data: bytes, line_offset: int = 0) -> pl.DataFrame:
     """Slow, forgiving CSV reader used when the fast reader refuses the file or may misread it.
 
@@ -171,15 +185,7 @@ def _read_csv_fallback(path: Path, data: bytes, line_offset: int = 0) -> pl.Data
     _, header_values, problem = records[0]
     if header_values is None or problem is not None:
         raise SchemaError(f"{path} line 1: unreadable header ({problem})")
-    header = _unique_names(
-        [
-            h.encode("utf-8", errors="surrogateescape")
-            .decode("utf-8", errors="replace")
-            .lstrip("\ufeff")
-            .strip()
-            for h in header_values
-        ]
-    )
+    header = _header_names(header_values)
     width = len(header)
     rows: list[list[str | None]] = []
     errors: list[str | None] = []
@@ -279,16 +285,20 @@ def _parse_csv(path: Path, data: bytes, line_offset: int) -> pl.DataFrame:
     has_bad = pl.any_horizontal(pl.col(pl.String).str.contains("\ufffd", literal=True))
     if frame.height and frame.select(has_bad.any()).item():
         return _read_csv_fallback(path, data, line_offset)
-    return _user_columns(frame)
+    # columns named as the forgiving reader names them, so that the pieces of a file agree
+    header = data[: _first_record_end(data)].decode("utf-8", errors="surrogateescape")
+    values = next(csv.reader(io.StringIO(header, newline="")), [])
+    if len(values) != frame.width:
+        return _read_csv_fallback(path, data, line_offset)
+    return _user_columns(frame.rename(dict(zip(frame.columns, _header_names(values), strict=True))))
 
 
 def _csv_frames(path: Path) -> Iterator[pl.DataFrame]:
     """A CSV file as frames of whole records, read a piece at a time (memory is bounded by
-    :data:`CSV_BLOCK_BYTES`, not the file). Every piece is parsed with the file's header; the
-    columns of the first name those of the others."""
+    :data:`CSV_BLOCK_BYTES`, not the file). Every piece is parsed with the file's header, so
+    all name their columns alike (the fast reader's frames lack only the parse-error column)."""
     header: bytes | None = None
     header_lines = 0
-    names: list[str] = []
     for piece, line in _csv_pieces(path, CSV_BLOCK_BYTES):
         if header is None:
             end = _first_record_end(piece)
@@ -296,25 +306,9 @@ def _csv_frames(path: Path) -> Iterator[pl.DataFrame]:
             header_lines = _lines_in(header)
             line += header_lines
         # the piece starts on file line ``line``, and on line header_lines + 1 of what is parsed
-        frame = _parse_csv(path, header + piece, line - 1 - header_lines)
-        if not names:
-            names = frame.columns
-        elif frame.columns != names:
-            # the same header read by the other reader: only the bookkeeping column differs
-            frame = _aligned(frame, names, path)
-        yield frame
+        yield _parse_csv(path, header + piece, line - 1 - header_lines)
     if header is None:
         yield pl.DataFrame()
-
-
-def _aligned(frame: pl.DataFrame, names: list[str], path: Path) -> pl.DataFrame:
-    """A later piece's frame with the first piece's column names (the fast and the forgiving
-    reader may differ in the parse-error column only)."""
-    data = [c for c in frame.columns if c != PARSE_ERROR]
-    wanted = [c for c in names if c != PARSE_ERROR]
-    if len(data) != len(wanted):
-        raise SchemaError(f"{path}: pieces of the file read with different columns")
-    return frame.rename(dict(zip(data, wanted, strict=True)))
 
 
 def _read_csv(path: Path) -> pl.DataFrame:

@@ -138,6 +138,21 @@ def test_csv_read_in_pieces_equals_the_whole_file(
     assert pl.concat(batches).equals(read_listings(path))
 
 
+def test_both_csv_readers_name_columns_alike(tmp_path: Path) -> None:
+    # a file's pieces may be read by different readers: a padded, marked or repeated header
+    # name comes out the same from both
+    header = b"\xef\xbb\xbf listing_id , title ,price,note,note\n"
+    good = write(tmp_path, "good.csv", header + b"1,lamp,3,a,b\n")
+    bad = write(tmp_path, "bad.csv", header + b"1,lamp,3,a,b\n2,\xff,4,c,d\n")
+    assert read_file(good).columns == read_file(bad).columns
+    assert read_file(good).select("listing_id", "title", "note", "note_duplicated_0").row(0) == (
+        "1",
+        "lamp",
+        "a",
+        "b",
+    )
+
+
 def _starts_record(lines: list[bytes], i: int) -> bool:
     """Whether line ``i`` starts a record (the quotes before it are balanced)."""
     return sum(line.count(b'"') for line in lines[:i]) % 2 == 0
