@@ -9,7 +9,8 @@ or reordering rows.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
@@ -88,6 +89,82 @@ def distinct_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series | None]:
     if not same.all():
         return frame, None
     return distinct, position
+
+
+class RowMemo:
+    """What a pure row function gave for rows it has seen, so that a row repeating one of an
+    earlier batch is not computed again (sellers relist; many sell one product under one title).
+
+    Rows are looked up by a 64-bit hash of all their columns and confirmed equal, so a hash
+    collision only costs the saving. Bounded: past ``max_rows`` the oldest rows are forgotten.
+    Safe to share between threads (the function runs outside the lock). Not pickled (a copy
+    starts empty)."""
+
+    def __init__(self, max_rows: int = 300_000) -> None:
+        self.max_rows = max_rows
+        self._lock = threading.Lock()
+        self._tables: dict[tuple[tuple[str, str], ...], pl.DataFrame] = {}
+
+    @staticmethod
+    def row_hashes(frame: pl.DataFrame) -> pl.Series:
+        """A 64-bit hash of each row of ``frame``."""
+        return frame.select(pl.struct(pl.all()).hash(seed=0)).to_series()
+
+    def rows(self) -> int:
+        """Rows remembered (over every input schema)."""
+        with self._lock:
+            return sum(t.height for t in self._tables.values())
+
+    def apply(
+        self, frame: pl.DataFrame, compute: Callable[[pl.DataFrame], pl.DataFrame]
+    ) -> pl.DataFrame:
+        """``compute(frame)`` (a frame aligned with ``frame``), computing only rows not
+        remembered. ``compute`` must give each row's output from that row alone."""
+        if frame.height == 0 or frame.width == 0 or self.max_rows <= 0:
+            return compute(frame)
+        inputs = frame.columns
+        schema = tuple((c, str(t)) for c, t in frame.schema.items())
+        probe = frame.with_columns(
+            self.row_hashes(frame).alias("__memo_h"),
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("__memo_i"),
+        )
+        with self._lock:
+            table = self._tables.get(schema)
+        found: pl.DataFrame | None = None
+        new = probe
+        if table is not None:
+            pairs = probe.join(table, on="__memo_h", how="inner", suffix="__memo")
+            same = pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}__memo")) for c in inputs)
+            # a row computed by two batches at once is remembered twice: either will do
+            found = pairs.filter(same).unique("__memo_i", keep="any")
+            new = probe.join(found.select("__memo_i"), on="__memo_i", how="anti")
+        computed = compute(new.select(inputs)) if new.height else None
+        if computed is not None:
+            outputs = computed.columns
+        else:
+            assert table is not None  # every row was found in it
+            outputs = [c for c in table.columns if c not in inputs and c != "__memo_h"]
+        parts = []
+        if found is not None and found.height:
+            parts.append(found.select("__memo_i", *outputs))
+        if computed is not None:
+            parts.append(
+                computed.with_columns(new.get_column("__memo_i")).select("__memo_i", *outputs)
+            )
+            remembered = new.drop("__memo_i").hstack(computed)
+            with self._lock:
+                table = self._tables.get(schema)
+                if table is not None:
+                    remembered = pl.concat([table, remembered], rechunk=False)
+                self._tables[schema] = remembered.slice(-self.max_rows)
+        out = pl.concat(parts, how="vertical_relaxed").sort("__memo_i")
+        return out.drop("__memo_i")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"max_rows": self.max_rows}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["max_rows"])  # type: ignore[misc]
 
 
 def check_is_fitted(obj: Any) -> None:

@@ -41,7 +41,7 @@ import polars as pl
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from filters.base import Filter, check_is_fitted, distinct_rows, reason_list
+from filters.base import Filter, RowMemo, check_is_fitted, distinct_rows, reason_list
 from filters.normalise import (
     CJK_CLASS,
     CONFUSABLES,
@@ -320,6 +320,7 @@ class TextFilter(Filter):
             f"{c}{len(k)}" for k in self.key_info_ if len(k) >= 4 for c in {k[0], *MASK_CHARS}
         )
         self.memo_ = MatchMemo()
+        self.results_ = RowMemo()
         self.native_ = keys.filter(pl.col("kind") == "native").select(
             pl.col("key").str.to_lowercase().alias("native"), "brand"
         )
@@ -911,7 +912,7 @@ class TextFilter(Filter):
         inputs = self._inputs(frame.columns)
         # listings repeating another's title, description, brand and category are scored once
         distinct, back = distinct_rows(frame.select(inputs))
-        scored = self._score_distinct(distinct)
+        scored = self.results_.apply(distinct, self._score_distinct)
         if back is not None:
             scored = scored.select(pl.all().gather(back))
         return frame.hstack(scored).lazy()

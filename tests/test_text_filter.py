@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rapidfuzz.distance import OSA
 
+from filters.base import RowMemo
 from filters.text import TextFilter, allowed_edits
 from pipelines.registry import Registry, brand_key
 from seeds.marketplace import ORDINARY, obfuscate
@@ -632,9 +633,13 @@ def test_scores_do_not_depend_on_what_earlier_batches_taught_it(seed_registry: R
     warm = TextFilter().fit(seed_registry)
     warm.score(first).collect()
     assert warm.memo_.tables() == ["forms", "masked runs", "surfaces"]
+    assert warm.results_.rows() > 0
+    assert warm.score(second).collect().equals(fresh)
+    # the same listings again: every one is remembered
     assert warm.score(second).collect().equals(fresh)
     tight = TextFilter().fit(seed_registry)
     tight.memo_.max_rows = 500  # starts over several times within a batch's worth of forms
+    tight.results_.max_rows = 300  # forgets most listings of the first half
     tight.score(first).collect()
     assert tight.score(second).collect().equals(fresh)
 
@@ -646,6 +651,7 @@ def test_a_pickled_filter_starts_with_an_empty_memory(seed_registry: Registry) -
     before = score(f, ["Guccci bag", "r0lex watch", "plain mug"])
     copy = pickle.loads(pickle.dumps(f))
     assert copy.memo_.tables() == []
+    assert copy.results_.rows() == 0
     assert score(copy, ["Guccci bag", "r0lex watch", "plain mug"]).equals(before)
 
 
@@ -666,6 +672,50 @@ def test_distinct_rows_groups_exactly_the_equal_rows(rows: list[tuple[Any, ...]]
     assert distinct.height == len(set(rows)) == distinct.unique().height
     # in order of first appearance
     assert distinct.rows() == list(dict.fromkeys(rows))
+
+
+class _CollidingMemo(RowMemo):
+    """Every row hashes to one of two values: only the equality check tells rows apart."""
+
+    @staticmethod
+    def row_hashes(frame: pl.DataFrame) -> pl.Series:
+        return frame.select(pl.struct(pl.all()).hash(seed=0) % 2).to_series()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(
+        st.lists(st.tuples(_CELLS, _CELLS), min_size=0, max_size=12), min_size=1, max_size=6
+    ),
+    max_rows=st.sampled_from([0, 1, 3, 100]),
+    colliding=st.booleans(),
+)
+def test_remembered_rows_give_what_computing_them_gives(
+    batches: list[list[tuple[Any, ...]]], max_rows: int, colliding: bool
+) -> None:
+    """Across batches, with rows forgotten and hashes colliding: every batch's result equals
+    computing it afresh, and a remembered row is not computed again."""
+    memo = (_CollidingMemo if colliding else RowMemo)(max_rows)
+    computed: list[tuple[Any, ...]] = []
+
+    def compute(frame: pl.DataFrame) -> pl.DataFrame:
+        computed.extend(frame.rows())
+        return frame.select(
+            pl.concat_str(pl.col("x").fill_null("?"), pl.col("y").fill_null("?")).alias("xy"),
+            pl.col("x").is_null().alias("x_null"),
+        )
+
+    everything: set[tuple[Any, ...]] = set()
+    for rows in batches:
+        frame = pl.DataFrame(rows, schema={"x": pl.String, "y": pl.String}, orient="row")
+        computed.clear()
+        got = memo.apply(frame, compute)
+        expected = compute(frame)
+        assert got.equals(expected)
+        if max_rows == 100:  # nothing forgotten: only rows never seen before were computed
+            assert set(computed[: len(computed) - frame.height]) <= set(rows) - everything
+        everything |= set(rows)
+    assert memo.rows() <= max(max_rows, 0)
 
 
 def test_repeated_listings_score_as_if_alone(text_filter: TextFilter) -> None:
