@@ -91,6 +91,22 @@ def distinct_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series | None]:
     return distinct, position
 
 
+def per_value(values: pl.Series, derive: pl.Expr, dtype: pl.DataType) -> pl.Series:
+    """``derive`` (an expression of the column ``v``) computed once per distinct value of
+    ``values`` and mapped back to every row: string work on a low-cardinality column (brand,
+    category, currency, condition) costs as many values as it has, not as many rows."""
+    uniq = values.unique().to_frame("v").with_columns(derive.cast(dtype).alias("out"))
+    known = uniq.filter(pl.col("v").is_not_null())
+    mapped = values.replace_strict(
+        known.get_column("v"), known.get_column("out"), default=None, return_dtype=dtype
+    )
+    if_null = uniq.filter(pl.col("v").is_null()).get_column("out")
+    if if_null.len() == 0 or if_null.null_count() == 1:
+        return mapped.alias(values.name)
+    at = values.is_null().arg_true()
+    return mapped.scatter(at, if_null.gather([0] * at.len())).alias(values.name)
+
+
 class RowMemo:
     """What a pure row function gave for rows it has seen, so that a row repeating one of an
     earlier batch is not computed again (sellers relist; many sell one product under one title).

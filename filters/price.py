@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 
-from filters.base import Filter, check_is_fitted, reasons_where
+from filters.base import Filter, check_is_fitted, per_value, reasons_where
 from filters.textops import brand_key_expr, pl_round, pl_str, strip_chars
 from pipelines.config import DEFAULT_CONDITION_FACTORS, DEFAULT_RATES
 from pipelines.registry import brand_key
@@ -153,40 +153,55 @@ class PriceFilter(Filter):
 
     def priced_listings(self, lf: pl.LazyFrame) -> pl.LazyFrame:
         """Add ``__pb`` (brand), reference price and category, ``price_usd``, ``price_ratio``."""
-        cols = set(lf.collect_schema().names())
-        declared = pl.col("brand") if "brand" in cols else pl.lit(None, dtype=pl.String)
-        # lookups in the small registry tables by value, not joins: they keep row order for free
+        frame = lf.collect()
+        cols = set(frame.columns)
+        # string work on brand, category, currency and condition once per distinct value
         keys = self.brand_keys_.unique(subset=["__bkey"], keep="first", maintain_order=True)
-        lf = lf.with_columns(
-            declared.cast(pl.String)
-            .str.to_lowercase()
-            .str.normalize("NFKD")
-            .str.replace_all(r"[^\p{L}\p{N}]", "")
-            .replace_strict(keys["__bkey"], keys["__declared"], default=None)
-            .alias("__declared")
-        )
+        text = pl.col("v").cast(pl.String)
+        derived: dict[str, tuple[str, pl.Expr, pl.DataType, Any]] = {
+            "__declared": (
+                "brand",
+                text.str.to_lowercase()
+                .str.normalize("NFKD")
+                .str.replace_all(r"[^\p{L}\p{N}]", "")
+                .replace_strict(keys["__bkey"], keys["__declared"], default=None),
+                pl.String(),
+                None,
+            ),
+            "__pcat": ("category", text.str.strip_chars().str.to_lowercase(), pl.String(), None),
+            "__prate": (
+                "currency",
+                text.str.to_uppercase().replace_strict(
+                    self.rates_, default=None, return_dtype=pl.Float64
+                ),
+                pl.Float64(),
+                self.rates_.get("USD"),
+            ),
+            "__pfactor": (
+                "condition",
+                text.str.to_lowercase().replace_strict(
+                    self.condition_factors_, default=1.0, return_dtype=pl.Float64
+                ),
+                pl.Float64(),
+                self.condition_factors_.get("new", 1.0),
+            ),
+            "__pcond": ("condition", text.str.to_lowercase(), pl.String(), "new"),
+        }
+        lf = frame.with_columns(
+            per_value(frame.get_column(source), derive, dtype).alias(name)
+            if source in cols
+            else pl.lit(absent, dtype=dtype).alias(name)
+            for name, (source, derive, dtype, absent) in derived.items()
+        ).lazy()
         matched = pl.col("text_brand") if "text_brand" in cols else pl.lit(None, dtype=pl.String)
-        category = pl.col("category") if "category" in cols else pl.lit(None, dtype=pl.String)
-        currency = pl.col("currency") if "currency" in cols else pl.lit("USD")
-        condition = pl.col("condition") if "condition" in cols else pl.lit("new")
         accessory = (
             pl.col("text_accessory").fill_null(False) if "text_accessory" in cols else pl.lit(False)
         )
         lf = lf.with_columns(
             pl.coalesce(matched, pl.col("__declared")).alias("__pb"),
-            category.cast(pl.String).str.strip_chars().str.to_lowercase().alias("__pcat"),
-            (
-                pl.col("price").cast(pl.Float64)
-                * currency.str.to_uppercase().replace_strict(
-                    self.rates_, default=None, return_dtype=pl.Float64
-                )
-            ).alias("price_usd"),
-            condition.str.to_lowercase()
-            .replace_strict(self.condition_factors_, default=1.0, return_dtype=pl.Float64)
-            .alias("__pfactor"),
-            condition.str.to_lowercase().alias("__pcond"),
+            (pl.col("price").cast(pl.Float64) * pl.col("__prate")).alias("price_usd"),
             accessory.alias("__paccessory"),
-        )
+        ).drop("__prate")
         pair = pl.concat_str(["__pb", "__pcat"], separator="\x00")
         refs, fallback = self.references_, self.fallback_
         lf = lf.with_columns(

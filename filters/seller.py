@@ -105,11 +105,19 @@ class SellerFilter(Filter):
         if "seller_id" not in cols:
             nulls = [pl.lit(None, t).alias(c) for c, t in self.evidence_schema.items()]
             return listings.with_columns(*extra, *nulls)
-        stats = (
-            self.statistics_from_values(self.statistic_values(listings))
-            if statistics is None
-            else statistics.lazy()
-        )
+        if statistics is None:
+            # the batch's own statistics as window aggregates: a join would gather every
+            # column of the batch (twice the cost)
+            high, low = self._flags(set(cols))
+            seller = pl.col("seller_id").cast(pl.String)
+            has = pl.col("seller_id").is_not_null()
+            return listings.with_columns(
+                *extra,
+                pl.when(has).then(high.mean().over(seller)).alias("seller_share_high_text"),
+                pl.when(has).then(low.mean().over(seller)).alias("seller_luxury_low_price"),
+                pl.when(has).then(pl.len().over(seller).cast(pl.Int64)).alias("seller_listings"),
+            ).select([*cols, *self.output_schema()])
+        stats = statistics.lazy()
         keyed = listings.with_columns(pl.col("seller_id").cast(pl.String).alias("__seller"))
         joined = keyed.join(
             stats.rename({"seller_id": "__seller"}),

@@ -41,7 +41,14 @@ import polars as pl
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from filters.base import Filter, RowMemo, check_is_fitted, distinct_rows, reason_list
+from filters.base import (
+    Filter,
+    RowMemo,
+    check_is_fitted,
+    distinct_rows,
+    per_value,
+    reason_list,
+)
 from filters.normalise import (
     CJK_CLASS,
     CONFUSABLES,
@@ -153,15 +160,6 @@ def _partials(key: str, ksig: str | None) -> set[str]:
 def _words(expr: pl.Expr) -> pl.Expr:
     """A phrase hit as plain words (the padding spaces of phrase text dropped)."""
     return expr.str.replace_all(" +", " ").str.strip_chars(" ")
-
-
-def _per_distinct(values: pl.Series, derive: pl.Expr) -> pl.Series:
-    """``derive`` (an expression of ``v``) over the distinct values of a low-cardinality
-    column, mapped back to every row."""
-    uniq = values.drop_nulls().unique().to_frame("v").with_columns(derive.alias("out"))
-    return values.replace_strict(
-        uniq.get_column("v"), uniq.get_column("out"), default=None, return_dtype=pl.String
-    )
 
 
 def allowed_edits(key_len: int) -> int:
@@ -1000,16 +998,16 @@ class TextFilter(Filter):
             keys.get_column("__dkey"), keys.get_column("__declared"), default=None
         )
         values = base.get_column("brand").cast(pl.String)
-        return _per_distinct(values, derive).alias("__declared")
+        return per_value(values, derive, pl.String()).alias("__declared")
 
     @staticmethod
     def _categories(base: pl.DataFrame, cols: list[str]) -> pl.Series:
         if "category" not in cols:
             return pl.Series("__lcat", [None] * base.height, dtype=pl.String)
         values = base.get_column("category").cast(pl.String)
-        return _per_distinct(values, pl.col("v").str.strip_chars().str.to_lowercase()).alias(
-            "__lcat"
-        )
+        return per_value(
+            values, pl.col("v").str.strip_chars().str.to_lowercase(), pl.String()
+        ).alias("__lcat")
 
     def _scored(
         self, base: pl.DataFrame, cols: list[str], found: pl.DataFrame, phrases: pl.DataFrame
