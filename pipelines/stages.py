@@ -164,72 +164,94 @@ def decisions(lf: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
     return lf.with_columns(thresholds.decision_expr().alias("decision"))
 
 
-def explained(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Merge the filters' reasons, strongest filter first, at most :data:`MAX_REASONS`.
+def _ranked_reasons(frame: pl.DataFrame, names: list[str]) -> pl.Series:
+    """The reasons of the filters ``names`` in each row of ``frame``, strongest filter first."""
+    # Each filter's reasons joined on NUL (reasons never contain NUL: see Filter). The joined
+    # strings order the filters by (score, reasons) descending with plain column comparisons
+    # (a prefix sorts first, as for lists), and are concatenated in that order and split once:
+    # sorting structs or concatenating lists per row costs as much as all the filters together.
+    score = {n: pl.col(f"{n}_score").fill_null(-1.0) for n in names}
+    key = {n: pl.col(f"{n}_reasons").fill_null([]).list.join("\x00") for n in names}
 
-    A flagged row always gets at least one reason.
-    """
-    cols = set(lf.collect_schema().names())
-    names = [n for n in FILTER_ORDER if f"{n}_reasons" in cols]
-    merged: pl.Expr = pl.lit([], dtype=pl.List(pl.String))
-    if names:
-        # Each filter's reasons joined on NUL (reasons never contain NUL: see Filter). The
-        # joined strings order the filters by (score, reasons) descending with plain column
-        # comparisons (a prefix sorts first, as for lists), and are concatenated in that order
-        # and split once: sorting structs or concatenating lists per row costs as much as all
-        # the filters together.
-        score = {n: pl.col(f"{n}_score").fill_null(-1.0) for n in names}
-        key = {n: pl.col(f"{n}_reasons").fill_null([]).list.join("\x00") for n in names}
+    def before(a: str, b: str, ia: int, ib: int) -> pl.Expr:
+        same = (score[a] == score[b]) & (key[a] == key[b])
+        later = (score[a] > score[b]) | ((score[a] == score[b]) & (key[a] > key[b]))
+        return later | (same & pl.lit(ia < ib))
 
-        def before(a: str, b: str, ia: int, ib: int) -> pl.Expr:
-            same = (score[a] == score[b]) & (key[a] == key[b])
-            later = (score[a] > score[b]) | ((score[a] == score[b]) & (key[a] > key[b]))
-            return later | (same & pl.lit(ia < ib))
-
-        rank = {
-            n: pl.sum_horizontal(
-                [before(m, n, j, i).cast(pl.Int32) for j, m in enumerate(names) if m != n]
-                or [pl.lit(0, pl.Int32)]
-            )
-            for i, n in enumerate(names)
-        }
-        # each reason led by NUL, so that an empty reason survives the split
-        led = {
-            n: pl.when(pl.col(f"{n}_reasons").list.len() > 0).then(
-                pl.concat_str(pl.lit("\x00"), key[n])
-            )
-            for n in names
-        }
-        ranked = lf.with_columns(
-            *(r.alias(f"__rank_{n}") for n, r in rank.items()),
-            *(s.alias(f"__key_{n}") for n, s in led.items()),
+    rank = {
+        n: pl.sum_horizontal(
+            [before(m, n, j, i).cast(pl.Int32) for j, m in enumerate(names) if m != n]
+            or [pl.lit(0, pl.Int32)]
         )
-        in_place = [
-            pl.coalesce(
-                [pl.when(pl.col(f"__rank_{n}") == p).then(pl.col(f"__key_{n}")) for n in names]
-            )
-            for p in range(len(names))
-        ]
-        joined = pl.concat_str(in_place, separator="", ignore_nulls=True)
-        split = (
+        for i, n in enumerate(names)
+    }
+    # each reason led by NUL, so that an empty reason survives the split
+    led = {
+        n: pl.when(pl.col(f"{n}_reasons").list.len() > 0).then(
+            pl.concat_str(pl.lit("\x00"), key[n])
+        )
+        for n in names
+    }
+    in_place = [
+        pl.coalesce([pl.when(pl.col(f"__rank_{n}") == p).then(pl.col(f"__key_{n}")) for n in names])
+        for p in range(len(names))
+    ]
+    joined = pl.concat_str(in_place, separator="", ignore_nulls=True)
+    # ranks and keys as columns first (lazy, so each join above is computed once), then merged
+    return (
+        frame.lazy()
+        .select(
+            *(r.alias(f"__rank_{n}") for n, r in rank.items()),
+            *(k.alias(f"__key_{n}") for n, k in led.items()),
+        )
+        .select(
             pl.when(joined != "")
             .then(joined.str.slice(1))
             .otherwise(None)
             .str.split("\x00")
             .fill_null(pl.lit([], dtype=pl.List(pl.String)))
         )
-        lf = ranked.with_columns(split.alias("__merged")).drop(
-            [f"__rank_{n}" for n in names] + [f"__key_{n}" for n in names]
+        .collect()
+        .to_series()
+    )
+
+
+def explained(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Merge the filters' reasons, strongest filter first, at most :data:`MAX_REASONS`.
+
+    A flagged row always gets at least one reason.
+    """
+    frame = lf.collect()
+    present = [n for n in FILTER_ORDER if f"{n}_reasons" in frame.columns]
+    has = {
+        n: frame.select(pl.col(f"{n}_reasons").list.len().fill_null(0) > 0).to_series()
+        for n in present
+    }
+    # a filter without reasons anywhere in the batch adds nothing to any row's merge
+    names = [n for n in present if has[n].any()]
+    empty = pl.lit([], dtype=pl.List(pl.String))
+    merged: pl.Expr = empty
+    if names:
+        # most rows have reasons from one filter at most: those are that filter's reasons as
+        # they are; the ranking runs only on rows with reasons from several filters
+        merged = pl.coalesce(
+            [pl.when(has[n]).then(pl.col(f"{n}_reasons")) for n in names] + [empty]
         )
-        merged = pl.col("__merged")
+        several = frame.select(
+            pl.sum_horizontal([has[n].cast(pl.Int8) for n in names]) >= 2
+        ).to_series()
+        if several.any():
+            full = _ranked_reasons(frame.filter(several), names)
+            at = several.cast(pl.Int64).cum_sum() - 1
+            aligned = full.gather(at.set(~several, None))
+            merged = pl.when(several).then(pl.lit(aligned)).otherwise(merged)
     fallback = pl.format("risk {} from several weak signals", pl.col("risk").round(2))
     reasons_out = (
         pl.when((pl.col("decision") != "allow") & (merged.list.len() == 0))
         .then(pl.concat_list(fallback))
         .otherwise(merged)
     )
-    out = lf.with_columns(reasons_out.list.head(MAX_REASONS).alias("reasons"))
-    return out.drop("__merged") if names else out
+    return frame.lazy().with_columns(reasons_out.list.head(MAX_REASONS).alias("reasons"))
 
 
 def scored_listings(
