@@ -1038,32 +1038,52 @@ class TextFilter(Filter):
             )
         )
         at = found.get_column("__tid")
-        cand = found.with_columns(
-            rows.get_column(c).gather(at)
-            for c in ("__declared", "__lcat", "text_strong_phrases", "__title", "__raw")
-        ).join(ordinary, on=["__tid", "form"], how="left")
-        # substring tests against the whole title run once per distinct surface of a title, not
-        # once per mention: a title repeating one word 40,000 times must stay linear
-        surfaces = (
-            cand.select("__tid", "surface", "__raw", "__title")
-            .unique(["__tid", "surface"])
-            .select(
-                "__tid",
-                "surface",
-                pl.col("__raw").str.contains(pl.col("surface"), literal=True).alias("__in_raw"),
-                (
-                    pl.col("__title").str.contains(
-                        pl.col("surface").str.to_titlecase(), literal=True
-                    )
-                    | pl.col("__title").str.contains(
-                        pl.col("surface").str.to_uppercase(), literal=True
-                    )
-                ).alias("__capitalised"),
-                pl.col("__raw").str.contains(r"[\uff01-\uff5e]").alias("__fullwidth"),
-                pl.col("__raw").str.contains(ZERO_WIDTH_CLASS).alias("__zero_width"),
-            )
+        # fullwidth and zero-width characters are properties of the title
+        hiding = rows.select(
+            pl.col("__raw").str.contains(r"[\uff01-\uff5e]").alias("__fullwidth"),
+            pl.col("__raw").str.contains(ZERO_WIDTH_CLASS).alias("__zero_width"),
         )
-        cand = cand.join(surfaces, on=["__tid", "surface"], how="left")
+        cand = found.with_columns(
+            *(
+                rows.get_column(c).gather(at)
+                for c in ("__declared", "__lcat", "text_strong_phrases", "__title", "__raw")
+            ),
+            *(hiding.get_column(c).gather(at) for c in hiding.columns),
+        )
+        # a few titles hold an ordinary phrase: their rows are found by a join of the keys
+        # alone (a left join gathers every column of every mention)
+        keyed = (
+            cand.select("__tid", "form")
+            .with_row_index("__k")
+            .join(ordinary, on=["__tid", "form"], how="inner")
+        )
+        if keyed.get_column("__k").is_duplicated().any():
+            # a word in two ordinary phrases of one title: one row per phrase, as a join gives
+            cand = cand.join(ordinary, on=["__tid", "form"], how="left")
+        else:
+            oph = pl.repeat(None, cand.height, dtype=pl.String, eager=True)
+            cand = cand.with_columns(
+                oph.scatter(keyed.get_column("__k"), keyed.get_column("__oph")).alias("__oph")
+            )
+        in_raw = pl.col("__raw").str.contains(pl.col("surface"), literal=True).alias("__in_raw")
+        capitalised = (
+            pl.col("__title").str.contains(pl.col("surface").str.to_titlecase(), literal=True)
+            | pl.col("__title").str.contains(pl.col("surface").str.to_uppercase(), literal=True)
+        ).alias("__capitalised")
+        # substring tests against the whole title, once per mention while that is cheap, else
+        # once per distinct surface of a title: a title repeating one word 40,000 times must
+        # stay linear
+        title_bytes = rows.get_column("__raw").str.len_bytes().sum()
+        mention_bytes = cand.get_column("__raw").str.len_bytes().sum()
+        if mention_bytes <= 16 * title_bytes + 4096:
+            cand = cand.with_columns(in_raw, capitalised)
+        else:
+            surfaces = (
+                cand.select("__tid", "surface", "__raw", "__title")
+                .unique(["__tid", "surface"])
+                .select("__tid", "surface", in_raw, capitalised)
+            )
+            cand = cand.join(surfaces, on=["__tid", "surface"], how="left")
         # a plain match whose surface is not in the raw title hid behind fullwidth/zero-width
         hidden = pl.col("kind").is_in(["exact", "alias"]) & ~pl.col("__in_raw")
         kind = (
