@@ -107,6 +107,8 @@ TOKEN = r"[\p{L}\p{N}$@€©®£|!*•●#]+"
 #: combining marks except U+034F, a combining mark used as a hidden separator ("gu\u034fcci")
 MARKS_BUT_HIDDEN = "[^\\P{Mn}\u034f]"
 MAX_NGRAM = 3
+#: a run of tokens is coded in this many bits (an int64 without its sign)
+CODE_BITS = 63
 
 
 def folded(expr: pl.Expr) -> pl.Expr:
@@ -485,16 +487,44 @@ class TextFilter(Filter):
         )
 
     @staticmethod
-    def _forms(toks: pl.DataFrame) -> pl.DataFrame:
-        """Each token and runs of 2-3 adjacent tokens of one title, aligned with ``toks``:
-        ``f1`` .. ``f3`` (concatenated plain tokens; null past the title's end)."""
-        plain, tid = pl.col("plain"), pl.col("__tid")
-        out = [plain.alias("f1")]
-        run = plain
+    def _runs(toks: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Each token and runs of 2-3 adjacent tokens of one title, coded as integers: ``c1``
+        .. ``c3`` aligned with ``toks`` (null past the title's end); and the distinct runs:
+        ``n``, ``code`` and ``form`` (their plain tokens concatenated).
+
+        A batch has few distinct tokens (6k in 320k), so its runs repeat far more than they
+        differ: forms are built and matched once per distinct run and joined back on integers,
+        not on strings."""
+        plain = toks.get_column("plain")
+        vocab = plain.unique(maintain_order=True)
+        size = max(vocab.len(), 1)
+        ids = plain.replace_strict(
+            vocab, pl.int_range(vocab.len(), dtype=pl.Int64, eager=True), return_dtype=pl.Int64
+        ).cast(pl.Int64)  # an empty column keeps its dtype
+        tid, token = pl.col("__tid"), pl.col("__p")
+        codes = [token.alias("c1")]
+        run, bound = token, size
         for i in range(1, MAX_NGRAM):
-            run = run + plain.shift(-i)
-            out.append(pl.when(tid.shift(-i) == tid).then(run).alias(f"f{i + 1}"))
-        return toks.select(out)
+            if bound * size >= 1 << CODE_BITS:
+                # too many distinct tokens for the run's code: number the runs so far densely
+                run, bound = run.rank("dense").cast(pl.Int64) - 1, max(toks.height, 1)
+            run, bound = run * size + token.shift(-i), bound * size
+            codes.append(pl.when(tid.shift(-i) == tid).then(run).alias(f"c{i + 1}"))
+        coded = toks.select(tid, ids.alias("__p")).select(codes)
+        distinct = []
+        for n in range(1, MAX_NGRAM + 1):
+            code = coded.get_column(f"c{n}")
+            at = (code.is_first_distinct() & code.is_not_null()).arg_true()
+            form = pl.concat_str(
+                [plain.gather(at + i) for i in range(n)] if at.len() else [plain.clear()]
+            )
+            distinct.append(
+                pl.DataFrame({"n": pl.repeat(n, at.len(), dtype=pl.Int8, eager=True)}).with_columns(
+                    code.gather(at).alias("code"), form.alias("form")
+                )
+            )
+        runs = pl.concat(distinct).filter(pl.col("form") != "")
+        return coded, runs
 
     @staticmethod
     def _spaced(titles: pl.DataFrame) -> pl.DataFrame:
@@ -509,21 +539,23 @@ class TextFilter(Filter):
         )
 
     def form_matches(self, forms: pl.DataFrame) -> pl.DataFrame:
-        """Brand matches of the batch's distinct forms: ``form``, ``n``, ``brand``, ``kind``,
-        ``edits``, ``ambiguous``, ``ksig``.
+        """Brand matches of distinct ``form``, ``n``: ``form``, ``n``, ``brand``, ``kind``,
+        ``edits``, ``ambiguous``, ``ksig`` (matches of forms of earlier batches included).
 
-        Exact matches are a join. The other kinds are tried only on forms that could read as a
-        key (by length and letters: a model number never can), and a form's match depends on
-        the form alone, so each is classified once per fitted filter and remembered for later
-        batches."""
-        distinct = pl.concat(
-            [
-                forms.select(pl.col(f"f{n}").alias("form"))
-                .unique()
-                .with_columns(pl.lit(n, dtype=pl.Int8).alias("n"))
-                for n in range(1, MAX_NGRAM + 1)
-            ]
-        ).filter(pl.col("form").is_not_null() & (pl.col("form") != ""))
+        A form's match depends on the form alone, so each is classified once per fitted filter
+        and remembered: a batch classifies only the forms no earlier batch had."""
+        return self.memo_.lookup(
+            "forms",
+            # two runs can spell one form ("ab c", "a bc")
+            forms.select("form", "n").unique(),
+            ["form", "n"],
+            self._match_forms,
+            FORM_MATCH_SCHEMA,
+        )
+
+    def _match_forms(self, distinct: pl.DataFrame) -> pl.DataFrame:
+        """Exact matches are a join. The other kinds are tried only on forms that could read
+        as a key (by length and letters: a model number never can)."""
         exact = self._exact_matches(distinct)
         form, n = pl.col("form"), pl.col("n")
         length = form.str.len_chars()
@@ -553,13 +585,7 @@ class TextFilter(Filter):
         )
         could = looks | near | leet
         candidates = distinct.join(exact.select("form", "n"), on=["form", "n"], how="anti")
-        others = self.memo_.lookup(
-            "forms",
-            candidates.filter(could),
-            ["form", "n"],
-            self._classify_forms,
-            FORM_MATCH_SCHEMA,
-        )
+        others = self._classify_forms(candidates.filter(could))
         return pl.concat([exact, others]).unique(
             subset=["form", "n"], keep="first", maintain_order=True
         )
@@ -749,13 +775,13 @@ class TextFilter(Filter):
         """Brand mentions by token: ``__tid``, ``pos``, ``n``, ``surface``, ``prev1..3`` (the
         1-3 plain tokens before it), ``form``, ``brand``, ``kind``, ``edits``, ``ambiguous``.
         The context columns are built for the matched tokens only."""
-        forms = self._forms(toks)
-        by_form = self.form_matches(forms)
+        coded, runs = self._runs(toks)
+        matched = runs.join(self.form_matches(runs), on=["form", "n"], how="inner")
         by_surface = self.surface_matches(toks)
         row = pl.int_range(pl.len(), dtype=pl.Int64).alias("k")
         parts = [
-            forms.select(row, pl.col(f"f{n}").alias("form"))
-            .join(by_form.filter(pl.col("n") == n), on="form", how="inner")
+            coded.select(row, pl.col(f"c{n}").alias("code"))
+            .join(matched.filter(pl.col("n") == n), on="code", how="inner")
             .select("k", *FORM_MATCH_SCHEMA)
             for n in range(1, MAX_NGRAM + 1)
         ]

@@ -718,6 +718,31 @@ def test_remembered_rows_give_what_computing_them_gives(
     assert memo.rows() <= max(max_rows, 0)
 
 
+def test_runs_spelling_one_form_each_score_as_if_alone(seed_registry: Registry) -> None:
+    """Different token runs can spell one form ("louisvuit ton", "lou isvuitton"): each run
+    gets the form's match."""
+    titles = ["Louis Vuitton bag", "Louisvuit ton bag", "Lou isvuitton bag", "Louis vuitton"]
+    together = score(TextFilter().fit(seed_registry), titles)
+    alone = pl.concat([score(TextFilter().fit(seed_registry), [t]) for t in titles])
+    assert together.drop("listing_id").equals(alone.drop("listing_id"))
+    assert together.get_column("text_brand").to_list() == ["Louis Vuitton"] * 4
+
+
+def test_runs_coded_in_few_bits_score_the_same(
+    seed_registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch with more distinct tokens than a run's code can hold numbers its runs densely
+    first; scores do not change."""
+    import filters.text as text_module
+    from seeds.marketplace import generate_marketplace
+
+    frame = generate_marketplace(seed_registry, 1500, seed=5).drop("label", "kind")
+    wide = TextFilter().fit(seed_registry).score(frame).collect()
+    monkeypatch.setattr(text_module, "CODE_BITS", 12)
+    narrow = TextFilter().fit(seed_registry).score(frame).collect()
+    assert narrow.equals(wide)
+
+
 def test_repeated_listings_score_as_if_alone(text_filter: TextFilter) -> None:
     titles = ["Guccci bag", "plain mug", "Guccci bag", "Rolex replica", "plain mug"] * 5
     brands = ["Gucci", None, "Prada", None, None] * 5
