@@ -440,31 +440,34 @@ class TextFilter(Filter):
         text = pl.concat_str(title, pl.lit(" | "), desc)
         df = lf.with_row_index("__tid").collect()
         # most titles are ASCII: Unicode normalisation is the identity there, so it runs only
-        # on the others
-        cheap = df.select(
-            "__tid",
-            title.str.to_lowercase().alias("__norm"),
-            pl.concat_str(
-                pl.lit(" "),
-                text.str.to_lowercase().str.replace_all(PHRASE_KEEP, " ").str.strip_chars(),
-                pl.lit(" "),
-            ).alias("__ptext"),
-            title.str.to_lowercase().alias("__raw"),
-            text.str.contains(r"^[\x00-\x7F]*$").alias("__ascii"),
+        # on the others (lazy, so that the lower-cased title is computed once)
+        lower = title.str.to_lowercase()
+        cheap = (
+            df.lazy()
+            .select(
+                lower.alias("__norm"),
+                pl.concat_str(
+                    pl.lit(" "),
+                    text.str.to_lowercase().str.replace_all(PHRASE_KEEP, " ").str.strip_chars(),
+                    pl.lit(" "),
+                ).alias("__ptext"),
+                lower.alias("__raw"),
+                (text.str.len_bytes() != text.str.len_chars()).alias("__other"),
+            )
+            .collect()
         )
-        rest = df.filter(~cheap["__ascii"]).select(
-            "__tid",
-            folded(title).str.replace_all(f"({CJK_CLASS}+)", " ${1} ").alias("__norm"),
-            phrase_text(text).alias("__ptext"),
-            title.str.to_lowercase()
-            .str.normalize("NFD")
-            .str.replace_all(MARKS_BUT_HIDDEN, "")
-            .alias("__raw"),
-        )
-        norm = cheap.drop("__ascii")
-        if rest.height:
-            norm = norm.update(rest, on="__tid")
-        return df.with_columns(norm.drop("__tid"))
+        at = cheap.get_column("__other").arg_true()
+        norm = cheap.drop("__other")
+        if at.len():
+            rest = df[at].select(
+                folded(title).str.replace_all(f"({CJK_CLASS}+)", " ${1} ").alias("__norm"),
+                phrase_text(text).alias("__ptext"),
+                lower.str.normalize("NFD").str.replace_all(MARKS_BUT_HIDDEN, "").alias("__raw"),
+            )
+            norm = norm.with_columns(
+                norm.get_column(c).scatter(at, rest.get_column(c)) for c in rest.columns
+            )
+        return df.with_columns(norm)
 
     def _tokens(self, titles: pl.DataFrame) -> pl.DataFrame:
         """One row per token, in title order: ``__tid``, ``pos``, ``tok`` (as written, folded)
@@ -935,8 +938,12 @@ class TextFilter(Filter):
                 out = out.with_columns(empty.alias(e.meta.output_name()) for e in exprs)
                 continue
             some = titles.filter(pl.col(source).str.contains_any(patterns))
+            # lazy, so that the spaced and cleaned text the searches share is computed once
             out = out.join(
-                some.select("__tid", *exprs), on="__tid", how="left", maintain_order="left"
+                some.lazy().select("__tid", *exprs).collect(),
+                on="__tid",
+                how="left",
+                maintain_order="left",
             ).with_columns(pl.col(e.meta.output_name()).fill_null(empty) for e in exprs)
         return out
 
@@ -1083,14 +1090,17 @@ class TextFilter(Filter):
             .with_row_index("__k")
             .join(ordinary, on=["__tid", "form"], how="inner")
         )
-        if keyed.get_column("__k").is_duplicated().any():
-            # a word in two ordinary phrases of one title: one row per phrase, as a join gives
-            cand = cand.join(ordinary, on=["__tid", "form"], how="left")
-        else:
-            oph = pl.repeat(None, cand.height, dtype=pl.String, eager=True)
-            cand = cand.with_columns(
-                oph.scatter(keyed.get_column("__k"), keyed.get_column("__oph")).alias("__oph")
-            )
+        # a word in two ordinary phrases of one title ("sea shell necklace") gets a row for
+        # each, as a left join gives
+        hit = keyed.get_column("__k")
+        cand = pl.concat(
+            [
+                cand.filter(
+                    ~pl.int_range(pl.len(), dtype=pl.UInt32).is_in(hit.implode())
+                ).with_columns(pl.lit(None, dtype=pl.String).alias("__oph")),
+                cand[hit].with_columns(keyed.get_column("__oph")),
+            ]
+        )
         in_raw = pl.col("__raw").str.contains(pl.col("surface"), literal=True).alias("__in_raw")
         capitalised = (
             pl.col("__title").str.contains(pl.col("surface").str.to_titlecase(), literal=True)
