@@ -606,8 +606,11 @@ class TextFilter(Filter):
         """Leetspeak and masked matches of the batch's distinct single tokens as written (read
         letter for letter: only tokens with letters, as long as some key)."""
         tok = pl.col("tok")
+        # tokens repeat: the tests run on the distinct ones
         distinct = (
-            toks.filter(
+            toks.select("tok", "plain")
+            .unique()
+            .filter(
                 (pl.col("plain") != "")
                 & tok.str.contains(r"[^\p{L}]")
                 & tok.str.contains(r"\p{L}")
@@ -704,8 +707,7 @@ class TextFilter(Filter):
         """Names masked across a word break ("ray-b*n" is "rayb*n"): runs of 2-3 tokens of
         one title, each with a letter, one with a mask character, read together. Rows as
         :meth:`form_matches` gives them, with ``k``, the run's first token."""
-        mask_class = "[" + re.escape(MASK_CHARS) + "]"
-        at = toks.select(pl.arg_where(pl.col("tok").str.contains(mask_class))).to_series()
+        at = toks.select(pl.arg_where(pl.col("tok").str.contains_any(list(MASK_CHARS)))).to_series()
         masked_rows = at.to_numpy().astype(np.int64)
         size = toks.height
         tok, plain, tid = (toks.get_column(c) for c in ("tok", "plain", "__tid"))
