@@ -329,8 +329,20 @@ class PriceFilter(Filter):
         # each row's group statistics by value: a join would gather every column of the batch
         group = pl.concat_str(["__pb", "__refcat"], separator="\x00")
         keys = stats.select(group.alias("k")).get_column("k")
+        at = (
+            priced.select(
+                group.replace_strict(
+                    keys,
+                    pl.int_range(keys.len(), dtype=pl.UInt32, eager=True),
+                    default=None,
+                    return_dtype=pl.UInt32,
+                )
+            )
+            .to_series()
+            .cast(pl.UInt32)
+        )  # an empty column keeps its dtype
         scored = priced.with_columns(
-            group.replace_strict(keys, stats.get_column(c), default=None, return_dtype=t).alias(c)
+            stats.get_column(c).cast(t).gather(at).alias(c)
             for c, t in (
                 ("price_group_median", pl.Float64),
                 ("price_group_mad", pl.Float64),
