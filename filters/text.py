@@ -186,7 +186,9 @@ SURFACE_MATCH_SCHEMA: dict[str, pl.DataType] = {
 class MatchMemo:
     """Distinct values a fitted filter has classified (hits and misses), by table, so that
     each batch classifies only values no earlier batch had. Bounded: past ``max_rows`` a
-    table starts over. Not pickled (a copy starts empty)."""
+    table starts over. Safe to share between threads: values are classified outside the lock
+    (two batches at once may both classify a value; it is kept once). Not pickled (a copy
+    starts empty)."""
 
     def __init__(self, max_rows: int = 2_000_000) -> None:
         self.max_rows = max_rows
@@ -204,20 +206,27 @@ class MatchMemo:
     ) -> pl.DataFrame:
         """The hits among every value classified so far, after classifying ``distinct``'s
         new values (hits may include values of earlier batches)."""
+        empty = pl.DataFrame(schema=dict(schema))
         with self._lock:
             seen = self._seen.get(table)
-            hits = self._hits.get(table, pl.DataFrame(schema=dict(schema)))
-            new = distinct if seen is None else distinct.join(seen, on=on, how="anti")
-            if new.height and seen is not None and seen.height + new.height > self.max_rows:
-                # full: start over from this batch's values (all of them: the hits returned
-                # must cover every value of the batch)
-                new, seen, hits = distinct, None, hits.clear()
-            if new.height:
-                found = classify(new).select(list(schema)).cast(pl.Schema(schema))
-                seen = new if seen is None else pl.concat([seen, new], rechunk=False)
-                hits = pl.concat([hits, found]).rechunk()
-                self._seen[table], self._hits[table] = seen, hits
+            hits = self._hits.get(table, empty)
+        new = distinct if seen is None else distinct.join(seen, on=on, how="anti")
+        if not new.height:
             return hits
+        found = classify(new).select(list(schema)).cast(pl.Schema(schema))
+        with self._lock:
+            seen = self._seen.get(table)
+            kept = self._hits.get(table, empty)
+            if seen is not None and seen.height + new.height > self.max_rows:
+                seen, kept = None, empty  # full: start over
+            self._seen[table] = new if seen is None else pl.concat([seen, new], rechunk=False)
+            self._hits[table] = (
+                pl.concat([kept, found.join(kept, on=on, how="anti")]).rechunk()
+                if kept.height
+                else found
+            )
+        # found holds only values the snapshot had not seen
+        return pl.concat([hits, found])
 
     def tables(self) -> list[str]:
         """The tables holding classified values."""

@@ -644,6 +644,24 @@ def test_scores_do_not_depend_on_what_earlier_batches_taught_it(seed_registry: R
     assert tight.score(second).collect().equals(fresh)
 
 
+def test_batches_scored_at_once_by_one_filter_score_as_if_alone(seed_registry: Registry) -> None:
+    """The batch runner scores several batches at once with one fitted filter: its memories
+    fill from several threads, and every batch still scores as a fresh filter scores it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from seeds.marketplace import generate_marketplace
+
+    frame = generate_marketplace(seed_registry, 2400, seed=13).drop("label", "kind")
+    # overlapping batches, so that threads race on the same new forms and listings
+    batches = [frame.slice(start, 600) for start in range(0, 2100, 300)]
+    shared = TextFilter().fit(seed_registry)
+    shared.memo_.max_rows = 2000  # starts over while other threads read it
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda b: shared.score(b).collect(), batches))
+    for batch, got in zip(batches, together, strict=True):
+        assert got.equals(TextFilter().fit(seed_registry).score(batch).collect())
+
+
 def test_a_pickled_filter_starts_with_an_empty_memory(seed_registry: Registry) -> None:
     import pickle
 
