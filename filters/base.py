@@ -107,6 +107,21 @@ def per_value(values: pl.Series, derive: pl.Expr, dtype: pl.DataType) -> pl.Seri
     return mapped.scatter(at, if_null.gather([0] * at.len())).alias(values.name)
 
 
+def compacted(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its text in buffers of its own. A filtered or sliced text column still
+    refers to the buffers of the column it came from: a memory holding a few rows of each batch
+    would keep every batch's text alive."""
+
+    def copy(col: str, dtype: pl.DataType) -> pl.Expr:
+        if dtype == pl.String:
+            return pl.concat_str(pl.col(col), pl.lit(""))
+        if dtype == pl.List(pl.String):
+            return pl.col(col).list.eval(pl.concat_str(pl.element(), pl.lit("")))
+        return pl.col(col)
+
+    return frame.select(copy(c, t) for c, t in frame.schema.items())
+
+
 class RowMemo:
     """What a pure row function gave for rows it has seen, so that a row repeating one of an
     earlier batch is not computed again (sellers relist; many sell one product under one title).
@@ -116,7 +131,7 @@ class RowMemo:
     Safe to share between threads (the function runs outside the lock). Not pickled (a copy
     starts empty)."""
 
-    def __init__(self, max_rows: int = 300_000) -> None:
+    def __init__(self, max_rows: int = 150_000) -> None:
         self.max_rows = max_rows
         self._lock = threading.Lock()
         self._tables: dict[tuple[tuple[str, str], ...], pl.DataFrame] = {}
@@ -167,7 +182,7 @@ class RowMemo:
             parts.append(
                 computed.with_columns(new.get_column("__memo_i")).select("__memo_i", *outputs)
             )
-            remembered = new.drop("__memo_i").hstack(computed)
+            remembered = compacted(new.drop("__memo_i").hstack(computed))
             with self._lock:
                 table = self._tables.get(schema)
                 if table is not None:

@@ -2,13 +2,14 @@
 and the contexts that make a mention legitimate.
 
 Work is done on *distinct* values. Listings repeating another's title, description, brand and
-category are scored once. Titles are normalised and split into tokens with polars. Every distinct
-token (and adjacent-token pair/triple, for multi-word brands) is matched against the brand keys:
-exact by join; near misses with ``rapidfuzz.process.cdist`` over length buckets; look-alike
-letters by skeleton equality; leetspeak and masked letters by their readings. The non-exact kinds
-are tried only on forms that could read as a key, and each form once per fitted filter
-(:class:`MatchMemo`). The matches are joined back to the listings. No Python code runs per
-listing.
+category are scored once, and a fitted filter remembers the listings it has scored
+(:class:`filters.base.RowMemo`). Titles are normalised and split into tokens with polars. Every
+distinct token (and adjacent-token pair/triple, for multi-word brands; runs are coded as integers
+from their tokens' ids) is matched against the brand keys: exact by join; near misses with
+``rapidfuzz.process.cdist`` over length buckets; look-alike letters by skeleton equality;
+leetspeak and masked letters by their readings. The non-exact kinds are tried only on forms that
+could read as a key, and each form is classified once per fitted filter (:class:`MatchMemo`).
+The matches are joined back to the listings on integers. No Python code runs per listing.
 
 Score (monotone in every piece of evidence)::
 
@@ -45,6 +46,7 @@ from filters.base import (
     Filter,
     RowMemo,
     check_is_fitted,
+    compacted,
     distinct_rows,
     per_value,
     reason_list,
@@ -219,6 +221,7 @@ class MatchMemo:
             kept = self._hits.get(table, empty)
             if seen is not None and seen.height + new.height > self.max_rows:
                 seen, kept = None, empty  # full: start over
+            new = compacted(new)
             self._seen[table] = new if seen is None else pl.concat([seen, new], rechunk=False)
             self._hits[table] = (
                 pl.concat([kept, found.join(kept, on=on, how="anti")]).rechunk()

@@ -761,6 +761,25 @@ def test_runs_coded_in_few_bits_score_the_same(
     assert narrow.equals(wide)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(_CELLS, st.one_of(st.none(), st.lists(_CELLS, max_size=3)), st.integers(0, 9)),
+        max_size=20,
+    )
+)
+def test_compacted_frames_hold_the_same_values(rows: list[tuple[Any, ...]]) -> None:
+    from filters.base import compacted
+
+    frame = pl.DataFrame(
+        rows, schema={"s": pl.String, "l": pl.List(pl.String), "i": pl.Int64}, orient="row"
+    )
+    # a filtered frame, as memories keep them
+    some = frame.filter(pl.col("i") % 2 == 0)
+    assert compacted(some).equals(some)
+    assert compacted(some).schema == some.schema
+
+
 def test_repeated_listings_score_as_if_alone(text_filter: TextFilter) -> None:
     titles = ["Guccci bag", "plain mug", "Guccci bag", "Rolex replica", "plain mug"] * 5
     brands = ["Gucci", None, "Prada", None, None] * 5
