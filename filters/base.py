@@ -128,13 +128,24 @@ class RowMemo:
 
     Rows are looked up by a 64-bit hash of all their columns and confirmed equal, so a hash
     collision only costs the saving. Bounded: past ``max_rows`` the oldest rows are forgotten.
-    Safe to share between threads (the function runs outside the lock). Not pickled (a copy
-    starts empty)."""
+    A memory that finds less than ``min_hit_rate`` of the rows looked up in it, over the first
+    ``2 * max_rows`` of them, lets go of its rows and stops remembering: input without repeats
+    pays for it only that long. Safe to share between threads (the function runs outside the
+    lock). Not pickled (a copy starts empty)."""
 
-    def __init__(self, max_rows: int = 150_000) -> None:
+    def __init__(self, max_rows: int = 150_000, *, min_hit_rate: float = 0.02) -> None:
         self.max_rows = max_rows
+        self.min_hit_rate = min_hit_rate
         self._lock = threading.Lock()
         self._tables: dict[tuple[tuple[str, str], ...], pl.DataFrame] = {}
+        self._looked = 0
+        self._found = 0
+        self._off = False
+
+    @property
+    def active(self) -> bool:
+        """Whether rows are still remembered (False once the memory has let go)."""
+        return self.max_rows > 0 and not self._off
 
     @staticmethod
     def row_hashes(frame: pl.DataFrame) -> pl.Series:
@@ -151,7 +162,7 @@ class RowMemo:
     ) -> pl.DataFrame:
         """``compute(frame)`` (a frame aligned with ``frame``), computing only rows not
         remembered. ``compute`` must give each row's output from that row alone."""
-        if frame.height == 0 or frame.width == 0 or self.max_rows <= 0:
+        if frame.height == 0 or frame.width == 0 or not self.active:
             return compute(frame)
         inputs = frame.columns
         schema = tuple((c, str(t)) for c, t in frame.schema.items())
@@ -169,6 +180,14 @@ class RowMemo:
             # a row computed by two batches at once is remembered twice: either will do
             found = pairs.filter(same).unique("__memo_i", keep="any")
             new = probe.join(found.select("__memo_i"), on="__memo_i", how="anti")
+            with self._lock:
+                self._looked += probe.height
+                self._found += found.height
+                if self._looked >= 2 * self.max_rows and (
+                    self._found < self.min_hit_rate * self._looked
+                ):
+                    self._off = True
+                    self._tables.clear()
         computed = compute(new.select(inputs)) if new.height else None
         if computed is not None:
             outputs = computed.columns
@@ -182,20 +201,22 @@ class RowMemo:
             parts.append(
                 computed.with_columns(new.get_column("__memo_i")).select("__memo_i", *outputs)
             )
+        if computed is not None and self.active:
             remembered = compacted(new.drop("__memo_i").hstack(computed))
             with self._lock:
                 table = self._tables.get(schema)
                 if table is not None:
                     remembered = pl.concat([table, remembered], rechunk=False)
-                self._tables[schema] = remembered.slice(-self.max_rows)
+                if not self._off:  # another batch may have let go meanwhile
+                    self._tables[schema] = remembered.slice(-self.max_rows)
         out = pl.concat(parts, how="vertical_relaxed").sort("__memo_i")
         return out.drop("__memo_i")
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"max_rows": self.max_rows}
+        return {"max_rows": self.max_rows, "min_hit_rate": self.min_hit_rate}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["max_rows"])  # type: ignore[misc]
+        self.__init__(state["max_rows"], min_hit_rate=state["min_hit_rate"])  # type: ignore[misc]
 
 
 def check_is_fitted(obj: Any) -> None:

@@ -557,20 +557,13 @@ class TextFilter(Filter):
         """Brand matches of distinct ``form``, ``n``: ``form``, ``n``, ``brand``, ``kind``,
         ``edits``, ``ambiguous``, ``ksig`` (matches of forms of earlier batches included).
 
-        A form's match depends on the form alone, so each is classified once per fitted filter
-        and remembered: a batch classifies only the forms no earlier batch had."""
-        return self.memo_.lookup(
-            "forms",
-            # two runs can spell one form ("ab c", "a bc")
-            forms.select("form", "n").unique(),
-            ["form", "n"],
-            self._match_forms,
-            FORM_MATCH_SCHEMA,
-        )
-
-    def _match_forms(self, distinct: pl.DataFrame) -> pl.DataFrame:
-        """Exact matches are a join. The other kinds are tried only on forms that could read
-        as a key (by length and letters: a model number never can)."""
+        Exact matches are a join. The other kinds are tried only on forms that could read as a
+        key (by length and letters: a model number never can), and a form's match depends on
+        the form alone, so each is classified once per fitted filter and remembered for later
+        batches. Only those forms are remembered: most forms are model numbers, sizes and other
+        words met once."""
+        # two runs can spell one form ("ab c", "a bc")
+        distinct = forms.select("form", "n").unique()
         exact = self._exact_matches(distinct)
         form, n = pl.col("form"), pl.col("n")
         length = form.str.len_chars()
@@ -600,7 +593,13 @@ class TextFilter(Filter):
         )
         could = looks | near | leet
         candidates = distinct.join(exact.select("form", "n"), on=["form", "n"], how="anti")
-        others = self._classify_forms(candidates.filter(could))
+        others = self.memo_.lookup(
+            "forms",
+            candidates.filter(could),
+            ["form", "n"],
+            self._classify_forms,
+            FORM_MATCH_SCHEMA,
+        )
         return pl.concat([exact, others]).unique(
             subset=["form", "n"], keep="first", maintain_order=True
         )

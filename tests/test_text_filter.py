@@ -780,6 +780,26 @@ def test_compacted_frames_hold_the_same_values(rows: list[tuple[Any, ...]]) -> N
     assert compacted(some).schema == some.schema
 
 
+def test_a_memory_that_finds_nothing_lets_go() -> None:
+    """Input without repeats: after looking up twice its size and finding too little, the
+    memory drops its rows and stops remembering; results stay those of computing afresh."""
+    memo = RowMemo(4, min_hit_rate=0.25)
+
+    def compute(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame.select(pl.col("x").str.to_uppercase().alias("up"))
+
+    for start in range(0, 40, 4):
+        frame = pl.DataFrame({"x": [f"v{i}" for i in range(start, start + 4)]})
+        assert memo.apply(frame, compute).equals(compute(frame))
+    assert not memo.active and memo.rows() == 0
+    # a memory that finds its rows keeps them
+    kept = RowMemo(4, min_hit_rate=0.25)
+    frame = pl.DataFrame({"x": ["a", "b", "c", "d"]})
+    for _ in range(5):
+        assert kept.apply(frame, compute).equals(compute(frame))
+    assert kept.active and kept.rows() == 4
+
+
 def test_repeated_listings_score_as_if_alone(text_filter: TextFilter) -> None:
     titles = ["Guccci bag", "plain mug", "Guccci bag", "Rolex replica", "plain mug"] * 5
     brands = ["Gucci", None, "Prada", None, None] * 5
