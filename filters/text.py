@@ -567,18 +567,14 @@ class TextFilter(Filter):
         exact = self._exact_matches(distinct)
         form, n = pl.col("form"), pl.col("n")
         length = form.str.len_chars()
-        lower = form.str.contains(r"^[a-z]+$")
         head = pl.concat_str(form.str.slice(0, 1), length.cast(pl.String))
         # look-alike and leetspeak readings map letter for letter: a form is tried only if its
         # reading is a key (the readings here equal filters.normalise's on these forms)
         keys = list(self.key_info_)
-        looks = ~form.str.contains(r"^[a-z0-9]+$") & form.str.replace_many(
-            list(CONFUSABLES), list(CONFUSABLES.values())
-        ).is_in(keys)
+        looks = form.str.replace_many(list(CONFUSABLES), list(CONFUSABLES.values())).is_in(keys)
         digits = [d for d in LEET if d.isdigit()]
         leet = (
-            form.str.contains(r"[0-9]")
-            & form.str.contains(r"\p{L}")
+            form.str.contains(r"\p{L}")
             & form.str.contains(self.leet_form_)
             & (
                 form.str.replace_many(digits, [LEET[d] for d in digits]).is_in(keys)
@@ -587,15 +583,27 @@ class TextFilter(Filter):
                 ).is_in(keys)
             )
         )
-        near = lower & (
-            ((n == 1) & head.is_in(self.typo_heads_))
-            | ((n > 1) & head.is_in(self.multi_typo_heads_))
+        near = ((n == 1) & head.is_in(self.typo_heads_)) | (
+            (n > 1) & head.is_in(self.multi_typo_heads_)
         )
-        could = looks | near | leet
         candidates = distinct.join(exact.select("form", "n"), on=["form", "n"], how="anti")
+        # each reading is tried only on the forms it applies to: look-alikes on forms with
+        # other characters than a-z and 0-9, leetspeak on forms with digits, near misses on
+        # a-z forms (each query over every form cost more than the readings)
+        applies = candidates.select(
+            (~form.str.contains(r"^[a-z0-9]+$")).alias("looks"),
+            form.str.contains(r"[0-9]").alias("leet"),
+            form.str.contains(r"^[a-z]+$").alias("near"),
+        )
+        could = np.zeros(candidates.height, dtype=bool)
+        for where, test in zip(applies.get_columns(), (looks, leet, near), strict=True):
+            at = where.arg_true()
+            if at.len():
+                hit = candidates[at].select(test.fill_null(False)).to_series()
+                could[at.filter(hit).to_numpy()] = True
         others = self.memo_.lookup(
             "forms",
-            candidates.filter(could),
+            candidates.filter(pl.Series(could)),
             ["form", "n"],
             self._classify_forms,
             FORM_MATCH_SCHEMA,
