@@ -46,15 +46,21 @@ def reasons_where(frame: pl.DataFrame, need: pl.Expr, *parts: pl.Expr) -> pl.Ser
     """:func:`reason_list` of ``parts`` for the rows of ``frame`` where ``need`` holds, ``[]``
     for the others: reasons are formatted only for the rows that have some (formatting them
     for every row and keeping a few cost more than the scores)."""
-    at = frame.select(pl.arg_where(need.fill_null(False))).to_series()
+    where = frame.select(need.fill_null(False)).to_series()
     used = sorted({c for p in parts for c in p.meta.root_names()})
     joined = (
-        frame.select(used)[at]
+        frame.select(used)
+        .filter(where)
         .select(pl.concat_str(parts, separator="\x00", ignore_nulls=True).alias("r"))
         .to_series()
     )
-    full = pl.repeat(None, frame.height, dtype=pl.String, eager=True).scatter(at, joined)
+    full = spread(joined, where)
     return full.to_frame("r").select(_split_reasons(pl.col("r"))).to_series()
+
+
+def row_hashes(frame: pl.DataFrame) -> pl.Series:
+    """A 64-bit hash of each row of ``frame`` (all columns)."""
+    return frame.select(pl.struct(pl.all()).hash(seed=0)).to_series()
 
 
 def distinct_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series | None]:
@@ -65,7 +71,7 @@ def distinct_rows(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series | None]:
     size = frame.height
     if size < 2 or frame.width == 0:
         return frame, None
-    hashed = frame.select(pl.struct(pl.all()).hash(seed=0).alias("h")).get_column("h")
+    hashed = row_hashes(frame).alias("h")
     first = hashed.is_first_distinct()
     n_distinct = int(first.sum())
     if n_distinct > 0.9 * size:
@@ -103,8 +109,51 @@ def per_value(values: pl.Series, derive: pl.Expr, dtype: pl.DataType) -> pl.Seri
     if_null = uniq.filter(pl.col("v").is_null()).get_column("out")
     if if_null.len() == 0 or if_null.null_count() == 1:
         return mapped.alias(values.name)
-    at = values.is_null().arg_true()
-    return mapped.scatter(at, if_null.gather([0] * at.len())).alias(values.name)
+    return (
+        pl.select(pl.when(values.is_null()).then(pl.lit(if_null[0], dtype)).otherwise(mapped))
+        .to_series()
+        .alias(values.name)
+    )
+
+
+def declared_brands(values: pl.Series, keys: pl.DataFrame) -> pl.Series:
+    """The protected brand each declared brand in ``values`` is, else null. ``keys``: a brand
+    key (``pipelines.registry.brand_key``) and its brand, in its first two columns. Declared
+    names are keyed as :func:`filters.textops.brand_key_expr` does: lower case, NFKD, letters
+    and digits only."""
+    key, brand = keys.columns[:2]
+    first = keys.unique(subset=[key], keep="first", maintain_order=True)
+    derive = (
+        pl.col("v")
+        .str.to_lowercase()
+        .str.normalize("NFKD")
+        .str.replace_all(r"[^\p{L}\p{N}]", "")
+        .replace_strict(first.get_column(key), first.get_column(brand), default=None)
+    )
+    return per_value(values.cast(pl.String), derive, pl.String())
+
+
+def category_keys(values: pl.Series) -> pl.Series:
+    """Listing categories as the registry's: trimmed, lower case."""
+    return per_value(
+        values.cast(pl.String), pl.col("v").str.strip_chars().str.to_lowercase(), pl.String()
+    )
+
+
+def index_of(values: pl.Expr, keys: pl.Series) -> pl.Expr:
+    """The position of each value in ``keys`` (distinct), null where absent, as ``UInt32``."""
+    positions = pl.int_range(keys.len(), dtype=pl.UInt32, eager=True)
+    # cast: on an empty column replace_strict keeps the column's dtype
+    return values.replace_strict(keys, positions, default=None, return_dtype=pl.UInt32).cast(
+        pl.UInt32
+    )
+
+
+def spread(values: pl.Series, where: pl.Series) -> pl.Series:
+    """``values`` (one per row where ``where`` holds, in order) at those rows, null at the
+    others: for work done only on the rows that need it."""
+    at = where.cast(pl.Int64).cum_sum() - 1
+    return values.gather(at.set(~where, None))
 
 
 def compacted(frame: pl.DataFrame) -> pl.DataFrame:
@@ -147,10 +196,8 @@ class RowMemo:
         """Whether rows are still remembered (False once the memory has let go)."""
         return self.max_rows > 0 and not self._off
 
-    @staticmethod
-    def row_hashes(frame: pl.DataFrame) -> pl.Series:
-        """A 64-bit hash of each row of ``frame``."""
-        return frame.select(pl.struct(pl.all()).hash(seed=0)).to_series()
+    #: the hash rows are looked up by (a test may make it collide)
+    row_hashes = staticmethod(row_hashes)
 
     def rows(self) -> int:
         """Rows remembered (over every input schema)."""

@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 
-from filters.base import Filter, check_is_fitted, per_value, reasons_where
+from filters.base import (
+    Filter,
+    category_keys,
+    check_is_fitted,
+    declared_brands,
+    index_of,
+    per_value,
+    reasons_where,
+)
 from filters.textops import brand_key_expr, pl_round, pl_str, strip_chars
 from pipelines.config import DEFAULT_CONDITION_FACTORS, DEFAULT_RATES
 from pipelines.registry import brand_key
@@ -156,19 +164,8 @@ class PriceFilter(Filter):
         frame = lf.collect()
         cols = set(frame.columns)
         # string work on brand, category, currency and condition once per distinct value
-        keys = self.brand_keys_.unique(subset=["__bkey"], keep="first", maintain_order=True)
         text = pl.col("v").cast(pl.String)
         derived: dict[str, tuple[str, pl.Expr, pl.DataType, Any]] = {
-            "__declared": (
-                "brand",
-                text.str.to_lowercase()
-                .str.normalize("NFKD")
-                .str.replace_all(r"[^\p{L}\p{N}]", "")
-                .replace_strict(keys["__bkey"], keys["__declared"], default=None),
-                pl.String(),
-                None,
-            ),
-            "__pcat": ("category", text.str.strip_chars().str.to_lowercase(), pl.String(), None),
             "__prate": (
                 "currency",
                 text.str.to_uppercase().replace_strict(
@@ -187,11 +184,22 @@ class PriceFilter(Filter):
             ),
             "__pcond": ("condition", text.str.to_lowercase(), pl.String(), "new"),
         }
+        none = pl.repeat(None, frame.height, dtype=pl.String, eager=True)
         lf = frame.with_columns(
-            per_value(frame.get_column(source), derive, dtype).alias(name)
-            if source in cols
-            else pl.lit(absent, dtype=dtype).alias(name)
-            for name, (source, derive, dtype, absent) in derived.items()
+            (
+                declared_brands(frame.get_column("brand"), self.brand_keys_)
+                if "brand" in cols
+                else none
+            ).alias("__declared"),
+            (category_keys(frame.get_column("category")) if "category" in cols else none).alias(
+                "__pcat"
+            ),
+            *(
+                per_value(frame.get_column(source), derive, dtype).alias(name)
+                if source in cols
+                else pl.lit(absent, dtype=dtype).alias(name)
+                for name, (source, derive, dtype, absent) in derived.items()
+            ),
         ).lazy()
         matched = pl.col("text_brand") if "text_brand" in cols else pl.lit(None, dtype=pl.String)
         accessory = (
@@ -329,18 +337,7 @@ class PriceFilter(Filter):
         # each row's group statistics by value: a join would gather every column of the batch
         group = pl.concat_str(["__pb", "__refcat"], separator="\x00")
         keys = stats.select(group.alias("k")).get_column("k")
-        at = (
-            priced.select(
-                group.replace_strict(
-                    keys,
-                    pl.int_range(keys.len(), dtype=pl.UInt32, eager=True),
-                    default=None,
-                    return_dtype=pl.UInt32,
-                )
-            )
-            .to_series()
-            .cast(pl.UInt32)
-        )  # an empty column keeps its dtype
+        at = priced.select(index_of(group, keys)).to_series()
         scored = priced.with_columns(
             stats.get_column(c).cast(t).gather(at).alias(c)
             for c, t in (

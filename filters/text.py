@@ -45,10 +45,12 @@ from rapidfuzz.distance import OSA
 from filters.base import (
     Filter,
     RowMemo,
+    category_keys,
     check_is_fitted,
     compacted,
+    declared_brands,
     distinct_rows,
-    per_value,
+    index_of,
     reason_list,
 )
 from filters.normalise import (
@@ -513,9 +515,7 @@ class TextFilter(Filter):
         plain = toks.get_column("plain")
         vocab = plain.unique(maintain_order=True)
         size = max(vocab.len(), 1)
-        ids = plain.replace_strict(
-            vocab, pl.int_range(vocab.len(), dtype=pl.Int64, eager=True), return_dtype=pl.Int64
-        ).cast(pl.Int64)  # an empty column keeps its dtype
+        ids = toks.select(index_of(pl.col("plain"), vocab).cast(pl.Int64)).to_series()
         tid, token = pl.col("__tid"), pl.col("__p")
         codes = [token.alias("c1")]
         run, bound = token, size
@@ -1041,27 +1041,13 @@ class TextFilter(Filter):
         """The protected brand each listing declares (by brand key), else null."""
         if "brand" not in cols:
             return pl.Series("__declared", [None] * base.height, dtype=pl.String)
-        keys = self.brand_by_key_.unique(subset=["__dkey"], keep="first", maintain_order=True)
-        dkey = (
-            pl.col("v")
-            .str.to_lowercase()
-            .str.normalize("NFKD")
-            .str.replace_all(r"[^\p{L}\p{N}]", "")
-        )
-        derive = dkey.replace_strict(
-            keys.get_column("__dkey"), keys.get_column("__declared"), default=None
-        )
-        values = base.get_column("brand").cast(pl.String)
-        return per_value(values, derive, pl.String()).alias("__declared")
+        return declared_brands(base.get_column("brand"), self.brand_by_key_).alias("__declared")
 
     @staticmethod
     def _categories(base: pl.DataFrame, cols: list[str]) -> pl.Series:
         if "category" not in cols:
             return pl.Series("__lcat", [None] * base.height, dtype=pl.String)
-        values = base.get_column("category").cast(pl.String)
-        return per_value(
-            values, pl.col("v").str.strip_chars().str.to_lowercase(), pl.String()
-        ).alias("__lcat")
+        return category_keys(base.get_column("category")).alias("__lcat")
 
     def _scored(
         self, base: pl.DataFrame, cols: list[str], found: pl.DataFrame, phrases: pl.DataFrame

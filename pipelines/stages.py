@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from filters import REGISTRY, Filter
+from filters.base import spread
 from models.thresholds import Thresholds
 from models.zeroshot import ZeroShotFusion
 from pipelines.config import Settings
@@ -241,9 +242,7 @@ def explained(lf: pl.LazyFrame) -> pl.LazyFrame:
             pl.sum_horizontal([has[n].cast(pl.Int8) for n in names]) >= 2
         ).to_series()
         if several.any():
-            full = _ranked_reasons(frame.filter(several), names)
-            at = several.cast(pl.Int64).cum_sum() - 1
-            aligned = full.gather(at.set(~several, None))
+            aligned = spread(_ranked_reasons(frame.filter(several), names), several)
             merged = pl.when(several).then(pl.lit(aligned)).otherwise(merged)
     fallback = pl.format("risk {} from several weak signals", pl.col("risk").round(2))
     reasons_out = (
