@@ -30,7 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -43,9 +43,6 @@ from pipelines.logs import RunLog
 from pipelines.manifest import build_manifest, file_digest, temporary_beside, write_json_atomic
 from pipelines.schema import RULE_NAMES, SEEN_EARLIER, iter_listing_batches, resolve_sources
 from pipelines.stages import ScoringPlan, score_frame
-
-if TYPE_CHECKING:
-    from polars._typing import ParquetCompression
 
 DEFAULT_BATCH_SIZE = 100_000
 #: batches scored at once: polars keeps about 1.5 of 2 cores busy on one batch (Python and
@@ -174,11 +171,14 @@ def _atomic_output(path: Path) -> Iterator[str]:
         _fsync_dir(path.parent)
 
 
-def _write_parquet_atomic(
-    frame: pl.DataFrame, path: Path, *, compression: ParquetCompression = "zstd"
-) -> None:
+def _write_parquet_atomic(frame: pl.DataFrame, path: Path, *, final: bool = True) -> None:
+    """A part as the output (compressed well, with column statistics), or one to be merged
+    (lz4 and no statistics: 15% less CPU time, and nothing reads them but the merge)."""
     with _atomic_output(path) as tmp:
-        frame.write_parquet(tmp, compression=compression)
+        if final:
+            frame.write_parquet(tmp, compression="zstd")
+        else:
+            frame.write_parquet(tmp, compression="lz4", statistics=False)
 
 
 def _merge_parts(parts: list[Path], out: Path) -> None:
@@ -385,11 +385,7 @@ def run_score(
             ) -> None:
                 scored, seconds = scoring.result()
                 t1 = time.perf_counter()
-                # parts that are merged at the end are written fast; parts that are the
-                # output are compressed well
-                _write_parquet_atomic(
-                    scored, layout.part(index), compression="zstd" if layout.as_dir else "lz4"
-                )
+                _write_parquet_atomic(scored, layout.part(index), final=layout.as_dir)
                 t2 = time.perf_counter()
                 if strikes is not None:
                     try:
