@@ -130,7 +130,12 @@ def folded(expr: pl.Expr) -> pl.Expr:
 def phrase_text(expr: pl.Expr) -> pl.Expr:
     """Folded text as space-separated words with a space at each end: searching for
     ``" ua "`` in it respects word boundaries."""
-    spaced = folded(expr).str.replace_all(PHRASE_KEEP, " ").str.strip_chars()
+    return _padded_words(folded(expr))
+
+
+def _padded_words(folded_text: pl.Expr) -> pl.Expr:
+    """:func:`phrase_text` of text already folded."""
+    spaced = folded_text.str.replace_all(PHRASE_KEEP, " ").str.strip_chars()
     return pl.concat_str(pl.lit(" "), spaced, pl.lit(" "))
 
 
@@ -460,11 +465,7 @@ class TextFilter(Filter):
             df.lazy()
             .select(
                 lower.alias("__norm"),
-                pl.concat_str(
-                    pl.lit(" "),
-                    text.str.to_lowercase().str.replace_all(PHRASE_KEEP, " ").str.strip_chars(),
-                    pl.lit(" "),
-                ).alias("__ptext"),
+                _padded_words(text.str.to_lowercase()).alias("__ptext"),
                 lower.alias("__raw"),
                 (text.str.len_bytes() != text.str.len_chars()).alias("__other"),
             )
@@ -473,9 +474,13 @@ class TextFilter(Filter):
         at = cheap.get_column("__other").arg_true()
         norm = cheap.drop("__other")
         if at.len():
-            rest = df[at].select(
-                folded(title).str.replace_all(f"({CJK_CLASS}+)", " ${1} ").alias("__norm"),
-                phrase_text(text).alias("__ptext"),
+            # folding commutes with appending " | " (a space neither composes with what
+            # precedes it nor is a cased letter), so the folded title is folded once
+            other = df[at].with_columns(folded(title).alias("__ftitle"))
+            ftitle = pl.col("__ftitle")
+            rest = other.select(
+                ftitle.str.replace_all(f"({CJK_CLASS}+)", " ${1} ").alias("__norm"),
+                _padded_words(pl.concat_str(ftitle, pl.lit(" | "), folded(desc))).alias("__ptext"),
                 lower.str.normalize("NFD").str.replace_all(MARKS_BUT_HIDDEN, "").alias("__raw"),
             )
             norm = norm.with_columns(
@@ -1028,7 +1033,9 @@ class TextFilter(Filter):
                 pl.lit(False).alias("ambiguous"),
             ),
         ]
-        found = pl.concat(mentions, how="vertical_relaxed")
+        # one chunk: polars 2.1 panics formatting a string column whose chunks include an
+        # empty one between others ("assertion failed: i < self.len()")
+        found = pl.concat(mentions, how="vertical_relaxed").rechunk()
         return self._scored(base, cols, found, phrases)
 
     def _as_written(self, hit: pl.Expr) -> pl.Expr:

@@ -191,6 +191,21 @@ def test_masked_hyphenated_name_is_reported_as_masked(text_filter: TextFilter) -
     assert one(text_filter, "Ray * Bn sunglasses")["text_match"] != "masked"
 
 
+def test_batch_whose_mentions_leave_an_empty_chunk_is_scored(seed_registry: Registry) -> None:
+    # found by hypothesis: these two titles made polars 2.1 panic while the reasons were
+    # formatted (a string column with an empty chunk between two others)
+    f = TextFilter().fit(seed_registry)
+    out = score(
+        f,
+        [
+            "case aaa jacket louis used guccci",
+            "aaa compatible gu**i c.k replica vuitton 高仿 sea",
+        ],
+    )
+    assert out["text_brand"].to_list() == ["Gucci", "Gucci"]
+    assert out["text_match"].to_list() == ["typo", "masked"]
+
+
 def test_combining_grapheme_joiner_counts_as_hidden_character(text_filter: TextFilter) -> None:
     row = one(text_filter, "Gu\u034fcci bag")
     assert row["text_match"] == "zero_width"
