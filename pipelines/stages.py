@@ -242,7 +242,9 @@ def explained(lf: pl.LazyFrame) -> pl.LazyFrame:
             pl.sum_horizontal([has[n].cast(pl.Int8) for n in names]) >= 2
         ).to_series()
         if several.any():
-            aligned = spread(_ranked_reasons(frame.filter(several), names), several)
+            # only the columns ranked: filtering the whole batch copies every column
+            used = [c for n in names for c in (f"{n}_score", f"{n}_reasons")]
+            aligned = spread(_ranked_reasons(frame.select(used).filter(several), names), several)
             merged = pl.when(several).then(pl.lit(aligned)).otherwise(merged)
     fallback = pl.format("risk {} from several weak signals", pl.col("risk").round(2))
     reasons_out = (
