@@ -52,6 +52,7 @@ from filters.base import (
     distinct_rows,
     index_of,
     reason_list,
+    spread,
 )
 from filters.normalise import (
     CJK_CLASS,
@@ -1085,10 +1086,16 @@ class TextFilter(Filter):
             )
         )
         at = found.get_column("__tid")
-        # fullwidth and zero-width characters are properties of the title
-        hiding = rows.select(
-            pl.col("__raw").str.contains(r"[\uff01-\uff5e]").alias("__fullwidth"),
-            pl.col("__raw").str.contains(ZERO_WIDTH_CLASS).alias("__zero_width"),
+        # fullwidth and zero-width characters are properties of the title (tested only on
+        # titles that are not ASCII: neither kind is)
+        raw = pl.col("__raw")
+        other = rows.select(raw.str.len_bytes() != raw.str.len_chars()).to_series()
+        hiding = rows.filter(other).select(
+            raw.str.contains(r"[\uff01-\uff5e]").alias("__fullwidth"),
+            raw.str.contains(ZERO_WIDTH_CLASS).alias("__zero_width"),
+        )
+        hiding = hiding.select(
+            spread(hiding.get_column(c), other).fill_null(False) for c in hiding.columns
         )
         cand = found.with_columns(
             *(
@@ -1120,20 +1127,36 @@ class TextFilter(Filter):
             pl.col("__title").str.contains(pl.col("surface").str.to_titlecase(), literal=True)
             | pl.col("__title").str.contains(pl.col("surface").str.to_uppercase(), literal=True)
         ).alias("__capitalised")
-        # substring tests against the whole title, once per mention while that is cheap, else
-        # once per distinct surface of a title: a title repeating one word 40,000 times must
-        # stay linear
-        title_bytes = rows.get_column("__raw").str.len_bytes().sum()
-        mention_bytes = cand.get_column("__raw").str.len_bytes().sum()
-        if mention_bytes <= 16 * title_bytes + 4096:
-            cand = cand.with_columns(in_raw, capitalised)
-        else:
-            surfaces = (
-                cand.select("__tid", "surface", "__raw", "__title")
-                .unique(["__tid", "surface"])
-                .select("__tid", "surface", in_raw, capitalised)
+        # two kinds of mention read these substring tests: a plain one in a title with
+        # fullwidth or zero-width characters (were they hiding it?) and a plain mention of an
+        # ambiguous word without a category (is it capitalised?); the others keep the default
+        plain_kind = pl.col("kind").is_in(["exact", "alias"])
+        tested = cand.select(
+            plain_kind
+            & (
+                pl.col("__fullwidth")
+                | pl.col("__zero_width")
+                | (pl.col("ambiguous") & pl.col("__lcat").is_null())
             )
-            cand = cand.join(surfaces, on=["__tid", "surface"], how="left")
+        ).to_series()
+        sub = cand.filter(tested).select("__tid", "surface", "__raw", "__title")
+        # once per mention while that is cheap, else once per distinct surface of a title: a
+        # title repeating one word 40,000 times must stay linear
+        title_bytes = rows.get_column("__raw").str.len_bytes().sum()
+        mention_bytes = sub.get_column("__raw").str.len_bytes().sum()
+        if mention_bytes <= 16 * title_bytes + 4096:
+            tests = sub.select(in_raw, capitalised)
+        else:
+            surfaces = sub.unique(["__tid", "surface"]).select(
+                "__tid", "surface", in_raw, capitalised
+            )
+            tests = sub.join(
+                surfaces, on=["__tid", "surface"], how="left", maintain_order="left"
+            ).select("__in_raw", "__capitalised")
+        cand = cand.with_columns(
+            spread(tests.get_column("__in_raw"), tested).fill_null(True),
+            spread(tests.get_column("__capitalised"), tested).fill_null(False),
+        )
         # a plain match whose surface is not in the raw title hid behind fullwidth/zero-width
         hidden = pl.col("kind").is_in(["exact", "alias"]) & ~pl.col("__in_raw")
         kind = (
@@ -1162,8 +1185,17 @@ class TextFilter(Filter):
             .group_by("__tid", "brand")
             .agg(pl.col("__accessory").min())
         )
-        cand = cand.drop("__accessory").join(
-            accessory, on=["__tid", "brand"], how="left", maintain_order="left"
+        # few mentions have one: they are found by a join of the keys alone (a left join
+        # gathers every column of every mention)
+        keyed = (
+            cand.select("__tid", "brand")
+            .with_row_index("__k")
+            .join(accessory, on=["__tid", "brand"], how="inner")
+        )
+        cand = cand.with_columns(
+            pl.repeat(None, cand.height, dtype=pl.String, eager=True)
+            .scatter(keyed.get_column("__k"), keyed.get_column("__accessory"))
+            .alias("__accessory")
         )
         # without a category, a capitalised brand word ("Omega Speedmaster") is support enough
         capitalised = pl.col("__capitalised")
@@ -1191,13 +1223,22 @@ class TextFilter(Filter):
             )
         )
         best = (
-            cand.filter(usable)
-            .with_columns(
-                pl.col("kind").replace_strict(KIND_RANK, return_dtype=pl.Int32).alias("__rank")
+            cand.select(
+                "__tid",
+                "surface",
+                "form",
+                "brand",
+                "kind",
+                "edits",
+                "__accessory",
+                "pos",
+                pl.col("kind").replace_strict(KIND_RANK, return_dtype=pl.Int32).alias("__rank"),
+                (-pl.col("n").cast(pl.Int32)).alias("__longest"),
+                usable.alias("__usable"),
             )
-            .with_columns((-pl.col("n").cast(pl.Int32)).alias("__longest"))
+            .filter("__usable")
             .sort(["__tid", "__rank", "edits", "__longest", "pos", "brand", "surface"])
-            .unique(subset="__tid", keep="first", maintain_order=True)
+            .filter(pl.col("__tid").is_first_distinct())
             .select("__tid", "surface", "form", "brand", "kind", "edits", "__accessory")
         )
         out = rows.join(best, on="__tid", how="left", maintain_order="left").join(

@@ -40,7 +40,7 @@ from PIL import Image
 from models.features import FEATURES
 from models.persist import card_path
 from pipelines import Scorer, ValidationError
-from pipelines.registry import load_registry
+from pipelines.registry import default_registry_dir, load_registry
 from pipelines.schema import RULE_NAMES
 from seeds.images import product_photo
 from tests.test_fusion import Payload
@@ -889,16 +889,30 @@ def test_api_quarantines_an_integer_price_too_large_for_a_float(world: World) ->
 # ---------------------------------------------------------------- bugs in the filters
 
 
-def test_a_title_repeating_a_brand_is_scored_in_linear_time(world: World) -> None:
+@pytest.mark.parametrize(
+    ("word", "tail", "brand"),
+    [
+        ("gucc1", "", "Gucci"),
+        # plain mentions in a title with a fullwidth letter: each is tested for hiding
+        ("gucci", " Ａ", "Gucci"),
+        # an ambiguous word without a category: each mention is tested for a capital
+        ("Omega", "", "Omega"),
+    ],
+)
+def test_a_title_repeating_a_brand_is_scored_in_linear_time(
+    word: str, tail: str, brand: str
+) -> None:
     from filters.text import TextFilter
 
-    f = TextFilter().fit(load_registry(world.registry))
+    # the seed registry: "omega" is an ambiguous word there
+    f = TextFilter().fit(load_registry(default_registry_dir()))
 
     def cpu_seconds(mentions: int) -> float:
-        frame = pl.DataFrame({"listing_id": ["x"], "title": [" ".join(["gucc1"] * mentions)]})
+        title = " ".join([word] * mentions) + tail
+        frame = pl.DataFrame({"listing_id": ["x"], "title": [title]})
         started = time.process_time()  # CPU time: other work on the machine does not count
         out = f.score(frame).collect()
-        assert out["text_brand"].item() == "Gucci"
+        assert out["text_brand"].item() == brand
         return time.process_time() - started
 
     cpu_seconds(100)  # warm-up
