@@ -155,6 +155,12 @@ def _phrase_form_each(phrases: Sequence[str]) -> list[str]:
     ]
 
 
+def _single_spaced(forms: Sequence[str]) -> list[str]:
+    """Phrase forms as they show in the single-spaced phrase text (listing text doubles its
+    spaces to find adjacent phrases): a cheap test for titles that may hold one."""
+    return sorted({f if is_cjk(f) else " " + " ".join(f.split()) + " " for f in forms})
+
+
 def _phrase_forms(phrases: Sequence[str]) -> list[str]:
     """The distinct non-empty forms of lexicon phrases, in order (see :func:`_phrase_form_each`)."""
     return list(dict.fromkeys(f for f in _phrase_form_each(phrases) if f))
@@ -427,10 +433,11 @@ class TextFilter(Filter):
         ).unique(subset=["__ophrase"], keep="first", maintain_order=True)
         # a phrase shows in the single-spaced phrase text as its words with single spaces
         # (listing text doubles its spaces to find adjacent phrases)
-        probes = [*self.strong_, *self.weak_, *self.exceptions_, *self.legit_]
-        probes += self.ordinary_["__ophrase"].to_list()
+        self.counterfeit_probe_ = _single_spaced([*self.strong_, *self.weak_])
+        self.legit_probe_ = _single_spaced(self.legit_)
+        self.ordinary_probe_ = _single_spaced(self.ordinary_["__ophrase"].to_list())
         self.phrase_probe_ = sorted(
-            {p if is_cjk(p) else " " + " ".join(p.split()) + " " for p in probes}
+            {*self.counterfeit_probe_, *self.legit_probe_, *self.ordinary_probe_}
         )
         self.native_probe_ = sorted(set(self.native_["native"].to_list()))
         from filters.text_record import TextRecordScorer
@@ -949,30 +956,54 @@ class TextFilter(Filter):
                 return pl.lit([], dtype=pl.List(pl.String))
             return expr.str.extract_many(patterns, overlapping=False)
 
-        empty = pl.lit([], dtype=pl.List(pl.String))
-        found = [
-            (hits(self.strong_, cleaned), "__strong", "__ptext"),
-            (hits(self.weak_, cleaned), "__weak", "__ptext"),
-            (hits(self.legit_, text), "__legit", "__ptext"),
-            (hits(self.ordinary_["__ophrase"].to_list(), text), "__ordinary", "__ptext"),
-            (hits(self.native_["native"].to_list(), pl.col("__norm")), "__native", "__norm"),
-        ]
-        out = titles.select("__tid")
-        # most titles hold no phrase at all: one cheap test per text picks the few to search
-        for source, patterns in (("__ptext", self.phrase_probe_), ("__norm", self.native_probe_)):
-            exprs = [e.alias(name) for e, name, src in found if src == source]
+        def probe(frame: pl.DataFrame, source: str, patterns: list[str]) -> pl.Series:
             if not patterns:
-                out = out.with_columns(empty.alias(e.meta.output_name()) for e in exprs)
-                continue
-            some = titles.filter(pl.col(source).str.contains_any(patterns))
+                return pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
+            return frame.select(pl.col(source).str.contains_any(patterns)).to_series()
+
+        # (the text probed, its probe, the searches): most titles hold no phrase of a group,
+        # and a cheap test per title picks the few to search (the phrase text once for all
+        # groups, then each group among the titles that passed)
+        groups: list[tuple[str, list[str], list[tuple[str, pl.Expr]]]] = [
+            (
+                "__ptext",
+                self.counterfeit_probe_,
+                [("__strong", hits(self.strong_, cleaned)), ("__weak", hits(self.weak_, cleaned))],
+            ),
+            ("__ptext", self.legit_probe_, [("__legit", hits(self.legit_, text))]),
+            (
+                "__ptext",
+                self.ordinary_probe_,
+                [("__ordinary", hits(self.ordinary_["__ophrase"].to_list(), text))],
+            ),
+            (
+                "__norm",
+                self.native_probe_,
+                [("__native", hits(self.native_["native"].to_list(), pl.col("__norm")))],
+            ),
+        ]
+        any_phrase = probe(titles, "__ptext", self.phrase_probe_)
+        candidates = titles.filter(any_phrase)
+        columns: list[pl.Series] = []
+        for source, patterns, searches in groups:
+            if source == "__ptext":
+                inner = probe(candidates, source, patterns)
+                where = spread(inner, any_phrase).fill_null(False)
+                rows = candidates.filter(inner)
+            else:
+                where = probe(titles, source, patterns)
+                rows = titles.filter(where)
             # lazy, so that the spaced and cleaned text the searches share is computed once
-            out = out.join(
-                some.lazy().select("__tid", *exprs).collect(),
-                on="__tid",
-                how="left",
-                maintain_order="left",
-            ).with_columns(pl.col(e.meta.output_name()).fill_null(empty) for e in exprs)
-        return out
+            found = rows.lazy().select(e.alias(name) for name, e in searches).collect()
+            columns += [spread(found.get_column(name), where) for name, _ in searches]
+        empty = pl.lit([], dtype=pl.List(pl.String))
+        return (
+            titles.select("__tid")
+            .with_columns(columns)
+            .with_columns(
+                pl.col(name).fill_null(empty) for _, _, searches in groups for name, _ in searches
+            )
+        )
 
     def _inputs(self, cols: list[str]) -> list[str]:
         """The columns this filter reads: its output is a function of these alone."""
