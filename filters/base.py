@@ -176,15 +176,23 @@ class RowMemo:
     earlier batch is not computed again (sellers relist; many sell one product under one title).
 
     Rows are looked up by a 64-bit hash of all their columns and confirmed equal, so a hash
-    collision only costs the saving. Bounded: past ``max_rows`` the oldest rows are forgotten.
-    A memory that finds less than ``min_hit_rate`` of the rows looked up in it, over the first
-    ``2 * max_rows`` of them, lets go of its rows and stops remembering: input without repeats
-    pays for it only that long. Safe to share between threads (the function runs outside the
-    lock). Not pickled (a copy starts empty)."""
+    collision only costs the saving. Bounded: past ``max_rows`` the oldest rows are forgotten
+    (400,000 rows of the text filter take about 60 MB). A memory that finds less than
+    ``min_hit_rate`` of the rows looked up in it, over the first ``judge_after`` of them, lets
+    go of its rows and stops remembering: input without repeats pays for it only that long.
+    Safe to share between threads (the function runs outside the lock). Not pickled (a copy
+    starts empty)."""
 
-    def __init__(self, max_rows: int = 150_000, *, min_hit_rate: float = 0.02) -> None:
+    def __init__(
+        self,
+        max_rows: int = 400_000,
+        *,
+        min_hit_rate: float = 0.02,
+        judge_after: int = 300_000,
+    ) -> None:
         self.max_rows = max_rows
         self.min_hit_rate = min_hit_rate
+        self.judge_after = judge_after
         self._lock = threading.Lock()
         self._tables: dict[tuple[tuple[str, str], ...], pl.DataFrame] = {}
         self._looked = 0
@@ -230,7 +238,7 @@ class RowMemo:
             with self._lock:
                 self._looked += probe.height
                 self._found += found.height
-                if self._looked >= 2 * self.max_rows and (
+                if self._looked >= self.judge_after and (
                     self._found < self.min_hit_rate * self._looked
                 ):
                     self._off = True
@@ -260,10 +268,16 @@ class RowMemo:
         return out.drop("__memo_i")
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"max_rows": self.max_rows, "min_hit_rate": self.min_hit_rate}
+        return {
+            "max_rows": self.max_rows,
+            "min_hit_rate": self.min_hit_rate,
+            "judge_after": self.judge_after,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["max_rows"], min_hit_rate=state["min_hit_rate"])  # type: ignore[misc]
+        self.__init__(  # type: ignore[misc]
+            state["max_rows"], min_hit_rate=state["min_hit_rate"], judge_after=state["judge_after"]
+        )
 
 
 def check_is_fitted(obj: Any) -> None:

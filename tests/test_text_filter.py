@@ -796,9 +796,9 @@ def test_compacted_frames_hold_the_same_values(rows: list[tuple[Any, ...]]) -> N
 
 
 def test_a_memory_that_finds_nothing_lets_go() -> None:
-    """Input without repeats: after looking up twice its size and finding too little, the
-    memory drops its rows and stops remembering; results stay those of computing afresh."""
-    memo = RowMemo(4, min_hit_rate=0.25)
+    """Input without repeats: after looking up ``judge_after`` rows and finding too little,
+    the memory drops its rows and stops remembering; results stay those of computing afresh."""
+    memo = RowMemo(4, min_hit_rate=0.25, judge_after=8)
 
     def compute(frame: pl.DataFrame) -> pl.DataFrame:
         return frame.select(pl.col("x").str.to_uppercase().alias("up"))
@@ -808,7 +808,7 @@ def test_a_memory_that_finds_nothing_lets_go() -> None:
         assert memo.apply(frame, compute).equals(compute(frame))
     assert not memo.active and memo.rows() == 0
     # a memory that finds its rows keeps them
-    kept = RowMemo(4, min_hit_rate=0.25)
+    kept = RowMemo(4, min_hit_rate=0.25, judge_after=8)
     frame = pl.DataFrame({"x": ["a", "b", "c", "d"]})
     for _ in range(5):
         assert kept.apply(frame, compute).equals(compute(frame))
