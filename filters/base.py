@@ -101,18 +101,29 @@ def per_value(values: pl.Series, derive: pl.Expr, dtype: pl.DataType) -> pl.Seri
     """``derive`` (an expression of the column ``v``) computed once per distinct value of
     ``values`` and mapped back to every row: string work on a low-cardinality column (brand,
     category, currency, condition) costs as many values as it has, not as many rows."""
-    uniq = values.unique().to_frame("v").with_columns(derive.cast(dtype).alias("out"))
-    known = uniq.filter(pl.col("v").is_not_null())
-    mapped = values.replace_strict(
-        known.get_column("v"), known.get_column("out"), default=None, return_dtype=dtype
-    )
-    if_null = uniq.filter(pl.col("v").is_null()).get_column("out")
-    if if_null.len() == 0 or if_null.null_count() == 1:
-        return mapped.alias(values.name)
-    return (
-        pl.select(pl.when(values.is_null()).then(pl.lit(if_null[0], dtype)).otherwise(mapped))
-        .to_series()
-        .alias(values.name)
+    return per_values(values, {values.name: (derive, dtype)}).to_series()
+
+
+def per_values(
+    values: pl.Series, derived: Mapping[str, tuple[pl.Expr, pl.DataType]]
+) -> pl.DataFrame:
+    """:func:`per_value` for several derivations of one column (``name: (derive, dtype)``):
+    the column's distinct values are found and located once for all."""
+    uniq = values.unique().to_frame("v")
+    outs = uniq.select(derive.cast(dtype).alias(name) for name, (derive, dtype) in derived.items())
+    known = uniq.get_column("v").is_not_null()
+    at = values.to_frame("v").select(index_of(pl.col("v"), uniq.get_column("v").filter(known)))
+    mapped = outs.filter(known)[at.to_series()]
+    if_null = outs.filter(~known)
+    if if_null.height == 0 or not values.has_nulls():
+        return mapped
+    # a missing value may derive to something (a default)
+    return mapped.with_columns(
+        pl.when(values.is_null())
+        .then(pl.lit(if_null.get_column(c)[0], dtype))
+        .otherwise(pl.col(c))
+        .alias(c)
+        for c, (_, dtype) in derived.items()
     )
 
 

@@ -26,7 +26,7 @@ from filters.base import (
     check_is_fitted,
     declared_brands,
     index_of,
-    per_value,
+    per_values,
     reasons_where,
 )
 from filters.textops import brand_key_expr, pl_round, pl_str, strip_chars
@@ -58,12 +58,14 @@ def _money_str(x: float) -> str:
 
 def _money(expr: pl.Expr) -> pl.Expr:
     """``$1234`` for >= 10, ``$9.99`` below."""
-    return (
+    # one format of either number: both branches of a when are computed for every row
+    amount = (
         pl.when(expr >= 10)
         # not strict: a row's reasons are formatted together, and one may not apply to it
-        .then(pl.format("${}", expr.round(0).cast(pl.Int64, strict=False)))
-        .otherwise(pl.format("${}", expr.round(2)))
+        .then(expr.round(0).cast(pl.Int64, strict=False).cast(pl.String))
+        .otherwise(expr.round(2).cast(pl.String))
     )
+    return pl.format("${}", amount)
 
 
 class PriceFilter(Filter):
@@ -165,26 +167,38 @@ class PriceFilter(Filter):
         cols = set(frame.columns)
         # string work on brand, category, currency and condition once per distinct value
         text = pl.col("v").cast(pl.String)
-        derived: dict[str, tuple[str, pl.Expr, pl.DataType, Any]] = {
-            "__prate": (
-                "currency",
-                text.str.to_uppercase().replace_strict(
-                    self.rates_, default=None, return_dtype=pl.Float64
+        # (source column, its derivations: name -> (expression, dtype, value if absent))
+        derived: dict[str, dict[str, tuple[pl.Expr, pl.DataType, Any]]] = {
+            "currency": {
+                "__prate": (
+                    text.str.to_uppercase().replace_strict(
+                        self.rates_, default=None, return_dtype=pl.Float64
+                    ),
+                    pl.Float64(),
+                    self.rates_.get("USD"),
+                )
+            },
+            "condition": {
+                "__pfactor": (
+                    text.str.to_lowercase().replace_strict(
+                        self.condition_factors_, default=1.0, return_dtype=pl.Float64
+                    ),
+                    pl.Float64(),
+                    self.condition_factors_.get("new", 1.0),
                 ),
-                pl.Float64(),
-                self.rates_.get("USD"),
-            ),
-            "__pfactor": (
-                "condition",
-                text.str.to_lowercase().replace_strict(
-                    self.condition_factors_, default=1.0, return_dtype=pl.Float64
-                ),
-                pl.Float64(),
-                self.condition_factors_.get("new", 1.0),
-            ),
-            "__pcond": ("condition", text.str.to_lowercase(), pl.String(), "new"),
+                "__pcond": (text.str.to_lowercase(), pl.String(), "new"),
+            },
         }
         none = pl.repeat(None, frame.height, dtype=pl.String, eager=True)
+        values: list[pl.Series | pl.Expr] = []
+        for source, outs in derived.items():
+            if source in cols:
+                found = per_values(
+                    frame.get_column(source), {n: (e, t) for n, (e, t, _) in outs.items()}
+                )
+                values += found.get_columns()
+            else:
+                values += [pl.lit(absent, dtype=t).alias(n) for n, (_, t, absent) in outs.items()]
         lf = frame.with_columns(
             (
                 declared_brands(frame.get_column("brand"), self.brand_keys_)
@@ -194,12 +208,7 @@ class PriceFilter(Filter):
             (category_keys(frame.get_column("category")) if "category" in cols else none).alias(
                 "__pcat"
             ),
-            *(
-                per_value(frame.get_column(source), derive, dtype).alias(name)
-                if source in cols
-                else pl.lit(absent, dtype=dtype).alias(name)
-                for name, (source, derive, dtype, absent) in derived.items()
-            ),
+            *values,
         ).lazy()
         matched = pl.col("text_brand") if "text_brand" in cols else pl.lit(None, dtype=pl.String)
         accessory = (
