@@ -5,7 +5,9 @@ one CSV file instead of Parquet parts)
 
 - **end to end**: ``fakestop score DIR --out OUT`` (default ``--batch-size``) in a child process
   per size, on a directory of Parquet parts of 1M generated listings each (the parts repeat one
-  generated million with distinct ids, so generation does not dominate the run); wall time,
+  generated million, so generation does not dominate the run, with distinct ids and, after the
+  first part, a reference number ending each title: otherwise every listing after the first
+  million would repeat one the text filter may remember); wall time,
   rows/s and the child's own peak RSS (``wait4``), and the manifest's seconds per stage;
 - **per filter**: the scoring chain's stages one at a time, in-process, on one batch;
 - **naive peer**: per-row ``rapidfuzz.process.extractOne`` over a sample, as in ``bench_speed``.
@@ -49,15 +51,23 @@ def run_child(cmd: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024
 
 
+def copy_of(base: pl.DataFrame, i: int, rows: int) -> pl.DataFrame:
+    """Part ``i``: the first ``rows`` generated listings with ids of its own and, after the
+    first part, titles of its own (a reference number at the end)."""
+    part = base.head(rows).with_columns(
+        (pl.lit(f"p{i}-") + pl.col("listing_id")).alias("listing_id")
+    )
+    if i == 0:
+        return part
+    return part.with_columns((pl.col("title") + pl.lit(f" ref{i:03d}")).alias("title"))
+
+
 def write_parts(base: pl.DataFrame, n: int, folder: Path) -> None:
     folder.mkdir()
     done = 0
     for i in range(-(-n // PART_ROWS)):
         rows = min(PART_ROWS, n - done)
-        part = base.head(rows).with_columns(
-            (pl.lit(f"p{i}-") + pl.col("listing_id")).alias("listing_id")
-        )
-        part.write_parquet(folder / f"part-{i:03d}.parquet")
+        copy_of(base, i, rows).write_parquet(folder / f"part-{i:03d}.parquet")
         done += rows
 
 
@@ -67,10 +77,7 @@ def write_csv(base: pl.DataFrame, n: int, path: Path) -> None:
         done = 0
         for i in range(-(-n // PART_ROWS)):
             rows = min(PART_ROWS, n - done)
-            part = base.head(rows).with_columns(
-                (pl.lit(f"p{i}-") + pl.col("listing_id")).alias("listing_id")
-            )
-            part.write_csv(fh, include_header=i == 0)
+            copy_of(base, i, rows).write_csv(fh, include_header=i == 0)
             done += rows
 
 
