@@ -24,7 +24,7 @@ from pipelines.errors import FakestopError
 from pipelines.ledger import Ledger
 from pipelines.manifest import verify_run
 from pipelines.registry import Registry
-from pipelines.run import run_score
+from pipelines.run import OutputLayout, run_score
 from pipelines.stages import ScoringPlan
 from tests.conftest import listings
 
@@ -132,12 +132,26 @@ def test_kill_9_then_resume_gives_identical_output(tmp_path: Path, tiny_registry
     assert main([*args, "--out", str(ref)]) == 0
 
     out = tmp_path / "out.parquet"
+    checkpoint = OutputLayout.of(out).checkpoint
+
+    def committed() -> int:
+        try:
+            return len(json.loads(checkpoint.read_text())["batches"])
+        except (FileNotFoundError, ValueError):
+            return 0
+
     rng = random.Random(4)
     kills = 0
     cmd = [sys.executable, "-m", "pipelines.cli", *args, "--out", str(out)]
     for _ in range(12):
+        before = committed()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(1.0, 3.0))
+        # killed at a random moment once this attempt has committed a batch: however fast
+        # the machine, every attempt but the last is cut short and each makes progress
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and committed() <= before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.communicate()
