@@ -108,7 +108,8 @@ KIND_NOTE = {
     "fullwidth": "fullwidth characters",
     "zero_width": "hidden zero-width characters",
 }
-TOKEN = r"[\p{L}\p{N}$@€©®£|!*•●#]+"
+TOKEN_SYMBOLS = list("$@€©®£|!*•●#")
+TOKEN = "[\\p{L}\\p{N}" + "".join(TOKEN_SYMBOLS) + "]+"
 #: combining marks except U+034F, a combining mark used as a hidden separator ("gu\u034fcci")
 MARKS_BUT_HIDDEN = "[^\\P{Mn}\u034f]"
 MAX_NGRAM = 3
@@ -511,15 +512,20 @@ class TextFilter(Filter):
             "tok",
             (pl.col("tok").list.len().cum_sum() - pl.col("tok").list.len()).alias("__start"),
         ).explode("tok")
-        return (
+        toks = (
             start.drop_nulls("tok")
             .with_columns(
                 (pl.int_range(pl.len(), dtype=pl.Int64) - pl.col("__start")).alias("pos"),
                 pl.col("tok").str.strip_chars("!|"),
             )
-            .with_columns(pl.col("tok").str.replace_all(r"[^\p{L}\p{N}]", "").alias("plain"))
             .drop("__start")
         )
+        # besides letters and digits a token holds only TOKEN's symbols: the few tokens with
+        # one are cleaned, the others are their own plain form
+        tok = toks.get_column("tok")
+        odd = toks.select(pl.col("tok").str.contains_any(TOKEN_SYMBOLS)).to_series().arg_true()
+        plain = tok.clone().scatter(odd, tok.gather(odd).str.replace_all(r"[^\p{L}\p{N}]", ""))
+        return toks.with_columns(plain.alias("plain"))
 
     @staticmethod
     def _runs(toks: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
