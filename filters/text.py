@@ -32,6 +32,7 @@ counterfeit phrase is present — and never inside an ordinary phrase
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -877,14 +878,22 @@ class TextFilter(Filter):
         tid = toks.get_column("__tid")
         here = tid.gather(k) if size else tid.clear()
 
+        @functools.cache
+        def where(offset: int) -> tuple[np.ndarray, pl.Series]:
+            """Token rows ``k + offset`` (clipped) and where they leave the title (shared by
+            the columns read at one offset)."""
+            idx = k + offset
+            clipped = np.clip(idx, 0, max(size - 1, 0))
+            if offset == 0:
+                return clipped, pl.Series(np.zeros(len(k), dtype=bool))
+            inside = (idx >= 0) & (idx < size)
+            return clipped, pl.Series(~(inside & (tid.gather(clipped) == here).to_numpy()))
+
         def at(col: str, offset: int) -> pl.Series:
             """``col`` at token ``k + offset`` of the same title, else null."""
-            idx = k + offset
-            inside = (idx >= 0) & (idx < size)
-            clipped = np.clip(idx, 0, max(size - 1, 0))
-            same = inside & (tid.gather(clipped) == here).to_numpy()
+            clipped, outside = where(offset)
             values = toks.get_column(col).gather(clipped)
-            return values.set(pl.Series(~same), None) if size else values
+            return values.set(outside, None) if size else values
 
         n = pl.col("n")
         tokens = [
