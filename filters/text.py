@@ -36,7 +36,7 @@ import functools
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -204,6 +204,18 @@ SURFACE_MATCH_SCHEMA: dict[str, pl.DataType] = {
     "surface": pl.String(),
     **{k: v for k, v in FORM_MATCH_SCHEMA.items() if k not in ("form", "n")},
 }
+
+
+class PhraseHits(NamedTuple):
+    """The phrases of a batch's titles: ``per_title`` (aligned with the titles: ``__tid``, the
+    counterfeit, suggestive and legitimate phrase counts, and the first counterfeit and
+    suggestive phrase as the lexicon writes it), ``ordinary`` (a row per ordinary use of a brand
+    word: ``__tid``, ``__ophrase``) and ``native`` (a row per native brand name: ``__tid``,
+    ``surface``)."""
+
+    per_title: pl.DataFrame
+    ordinary: pl.DataFrame
+    native: pl.DataFrame
 
 
 class MatchMemo:
@@ -961,8 +973,9 @@ class TextFilter(Filter):
             best.setdefault(q, (q, k, d))
         return list(best.values())
 
-    def _phrase_counts(self, titles: pl.DataFrame) -> pl.DataFrame:
-        """Counterfeit / suggestive / legitimate phrase hits and ordinary-use phrases."""
+    def _phrase_counts(self, titles: pl.DataFrame) -> PhraseHits:
+        """Counterfeit, suggestive and legitimate phrases, ordinary uses of brand words and
+        native brand names in ``titles`` (see :class:`PhraseHits`)."""
         # every word gets its own spaces, so adjacent phrases both match
         text = pl.col("__ptext").str.replace_all(" ", "  ")
         cleaned = (
@@ -981,48 +994,47 @@ class TextFilter(Filter):
                 return pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
             return frame.select(pl.col(source).str.contains_any(patterns)).to_series()
 
-        # (the text probed, its probe, the searches): most titles hold no phrase of a group,
-        # and a cheap test per title picks the few to search (the phrase text once for all
-        # groups, then each group among the titles that passed)
-        groups: list[tuple[str, list[str], list[tuple[str, pl.Expr]]]] = [
-            (
-                "__ptext",
-                self.counterfeit_probe_,
-                [("__strong", hits(self.strong_, cleaned)), ("__weak", hits(self.weak_, cleaned))],
-            ),
-            ("__ptext", self.legit_probe_, [("__legit", hits(self.legit_, text))]),
-            (
-                "__ptext",
-                self.ordinary_probe_,
-                [("__ordinary", hits(self.ordinary_["__ophrase"].to_list(), text))],
-            ),
-            (
-                "__norm",
-                self.native_probe_,
-                [("__native", hits(self.native_["native"].to_list(), pl.col("__norm")))],
-            ),
-        ]
+        # most titles hold no phrase of a group, and a cheap test per title picks the few to
+        # search: the phrase text once for all groups, then each group among those that passed
         any_phrase = probe(titles, "__ptext", self.phrase_probe_)
         candidates = titles.filter(any_phrase)
-        columns: list[pl.Series] = []
-        for source, patterns, searches in groups:
-            if source == "__ptext":
-                inner = probe(candidates, source, patterns)
-                where = spread(inner, any_phrase).fill_null(False)
-                rows = candidates.filter(inner)
-            else:
-                where = probe(titles, source, patterns)
-                rows = titles.filter(where)
-            # lazy, so that the spaced and cleaned text the searches share is computed once
-            found = rows.lazy().select(e.alias(name) for name, e in searches).collect()
-            columns += [spread(found.get_column(name), where) for name, _ in searches]
-        empty = pl.lit([], dtype=pl.List(pl.String))
-        return (
+
+        def among(patterns: list[str]) -> tuple[pl.Series, pl.LazyFrame]:
+            """Where (over ``titles``) a group's probe passes, and those titles (lazy, so that
+            the spaced and cleaned text a group's searches share is computed once)."""
+            inner = probe(candidates, "__ptext", patterns)
+            return spread(inner, any_phrase).fill_null(False), candidates.filter(inner).lazy()
+
+        where, rows = among(self.counterfeit_probe_)
+        strong, weak = hits(self.strong_, cleaned), hits(self.weak_, cleaned)
+        counterfeit = rows.select(
+            "__tid",
+            strong.list.len().cast(pl.Int32).alias("text_strong_phrases"),
+            weak.list.len().cast(pl.Int32).alias("text_weak_phrases"),
+            self._as_written(strong.list.first()).alias("__strong1"),
+            self._as_written(weak.list.first()).alias("__weak1"),
+        ).collect()
+        per_title = [spread(counterfeit.get_column(c), where) for c in counterfeit.columns[1:]]
+        where, rows = among(self.legit_probe_)
+        legit = rows.select("__tid", hits(self.legit_, text).list.len().cast(pl.Int32))
+        per_title.append(spread(legit.collect().to_series(1), where).alias("text_legit"))
+        _, rows = among(self.ordinary_probe_)
+        ordinary = hits(self.ordinary_["__ophrase"].to_list(), text)
+        native_at = probe(titles, "__norm", self.native_probe_)
+        native = hits(self.native_["native"].to_list(), pl.col("__norm"))
+        counts = ("text_strong_phrases", "text_weak_phrases", "text_legit")
+        return PhraseHits(
             titles.select("__tid")
-            .with_columns(columns)
-            .with_columns(
-                pl.col(name).fill_null(empty) for _, _, searches in groups for name, _ in searches
-            )
+            .with_columns(per_title)
+            .with_columns(pl.col(c).fill_null(0) for c in counts),
+            rows.select("__tid", ordinary.alias("__ophrase"))
+            .explode("__ophrase")
+            .drop_nulls("__ophrase")
+            .collect(),
+            titles.filter(native_at)
+            .select("__tid", native.alias("surface"))
+            .explode("surface")
+            .drop_nulls("surface"),
         )
 
     def _inputs(self, cols: list[str]) -> list[str]:
@@ -1066,11 +1078,9 @@ class TextFilter(Filter):
                 none.alias("prev3"),
             )
             .select(*ctx, "form", "brand", "kind", "edits", "ambiguous"),
-            phrases.select("__tid", pl.col("__native").alias("surface"))
-            .explode("surface")
-            .drop_nulls("surface")
-            .join(self.native_, left_on="surface", right_on="native", how="inner")
-            .select(
+            phrases.native.join(
+                self.native_, left_on="surface", right_on="native", how="inner"
+            ).select(
                 "__tid",
                 pl.lit(-1, dtype=pl.Int64).alias("pos"),
                 pl.lit(1, dtype=pl.Int8).alias("n"),
@@ -1109,32 +1119,20 @@ class TextFilter(Filter):
         return category_keys(base.get_column("category")).alias("__lcat")
 
     def _scored(
-        self, base: pl.DataFrame, cols: list[str], found: pl.DataFrame, phrases: pl.DataFrame
+        self, base: pl.DataFrame, cols: list[str], found: pl.DataFrame, phrases: PhraseHits
     ) -> pl.DataFrame:
         # every frame here is aligned with ``base`` (row i is title i): columns, not joins
         rows = base.select("__tid", "__raw", pl.col("title").cast(pl.String).alias("__title"))
         rows = rows.with_columns(
             self._declared_brands(base, cols),
             self._categories(base, cols),
-            *phrases.select(
-                pl.col("__strong").list.len().cast(pl.Int32).alias("text_strong_phrases"),
-                pl.col("__weak").list.len().cast(pl.Int32).alias("text_weak_phrases"),
-                pl.col("__legit").list.len().cast(pl.Int32).alias("text_legit"),
-                self._as_written(pl.col("__strong").list.first()).alias("__strong1"),
-                self._as_written(pl.col("__weak").list.first()).alias("__weak1"),
-            ).get_columns(),
+            *phrases.per_title.drop("__tid").get_columns(),
         )
         # ordinary uses of brand words ("sea shell") and corroboration of ambiguous words
-        ordinary = (
-            phrases.select("__tid", pl.col("__ordinary").alias("__ophrase"))
-            .filter(pl.col("__ophrase").list.len() > 0)
-            .explode("__ophrase")
-            .join(self.ordinary_, on="__ophrase")
-            .select(
-                "__tid",
-                pl.col("__okey").alias("form"),
-                _words(pl.col("__ophrase")).alias("__oph"),
-            )
+        ordinary = phrases.ordinary.join(self.ordinary_, on="__ophrase").select(
+            "__tid",
+            pl.col("__okey").alias("form"),
+            _words(pl.col("__ophrase")).alias("__oph"),
         )
         at = found.get_column("__tid")
         # fullwidth and zero-width characters are properties of the title (tested only on
