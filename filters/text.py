@@ -662,18 +662,16 @@ class TextFilter(Filter):
         """Leetspeak and masked matches of the batch's distinct single tokens as written (read
         letter for letter: only tokens with letters, as long as some key)."""
         tok = pl.col("tok")
-        # tokens repeat: the tests run on the distinct ones
+        # tokens repeat: the tests run on the distinct ones (a token with a letter has a plain
+        # form)
         distinct = (
-            toks.select("tok", "plain")
-            .unique()
+            toks.select(tok.unique())
             .filter(
-                (pl.col("plain") != "")
-                & tok.str.contains(r"[^\p{L}]")
+                tok.str.contains(r"[^\p{L}]")
                 & tok.str.contains(r"\p{L}")
                 & tok.str.len_chars().is_in(self.key_lengths_)
             )
             .select(tok.alias("surface"))
-            .unique()
         )
         return self.memo_.lookup(
             "surfaces", distinct, ["surface"], self._classify_surfaces, SURFACE_MATCH_SCHEMA
