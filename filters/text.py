@@ -1107,13 +1107,13 @@ class TextFilter(Filter):
     def _declared_brands(self, base: pl.DataFrame, cols: list[str]) -> pl.Series:
         """The protected brand each listing declares (by brand key), else null."""
         if "brand" not in cols:
-            return pl.Series("__declared", [None] * base.height, dtype=pl.String)
+            return pl.repeat(None, base.height, dtype=pl.String, eager=True).alias("__declared")
         return declared_brands(base.get_column("brand"), self.brand_by_key_).alias("__declared")
 
     @staticmethod
     def _categories(base: pl.DataFrame, cols: list[str]) -> pl.Series:
         if "category" not in cols:
-            return pl.Series("__lcat", [None] * base.height, dtype=pl.String)
+            return pl.repeat(None, base.height, dtype=pl.String, eager=True).alias("__lcat")
         return category_keys(base.get_column("category")).alias("__lcat")
 
     def _scored(
