@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -136,18 +136,16 @@ def write_fails(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, int], None]:
 
             monkeypatch.setattr(pl.DataFrame, "write_parquet", part)
         else:
-            original_sink = pl.LazyFrame.sink_parquet
+            original_join = run_module.concat_parquet
 
-            def merge(self: pl.LazyFrame, path: Any, *a: Any, **k: Any) -> Any:
-                result = original_sink(self, path, *a, **k)
-                # parts are written (through the same call) inside the parts directory
-                if ".parts" not in str(path):
-                    calls["n"] += 1
-                    if calls["n"] == n:
-                        raise full
-                return result
+            def merge(parts: list[Path], out: BinaryIO) -> int:
+                calls["n"] += 1
+                if calls["n"] == n:
+                    out.write(b"PAR1 half a file")
+                    raise full
+                return original_join(parts, out)
 
-            monkeypatch.setattr(pl.LazyFrame, "sink_parquet", merge)
+            monkeypatch.setattr(run_module, "concat_parquet", merge)
 
     return arm
 
