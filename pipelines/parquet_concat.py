@@ -14,6 +14,7 @@ refused with :class:`NotConcatenable`, for the caller to fall back on re-encodin
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -302,52 +303,57 @@ def _moved_row_groups(meta: ThriftStruct, by: int, ordinal: int) -> list[Value]:
 
 def concat_parquet(parts: Sequence[Path], out: BinaryIO) -> int:
     """Write the concatenation of ``parts`` (Parquet files of one schema) to ``out``, byte for
-    byte, and return its row count. Raises :class:`NotConcatenable` before writing anything
-    if they cannot be joined so."""
+    byte, and return its row count.
+
+    Raises :class:`NotConcatenable` before writing anything if they cannot be joined so, or
+    while copying if a part changed since its footer was read (``out`` then holds part of a
+    file, for the caller to discard). One part is open at a time: a run may have thousands.
+    """
     if not parts:
         raise NotConcatenable("no files")
-    handles = [open(p, "rb") for p in parts]  # noqa: SIM115 (closed below)
-    try:
-        read = [_read_part(Path(p), fh) for p, fh in zip(parts, handles, strict=True)]
-        first = read[0].meta
-        if any(first.has(f) for f in _FMD_ENCRYPTION):
-            raise NotConcatenable("encrypted footer")
-        schema = _schema_fields(first)
-        for part in read[1:]:
-            if _schema_fields(part.meta) != schema:
-                raise NotConcatenable(f"{part.path}: schema differs from {read[0].path}")
-        groups: list[Value] = []
-        rows = 0
-        at = len(MAGIC)
-        for part in read:
-            groups += _moved_row_groups(part.meta, at - len(MAGIC), len(groups))
-            n = part.meta.get(_FMD_NUM_ROWS)
-            rows += n if isinstance(n, int) else 0
-            at += part.body_end - len(MAGIC)
-        merged = ThriftStruct(list(first.fields))
-        merged.set(_FMD_NUM_ROWS, rows)
-        if merged.has(_FMD_ROW_GROUPS):
-            merged.set(_FMD_ROW_GROUPS, ThriftList(_STRUCT, groups))
-        elif groups:
-            raise NotConcatenable("footer without row groups")
-        footer = encode_footer(merged)
-        out.write(MAGIC)
-        for part, fh in zip(read, handles, strict=True):
+    read = []
+    for p in parts:
+        with open(p, "rb") as fh:
+            read.append(_read_part(Path(p), fh))
+    first = read[0].meta
+    if any(first.has(f) for f in _FMD_ENCRYPTION):
+        raise NotConcatenable("encrypted footer")
+    schema = _schema_fields(first)
+    for part in read[1:]:
+        if _schema_fields(part.meta) != schema:
+            raise NotConcatenable(f"{part.path}: schema differs from {read[0].path}")
+    groups: list[Value] = []
+    rows = 0
+    at = len(MAGIC)
+    for part in read:
+        groups += _moved_row_groups(part.meta, at - len(MAGIC), len(groups))
+        n = part.meta.get(_FMD_NUM_ROWS)
+        rows += n if isinstance(n, int) else 0
+        at += part.body_end - len(MAGIC)
+    merged = ThriftStruct(list(first.fields))
+    merged.set(_FMD_NUM_ROWS, rows)
+    if merged.has(_FMD_ROW_GROUPS):
+        merged.set(_FMD_ROW_GROUPS, ThriftList(_STRUCT, groups))
+    elif groups:
+        raise NotConcatenable("footer without row groups")
+    footer = encode_footer(merged)
+    out.write(MAGIC)
+    for part in read:
+        with open(part.path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size != part.size:
+                raise NotConcatenable(f"{part.path}: changed while being joined")
             fh.seek(len(MAGIC))
             left = part.body_end - len(MAGIC)
             while left:
                 chunk = fh.read(min(left, 1 << 22))
                 if not chunk:
-                    raise NotConcatenable(f"{part.path}: changed while being read")
+                    raise NotConcatenable(f"{part.path}: changed while being joined")
                 out.write(chunk)
                 left -= len(chunk)
-        out.write(footer)
-        out.write(struct.pack("<I", len(footer)))
-        out.write(MAGIC)
-        return rows
-    finally:
-        for fh in handles:
-            fh.close()
+    out.write(footer)
+    out.write(struct.pack("<I", len(footer)))
+    out.write(MAGIC)
+    return rows
 
 
 def _schema_fields(meta: ThriftStruct) -> ThriftStruct:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import resource
 import struct
 from pathlib import Path
 
@@ -155,3 +156,16 @@ def test_any_split_joins_back_to_the_whole(
         at += n
     out = joined(tmp, write_parts(tmp, frames))
     assert pl.read_parquet(out).equals(whole)
+
+
+def test_more_parts_than_open_files_allowed_join(tmp_path: Path) -> None:
+    # a long run has thousands of parts: they are opened one at a time
+    frames = [frame(3, s) for s in range(120)]
+    parts = write_parts(tmp_path, frames)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    try:
+        out = joined(tmp_path, parts)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert pl.read_parquet(out).equals(pl.concat(frames))
