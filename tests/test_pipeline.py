@@ -123,6 +123,32 @@ def test_file_and_directory_outputs_hold_the_same_rows(tmp_path: Path, plan: Sco
     ]
 
 
+def test_input_files_whose_extra_columns_differ_give_one_output(
+    tmp_path: Path, plan: ScoringPlan
+) -> None:
+    # a directory of parts exported at different times: a column added later, a count that
+    # became fractional; every row is carried through with the union of the columns
+    d = tmp_path / "in"
+    d.mkdir()
+    ids = iter(range(10_000))
+
+    def part(name: str, **extra: list[object]) -> None:
+        n = len(next(iter(extra.values()))) if extra else 400
+        listings(listing_id=[f"L{next(ids)}" for _ in range(n)], **extra).write_parquet(d / name)
+
+    part("a.parquet", qty=[1] * 400)
+    part("b.parquet", qty=[1.5] * 400, notes=["boxed"] * 400)
+    part("c.parquet")
+    out = tmp_path / "out.parquet"
+    summary = run_score(d, plan, out, batch_size=300, quiet=True)
+    got = pl.read_parquet(out)
+    assert summary.rows_in == got.height == 1200
+    assert got.schema["qty"] == pl.Float64 and got.schema["notes"] == pl.String
+    assert got.get_column("qty").to_list() == [1.0] * 400 + [1.5] * 400 + [None] * 400
+    assert got.get_column("notes").to_list() == [None] * 400 + ["boxed"] * 400 + [None] * 400
+    assert got.get_column("listing_id").to_list() == [f"L{i}" for i in range(1200)]
+
+
 def test_cli_score_writes_output_and_exits_zero(tmp_path: Path, tiny_registry_dir: Path) -> None:
     src = tmp_path / "in.csv"
     src.write_text(
