@@ -451,7 +451,9 @@ def iter_listing_batches(source: str | Path, batch_size: int) -> Iterator[pl.Dat
     and then sliced. An empty file still yields one empty batch, so the output has a schema.
     """
     offset = 0
-    for f in resolve_sources(source):
+    files = resolve_sources(source)
+    union = _union_schema(files) if len(files) > 1 else None
+    for f in files:
         suffix = f.suffix.lower()
         if suffix in PARQUET_SUFFIXES:
             parts: Iterator[pl.DataFrame] = _parquet_batches(f, batch_size)
@@ -465,8 +467,35 @@ def iter_listing_batches(source: str | Path, batch_size: int) -> Iterator[pl.Dat
                 else (frame.slice(i, batch_size) for i in range(0, frame.height, batch_size))
             )
         for part in parts:
+            if union is not None and part.schema != union:
+                part = part.select(
+                    (pl.col(c).cast(t) if c in part.columns else pl.lit(None, t)).alias(c)
+                    for c, t in union.items()
+                )
             yield part.with_row_index(ROW, offset=offset)
             offset += part.height
+
+
+def _union_schema(files: list[Path]) -> pl.Schema | None:
+    """The columns of Parquet files read as one input, as :func:`read_listings` combines them:
+    every file's columns, each in a type that holds every file's values; the files' batches
+    are given these columns, so that the output has one schema. None unless every file is
+    Parquet (other formats' types are known only once read)."""
+    if any(f.suffix.lower() not in PARQUET_SUFFIXES for f in files):
+        return None
+    frames = []
+    for f in files:
+        try:
+            schema = pl.read_parquet_schema(f)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            raise SchemaError(f"{f}: not a readable Parquet file ({_first_line(exc)})") from None
+        frames.append(conform(_user_columns(pl.DataFrame(schema=schema)), source=str(f)))
+    try:
+        return pl.concat(frames, how="diagonal_relaxed").schema
+    except pl.exceptions.PolarsError as exc:
+        raise SchemaError(
+            f"{files[0].parent}: its files' columns cannot be combined ({_first_line(exc)})"
+        ) from None
 
 
 def _conformed_csv(path: Path) -> Iterator[pl.DataFrame]:

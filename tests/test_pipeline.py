@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.cli import main
+from pipelines.errors import SchemaError
 from pipelines.registry import Registry
 from pipelines.run import run_score
 from pipelines.stages import OUTPUT_SCHEMA, ScoringPlan, score_frame
@@ -147,6 +148,22 @@ def test_input_files_whose_extra_columns_differ_give_one_output(
     assert got.get_column("qty").to_list() == [1.0] * 400 + [1.5] * 400 + [None] * 400
     assert got.get_column("notes").to_list() == [None] * 400 + ["boxed"] * 400 + [None] * 400
     assert got.get_column("listing_id").to_list() == [f"L{i}" for i in range(1200)]
+    # the parts of a directory output share that schema, so the directory reads as one table
+    run_score(d, plan, f"{tmp_path}/parts/", batch_size=300, quiet=True)
+    assert pl.read_parquet(tmp_path / "parts" / "*.parquet").equals(got)
+
+
+def test_input_files_whose_columns_cannot_be_combined_fail_before_scoring(
+    tmp_path: Path, plan: ScoringPlan
+) -> None:
+    d = tmp_path / "in"
+    d.mkdir()
+    listings(listing_id=["a", "b"], sizes=[1, 2]).write_parquet(d / "a.parquet")
+    listings(listing_id=["c", "d"], sizes=[[1], [2, 3]]).write_parquet(d / "b.parquet")
+    out = tmp_path / "out.parquet"
+    with pytest.raises(SchemaError, match="columns cannot be combined"):
+        run_score(d, plan, out, quiet=True)
+    assert not out.exists()
 
 
 def test_cli_score_writes_output_and_exits_zero(tmp_path: Path, tiny_registry_dir: Path) -> None:
