@@ -202,13 +202,12 @@ def _check_joined(path: str, rows: int) -> None:
     """Read the joined file's footer and its last column chunk back: a footer whose offsets
     were moved wrongly fails here, not in a reader downstream."""
     try:
-        meta = pq.ParquetFile(path).metadata
+        joined = pq.ParquetFile(path)
+        meta = joined.metadata
         if meta.num_rows != rows:
             raise NotConcatenable(f"joined file holds {meta.num_rows} rows, expected {rows}")
-        if meta.num_row_groups:
-            pq.ParquetFile(path).read_row_group(
-                meta.num_row_groups - 1, columns=[meta.schema.column(meta.num_columns - 1).path]
-            )
+        if meta.num_row_groups and joined.schema_arrow.names:
+            joined.read_row_group(meta.num_row_groups - 1, columns=[joined.schema_arrow.names[-1]])
     except (OSError, pa.ArrowException) as exc:
         raise NotConcatenable(f"joined file does not read back ({exc})") from None
 

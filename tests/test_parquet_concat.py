@@ -169,3 +169,13 @@ def test_more_parts_than_open_files_allowed_join(tmp_path: Path) -> None:
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert pl.read_parquet(out).equals(pl.concat(frames))
+
+
+def test_the_run_joins_its_parts_and_checks_them(tmp_path: Path) -> None:
+    # the last column (read back as the check) a list, as an output's reasons can be
+    frames = [frame(100, s).select(pl.exclude("reasons"), "reasons") for s in range(3)]
+    parts = write_parts(tmp_path, frames)
+    out = tmp_path / "out.parquet"
+    _merge_parts(parts, out)
+    assert pl.read_parquet(out).equals(pl.concat(frames))
+    assert pq.ParquetFile(out).metadata.num_row_groups == 3  # joined, not re-encoded
