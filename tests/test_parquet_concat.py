@@ -14,7 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.parquet_concat import NotConcatenable, concat_parquet, decode_footer, encode_footer
+from pipelines.parquet_concat import (
+    NotConcatenable,
+    ThriftList,
+    ThriftStruct,
+    concat_parquet,
+    decode_footer,
+    encode_footer,
+)
 from pipelines.run import _merge_parts
 
 
@@ -110,6 +117,45 @@ def test_dictionary_pages_and_page_indexes_are_moved_too(tmp_path: Path) -> None
     assert meta.row_group(2).column(1).has_dictionary_page
     assert meta.row_group(2).column(1).has_offset_index
     assert pq.read_table(out).equals(pa.concat_tables([f.to_arrow() for f in frames]))
+    # every region a footer points at (pages, dictionaries, page indexes) holds in the joined
+    # file the bytes it holds in its part, moved by where that part's pages now start
+    whole = out.read_bytes()
+    groups = iter(_list(decode_footer(footer(out)).get(4)))
+    start = 4
+    for p in parts:
+        data = p.read_bytes()
+        for group in _list(decode_footer(footer(p)).get(4)):
+            after = _list(_struct(next(groups)).get(1))
+            for a, b in zip(_list(_struct(group).get(1)), after, strict=True):
+                for (sa, la), (sb, lb) in zip(
+                    regions(_struct(a)), regions(_struct(b)), strict=True
+                ):
+                    assert (sb - sa, lb) == (start - 4, la)
+                    assert whole[sb : sb + lb] == data[sa : sa + la]
+        start += len(data) - 8 - len(footer(p)) - 4
+
+
+def _list(v: object) -> list[object]:
+    assert isinstance(v, ThriftList)
+    return list(v.items)
+
+
+def _struct(v: object) -> ThriftStruct:
+    assert isinstance(v, ThriftStruct)
+    return v
+
+
+def regions(chunk: ThriftStruct) -> list[tuple[int, int]]:
+    """(offset, length) of a column chunk's pages and of its page indexes."""
+    meta = _struct(chunk.get(3))
+    first = meta.get(11) or meta.get(9)  # the dictionary page, else the first data page
+    spans = [(first, meta.get(7))]
+    spans += [(chunk.get(o), chunk.get(n)) for o, n in ((4, 5), (6, 7)) if chunk.has(o)]
+    out = []
+    for offset, length in spans:
+        assert isinstance(offset, int) and isinstance(length, int)
+        out.append((offset, length))
+    return out
 
 
 def test_parts_of_different_schemas_are_refused_before_anything_is_written(
