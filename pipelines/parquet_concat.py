@@ -224,7 +224,7 @@ def decode_footer(data: bytes) -> ThriftStruct:
     reader = _Reader(data)
     try:
         meta = reader.struct()
-    except IndexError:
+    except (IndexError, struct.error):
         raise NotConcatenable("truncated footer") from None
     if reader.pos != len(data):
         raise NotConcatenable(f"footer has {len(data) - reader.pos} bytes after its end")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import resource
 import struct
 from pathlib import Path
@@ -225,3 +226,22 @@ def test_the_run_joins_its_parts_and_checks_them(tmp_path: Path) -> None:
     _merge_parts(parts, out)
     assert pl.read_parquet(out).equals(pl.concat(frames))
     assert pq.ParquetFile(out).metadata.num_row_groups == 3  # joined, not re-encoded
+
+
+@settings(max_examples=60, deadline=None)
+@given(cut=st.integers(1, 400))
+def test_a_truncated_footer_is_refused_not_misread(cut: int) -> None:
+    raw = FOOTER
+    with pytest.raises(NotConcatenable):
+        decode_footer(raw[: max(len(raw) - cut, 0)])
+
+
+def _footer_of_a_frame() -> bytes:
+    buf = io.BytesIO()
+    frame(50).write_parquet(buf, compression="zstd")
+    data = buf.getvalue()
+    (n,) = struct.unpack("<I", data[-8:-4])
+    return data[-8 - n : -8]
+
+
+FOOTER = _footer_of_a_frame()
