@@ -29,6 +29,7 @@ _LIST, _SET, _MAP, _STRUCT = 9, 10, 11, 12
 
 # field ids (parquet.thrift)
 _FMD_SCHEMA, _FMD_NUM_ROWS, _FMD_ROW_GROUPS, _FMD_KEY_VALUE = 2, 3, 4, 5
+_FMD_COLUMN_ORDERS = 7
 _FMD_ENCRYPTION = (8, 9)
 _RG_COLUMNS, _RG_FILE_OFFSET, _RG_ORDINAL = 1, 5, 7
 _CC_FILE_PATH, _CC_FILE_OFFSET, _CC_META = 1, 2, 3
@@ -359,4 +360,5 @@ def concat_parquet(parts: Sequence[Path], out: BinaryIO) -> int:
 def _schema_fields(meta: ThriftStruct) -> ThriftStruct:
     """The footer fields that must agree for files to be joined: the schema, the key-value
     metadata (the Arrow schema) and the column orders."""
-    return ThriftStruct([f for f in meta.fields if f[0] in (_FMD_SCHEMA, _FMD_KEY_VALUE, 7)])
+    agree = (_FMD_SCHEMA, _FMD_KEY_VALUE, _FMD_COLUMN_ORDERS)
+    return ThriftStruct([f for f in meta.fields if f[0] in agree])

@@ -191,9 +191,9 @@ def _merge_parts(parts: list[Path], out: Path) -> None:
                 rows = concat_parquet(parts, fh)
             _check_joined(tmp, rows)
         except NotConcatenable:
-            # parts of input files whose extra columns differ (a column missing from one file,
-            # an integer in one and a float in another): the union of the columns, each in a
-            # type that holds every part's values
+            # Parquet inputs are given one schema as they are read; parts of CSV or NDJSON
+            # files whose extra columns differ, or of an older run, get the union of the
+            # columns, each in a type that holds every part's values
             unified = pl.concat([pl.scan_parquet(p) for p in parts], how="diagonal_relaxed")
             unified.sink_parquet(tmp)
 
