@@ -34,7 +34,6 @@ import polars as pl
 from PIL import Image, UnidentifiedImageError
 
 from filters.base import Filter, check_is_fitted
-from filters.textops import strip_chars
 from pipelines.manifest import file_digest, write_bytes_atomic
 
 if TYPE_CHECKING:
@@ -1381,6 +1380,8 @@ class ImageFilter(Filter):
         if isinstance(image, bytearray | memoryview):
             image = bytes(image)
         if image is not None and not isinstance(image, bytes):
+            from filters.textops import strip_chars  # its regex module is slow to import
+
             image = str(image) if strip_chars(str(image)) != "" else None
         out: dict[str, Any] = {
             "image_score": None,
