@@ -210,12 +210,10 @@ SURFACE_MATCH_SCHEMA: dict[str, pl.DataType] = {
 class PhraseHits(NamedTuple):
     """The phrases of a batch's titles: ``per_title`` (aligned with the titles: ``__tid``, the
     counterfeit, suggestive and legitimate phrase counts, and the first counterfeit and
-    suggestive phrase as the lexicon writes it), ``ordinary`` (a row per ordinary use of a brand
-    word: ``__tid``, ``__ophrase``) and ``native`` (a row per native brand name: ``__tid``,
-    ``surface``)."""
+    suggestive phrase as the lexicon writes it) and ``native`` (a row per native brand name:
+    ``__tid``, ``surface``)."""
 
     per_title: pl.DataFrame
-    ordinary: pl.DataFrame
     native: pl.DataFrame
 
 
@@ -421,7 +419,9 @@ class TextFilter(Filter):
         ascii_ = vocab.str.len_bytes() == vocab.str.len_chars()
         others = [fold(w) for w in vocab.filter(~ascii_).to_list()]
         self.common_ = (
-            pl.concat([vocab, vocab.filter(ascii_).str.to_lowercase(), pl.Series(others, dtype=pl.String)])
+            pl.concat(
+                [vocab, vocab.filter(ascii_).str.to_lowercase(), pl.Series(others, dtype=pl.String)]
+            )
             .unique()
             .sort()
             .alias("common")
@@ -461,10 +461,7 @@ class TextFilter(Filter):
         # (listing text doubles its spaces to find adjacent phrases)
         self.counterfeit_probe_ = _single_spaced([*self.strong_, *self.weak_])
         self.legit_probe_ = _single_spaced(self.legit_)
-        self.ordinary_probe_ = _single_spaced(self.ordinary_["__ophrase"].to_list())
-        self.phrase_probe_ = sorted(
-            {*self.counterfeit_probe_, *self.legit_probe_, *self.ordinary_probe_}
-        )
+        self.phrase_probe_ = sorted({*self.counterfeit_probe_, *self.legit_probe_})
         self.native_probe_ = sorted(set(self.native_["native"].to_list()))
         self._record_scorer: TextRecordScorer | None = None
         return self
@@ -983,8 +980,8 @@ class TextFilter(Filter):
         return list(best.values())
 
     def _phrase_counts(self, titles: pl.DataFrame) -> PhraseHits:
-        """Counterfeit, suggestive and legitimate phrases, ordinary uses of brand words and
-        native brand names in ``titles`` (see :class:`PhraseHits`)."""
+        """Counterfeit, suggestive and legitimate phrases and native brand names in ``titles``
+        (see :class:`PhraseHits`)."""
         # every word gets its own spaces, so adjacent phrases both match
         text = pl.col("__ptext").str.replace_all(" ", "  ")
         cleaned = (
@@ -1027,8 +1024,6 @@ class TextFilter(Filter):
         where, rows = among(self.legit_probe_)
         legit = rows.select("__tid", hits(self.legit_, text).list.len().cast(pl.Int32))
         per_title.append(spread(legit.collect().to_series(1), where).alias("text_legit"))
-        _, rows = among(self.ordinary_probe_)
-        ordinary = hits(self.ordinary_["__ophrase"].to_list(), text)
         native_at = probe(titles, "__norm", self.native_probe_)
         native = hits(self.native_["native"].to_list(), pl.col("__norm"))
         counts = ("text_strong_phrases", "text_weak_phrases", "text_legit")
@@ -1036,14 +1031,38 @@ class TextFilter(Filter):
             titles.select("__tid")
             .with_columns(per_title)
             .with_columns(pl.col(c).fill_null(0) for c in counts),
-            rows.select("__tid", ordinary.alias("__ophrase"))
-            .explode("__ophrase")
-            .drop_nulls("__ophrase")
-            .collect(),
             titles.filter(native_at)
             .select("__tid", native.alias("surface"))
             .explode("surface")
             .drop_nulls("surface"),
+        )
+
+    def _ordinary_uses(self, titles: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
+        """Ordinary uses of brand words ("sea shell", "omega 3"): ``__tid``, ``form`` (the
+        word's key) and ``__oph`` (the phrase), a row per phrase in a title. A use matters only
+        where the title mentions that word, so only those titles are searched (a few in a
+        batch; a search of every title with one was most of the phrase search)."""
+        words = self.ordinary_.get_column("__okey").unique()
+        if words.is_empty():
+            return pl.DataFrame(schema={"__tid": pl.UInt32, "form": pl.String, "__oph": pl.String})
+        tids = found.filter(pl.col("form").is_in(words.implode())).get_column("__tid").unique()
+        # every word gets its own spaces, so adjacent phrases both match (see _phrase_counts)
+        text = pl.col("__ptext").str.replace_all(" ", "  ")
+        return (
+            titles.filter(pl.col("__tid").is_in(tids.implode()))
+            .select(
+                "__tid",
+                text.str.extract_many(
+                    self.ordinary_["__ophrase"].to_list(), overlapping=False
+                ).alias("__ophrase"),
+            )
+            .explode("__ophrase")
+            .join(self.ordinary_, on="__ophrase")
+            .select(
+                "__tid",
+                pl.col("__okey").alias("form"),
+                _words(pl.col("__ophrase")).alias("__oph"),
+            )
         )
 
     def _inputs(self, cols: list[str]) -> list[str]:
@@ -1138,11 +1157,7 @@ class TextFilter(Filter):
             *phrases.per_title.drop("__tid").get_columns(),
         )
         # ordinary uses of brand words ("sea shell") and corroboration of ambiguous words
-        ordinary = phrases.ordinary.join(self.ordinary_, on="__ophrase").select(
-            "__tid",
-            pl.col("__okey").alias("form"),
-            _words(pl.col("__ophrase")).alias("__oph"),
-        )
+        ordinary = self._ordinary_uses(base, found)
         at = found.get_column("__tid")
         # fullwidth and zero-width characters are properties of the title (tested only on
         # titles that are not ASCII: neither kind is)
