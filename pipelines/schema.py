@@ -6,6 +6,7 @@ Every input row comes out again: rows that break a rule get ``status = "quaranti
 
 from __future__ import annotations
 
+import collections
 import csv
 import functools
 import glob
@@ -14,7 +15,9 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -29,6 +32,7 @@ PRICE_RAW = "__price_raw"
 SEEN_EARLIER = "__seen_earlier"
 #: prefix of fakestop's own columns; input columns named so are dropped when a file is read
 RESERVED = "__"
+_T = TypeVar("_T")
 
 REQUIRED_COLUMNS = ("listing_id", "title", "price")
 #: the row rules, in the order an ``error`` lists them (see :func:`row_rules`)
@@ -323,9 +327,11 @@ def _json_text(value: object) -> str:
     return text.encode("utf-8", errors="replace").decode("utf-8")
 
 
-def _read_ndjson_fallback(path: Path) -> pl.DataFrame:
+def _ndjson_fallback(data: bytes, first_line: int = 1) -> pl.DataFrame:
+    """Lines of NDJSON one at a time, every value as text: a line that is not a JSON object
+    becomes a row with only its parse error (``line N: ...``, counted from ``first_line``)."""
     records: list[dict[str, object]] = []
-    for lineno, raw in enumerate(path.read_bytes().splitlines(), start=1):
+    for lineno, raw in enumerate(data.splitlines(), start=first_line):
         if not raw.strip():
             continue
         try:
@@ -353,15 +359,154 @@ def _read_ndjson_fallback(path: Path) -> pl.DataFrame:
     )
 
 
-def _read_ndjson(path: Path) -> pl.DataFrame:
+def _fast_ndjson(data: bytes) -> pl.DataFrame | None:
+    """Whole NDJSON lines read by polars (types inferred from every line), or None if some
+    line is not a JSON object it reads (:func:`_ndjson_fallback` then reads them)."""
     try:
-        frame = _user_columns(pl.read_ndjson(path, infer_schema_length=None))
-    except (pl.exceptions.ComputeError, pl.exceptions.SchemaError, ValueError):
-        frame = _read_ndjson_fallback(path)
-    if frame.width == 0:
-        # no lines, no listings: an empty NDJSON file is a valid empty input
-        return pl.DataFrame(schema={c: INPUT_SCHEMA[c] for c in REQUIRED_COLUMNS})
-    return frame
+        return _user_columns(pl.read_ndjson(io.BytesIO(data), infer_schema_length=None))
+    except (pl.exceptions.PolarsError, ValueError):
+        return None
+
+
+def _no_listings() -> pl.DataFrame:
+    # no lines, no listings: an empty NDJSON file is a valid empty input
+    return pl.DataFrame(schema={c: INPUT_SCHEMA[c] for c in REQUIRED_COLUMNS})
+
+
+def _read_ndjson_bytes(data: bytes) -> pl.DataFrame:
+    """Lines of NDJSON as :func:`_read_ndjson` reads a whole file."""
+    frame = _fast_ndjson(data)
+    if frame is None:
+        frame = _ndjson_fallback(data)
+    return frame if frame.width else _no_listings()
+
+
+def _read_ndjson(path: Path) -> pl.DataFrame:
+    return _read_ndjson_bytes(path.read_bytes())
+
+
+#: NDJSON is streamed in pieces of about this many bytes, each cut after a line
+NDJSON_BLOCK_BYTES = 32 << 20
+
+
+def _ndjson_pieces(path: Path, block: int) -> Iterator[bytes]:
+    """The file in pieces of about ``block`` bytes, each ending after a line (a line longer
+    than that makes a piece of its own)."""
+    pending = b""
+    with open(path, "rb") as fh:
+        while data := fh.read(block):
+            buf = pending + data if pending else data
+            cut = buf.rfind(b"\n") + 1
+            if not cut:
+                pending = buf
+                continue
+            yield buf[:cut]
+            pending = buf[cut:]
+    if pending:
+        yield pending
+
+
+def _numbered(pieces: Iterator[bytes]) -> Iterator[tuple[bytes, int]]:
+    """Each piece with the line it starts on, as the forgiving reader counts lines."""
+    line = 1
+    for data in pieces:
+        yield data, line
+        line += len(data.splitlines())
+
+
+def _ndjson_schema(data: bytes) -> pl.Schema | None:
+    """The columns and types of ``data`` read by polars (types inferred from every line;
+    none for blank lines), or None if it cannot read them. They are read, not only inferred:
+    polars may infer types it then cannot read the values as (false in an integer column)."""
+    if not data.strip():
+        return pl.Schema()
+    try:
+        return pl.read_ndjson(io.BytesIO(data), infer_schema_length=None).schema
+    except (pl.exceptions.PolarsError, ValueError):
+        return None
+
+
+def _read_ndjson_as(data: bytes, schema: pl.Schema) -> pl.DataFrame:
+    """Lines of NDJSON read with the columns and types ``schema`` gives (polars' reader)."""
+    if not data.strip():
+        return pl.DataFrame(schema=schema)
+    return pl.read_ndjson(io.BytesIO(data), schema=schema)
+
+
+def _reads_as(data: bytes, schema: pl.Schema) -> bool:
+    try:
+        _read_ndjson_as(data, schema)
+    except (pl.exceptions.PolarsError, ValueError):
+        return False
+    return True
+
+
+def _each_piece(path: Path, block: int, work: Callable[[tuple[int, bytes]], _T]) -> Iterator[_T]:
+    """``work`` on every ``(index, piece)`` of the file, in order, a piece per core at a time
+    (inferring types is most of the work of reading NDJSON, and runs on one core per piece)."""
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers, thread_name_prefix="ndjson") as pool:
+        window: collections.deque[Future[_T]] = collections.deque()
+        for piece in enumerate(_ndjson_pieces(path, block)):
+            window.append(pool.submit(work, piece))
+            if len(window) >= workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+
+
+def _ndjson_frames(path: Path) -> Iterator[pl.DataFrame]:
+    """An NDJSON file a piece of whole lines at a time, each piece with the columns and types
+    reading the file whole gives (:func:`_read_ndjson`): memory is bounded by the piece.
+
+    A file of one piece is read once. A longer one is read twice: every piece for its
+    columns, then piece by piece with their union (each column in a type that holds every
+    piece's values: what inferring the types from every line of the file gives). A piece
+    whose types the union widened (an integer column that is a float elsewhere) is also read
+    once in between, to check that its values read as the wider types, as a whole file's
+    must. If some line is not valid JSON, or the pieces' types cannot be combined or read as
+    one, every piece is read by the forgiving reader instead, its values as text, as a whole
+    file is."""
+    block = NDJSON_BLOCK_BYTES
+    pieces = _ndjson_pieces(path, block)
+    head = [p for p in (next(pieces, None), next(pieces, None)) if p is not None]
+    if len(head) < 2:
+        yield _read_ndjson_bytes(head[0]) if head else _no_listings()
+        return
+    union: pl.Schema | None = None
+    schemas = list(_each_piece(path, block, lambda piece: _ndjson_schema(piece[1])))
+    if all(s is not None for s in schemas):
+        try:
+            union = pl.concat(
+                [pl.DataFrame(schema=s) for s in schemas], how="diagonal_relaxed"
+            ).schema
+        except pl.exceptions.PolarsError:
+            union = None
+    if union is not None and not union.len():
+        yield _no_listings()  # blank lines only
+        return
+    if union is not None:
+        wide = union
+        # a piece whose own types are the union's reads as it did; a widened one is checked
+        widened = {
+            i for i, s in enumerate(schemas) if s and any(wide[k] != t for k, t in s.items())
+        }
+
+        def reads(piece: tuple[int, bytes]) -> bool:
+            return piece[0] not in widened or _reads_as(piece[1], wide)
+
+        if not widened or all(_each_piece(path, block, reads)):
+            for data in _ndjson_pieces(path, block):
+                yield _user_columns(_read_ndjson_as(data, union))
+            return
+    # the forgiving reader: every value as text, the columns of every piece
+    numbered = _numbered(_ndjson_pieces(path, block))
+    columns = pl.concat(
+        [_ndjson_fallback(data, line).clear() for data, line in numbered], how="diagonal"
+    )
+    for data, line in _numbered(_ndjson_pieces(path, block)):
+        frame = pl.concat([columns, _ndjson_fallback(data, line)], how="diagonal")
+        yield frame if frame.width else _no_listings()
 
 
 def _read_parquet(path: Path) -> pl.DataFrame:
@@ -446,9 +591,9 @@ def _first_line(exc: BaseException) -> str:
 def iter_listing_batches(source: str | Path, batch_size: int) -> Iterator[pl.DataFrame]:
     """Batches of at most ``batch_size`` rows, with a global ``__row`` index.
 
-    Parquet and CSV are streamed (CSV a piece of whole records at a time, see
-    :func:`_csv_frames`); NDJSON files are read whole (the columns are the keys of every line)
-    and then sliced. An empty file still yields one empty batch, so the output has a schema.
+    Every format is streamed: Parquet a slice at a time, CSV a piece of whole records
+    (:func:`_csv_frames`), NDJSON a piece of whole lines (:func:`_ndjson_frames`). An empty
+    file still yields one empty batch, so the output has a schema.
     """
     offset = 0
     files = resolve_sources(source)
@@ -460,12 +605,7 @@ def iter_listing_batches(source: str | Path, batch_size: int) -> Iterator[pl.Dat
         elif suffix in CSV_SUFFIXES:
             parts = _rebatched(_conformed_csv(f), batch_size)
         else:
-            frame = read_file(f)
-            parts = (
-                iter([frame])
-                if frame.height == 0
-                else (frame.slice(i, batch_size) for i in range(0, frame.height, batch_size))
-            )
+            parts = _rebatched(_conformed_ndjson(f), batch_size)
         for part in parts:
             if union is not None and part.schema != union:
                 part = part.select(
@@ -476,20 +616,29 @@ def iter_listing_batches(source: str | Path, batch_size: int) -> Iterator[pl.Dat
             offset += part.height
 
 
-def _union_schema(files: list[Path]) -> pl.Schema | None:
-    """The columns of Parquet files read as one input, as :func:`read_listings` combines them:
-    every file's columns, each in a type that holds every file's values; the files' batches
-    are given these columns, so that the output has one schema. None unless every file is
-    Parquet (other formats' types are known only once read)."""
-    if any(f.suffix.lower() not in PARQUET_SUFFIXES for f in files):
-        return None
-    frames = []
-    for f in files:
+def _streamed_columns(path: Path) -> pl.DataFrame:
+    """No rows, the columns and types a file's batches have (:func:`iter_listing_batches`):
+    Parquet from its footer; CSV from its first piece (every piece of a file has its columns,
+    as text); NDJSON from every piece, as streaming it gives them."""
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
         try:
-            schema = pl.read_parquet_schema(f)
+            schema = pl.read_parquet_schema(path)
         except (OSError, pl.exceptions.PolarsError) as exc:
-            raise SchemaError(f"{f}: not a readable Parquet file ({_first_line(exc)})") from None
-        frames.append(conform(_user_columns(pl.DataFrame(schema=schema)), source=str(f)))
+            raise SchemaError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+        return conform(_user_columns(pl.DataFrame(schema=schema)), source=str(path))
+    frames = _conformed_csv(path) if suffix in CSV_SUFFIXES else _conformed_ndjson(path)
+    first = next(frames)
+    if suffix in CSV_SUFFIXES:
+        return first.clear()
+    return pl.concat([first.clear(), *(f.clear() for f in frames)], how="vertical")
+
+
+def _union_schema(files: list[Path]) -> pl.Schema:
+    """The columns of files read as one input, as :func:`read_listings` combines them: every
+    file's columns, each in a type that holds every file's values. The files' batches are
+    given these columns, so that the output has one schema."""
+    frames = [_streamed_columns(f) for f in files]
     try:
         return pl.concat(frames, how="diagonal_relaxed").schema
     except pl.exceptions.PolarsError as exc:
@@ -502,6 +651,15 @@ def _conformed_csv(path: Path) -> Iterator[pl.DataFrame]:
     """:func:`read_file` of a CSV file, a piece at a time."""
     try:
         for frame in _csv_frames(path):
+            yield conform(frame, source=str(path))
+    except OSError as exc:
+        raise SchemaError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _conformed_ndjson(path: Path) -> Iterator[pl.DataFrame]:
+    """:func:`read_file` of an NDJSON file, a piece at a time."""
+    try:
+        for frame in _ndjson_frames(path):
             yield conform(frame, source=str(path))
     except OSError as exc:
         raise SchemaError(f"{path}: cannot read ({exc.strerror or exc})") from None

@@ -138,6 +138,112 @@ def test_csv_read_in_pieces_equals_the_whole_file(
     assert pl.concat(batches).equals(read_listings(path))
 
 
+JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(-1e3, 1e3, allow_nan=False),
+    st.text(max_size=3),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.fixed_dictionaries({}, optional={"a": st.integers(0, 3), "b": st.text(max_size=2)}),
+)
+
+
+@fuzz(100)
+@given(
+    extras=st.lists(
+        st.dictionaries(st.sampled_from(["x", "y", "__row", "note"]), JSON_VALUES, max_size=3),
+        min_size=1,
+        max_size=40,
+    ),
+    odd=st.lists(
+        st.tuples(st.integers(0, 40), st.sampled_from([b"", b"{not json", b"[1]", b"  "])),
+        max_size=3,
+    ),
+    block=st.integers(16, 400),
+)
+def test_ndjson_read_in_pieces_equals_the_whole_file(
+    tmp_path_factory: pytest.TempPathFactory,
+    extras: list[dict[str, object]],
+    odd: list[tuple[int, bytes]],
+    block: int,
+) -> None:
+    # a file read a piece of lines at a time gives the columns, types and rows of the file
+    # read at once: extra keys typed differently in different pieces, keys first seen late,
+    # blank lines and lines that are not JSON objects (which send every piece to the
+    # forgiving reader, as they do a whole file)
+    import json
+
+    lines = [
+        json.dumps({"listing_id": str(i), "title": f"lamp {i}", "price": i + 1, **extra}).encode()
+        for i, extra in enumerate(extras)
+    ]
+    for at, line in odd:
+        lines.insert(min(at, len(lines)), line)
+    path = write(tmp_path_factory.mktemp("ndjson"), "l.ndjson", b"\n".join(lines) + b"\n")
+    try:
+        whole = read_listings(path)
+    except SchemaError:
+        # every line broken: no listings columns at all; the pieces fail alike
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(schema, "NDJSON_BLOCK_BYTES", block)
+            with pytest.raises(SchemaError):
+                list(iter_listing_batches(path, 3))
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(schema, "NDJSON_BLOCK_BYTES", block)
+        batches = list(iter_listing_batches(path, 3))
+    assert [b.height for b in batches[:-1]] == [3] * (len(batches) - 1)
+    # one schema for every batch (pl.concat checks) and the whole file's rows and columns
+    # (extra columns in the order their keys first appear: whole-file inference may not keep
+    # it)
+    streamed = pl.concat(batches)
+    assert sorted(streamed.columns) == sorted(whole.columns)
+    streamed = streamed.select(whole.columns)
+    contract = [c for c in whole.columns if c in INPUT_SCHEMA or c.startswith("__")]
+    assert streamed.select(contract).equals(whole.select(contract))
+    # polars' type inference is not associative (a mix of types it cannot read in one file,
+    # [] false "", may read in pieces, and the reverse), and a number read into a text column
+    # is written differently: extra columns are compared whole only when every piece infers
+    # the types the whole file does
+    if _pieces_agree(path, block):
+        assert streamed.equals(whole)
+
+
+def _pieces_agree(path: Path, block: int) -> bool:
+    """Whether polars reads the whole file, and infers for each piece the types it infers for
+    the whole file."""
+    data = path.read_bytes()
+    whole = schema._ndjson_schema(data)
+    if whole is None or schema._fast_ndjson(data) is None:
+        return False
+    pieces = [schema._ndjson_schema(p) for p in schema._ndjson_pieces(path, block)]
+    return all(p is not None and all(whole.get(k) == t for k, t in p.items()) for p in pieces)
+
+
+def test_ndjson_pieces_are_bounded_and_name_file_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # memory is bounded by the piece size, not the file; errors name lines of the whole file
+    lines = [b'{"listing_id": "%d", "title": "lamp", "price": 3}' % i for i in range(300)]
+    lines.insert(200, b"{not json")  # file line 201
+    lines.insert(250, b"")  # a blank line still counts
+    lines.insert(260, b"[1, 2]")  # file line 261
+    path = write(tmp_path, "l.ndjson", b"\n".join(lines) + b"\n")
+    monkeypatch.setattr(schema, "NDJSON_BLOCK_BYTES", 1024)
+    pieces = list(schema._ndjson_pieces(path, 1024))
+    assert len(pieces) >= 10
+    assert max(len(p) for p in pieces) <= 2 * 1024
+    assert b"".join(pieces) == path.read_bytes()
+    frames = list(schema._ndjson_frames(path))
+    assert len(frames) == len(pieces)
+    frame = pl.concat(frames)
+    errors = frame.filter(pl.col(PARSE_ERROR).is_not_null())[PARSE_ERROR].to_list()
+    assert [e.split(":")[0] for e in errors] == ["line 201", "line 261"]
+    assert frame.height == 302
+    assert frame["listing_id"].tail(1).to_list() == ["299"]
+
+
 def test_both_csv_readers_name_columns_alike(tmp_path: Path) -> None:
     # a file's pieces may be read by different readers: a padded, marked or repeated header
     # name comes out the same from both
@@ -235,6 +341,7 @@ def test_mutated_csv_and_ndjson_never_crash_the_readers(
     block = data.draw(st.sampled_from([schema.CSV_BLOCK_BYTES, 8, 40]))
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(schema, "CSV_BLOCK_BYTES", block)
+        mp.setattr(schema, "NDJSON_BLOCK_BYTES", block)
         try:
             frame = read_file(path)
         except SchemaError as exc:

@@ -153,6 +153,31 @@ def test_input_files_whose_extra_columns_differ_give_one_output(
     assert pl.read_parquet(tmp_path / "parts" / "*.parquet").equals(got)
 
 
+def test_a_glob_of_csv_ndjson_and_parquet_files_gives_one_output(
+    tmp_path: Path, plan: ScoringPlan
+) -> None:
+    # exports of one marketplace in three formats: each file's extra columns differ (CSV
+    # reads every value as text), and the directory output still reads as one table
+    d = tmp_path / "in"
+    d.mkdir()
+    listings(listing_id=["p1", "p2"], qty=[1, 2]).write_parquet(d / "a.parquet")
+    listings(listing_id=["c1", "c2"], shop=["x", "y"]).write_csv(d / "b.csv")
+    listings(listing_id=["n1", "n2"], qty=[0.5, 1.5]).write_ndjson(d / "c.ndjson")
+    out = tmp_path / "out.parquet"
+    summary = run_score(str(d / "*"), plan, out, batch_size=3, quiet=True)
+    got = pl.read_parquet(out)
+    assert summary.rows_in == got.height == 6
+    assert got.get_column("listing_id").to_list() == ["p1", "p2", "c1", "c2", "n1", "n2"]
+    assert got.schema["qty"] == pl.Float64 and got.schema["shop"] == pl.String
+    assert got.get_column("qty").to_list() == [1.0, 2.0, None, None, 0.5, 1.5]
+    assert got.get_column("shop").to_list() == [None, None, "x", "y", None, None]
+    run_score(str(d / "*"), plan, f"{tmp_path}/parts/", batch_size=3, quiet=True)
+    parts = sorted((tmp_path / "parts").glob("*.parquet"))
+    assert len(parts) == 3  # a batch per file
+    assert all(pl.read_parquet_schema(p) == pl.read_parquet_schema(parts[0]) for p in parts)
+    assert pl.read_parquet(tmp_path / "parts" / "*.parquet").equals(got)
+
+
 def test_input_files_whose_columns_cannot_be_combined_fail_before_scoring(
     tmp_path: Path, plan: ScoringPlan
 ) -> None:
