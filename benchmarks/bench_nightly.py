@@ -1,7 +1,7 @@
 """The nightly batch at 100k, 1M and 10M listings: throughput, peak memory, time per stage.
 
-Run: ``python -m benchmarks.bench_nightly --sizes 100000 1000000 10000000`` (``--format csv``:
-one CSV file instead of Parquet parts)
+Run: ``python -m benchmarks.bench_nightly --sizes 100000 1000000 10000000`` (``--format csv``
+or ``ndjson``: one file of that format instead of Parquet parts)
 
 - **end to end**: ``fakestop score DIR --out OUT`` (default ``--batch-size``) in a child process
   per size, on a directory of Parquet parts of 1M generated listings each (the parts repeat one
@@ -82,6 +82,16 @@ def write_csv(base: pl.DataFrame, n: int, path: Path) -> None:
             done += rows
 
 
+def write_ndjson(base: pl.DataFrame, n: int, path: Path) -> None:
+    """One NDJSON file of ``n`` listings, the parts of :func:`write_parts` one after another."""
+    with path.open("wb") as fh:
+        done = 0
+        for i in range(-(-n // PART_ROWS)):
+            rows = min(PART_ROWS, n - done)
+            copy_of(base, i, rows).write_ndjson(fh)
+            done += rows
+
+
 def per_stage(frame: pl.DataFrame, plan: ScoringPlan) -> list[tuple[str, float]]:
     """Seconds of each stage of the chain on ``frame``, collected one at a time."""
     out = []
@@ -109,7 +119,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     ap.add_argument("--naive-sample", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--format", choices=["parquet", "csv"], default="parquet")
+    ap.add_argument("--format", choices=["parquet", "csv", "ndjson"], default="parquet")
     args = ap.parse_args()
 
     registry = load_registry(default_registry_dir())
@@ -126,6 +136,9 @@ def main() -> None:
             if args.format == "csv":
                 src = Path(tmp) / "in.csv"
                 write_csv(base, n, src)
+            elif args.format == "ndjson":
+                src = Path(tmp) / "in.ndjson"
+                write_ndjson(base, n, src)
             else:
                 src = Path(tmp) / "in"
                 write_parts(base, n, src)
