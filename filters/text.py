@@ -15,7 +15,8 @@ Score (monotone in every piece of evidence)::
 
     s_brand    = 0.10 plain mention; 0.80 typo (0.75 at 2 edits); 0.85 leetspeak or masked;
                  0.80 spaced letters; 0.90 look-alike, fullwidth or zero-width characters;
-                 x 0.2 when the brand is only the target of an accessory ("laces for Nike")
+                 x 0.2 when the brand is only the target of an accessory ("laces for Nike";
+                 "Apple Watch band compatible 44mm": an accessory noun and a compatibility word)
     s_strong   = 0.95 counterfeit phrase with a brand, 0.15 without one ("replica ship model")
     s_weak     = 0.15 per suggestive phrase, at most 0.30 (0.05 / 0.10 without a brand)
     s_mismatch = 0.50 when the declared brand is another protected brand
@@ -461,6 +462,10 @@ class TextFilter(Filter):
         # (listing text doubles its spaces to find adjacent phrases)
         self.counterfeit_probe_ = _single_spaced([*self.strong_, *self.weak_])
         self.legit_probe_ = _single_spaced(self.legit_)
+        # "Apple Watch band compatible 44mm": a compatibility word and an accessory noun
+        self.compatible_ = _phrase_forms(lex.phrases("legitimate", "compatible"))
+        self.accessory_nouns_ = _phrase_forms(lex.phrases("legitimate", "accessory"))
+        self.compatible_probe_ = _single_spaced(self.compatible_)
         self.phrase_probe_ = sorted({*self.counterfeit_probe_, *self.legit_probe_})
         self.native_probe_ = sorted(set(self.native_["native"].to_list()))
         self._record_scorer: TextRecordScorer | None = None
@@ -1037,6 +1042,33 @@ class TextFilter(Filter):
             .drop_nulls("surface"),
         )
 
+    def _compatible_accessories(self, base: pl.DataFrame) -> pl.Series:
+        """Per title, aligned with ``base``: the accessory reason of a title holding both a
+        compatibility word and an accessory noun ("Apple Watch band compatible 44mm"), else
+        null. Either alone is not enough: "AirPods Pro compatible Android" is what a fake
+        says, and "Apple Watch band" may be Apple's own."""
+        none = pl.repeat(None, base.height, dtype=pl.String, eager=True).alias("__compat")
+        if not self.compatible_ or not self.accessory_nouns_:
+            return none
+        padded = _padded_words(pl.col("__norm"))
+        where = base.select(padded.str.contains_any(self.compatible_probe_)).to_series()
+        if not where.any():
+            return none
+        # every word gets its own spaces, so adjacent phrases both match (see _phrase_counts)
+        spaced = padded.str.replace_all(" ", "  ")
+
+        def first(patterns: list[str]) -> pl.Expr:
+            return _words(spaced.str.extract_many(patterns, overlapping=False).list.first())
+
+        notes = base.filter(where).select(
+            pl.format(
+                '"{}" and "{}" in the title: accessory for the brand',
+                first(self.accessory_nouns_),
+                first(self.compatible_),
+            )
+        )
+        return spread(notes.to_series(), where).alias("__compat")
+
     def _ordinary_uses(self, titles: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
         """Ordinary uses of brand words ("sea shell", "omega 3"): ``__tid``, ``form`` (the
         word's key) and ``__oph`` (the phrase), a row per phrase in a title. A use matters only
@@ -1155,6 +1187,7 @@ class TextFilter(Filter):
             self._declared_brands(base, cols),
             self._categories(base, cols),
             *phrases.per_title.drop("__tid").get_columns(),
+            self._compatible_accessories(base),
         )
         # ordinary uses of brand words ("sea shell") and corroboration of ambiguous words
         ordinary = self._ordinary_uses(base, found)
@@ -1173,7 +1206,14 @@ class TextFilter(Filter):
         cand = found.with_columns(
             *(
                 rows.get_column(c).gather(at)
-                for c in ("__declared", "__lcat", "text_strong_phrases", "__title", "__raw")
+                for c in (
+                    "__declared",
+                    "__lcat",
+                    "text_strong_phrases",
+                    "__title",
+                    "__raw",
+                    "__compat",
+                )
             ),
             *(hiding.get_column(c).gather(at) for c in hiding.columns),
         )
@@ -1239,7 +1279,8 @@ class TextFilter(Filter):
             .then(pl.lit("zero_width"))
             .otherwise(pl.col("kind"))
         )
-        # "laces for Nike": an accessory for the brand if any mention of it follows a prefix
+        # "laces for Nike": an accessory for the brand if any mention of it follows a prefix,
+        # or the title says it is compatible and names an accessory
         prefixes = self.accessory_prefixes_
         prefix_used = pl.coalesce(
             pl.when(pl.col("prev3").is_in(prefixes)).then(pl.col("prev3")),
@@ -1248,9 +1289,10 @@ class TextFilter(Filter):
         )
         cand = cand.with_columns(
             kind.alias("kind"),
-            pl.format('"{} {}": accessory for the brand', prefix_used, pl.col("form")).alias(
-                "__accessory"
-            ),
+            pl.coalesce(
+                pl.format('"{} {}": accessory for the brand', prefix_used, pl.col("form")),
+                pl.col("__compat"),
+            ).alias("__accessory"),
         )
         # the first in sort order: the batch's row order must not change the reason
         accessory = (

@@ -101,6 +101,8 @@ class TextRecordScorer:
         self.weak = textops.PatternSet(f.weak_)
         self.exceptions = textops.PatternSet(f.exceptions_)
         self.legit = textops.PatternSet(f.legit_)
+        self.compatible = textops.PatternSet(f.compatible_)
+        self.accessory_nouns = textops.PatternSet(f.accessory_nouns_)
         self.ordinary_phrases = textops.PatternSet(f.ordinary_["__ophrase"].to_list())
         self.ordinary: dict[str, str] = {}
         for phrase, okey in f.ordinary_.iter_rows():
@@ -300,6 +302,19 @@ class TextRecordScorer:
                 )
         return out
 
+    def _compatible_accessory(self, norm: str) -> str | None:
+        """:meth:`TextFilter._compatible_accessories` of one normalised title."""
+        if not self.compatible.patterns or not self.accessory_nouns.patterns:
+            return None
+        spaced = (" " + textops.strip_chars(textops.RE_PHRASE_KEEP.sub(" ", norm)) + " ").replace(
+            " ", "  "
+        )
+        word = self.compatible.extract(spaced)
+        noun = self.accessory_nouns.extract(spaced)
+        if not word or not noun:
+            return None
+        return f'"{_words(noun[0])}" and "{_words(word[0])}" in the title: accessory for the brand'
+
     def score(self, record: Mapping[str, Any]) -> dict[str, Any]:
         f = self.f
         title_value = record.get("title")
@@ -357,16 +372,16 @@ class TextRecordScorer:
             for oph in ordinary_by_key.get(m.form, [None]):
                 rows.append((m, kind, oph))
 
+        compat = self._compatible_accessory(norm)
         accessory: dict[str, str] = {}
         for m, _, _ in rows:
             prefix = next(
                 (p for p in (m.prev3, m.prev2, m.prev1) if p is not None and p in self.prefixes),
                 None,
             )
-            if prefix is not None:
-                note = f'"{prefix} {m.form}": accessory for the brand'
-                if m.brand not in accessory or note < accessory[m.brand]:
-                    accessory[m.brand] = note
+            note = f'"{prefix} {m.form}": accessory for the brand' if prefix is not None else compat
+            if note is not None and (m.brand not in accessory or note < accessory[m.brand]):
+                accessory[m.brand] = note
 
         usable: list[tuple[Mention, str]] = []
         suppressed: list[tuple[int, int, str, str]] = []

@@ -175,11 +175,14 @@ ACCESSORY: dict[str, list[str]] = {
         "Charger compatible with {b} {m}",
         "Case for {b} {m} clear",
         "Stand for {b} {m}",
+        "{b} {m} compatible case shockproof",
+        "{b} {m} charger cable compatible fast charging",
     ],
     "watches": [
         "Watch strap for {b} {m} 20mm leather",
         "Band compatible with {b} {m}",
         "Replacement strap for {b} watch",
+        "{b} {m} band compatible 44mm",
     ],
     "shoes": [
         "Replacement laces for {b} {m}",
@@ -191,7 +194,11 @@ ACCESSORY: dict[str, list[str]] = {
         "Organizer insert for {b} {m}",
         "Strap for {b} {m} bag",
     ],
-    "home_appliances": ["Replacement filter for {b} {m}", "Wall mount compatible with {b} {m}"],
+    "home_appliances": [
+        "Replacement filter for {b} {m}",
+        "Wall mount compatible with {b} {m}",
+        "{b} {m} compatible filter 2 pack",
+    ],
     "eyewear": ["Replacement lenses for {b} {m}", "Case for {b} sunglasses"],
     "auto_parts": ["Floor mats fit for {b} {m}", "Key fob cover for {b} {m}"],
 }

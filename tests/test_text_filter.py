@@ -405,6 +405,46 @@ def test_accessories_for_a_brand_score_below_the_product(text_filter: TextFilter
         assert accessory["text_score"] < product["text_score"]
 
 
+def test_a_compatible_accessory_is_an_accessory_wherever_the_brand_stands(
+    text_filter: TextFilter,
+) -> None:
+    # marketplaces name the product first and say "compatible" later; an accessory noun with a
+    # compatibility word makes the named brands the accessory's target, in any language
+    titles = [
+        "Apple Watch band compatible 44mm",
+        "Samsung Galaxy S23 compatible case shockproof",
+        "Dyson V11 compatible filter replacement parts",
+        "Ремешок совместимый с Apple Watch",
+    ]
+    out = score(text_filter, titles).rows(named=True)
+    for title, row in zip(titles, out, strict=True):
+        assert row["text_brand"] is not None, title
+        assert row["text_accessory"], title
+        assert any("in the title: accessory for the brand" in r for r in row["text_reasons"])
+        record = text_filter.score_record({"title": title})
+        assert record == {k: row[k] for k in record}, title
+    band = out[0]["text_reasons"][1]
+    assert band == '"band" and "compatible" in the title: accessory for the brand'
+
+
+def test_compatible_alone_or_an_accessory_noun_alone_is_not_an_accessory(
+    text_filter: TextFilter,
+) -> None:
+    # "compatible Android" is what fake earbuds say; a band may be the brand's own; a
+    # counterfeit phrase still counts whatever else the title says
+    titles = [
+        "AirPods Pro 2 compatible Android",
+        "Apple Watch band",
+        "Gucci compatible",
+        "Replica Rolex compatible strap",
+    ]
+    out = score(text_filter, titles).rows(named=True)
+    for title, row in zip(titles[:3], out, strict=False):
+        assert row["text_brand"] is not None and not row["text_accessory"], title
+    assert out[3]["text_accessory"] and out[3]["text_strong_phrases"] == 1
+    assert out[3]["text_score"] > 0.9
+
+
 def test_genuine_and_geographic_mentions_stay_low(text_filter: TextFilter) -> None:
     """Names that are also places or that the seller declares consistently are plain mentions:
     no obfuscation, no mismatch, nothing above an honest "Montblanc pen"."""
