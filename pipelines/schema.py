@@ -14,7 +14,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -619,8 +619,9 @@ def iter_listing_batches(source: str | Path, batch_size: int) -> Iterator[pl.Dat
 
 def _streamed_columns(path: Path) -> pl.DataFrame:
     """No rows, the columns and types a file's batches have (:func:`iter_listing_batches`):
-    Parquet from its footer; CSV from its first piece (every piece of a file has its columns,
-    as text); NDJSON from every piece, as streaming it gives them."""
+    Parquet from its footer; CSV and NDJSON from their first piece (every piece of a file is
+    given the file's columns: a CSV file's as text, an NDJSON file's as its first pass found
+    them)."""
     suffix = path.suffix.lower()
     if suffix in PARQUET_SUFFIXES:
         try:
@@ -629,10 +630,10 @@ def _streamed_columns(path: Path) -> pl.DataFrame:
             raise SchemaError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
         return conform(_user_columns(pl.DataFrame(schema=schema)), source=str(path))
     frames = _conformed_csv(path) if suffix in CSV_SUFFIXES else _conformed_ndjson(path)
-    first = next(frames)
-    if suffix in CSV_SUFFIXES:
-        return first.clear()
-    return pl.concat([first.clear(), *(f.clear() for f in frames)], how="vertical")
+    try:
+        return next(frames).clear()
+    finally:
+        frames.close()
 
 
 def _union_schema(files: list[Path]) -> pl.Schema:
@@ -648,7 +649,7 @@ def _union_schema(files: list[Path]) -> pl.Schema:
         ) from None
 
 
-def _conformed_csv(path: Path) -> Iterator[pl.DataFrame]:
+def _conformed_csv(path: Path) -> Generator[pl.DataFrame]:
     """:func:`read_file` of a CSV file, a piece at a time."""
     try:
         for frame in _csv_frames(path):
@@ -657,7 +658,7 @@ def _conformed_csv(path: Path) -> Iterator[pl.DataFrame]:
         raise SchemaError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def _conformed_ndjson(path: Path) -> Iterator[pl.DataFrame]:
+def _conformed_ndjson(path: Path) -> Generator[pl.DataFrame]:
     """:func:`read_file` of an NDJSON file, a piece at a time."""
     try:
         for frame in _ndjson_frames(path):
