@@ -300,7 +300,7 @@ class PriceFilter(Filter):
                     f"{brand} {refcat} reference {_money_str(reference)}{note}"
                 )
         if accessory and brand is not None:
-            reasons.append(f"accessory for {brand}: price not compared with the brand's own")
+            reasons.append(f"accessory, part or packaging: price not compared with {brand}'s")
         return {
             "price_score": score,
             "price_reasons": reasons,
@@ -412,7 +412,8 @@ class PriceFilter(Filter):
             pl.when(by_z).then(z_reason),
             pl.when(accessory).then(
                 pl.format(
-                    "accessory for {}: price not compared with the brand's own", pl.col("__pb")
+                    "accessory, part or packaging: price not compared with {}'s",
+                    pl.col("__pb"),
                 )
             ),
         )

@@ -17,6 +17,7 @@ Score (monotone in every piece of evidence)::
                  0.80 spaced letters; 0.90 look-alike, fullwidth or zero-width characters;
                  x 0.2 when the brand is only the target of an accessory ("laces for Nike";
                  "Apple Watch band compatible 44mm": an accessory noun and a compatibility word)
+                 or the title sells parts, packaging or a sample ("for parts", "box only")
     s_strong   = 0.95 counterfeit phrase with a brand, 0.15 without one ("replica ship model")
     s_weak     = 0.15 per suggestive phrase, at most 0.30 (0.05 / 0.10 without a brand)
     s_mismatch = 0.50 when the declared brand is another protected brand
@@ -466,6 +467,9 @@ class TextFilter(Filter):
         self.compatible_ = _phrase_forms(lex.phrases("legitimate", "compatible"))
         self.accessory_nouns_ = _phrase_forms(lex.phrases("legitimate", "accessory"))
         self.compatible_probe_ = _single_spaced(self.compatible_)
+        # "for parts", "box only", "vial": not the product itself, whatever the brand's price
+        self.not_the_product_ = _phrase_forms(lex.phrases("legitimate", "not_the_product"))
+        self.title_accessory_probe_ = _single_spaced([*self.compatible_, *self.not_the_product_])
         self.phrase_probe_ = sorted({*self.counterfeit_probe_, *self.legit_probe_})
         self.native_probe_ = sorted(set(self.native_["native"].to_list()))
         self._record_scorer: TextRecordScorer | None = None
@@ -1042,29 +1046,37 @@ class TextFilter(Filter):
             .drop_nulls("surface"),
         )
 
-    def _compatible_accessories(self, base: pl.DataFrame) -> pl.Series:
-        """Per title, aligned with ``base``: the accessory reason of a title holding both a
-        compatibility word and an accessory noun ("Apple Watch band compatible 44mm"), else
-        null. Either alone is not enough: "AirPods Pro compatible Android" is what a fake
-        says, and "Apple Watch band" may be Apple's own."""
+    def _title_accessories(self, base: pl.DataFrame) -> pl.Series:
+        """Per title, aligned with ``base``: why the title sells something other than the
+        brand's product at its price, else null. Either it says so ("for parts", "box only",
+        "vial"), or it holds both a compatibility word and an accessory noun ("Apple Watch band
+        compatible 44mm"). Either of the last two alone is not enough: "AirPods Pro compatible
+        Android" is what a fake says, and "Apple Watch band" may be Apple's own."""
         none = pl.repeat(None, base.height, dtype=pl.String, eager=True).alias("__compat")
-        if not self.compatible_ or not self.accessory_nouns_:
+        if not self.title_accessory_probe_:
             return none
         padded = _padded_words(pl.col("__norm"))
-        where = base.select(padded.str.contains_any(self.compatible_probe_)).to_series()
+        where = base.select(padded.str.contains_any(self.title_accessory_probe_)).to_series()
         if not where.any():
             return none
         # every word gets its own spaces, so adjacent phrases both match (see _phrase_counts)
         spaced = padded.str.replace_all(" ", "  ")
 
         def first(patterns: list[str]) -> pl.Expr:
+            if not patterns:
+                return pl.lit(None, dtype=pl.String)
             return _words(spaced.str.extract_many(patterns, overlapping=False).list.first())
 
         notes = base.filter(where).select(
-            pl.format(
-                '"{}" and "{}" in the title: accessory for the brand',
-                first(self.accessory_nouns_),
-                first(self.compatible_),
+            pl.coalesce(
+                pl.format(
+                    '"{}" in the title: not the product itself', first(self.not_the_product_)
+                ),
+                pl.format(
+                    '"{}" and "{}" in the title: accessory for the brand',
+                    first(self.accessory_nouns_),
+                    first(self.compatible_),
+                ),
             )
         )
         return spread(notes.to_series(), where).alias("__compat")
@@ -1187,7 +1199,7 @@ class TextFilter(Filter):
             self._declared_brands(base, cols),
             self._categories(base, cols),
             *phrases.per_title.drop("__tid").get_columns(),
-            self._compatible_accessories(base),
+            self._title_accessories(base),
         )
         # ordinary uses of brand words ("sea shell") and corroboration of ambiguous words
         ordinary = self._ordinary_uses(base, found)
@@ -1280,7 +1292,7 @@ class TextFilter(Filter):
             .otherwise(pl.col("kind"))
         )
         # "laces for Nike": an accessory for the brand if any mention of it follows a prefix,
-        # or the title says it is compatible and names an accessory
+        # or the title says it is compatible and names an accessory, or is parts or packaging
         prefixes = self.accessory_prefixes_
         prefix_used = pl.coalesce(
             pl.when(pl.col("prev3").is_in(prefixes)).then(pl.col("prev3")),

@@ -102,6 +102,7 @@ class TextRecordScorer:
         self.exceptions = textops.PatternSet(f.exceptions_)
         self.legit = textops.PatternSet(f.legit_)
         self.compatible = textops.PatternSet(f.compatible_)
+        self.not_the_product = textops.PatternSet(f.not_the_product_)
         self.accessory_nouns = textops.PatternSet(f.accessory_nouns_)
         self.ordinary_phrases = textops.PatternSet(f.ordinary_["__ophrase"].to_list())
         self.ordinary: dict[str, str] = {}
@@ -302,13 +303,16 @@ class TextRecordScorer:
                 )
         return out
 
-    def _compatible_accessory(self, norm: str) -> str | None:
-        """:meth:`TextFilter._compatible_accessories` of one normalised title."""
-        if not self.compatible.patterns or not self.accessory_nouns.patterns:
-            return None
+    def _title_accessory(self, norm: str) -> str | None:
+        """:meth:`TextFilter._title_accessories` of one normalised title."""
         spaced = (" " + textops.strip_chars(textops.RE_PHRASE_KEEP.sub(" ", norm)) + " ").replace(
             " ", "  "
         )
+        part = self.not_the_product.extract(spaced) if self.not_the_product.patterns else []
+        if part:
+            return f'"{_words(part[0])}" in the title: not the product itself'
+        if not self.compatible.patterns or not self.accessory_nouns.patterns:
+            return None
         word = self.compatible.extract(spaced)
         noun = self.accessory_nouns.extract(spaced)
         if not word or not noun:
@@ -372,7 +376,7 @@ class TextRecordScorer:
             for oph in ordinary_by_key.get(m.form, [None]):
                 rows.append((m, kind, oph))
 
-        compat = self._compatible_accessory(norm)
+        compat = self._title_accessory(norm)
         accessory: dict[str, str] = {}
         for m, _, _ in rows:
             prefix = next(

@@ -427,6 +427,31 @@ def test_a_compatible_accessory_is_an_accessory_wherever_the_brand_stands(
     assert band == '"band" and "compatible" in the title: accessory for the brand'
 
 
+def test_parts_packaging_and_samples_are_not_the_product(text_filter: TextFilter) -> None:
+    # a broken phone, an empty box, a perfume vial: the brand is named, but what is sold is not
+    # its product at its price
+    titles = [
+        "iPhone 12 for parts not working cracked screen",
+        "Louis Vuitton empty box and dust bag",
+        "Rolex box only no watch",
+        "Chanel No 5 sample 2ml vial",
+        "Rolex Submariner defekt für Bastler",
+    ]
+    out = score(text_filter, titles).rows(named=True)
+    for title, row in zip(titles, out, strict=True):
+        assert row["text_brand"] is not None and row["text_accessory"], title
+        assert any("in the title: not the product itself" in r for r in row["text_reasons"])
+        record = text_filter.score_record({"title": title})
+        assert record == {k: row[k] for k in record}, title
+    assert out[0]["text_reasons"][1] == '"for parts" in the title: not the product itself'
+    # a bag sold with its dust bag is the bag; a counterfeit phrase still counts
+    bag, fake = score(
+        text_filter, ["Louis Vuitton Neverfull with dust bag", "Replica Rolex box only"]
+    ).rows(named=True)
+    assert not bag["text_accessory"]
+    assert fake["text_strong_phrases"] == 1 and fake["text_score"] > 0.9
+
+
 def test_compatible_alone_or_an_accessory_noun_alone_is_not_an_accessory(
     text_filter: TextFilter,
 ) -> None:
