@@ -1301,10 +1301,9 @@ class TextFilter(Filter):
         )
         cand = cand.with_columns(
             kind.alias("kind"),
-            pl.coalesce(
-                pl.format('"{} {}": accessory for the brand', prefix_used, pl.col("form")),
-                pl.col("__compat"),
-            ).alias("__accessory"),
+            pl.format('"{} {}": accessory for the brand', prefix_used, pl.col("form")).alias(
+                "__accessory"
+            ),
         )
         # the first in sort order: the batch's row order must not change the reason
         accessory = (
@@ -1319,11 +1318,12 @@ class TextFilter(Filter):
             .with_row_index("__k")
             .join(accessory, on=["__tid", "brand"], how="inner")
         )
+        # a brand no prefix names as the target takes the title's own reason, if it has one
         cand = cand.with_columns(
             pl.repeat(None, cand.height, dtype=pl.String, eager=True)
             .scatter(keyed.get_column("__k"), keyed.get_column("__accessory"))
             .alias("__accessory")
-        )
+        ).with_columns(pl.coalesce("__accessory", "__compat").alias("__accessory"))
         # without a category, a capitalised brand word ("Omega Speedmaster") is support enough
         capitalised = pl.col("__capitalised")
         corroborated = (

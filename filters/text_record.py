@@ -383,9 +383,13 @@ class TextRecordScorer:
                 (p for p in (m.prev3, m.prev2, m.prev1) if p is not None and p in self.prefixes),
                 None,
             )
-            note = f'"{prefix} {m.form}": accessory for the brand' if prefix is not None else compat
-            if note is not None and (m.brand not in accessory or note < accessory[m.brand]):
-                accessory[m.brand] = note
+            if prefix is not None:
+                note = f'"{prefix} {m.form}": accessory for the brand'
+                if m.brand not in accessory or note < accessory[m.brand]:
+                    accessory[m.brand] = note
+        if compat is not None:
+            for m, _, _ in rows:
+                accessory.setdefault(m.brand, compat)
 
         usable: list[tuple[Mention, str]] = []
         suppressed: list[tuple[int, int, str, str]] = []
