@@ -1055,10 +1055,12 @@ class TextFilter(Filter):
         none = pl.repeat(None, base.height, dtype=pl.String, eager=True).alias("__compat")
         if not self.title_accessory_probe_:
             return none
-        padded = _padded_words(pl.col("__norm"))
-        where = base.select(padded.str.contains_any(self.title_accessory_probe_)).to_series()
+        # the phrase text holds the title's words: a cheap test picks the few titles to read
+        probe = pl.col("__ptext").str.contains_any(self.title_accessory_probe_)
+        where = base.select(probe).to_series()
         if not where.any():
             return none
+        padded = _padded_words(pl.col("__norm"))
         # every word gets its own spaces, so adjacent phrases both match (see _phrase_counts)
         spaced = padded.str.replace_all(" ", "  ")
 

@@ -103,6 +103,7 @@ class TextRecordScorer:
         self.legit = textops.PatternSet(f.legit_)
         self.compatible = textops.PatternSet(f.compatible_)
         self.not_the_product = textops.PatternSet(f.not_the_product_)
+        self.title_accessory_probe = tuple(f.title_accessory_probe_)
         self.accessory_nouns = textops.PatternSet(f.accessory_nouns_)
         self.ordinary_phrases = textops.PatternSet(f.ordinary_["__ophrase"].to_list())
         self.ordinary: dict[str, str] = {}
@@ -303,8 +304,11 @@ class TextRecordScorer:
                 )
         return out
 
-    def _title_accessory(self, norm: str) -> str | None:
-        """:meth:`TextFilter._title_accessories` of one normalised title."""
+    def _title_accessory(self, norm: str, ptext: str) -> str | None:
+        """:meth:`TextFilter._title_accessories` of one normalised title (``ptext``: its
+        listing's phrase text, which the batch path tests first)."""
+        if not any(p in ptext for p in self.title_accessory_probe):
+            return None
         spaced = (" " + textops.strip_chars(textops.RE_PHRASE_KEEP.sub(" ", norm)) + " ").replace(
             " ", "  "
         )
@@ -376,7 +380,7 @@ class TextRecordScorer:
             for oph in ordinary_by_key.get(m.form, [None]):
                 rows.append((m, kind, oph))
 
-        compat = self._title_accessory(norm)
+        compat = self._title_accessory(norm, ptext)
         accessory: dict[str, str] = {}
         for m, _, _ in rows:
             prefix = next(
