@@ -185,6 +185,30 @@ def _partials(key: str, ksig: str | None) -> set[str]:
     return {key[: len(key) - lengths[-1]], key[lengths[0] :]}
 
 
+#: from this many patterns on, a regex alternation finds texts holding one faster than
+#: ``contains_any`` (225 phrases over 59,537 texts: 7.1 against 11.5 ms; 72: 4.4 against 3.6)
+REGEX_PROBE_MIN = 120
+
+
+def holding_any(frame: pl.DataFrame, source: str, patterns: Sequence[str]) -> pl.Series:
+    """Whether each text of ``frame[source]`` holds one of ``patterns`` (literal substrings),
+    as ``str.contains_any`` gives it; many patterns are searched as one regex alternation,
+    unless the regex engine refuses one that large."""
+    if len(patterns) >= REGEX_PROBE_MIN:
+        alternation = "|".join(_escaped(p) for p in patterns)
+        try:
+            return frame.select(pl.col(source).str.contains(alternation)).to_series()
+        except pl.exceptions.ComputeError:
+            # the automaton below takes any number of patterns
+            return frame.select(pl.col(source).str.contains_any(list(patterns))).to_series()
+    return frame.select(pl.col(source).str.contains_any(list(patterns))).to_series()
+
+
+@functools.cache
+def _escaped(pattern: str) -> str:
+    return pl.escape_regex(pattern)
+
+
 def _words(expr: pl.Expr) -> pl.Expr:
     """A phrase hit as plain words (the padding spaces of phrase text dropped)."""
     return expr.str.replace_all(" +", " ").str.strip_chars(" ")
@@ -1007,7 +1031,7 @@ class TextFilter(Filter):
         def probe(frame: pl.DataFrame, source: str, patterns: list[str]) -> pl.Series:
             if not patterns:
                 return pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
-            return frame.select(pl.col(source).str.contains_any(patterns)).to_series()
+            return holding_any(frame, source, patterns)
 
         # most titles hold no phrase of a group, and a cheap test per title picks the few to
         # search: the phrase text once for all groups, then each group among those that passed

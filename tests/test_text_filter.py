@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from rapidfuzz.distance import OSA
 
 from filters.base import RowMemo
-from filters.text import TextFilter, allowed_edits
+from filters.text import REGEX_PROBE_MIN, TextFilter, allowed_edits, holding_any
 from pipelines.registry import Registry, brand_key
 from seeds.marketplace import ORDINARY, obfuscate
 from tests.text_reference import LOOKALIKES, ZERO_WIDTH, reference_mention, to_fullwidth
@@ -468,6 +468,26 @@ def test_compatible_alone_or_an_accessory_noun_alone_is_not_an_accessory(
         assert row["text_brand"] is not None and not row["text_accessory"], title
     assert out[3]["text_accessory"] and out[3]["text_strong_phrases"] == 1
     assert out[3]["text_score"] > 0.9
+
+
+_PROBE_TEXT = st.text(alphabet=" ab.+*?()|[]{}^$\\-é1:", max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    patterns=st.lists(_PROBE_TEXT.filter(bool), min_size=1, max_size=REGEX_PROBE_MIN + 20),
+    texts=st.lists(_PROBE_TEXT, max_size=20),
+)
+def test_the_phrase_probe_finds_what_contains_any_finds(
+    patterns: list[str], texts: list[str]
+) -> None:
+    # many patterns are searched as one regex alternation: regex syntax in a lexicon phrase
+    # ("aaa+", "1:1", "(x)") is matched literally, as the Aho-Corasick search matches it
+    frame = pl.DataFrame({"t": texts}, schema={"t": pl.String})
+    expected = frame.select(pl.col("t").str.contains_any(patterns)).to_series()
+    assert holding_any(frame, "t", patterns).equals(expected)
+    many = [*patterns, *(f"zz{i}" for i in range(REGEX_PROBE_MIN))]
+    assert holding_any(frame, "t", many).equals(expected)
 
 
 def test_genuine_and_geographic_mentions_stay_low(text_filter: TextFilter) -> None:
