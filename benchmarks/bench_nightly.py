@@ -72,23 +72,18 @@ def write_parts(base: pl.DataFrame, n: int, folder: Path) -> None:
         done += rows
 
 
-def write_csv(base: pl.DataFrame, n: int, path: Path) -> None:
-    """One CSV file of ``n`` listings, the parts of :func:`write_parts` one after another."""
+def write_one_file(base: pl.DataFrame, n: int, path: Path) -> None:
+    """One CSV or NDJSON file (by ``path``'s suffix) of ``n`` listings, the parts of
+    :func:`write_parts` one after another."""
     with path.open("wb") as fh:
         done = 0
         for i in range(-(-n // PART_ROWS)):
             rows = min(PART_ROWS, n - done)
-            copy_of(base, i, rows).write_csv(fh, include_header=i == 0)
-            done += rows
-
-
-def write_ndjson(base: pl.DataFrame, n: int, path: Path) -> None:
-    """One NDJSON file of ``n`` listings, the parts of :func:`write_parts` one after another."""
-    with path.open("wb") as fh:
-        done = 0
-        for i in range(-(-n // PART_ROWS)):
-            rows = min(PART_ROWS, n - done)
-            copy_of(base, i, rows).write_ndjson(fh)
+            part = copy_of(base, i, rows)
+            if path.suffix == ".csv":
+                part.write_csv(fh, include_header=i == 0)
+            else:
+                part.write_ndjson(fh)
             done += rows
 
 
@@ -133,12 +128,9 @@ def main() -> None:
         print("note: fakestop's bytecode could not be written; its starts include compiling it")
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
-            if args.format == "csv":
-                src = Path(tmp) / "in.csv"
-                write_csv(base, n, src)
-            elif args.format == "ndjson":
-                src = Path(tmp) / "in.ndjson"
-                write_ndjson(base, n, src)
+            if args.format in ("csv", "ndjson"):
+                src = Path(tmp) / f"in.{args.format}"
+                write_one_file(base, n, src)
             else:
                 src = Path(tmp) / "in"
                 write_parts(base, n, src)

@@ -195,18 +195,13 @@ def holding_any(frame: pl.DataFrame, source: str, patterns: Sequence[str]) -> pl
     as ``str.contains_any`` gives it; many patterns are searched as one regex alternation,
     unless the regex engine refuses one that large."""
     if len(patterns) >= REGEX_PROBE_MIN:
-        alternation = "|".join(_escaped(p) for p in patterns)
+        alternation = "|".join(pl.escape_regex(p) for p in patterns)
         try:
             return frame.select(pl.col(source).str.contains(alternation)).to_series()
         except pl.exceptions.ComputeError:
             # the automaton below takes any number of patterns
             return frame.select(pl.col(source).str.contains_any(list(patterns))).to_series()
     return frame.select(pl.col(source).str.contains_any(list(patterns))).to_series()
-
-
-@functools.cache
-def _escaped(pattern: str) -> str:
-    return pl.escape_regex(pattern)
 
 
 def _words(expr: pl.Expr) -> pl.Expr:
@@ -1080,8 +1075,7 @@ class TextFilter(Filter):
         if not self.title_accessory_probe_:
             return none
         # the phrase text holds the title's words: a cheap test picks the few titles to read
-        probe = pl.col("__ptext").str.contains_any(self.title_accessory_probe_)
-        where = base.select(probe).to_series()
+        where = holding_any(base, "__ptext", self.title_accessory_probe_)
         if not where.any():
             return none
         padded = _padded_words(pl.col("__norm"))

@@ -603,10 +603,8 @@ def iter_listing_batches(source: str | Path, batch_size: int) -> Iterator[pl.Dat
         suffix = f.suffix.lower()
         if suffix in PARQUET_SUFFIXES:
             parts: Iterator[pl.DataFrame] = _parquet_batches(f, batch_size)
-        elif suffix in CSV_SUFFIXES:
-            parts = _rebatched(_conformed_csv(f), batch_size)
         else:
-            parts = _rebatched(_conformed_ndjson(f), batch_size)
+            parts = _rebatched(_conformed_pieces(f), batch_size)
         for part in parts:
             if union is not None and part.schema != union:
                 part = part.select(
@@ -629,7 +627,7 @@ def _streamed_columns(path: Path) -> pl.DataFrame:
         except (OSError, pl.exceptions.PolarsError) as exc:
             raise SchemaError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
         return conform(_user_columns(pl.DataFrame(schema=schema)), source=str(path))
-    frames = _conformed_csv(path) if suffix in CSV_SUFFIXES else _conformed_ndjson(path)
+    frames = _conformed_pieces(path)
     try:
         return next(frames).clear()
     finally:
@@ -649,19 +647,11 @@ def _union_schema(files: list[Path]) -> pl.Schema:
         ) from None
 
 
-def _conformed_csv(path: Path) -> Generator[pl.DataFrame]:
-    """:func:`read_file` of a CSV file, a piece at a time."""
+def _conformed_pieces(path: Path) -> Generator[pl.DataFrame]:
+    """:func:`read_file` of a CSV or NDJSON file, a piece at a time."""
+    pieces = _csv_frames if path.suffix.lower() in CSV_SUFFIXES else _ndjson_frames
     try:
-        for frame in _csv_frames(path):
-            yield conform(frame, source=str(path))
-    except OSError as exc:
-        raise SchemaError(f"{path}: cannot read ({exc.strerror or exc})") from None
-
-
-def _conformed_ndjson(path: Path) -> Generator[pl.DataFrame]:
-    """:func:`read_file` of an NDJSON file, a piece at a time."""
-    try:
-        for frame in _ndjson_frames(path):
+        for frame in pieces(path):
             yield conform(frame, source=str(path))
     except OSError as exc:
         raise SchemaError(f"{path}: cannot read ({exc.strerror or exc})") from None

@@ -405,6 +405,18 @@ def test_accessories_for_a_brand_score_below_the_product(text_filter: TextFilter
         assert accessory["text_score"] < product["text_score"]
 
 
+def accessories(f: TextFilter, titles: list[str], reason: str) -> list[dict[str, Any]]:
+    """The rows of ``titles``, each asserted a brand named only as what the listing is not,
+    with ``reason`` among its reasons, and the same from the one-listing path."""
+    out = score(f, titles).rows(named=True)
+    for title, row in zip(titles, out, strict=True):
+        assert row["text_brand"] is not None and row["text_accessory"], title
+        assert any(reason in r for r in row["text_reasons"]), title
+        record = f.score_record({"title": title})
+        assert record == {k: row[k] for k in record}, title
+    return out
+
+
 def test_a_compatible_accessory_is_an_accessory_wherever_the_brand_stands(
     text_filter: TextFilter,
 ) -> None:
@@ -416,13 +428,7 @@ def test_a_compatible_accessory_is_an_accessory_wherever_the_brand_stands(
         "Dyson V11 compatible filter replacement parts",
         "Ремешок совместимый с Apple Watch",
     ]
-    out = score(text_filter, titles).rows(named=True)
-    for title, row in zip(titles, out, strict=True):
-        assert row["text_brand"] is not None, title
-        assert row["text_accessory"], title
-        assert any("in the title: accessory for the brand" in r for r in row["text_reasons"])
-        record = text_filter.score_record({"title": title})
-        assert record == {k: row[k] for k in record}, title
+    out = accessories(text_filter, titles, "in the title: accessory for the brand")
     band = out[0]["text_reasons"][1]
     assert band == '"band" and "compatible" in the title: accessory for the brand'
 
@@ -437,12 +443,7 @@ def test_parts_packaging_and_samples_are_not_the_product(text_filter: TextFilter
         "Chanel No 5 sample 2ml vial",
         "Rolex Submariner defekt für Bastler",
     ]
-    out = score(text_filter, titles).rows(named=True)
-    for title, row in zip(titles, out, strict=True):
-        assert row["text_brand"] is not None and row["text_accessory"], title
-        assert any("in the title: not the product itself" in r for r in row["text_reasons"])
-        record = text_filter.score_record({"title": title})
-        assert record == {k: row[k] for k in record}, title
+    out = accessories(text_filter, titles, "in the title: not the product itself")
     assert out[0]["text_reasons"][1] == '"for parts" in the title: not the product itself'
     # a bag sold with its dust bag is the bag; a counterfeit phrase still counts
     bag, fake = score(
