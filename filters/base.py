@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import polars as pl
 
 from pipelines.errors import NotFittedError
+from pipelines.registry import CATEGORY_SEPARATORS
 
 if TYPE_CHECKING:
     from typing import Self
@@ -145,10 +146,15 @@ def declared_brands(values: pl.Series, keys: pl.DataFrame) -> pl.Series:
 
 
 def category_keys(values: pl.Series) -> pl.Series:
-    """Listing categories as the registry's: trimmed, lower case."""
-    return per_value(
-        values.cast(pl.String), pl.col("v").str.strip_chars().str.to_lowercase(), pl.String()
+    """Listing categories as the registry keys them: lower case, words joined by ``_``
+    ("Home Appliances" is ``home_appliances``)."""
+    key = (
+        pl.col("v")
+        .str.to_lowercase()
+        .str.replace_all(CATEGORY_SEPARATORS, "_")
+        .str.strip_chars("_")
     )
+    return per_value(values.cast(pl.String), key, pl.String())
 
 
 def index_of(values: pl.Expr, keys: pl.Series) -> pl.Expr:

@@ -5,11 +5,17 @@ listing's category, adjusted for condition (a used item typically sells for half
 (brand, category) group of the batch has enough rows, a robust z-score of the log price against
 the group's median/MAD adds evidence. Only low prices count. Listings that name the brand only as
 the target of an accessory ("strap for Rolex") are not compared with the brand's own price.
+A title that sells one of the brand's own small goods (the text filter's ``text_item``, "Apple
+20W charger") is also compared with that item's share of the brand's dearest reference price;
+its price against the brand's goods then counts only ``item_weight`` (by default half): a low
+price alone sends it to review, not to a block, since a fake "Air Max 90 socks" may be shoes.
 
 Score: ``s_ratio = clip((ln r_ok - ln r) / (ln r_ok - ln r_floor), 0, 1)`` where ``r`` is the
 adjusted price ratio (1 at retail; ``r_ok`` = 0.6, ``r_floor`` = 0.08 by default), and
-``price_score = max(s_ratio, z_weight * s_z)`` with ``s_z`` rising from 0 at ``z = -z_start`` to
-1 at ``z = -z_full``. Both are monotone: a lower price never lowers the score.
+``price_score = max(s_ratio, z_weight * s_z)`` (for a small good, ``max(s_item, item_weight *
+s_ratio, z_weight * s_z)``, ``s_item`` being ``s_ratio`` of the item's reference) with ``s_z``
+rising from 0 at ``z = -z_start`` to 1 at ``z = -z_full``. Both are monotone: a lower price
+never lowers the score.
 """
 
 from __future__ import annotations
@@ -29,9 +35,9 @@ from filters.base import (
     per_values,
     reasons_where,
 )
-from filters.textops import brand_key_expr, pl_round, pl_str, strip_chars
+from filters.textops import brand_key_expr, pl_round, pl_str
 from pipelines.config import DEFAULT_CONDITION_FACTORS, DEFAULT_RATES
-from pipelines.registry import brand_key
+from pipelines.registry import brand_key, category_key
 
 if TYPE_CHECKING:
     from typing import Self
@@ -78,6 +84,7 @@ class PriceFilter(Filter):
     min_group_size : rows of one (brand, category) in the batch needed for robust statistics
     z_start, z_full : robust z (negative side) where the batch evidence starts / saturates
     z_weight : the most the batch evidence alone can score
+    item_weight : weight of the brand's reference for a title that sells the brand's small good
     rates : USD per currency unit (defaults to :data:`pipelines.config.DEFAULT_RATES`)
     condition_factors : share of the new price expected per condition
 
@@ -109,6 +116,7 @@ class PriceFilter(Filter):
         z_start: float = 2.5,
         z_full: float = 6.0,
         z_weight: float = 0.5,
+        item_weight: float = 0.5,
         rates: dict[str, float] | None = None,
         condition_factors: dict[str, float] | None = None,
     ) -> None:
@@ -118,6 +126,7 @@ class PriceFilter(Filter):
         self.z_start = z_start
         self.z_full = z_full
         self.z_weight = z_weight
+        self.item_weight = item_weight
         self.rates = rates
         self.condition_factors = condition_factors
 
@@ -141,6 +150,17 @@ class PriceFilter(Filter):
                 pl.col("reference_price").alias("__fref"),
             )
         )
+        # a small good is priced as a share of the brand's dearest goods
+        self.dearest_ = (
+            brands.sort("reference_price", descending=True)
+            .group_by("brand", maintain_order=True)
+            .first()
+            .select(
+                pl.col("brand").alias("__pb"),
+                pl.col("category").alias("__dcat"),
+                pl.col("reference_price").alias("__dref"),
+            )
+        )
         self.brand_keys_ = pl.DataFrame(
             {
                 "__bkey": [brand_key(b) for b in registry.brand_names],
@@ -154,6 +174,7 @@ class PriceFilter(Filter):
             (b, c): p for b, c, p in self.references_.iter_rows() if b is not None
         }
         self.fallback_by_brand_ = {b: (c, p) for b, c, p in self.fallback_.iter_rows()}
+        self.dearest_by_brand_ = {b: (c, p) for b, c, p in self.dearest_.iter_rows()}
         self.brand_by_key_ = dict(
             zip(self.brand_keys_["__bkey"], self.brand_keys_["__declared"], strict=True)
         )
@@ -214,13 +235,20 @@ class PriceFilter(Filter):
         accessory = (
             pl.col("text_accessory").fill_null(False) if "text_accessory" in cols else pl.lit(False)
         )
+        item, share = (
+            (pl.col("text_item"), pl.col("text_item_share").cast(pl.Float64))
+            if {"text_item", "text_item_share"} <= cols
+            else (pl.lit(None, dtype=pl.String), pl.lit(None, dtype=pl.Float64))
+        )
         lf = lf.with_columns(
+            item.alias("__iname"),
+            share.alias("__ishare"),
             pl.coalesce(matched, pl.col("__declared")).alias("__pb"),
             (pl.col("price").cast(pl.Float64) * pl.col("__prate")).alias("price_usd"),
             accessory.alias("__paccessory"),
         ).drop("__prate")
         pair = pl.concat_str(["__pb", "__pcat"], separator="\x00")
-        refs, fallback = self.references_, self.fallback_
+        refs, fallback, dearest = self.references_, self.fallback_, self.dearest_
         lf = lf.with_columns(
             pair.replace_strict(
                 refs.select(pl.concat_str(["__pb", "__pcat"], separator="\x00")).to_series(),
@@ -236,6 +264,14 @@ class PriceFilter(Filter):
                 fallback["__pb"], fallback["__fref"], default=None, return_dtype=pl.Float64
             )
             .alias("__fref"),
+            pl.col("__pb")
+            .replace_strict(dearest["__pb"], dearest["__dcat"], default=None)
+            .alias("__dcat"),
+            pl.col("__pb")
+            .replace_strict(
+                dearest["__pb"], dearest["__dref"], default=None, return_dtype=pl.Float64
+            )
+            .alias("__dref"),
         ).with_columns(
             pl.when(pl.col("__paccessory"))
             .then(None)
@@ -245,11 +281,16 @@ class PriceFilter(Filter):
             .then(pl.col("__pcat"))
             .otherwise(pl.col("__fcat"))
             .alias("__refcat"),
+            pl.when(pl.col("__paccessory"))
+            .then(None)
+            .otherwise(pl.col("__ishare") * pl.col("__dref"))
+            .alias("__iref"),
         )
         return lf.with_columns(
             (pl.col("price_usd") / (pl.col("price_reference") * pl.col("__pfactor"))).alias(
                 "price_ratio"
-            )
+            ),
+            (pl.col("price_usd") / (pl.col("__iref") * pl.col("__pfactor"))).alias("__iratio"),
         )
 
     depends_on: ClassVar[tuple[str, ...]] = ("text",)
@@ -265,7 +306,7 @@ class PriceFilter(Filter):
         declared = None if bkey is None else self.brand_by_key_.get(bkey)
         brand = record.get("text_brand") or declared
         category = record.get("category")
-        pcat = None if category is None else strip_chars(str(category)).lower()
+        pcat = None if category is None else category_key(str(category))
         currency = record.get("currency")
         currency = "USD" if currency is None else str(currency).upper()
         condition = record.get("condition")
@@ -282,23 +323,49 @@ class PriceFilter(Filter):
         ratio = None
         if price_usd is not None and reference is not None:
             ratio = price_usd / (reference * factor)
+        item, share = record.get("text_item"), record.get("text_item_share")
+        dcat, dref = self.dearest_by_brand_.get(brand, (None, None)) if brand else (None, None)
+        item_ref = None if accessory or share is None or dref is None else float(share) * dref
+        item_ratio = None
+        if price_usd is not None and item_ref is not None:
+            item_ratio = price_usd / (item_ref * factor)
         reasons: list[str] = []
         score = None
+        ln_ok, ln_floor = math.log(self.ratio_ok), math.log(self.ratio_floor)
+
+        def s_of(r: float) -> float:
+            return min(max((ln_ok - _ln(r)) / (ln_ok - ln_floor), 0.0), 1.0)
+
+        def reason(r: float, what: object, ref: float, note: str) -> str:
+            assert price_usd is not None
+            pct = r * factor * 100
+            shown = pl_str(pl_round(pct, 1) if pct < 1 else pl_round(pct, 0))
+            if condition in ("used", "refurbished"):
+                note = f" ({condition} price {_money_str(ref * factor)}){note}"
+            return (
+                f"price {_money_str(price_usd)} is {shown.removesuffix('.0')}% of "
+                f"{brand} {str(what).replace('_', ' ')} reference {_money_str(ref)}{note}"
+            )
+
         if ratio is not None:
-            ln_ok, ln_floor = math.log(self.ratio_ok), math.log(self.ratio_floor)
-            s_ratio = min(max((ln_ok - _ln(ratio)) / (ln_ok - ln_floor), 0.0), 1.0)
-            score = max(s_ratio, self.z_weight * 0.0)
+            assert reference is not None
+            s_ratio = s_of(ratio)
+            s_item = None
+            if item_ratio is not None:
+                assert item_ref is not None and share is not None and dref is not None
+                s_ratio, s_item = self.item_weight * s_ratio, s_of(item_ratio)
+                if s_item >= 0.2:
+                    pct_share = pl_str(pl_round(float(share) * 100, 1)).removesuffix(".0")
+                    dearest = f"{brand} {str(dcat).replace('_', ' ')} {_money_str(dref)}"
+                    reasons.append(
+                        reason(item_ratio, item, item_ref, f" ({pct_share}% of {dearest})")
+                    )
+            score = max(s_ratio, s_item if s_item is not None else 0.0, self.z_weight * 0.0)
             if s_ratio >= 0.2:
-                assert price_usd is not None and reference is not None
-                pct = ratio * factor * 100
-                shown = pl_str(pl_round(pct, 1) if pct < 1 else pl_round(pct, 0))
                 note = ""
-                if condition in ("used", "refurbished"):
-                    note = f" ({condition} price {_money_str(reference * factor)})"
-                reasons.append(
-                    f"price {_money_str(price_usd)} is {shown.removesuffix('.0')}% of "
-                    f"{brand} {refcat} reference {_money_str(reference)}{note}"
-                )
+                if item_ratio is not None:
+                    note = f' (weighed x{self.item_weight:g}: "{item}" may sell for less)'
+                reasons.append(reason(ratio, refcat, reference, note))
         if accessory and brand is not None:
             reasons.append(f"accessory, part or packaging: price not compared with {brand}'s")
         return {
@@ -356,59 +423,95 @@ class PriceFilter(Filter):
             )
         )
         ln_ok, ln_floor = math.log(self.ratio_ok), math.log(self.ratio_floor)
-        s_ratio = ((ln_ok - pl.col("price_ratio").log()) / (ln_ok - ln_floor)).clip(0.0, 1.0)
+
+        def s_of(ratio: pl.Expr) -> pl.Expr:
+            return ((ln_ok - ratio.log()) / (ln_ok - ln_floor)).clip(0.0, 1.0)
+
+        # a small good: its own reference, and the brand's at a lower weight
+        item = pl.col("__iratio").is_not_null()
+        s_item = s_of(pl.col("__iratio"))
+        s_brand = s_of(pl.col("price_ratio"))
+        s_ratio = pl.when(item).then(self.item_weight * s_brand).otherwise(s_brand)
         mad = pl.col("price_group_mad") * 1.4826
         enough = (pl.col("price_group_n") >= self.min_group_size) & (mad > 1e-9)
         z = pl.when(enough).then(
             ((pl.col("price_usd") / pl.col("__pfactor")).log() - pl.col("price_group_median")) / mad
         )
         s_z = ((-z - self.z_start) / (self.z_full - self.z_start)).clip(0.0, 1.0).fill_null(0.0)
-        score = pl.max_horizontal(s_ratio, self.z_weight * s_z)
-        pct = pl.col("price_ratio") * pl.col("__pfactor") * 100
-        condition_note = (
-            pl.when(pl.col("__pcond").is_in(["used", "refurbished"]))
-            .then(
-                pl.format(
-                    " ({} price {})",
-                    pl.col("__pcond"),
-                    _money(pl.col("price_reference") * pl.col("__pfactor")),
+        score = pl.max_horizontal(s_ratio, s_item, self.z_weight * s_z)
+
+        def shown(category: str) -> pl.Expr:
+            return pl.col(category).str.replace_all("_", " ", literal=True)
+
+        def ratio_reason(ratio: str, what: str, reference: str, note: pl.Expr) -> pl.Expr:
+            pct = pl.col(ratio) * pl.col("__pfactor") * 100
+            condition_note = (
+                pl.when(pl.col("__pcond").is_in(["used", "refurbished"]))
+                .then(
+                    pl.format(
+                        " ({} price {})",
+                        pl.col("__pcond"),
+                        _money(pl.col(reference) * pl.col("__pfactor")),
+                    )
                 )
+                .otherwise(pl.lit(""))
             )
-            .otherwise(pl.lit(""))
+            return pl.format(
+                "price {} is {}% of {} {} reference {}{}{}",
+                _money(pl.col("price_usd")),
+                pl.when(pct < 1)
+                .then(pct.round(1))
+                .otherwise(pct.round(0))
+                .cast(pl.String)
+                .str.replace(r"\.0$", ""),
+                pl.col("__pb"),
+                shown(what),
+                _money(pl.col(reference)),
+                condition_note,
+                note,
+            )
+
+        weighed = pl.format(
+            ' (weighed x{}: "{}" may sell for less)', pl.lit(f"{self.item_weight:g}"), "__iname"
         )
-        ratio_reason = pl.format(
-            "price {} is {}% of {} {} reference {}{}",
-            _money(pl.col("price_usd")),
-            pl.when(pct < 1)
-            .then(pct.round(1))
-            .otherwise(pct.round(0))
-            .cast(pl.String)
-            .str.replace(r"\.0$", ""),
-            pl.col("__pb"),
-            pl.col("__refcat"),
-            _money(pl.col("price_reference")),
-            condition_note,
+        brand_reason = ratio_reason(
+            "price_ratio",
+            "__refcat",
+            "price_reference",
+            pl.when(item).then(weighed).otherwise(pl.lit("")),
+        )
+        share_pct = (pl.col("__ishare") * 100).round(1).cast(pl.String).str.replace(r"\.0$", "")
+        item_reason = ratio_reason(
+            "__iratio",
+            "__iname",
+            "__iref",
+            pl.format(
+                " ({}% of {} {} {})", share_pct, "__pb", shown("__dcat"), _money(pl.col("__dref"))
+            ),
         )
         scored = scored.with_columns(
             pl.when(pl.col("price_ratio").is_not_null()).then(score).alias("price_score"),
             z.alias("price_robust_z"),
             pl.col("__pb").alias("price_brand"),
             s_ratio.alias("__sratio"),
+            s_item.alias("__sitem"),
             (self.z_weight * s_z).alias("__sz"),
         )
         z_reason = pl.format(
             "price is {} robust SDs below the batch median for {} {} ({} listings)",
             (-pl.col("price_robust_z")).round(1),
             pl.col("__pb"),
-            pl.col("__refcat"),
+            shown("__refcat"),
             pl.col("price_group_n"),
         )
         by_ratio, by_z = pl.col("__sratio") >= 0.2, pl.col("__sz") >= 0.2
+        by_item = pl.col("__sitem") >= 0.2
         accessory = pl.col("__paccessory") & pl.col("__pb").is_not_null()
         reasons = reasons_where(
             scored,
-            by_ratio | by_z | accessory,
-            pl.when(by_ratio).then(ratio_reason),
+            by_ratio | by_item | by_z | accessory,
+            pl.when(by_item).then(item_reason),
+            pl.when(by_ratio).then(brand_reason),
             pl.when(by_z).then(z_reason),
             pl.when(accessory).then(
                 pl.format(

@@ -324,6 +324,8 @@ class TextFilter(Filter):
         "text_legit": pl.Int32(),
         "text_accessory": pl.Boolean(),
         "text_brand_mismatch": pl.Boolean(),
+        "text_item": pl.String(),
+        "text_item_share": pl.Float64(),
     }
 
     def __init__(
@@ -489,6 +491,22 @@ class TextFilter(Filter):
         # "for parts", "box only", "vial": not the product itself, whatever the brand's price
         self.not_the_product_ = _phrase_forms(lex.phrases("legitimate", "not_the_product"))
         self.title_accessory_probe_ = _single_spaced([*self.compatible_, *self.not_the_product_])
+        # "Apple 20W USB-C charger": a brand's own small good, priced as a share of its goods
+        shares: dict[str, tuple[float, str]] = {}
+        written_items = list(lex.small_goods_shares().items())
+        item_forms = _phrase_form_each([p for p, _ in written_items])
+        for (phrase, share), form in zip(written_items, item_forms, strict=True):
+            if form and share > shares.get(form, (0.0, ""))[0]:
+                shares[form] = (share, phrase.lower())
+        self.small_goods_ = pl.DataFrame(
+            [(f, p, s) for f, (s, p) in shares.items()],
+            schema={"__ifrom": pl.String, "text_item": pl.String, "text_item_share": pl.Float64},
+            orient="row",
+        )
+        self.item_probe_ = _single_spaced(list(shares))
+        self.item_guard_ = _phrase_forms(
+            lex.phrases("products", "main") + lex.phrases("products", "bundle")
+        )
         self.phrase_probe_ = sorted({*self.counterfeit_probe_, *self.legit_probe_})
         self.native_probe_ = sorted(set(self.native_["native"].to_list()))
         self._record_scorer: TextRecordScorer | None = None
@@ -1101,6 +1119,45 @@ class TextFilter(Filter):
         )
         return spread(notes.to_series(), where).alias("__compat")
 
+    def _title_items(self, base: pl.DataFrame) -> pl.DataFrame:
+        """Per title, aligned with ``base``: ``text_item``, the brand's own small good the
+        title sells ("charger", "socks"), and ``text_item_share``, the share of the brand's
+        dearest reference price it sells for; null unless the title names one and, once the
+        small goods are taken out, no main product and no bundle word ("iPhone 15 with
+        charger" sells a phone; "glasses case" a case). Of two, the dearer counts."""
+        schema = {"text_item": pl.String, "text_item_share": pl.Float64}
+        nothing = pl.DataFrame(
+            [pl.repeat(None, base.height, dtype=t, eager=True).alias(c) for c, t in schema.items()]
+        )
+        if not self.item_probe_:
+            return nothing
+        where = holding_any(base, "__ptext", self.item_probe_)
+        if not where.any():
+            return nothing
+        # every word gets its own spaces, so adjacent phrases both match (see _phrase_counts)
+        spaced = _padded_words(pl.col("__norm")).str.replace_all(" ", "  ")
+        forms = self.small_goods_.get_column("__ifrom").to_list()
+        rest = spaced.str.replace_many(forms, ["  "] * len(forms))
+        guarded = rest.str.contains_any(self.item_guard_) if self.item_guard_ else pl.lit(False)
+        sub = base.filter(where).select(
+            spaced.str.extract_many(forms, overlapping=False).alias("__ifrom"),
+            guarded.alias("__guarded"),
+        )
+        picked = (
+            sub.with_row_index("__r")
+            .filter(~pl.col("__guarded"))
+            .explode("__ifrom")
+            .with_row_index("__o")
+            .join(self.small_goods_, on="__ifrom")
+            .sort(["__r", "text_item_share", "__o"], descending=[False, True, False])
+            .filter(pl.col("__r").is_first_distinct())
+        )
+        # each searched title's pick, null where it has none
+        at = sub.select(
+            index_of(pl.int_range(pl.len(), dtype=pl.UInt32), picked.get_column("__r"))
+        ).to_series()
+        return pl.DataFrame([spread(picked.get_column(c).gather(at), where) for c in schema])
+
     def _ordinary_uses(self, titles: pl.DataFrame, found: pl.DataFrame) -> pl.DataFrame:
         """Ordinary uses of brand words ("sea shell", "omega 3"): ``__tid``, ``form`` (the
         word's key) and ``__oph`` (the phrase), a row per phrase in a title. A use matters only
@@ -1220,6 +1277,7 @@ class TextFilter(Filter):
             self._categories(base, cols),
             *phrases.per_title.drop("__tid").get_columns(),
             self._title_accessories(base),
+            *self._title_items(base).get_columns(),
         )
         # ordinary uses of brand words ("sea shell") and corroboration of ambiguous words
         ordinary = self._ordinary_uses(base, found)
@@ -1463,5 +1521,7 @@ class TextFilter(Filter):
             pl.when(has_brand & pl.col("__declared").is_not_null())
             .then(mismatch)
             .alias("text_brand_mismatch"),
+            "text_item",
+            "text_item_share",
         )
         return scored.drop("__tid")

@@ -20,6 +20,7 @@ from rapidfuzz.distance import OSA
 
 from filters import textops
 from filters.normalise import MASK_CHARS, leet_readings, skeleton
+from pipelines.registry import category_key
 
 if TYPE_CHECKING:
     from filters.text import TextFilter
@@ -105,6 +106,12 @@ class TextRecordScorer:
         self.not_the_product = textops.PatternSet(f.not_the_product_)
         self.title_accessory_probe = tuple(f.title_accessory_probe_)
         self.accessory_nouns = textops.PatternSet(f.accessory_nouns_)
+        self.item_probe = tuple(f.item_probe_)
+        self.small_goods = textops.PatternSet(f.small_goods_.get_column("__ifrom").to_list())
+        self.item_of: dict[str, tuple[str, float]] = {
+            form: (item, share) for form, item, share in f.small_goods_.iter_rows()
+        }
+        self.item_guard = tuple(f.item_guard_)
         self.ordinary_phrases = textops.PatternSet(f.ordinary_["__ophrase"].to_list())
         self.ordinary: dict[str, str] = {}
         for phrase, okey in f.ordinary_.iter_rows():
@@ -323,6 +330,23 @@ class TextRecordScorer:
             return None
         return f'"{_words(noun[0])}" and "{_words(word[0])}" in the title: accessory for the brand'
 
+    def _title_item(self, norm: str, ptext: str) -> tuple[str | None, float | None]:
+        """:meth:`TextFilter._title_items` of one normalised title."""
+        if not any(p in ptext for p in self.item_probe):
+            return None, None
+        spaced = (" " + textops.strip_chars(textops.RE_PHRASE_KEEP.sub(" ", norm)) + " ").replace(
+            " ", "  "
+        )
+        rest = self.small_goods.replace(spaced, "  ")
+        if any(p in rest for p in self.item_guard):
+            return None, None
+        best: tuple[str, float] | None = None
+        for form in self.small_goods.extract(spaced):
+            item, share = self.item_of[form]
+            if best is None or share > best[1]:
+                best = (item, share)
+        return best if best is not None else (None, None)
+
     def score(self, record: Mapping[str, Any]) -> dict[str, Any]:
         f = self.f
         title_value = record.get("title")
@@ -359,7 +383,7 @@ class TextRecordScorer:
         dkey = textops.brand_key_expr(None if declared_raw is None else str(declared_raw))
         declared = None if dkey is None else self.brand_by_key.get(dkey)
         cat_raw = record.get("category")
-        lcat = None if cat_raw is None else textops.strip_chars(str(cat_raw)).lower()
+        lcat = None if cat_raw is None else category_key(str(cat_raw))
         n_strong = len(strong)
 
         # ordinary uses of brand words, by brand key, in hit order
@@ -431,7 +455,9 @@ class TextRecordScorer:
                     mk[0].surface,
                 ),
             )
-        return self._scored(best, accessory, declared, strong, weak, legit, oreason)
+        out = self._scored(best, accessory, declared, strong, weak, legit, oreason)
+        out["text_item"], out["text_item_share"] = self._title_item(norm, ptext)
+        return out
 
     def _as_written(self, hit: str) -> str:
         words = _words(hit) or ""

@@ -26,12 +26,25 @@ from pipelines.schema import csv_never_closed
 
 BRANDS_COLUMNS = ("brand", "category", "reference_price", "aliases")
 IMAGES_COLUMNS = ("image", "brand")
-LEXICON_SECTIONS = ("counterfeit", "legitimate", "ordinary")
+LEXICON_SECTIONS = ("counterfeit", "legitimate", "ordinary", "small_goods", "products")
+#: ``[small_goods."3%"]``: a share of a brand's dearest reference price
+RE_SHARE = re.compile(r"(\d+(?:\.\d+)?)%")
 
 
 def default_registry_dir() -> Path:
     """The registry shipped in ``seeds/registry``."""
     return Path(str(resources.files("seeds") / "registry"))
+
+
+#: runs of what may part the words of a category name ("home appliances", "Home-Appliances");
+#: one character class that Python's and polars' regex engines read alike
+CATEGORY_SEPARATORS = "[ \t\n\r\x0b\x0c\xa0\u3000_\\-]+"
+
+
+def category_key(name: str) -> str:
+    """A category name as a key: lower case, its words joined by ``_`` ("Home Appliances" is
+    ``home_appliances``), as ``filters.base.category_keys`` gives it for a column."""
+    return re.sub(CATEGORY_SEPARATORS, "_", name.lower()).strip("_")
 
 
 def brand_key(name: str) -> str:
@@ -57,6 +70,22 @@ class Lexicon:
     legitimate: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     ordinary: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     common_words: frozenset[str] = frozenset()
+    #: share of the brand's dearest reference ("3%") -> the small goods sold for about that
+    small_goods: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: ``main``: nouns of the goods reference prices are for; ``bundle``: words adding an item
+    products: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def small_goods_shares(self) -> dict[str, float]:
+        """Each small-goods phrase and its share of the brand's dearest reference price (the
+        largest, for a phrase listed under two shares)."""
+        out: dict[str, float] = {}
+        for kind, phrases in self.small_goods.items():
+            match = RE_SHARE.fullmatch(kind)
+            assert match is not None  # validated when loaded
+            share = float(match.group(1)) / 100
+            for p in phrases:
+                out[p] = max(share, out.get(p, 0.0))
+        return out
 
     def phrases(self, section: str, kind: str) -> tuple[str, ...]:
         table: Mapping[str, tuple[str, ...]] = getattr(self, section)
@@ -170,7 +199,7 @@ def _load_brands(path: Path) -> pl.DataFrame:
     brand_display: dict[str, str] = {}
     records = []
     for line, row in _csv_rows(path, BRANDS_COLUMNS):
-        brand, category = row["brand"], row["category"].casefold()
+        brand, category = row["brand"], category_key(row["category"].casefold())
         if not brand:
             raise RegistryError(f"{path} line {line}: brand is empty")
         if not category:
@@ -247,6 +276,13 @@ def _lexicon_tables(path: Path, data: dict[str, object]) -> dict[str, dict[str, 
         if not isinstance(body, dict):
             raise RegistryError(f"{path}: [{section}] must be a table")
         for kind, value in body.items():
+            if section == "small_goods":
+                share = RE_SHARE.fullmatch(kind)
+                if share is None or not 0 < float(share.group(1)) <= 100:
+                    raise RegistryError(
+                        f'{path}: [small_goods."{kind}"] must be named by a share of the '
+                        'reference price between 0% and 100%, such as "3%"'
+                    )
             # [counterfeit.strong] en = [...] (by language) or ordinary: "Coach" = [...]
             lists = value.values() if isinstance(value, dict) else [value]
             for phrases in lists:
@@ -285,6 +321,8 @@ def _load_lexicon(paths: list[Path], word_files: list[Path]) -> Lexicon:
         legitimate=freeze(merged["legitimate"]),
         ordinary=freeze(merged["ordinary"]),
         common_words=frozenset(words),
+        small_goods=freeze(merged["small_goods"]),
+        products=freeze(merged["products"]),
     )
 
 

@@ -410,6 +410,13 @@ REGISTRIES: dict[str, tuple[dict[str, bytes], str]] = {
         },
         "lexicon.toml line 2: invalid TOML (Unclosed array",
     ),
+    "bad_share": (
+        {
+            "brands.csv": (BRANDS + "Rolex,watches,9500,\n").encode(),
+            "lexicon.toml": b'[small_goods."cheap"]\nen = ["strap"]\n',
+        },
+        'lexicon.toml: [small_goods."cheap"] must be named by a share of the reference price',
+    ),
 }
 
 

@@ -75,6 +75,96 @@ def test_accessory_for_a_brand_is_not_priced_as_the_brand(tiny_registry: Registr
     ]
 
 
+def small_goods(
+    registry: Registry,
+    prices: list[float],
+    brand: str,
+    item: str,
+    share: float,
+    **cols: list[object],
+) -> pl.DataFrame:
+    n = len(prices)
+    frame = listings(price=prices, brand=[None] * n, **cols).with_columns(
+        pl.lit(brand).alias("text_brand"),
+        pl.lit(item).alias("text_item"),
+        pl.lit(share).alias("text_item_share"),
+    )
+    return PriceFilter().fit(registry).score(frame).collect()
+
+
+def test_a_small_good_is_priced_as_a_share_of_the_brands_dearest_goods(
+    tiny_registry: Registry,
+) -> None:
+    # an Apple charger at $19 is Apple's price; at $3 it is not. Against the $999 phone, the
+    # $19 counts only half: a low price alone sends a small good to review, never to a block
+    out = small_goods(tiny_registry, [19.0, 3.0], "Apple", "charger", 0.03)
+    genuine, fake = out.rows(named=True)
+    assert genuine["price_score"] == 0.5
+    assert genuine["price_reasons"] == [
+        'price $19 is 2% of Apple electronics reference $999 (weighed x0.5: "charger" may sell '
+        "for less)"
+    ]
+    assert fake["price_score"] > 0.85
+    assert fake["price_reasons"][0] == (
+        "price $3.0 is 10% of Apple charger reference $30 (3% of Apple electronics $999)"
+    )
+    # the dearest category, whatever the listing's: Gucci socks are not priced as shoes' 15%
+    (socks,) = small_goods(tiny_registry, [15.0], "Gucci", "socks", 0.15, category=["shoes"]).rows(
+        named=True
+    )
+    assert socks["price_score"] == 1.0
+    assert socks["price_reasons"][0].endswith("(15% of Gucci bags $1800)")
+    # an accessory for the brand is still not priced at all
+    frame = listings(price=[3.0], brand=[None]).with_columns(
+        pl.lit("Apple").alias("text_brand"),
+        pl.lit(True).alias("text_accessory"),
+        pl.lit("charger").alias("text_item"),
+        pl.lit(0.03).alias("text_item_share"),
+    )
+    out = PriceFilter().fit(tiny_registry).score(frame).collect()
+    assert out.get_column("price_score").to_list() == [None]
+
+
+def test_a_listings_category_matches_whatever_separates_its_words(
+    tiny_registry: Registry,
+) -> None:
+    # marketplaces write "Home Appliances", "home-appliances" or "home_appliances"
+    reg = Registry(
+        root=tiny_registry.root,
+        brands=pl.concat(
+            [
+                tiny_registry.brands,
+                pl.DataFrame(
+                    {
+                        "brand": ["Dyson"] * 2,
+                        "category": ["home_appliances", "cosmetics"],
+                        "reference_price": [450.0, 430.0],
+                        "aliases": [[], []],
+                    },
+                    schema=tiny_registry.brands.schema,
+                ),
+            ]
+        ),
+        official_images=tiny_registry.official_images,
+        known_fakes=tiny_registry.known_fakes,
+        lexicon=tiny_registry.lexicon,
+        fingerprint=tiny_registry.fingerprint,
+    )
+    written = ["Home Appliances", " home-appliances ", "HOME_APPLIANCES", "home  appliances"]
+    out = price_scores(reg, price=[45.0] * 4, brand=["Dyson"] * 4, category=written)
+    assert out.get_column("price_reference").to_list() == [450.0] * 4
+    assert (
+        out.get_column("price_reasons").to_list()
+        == [["price $45 is 10% of Dyson home appliances reference $450"]] * 4
+    )
+    record = (
+        PriceFilter()
+        .fit(reg)
+        .score_record({"price": 45.0, "brand": "Dyson", "category": written[1]})
+    )
+    assert record["price_reasons"] == out.get_column("price_reasons")[1].to_list()
+
+
 def test_batch_statistics_flag_an_outlier_within_the_brand(tiny_registry: Registry) -> None:
     prices = [1700.0 + 10 * i for i in range(30)] + [700.0]
     out = price_scores(tiny_registry, price=prices, brand=["Gucci"] * 31, category=["bags"] * 31)
@@ -102,6 +192,11 @@ def test_lower_price_never_lowers_the_score(a: float, b: float) -> None:
     out = price_scores(reg, price=[lo, hi], brand=["Rolex"] * 2, category=["watches"] * 2)
     s = out.get_column("price_score").to_list()
     assert s[0] >= s[1]
+    # a small good too, and it never scores above the brand's goods at the same price
+    item = small_goods(reg, [lo, hi], "Rolex", "key ring", 0.15)
+    si = item.get_column("price_score").to_list()
+    assert si[0] >= si[1]
+    assert si[0] <= s[0] and si[1] <= s[1]
 
 
 _REG: dict[str, Registry] = {}

@@ -471,6 +471,36 @@ def test_compatible_alone_or_an_accessory_noun_alone_is_not_an_accessory(
     assert out[3]["text_score"] > 0.9
 
 
+def test_a_brands_own_small_goods_are_named_unless_a_product_or_bundle_is(
+    text_filter: TextFilter,
+) -> None:
+    # "charger" alone is the product; with a phone, or "with"/"+" before it, it is not. A
+    # small good's phrase is taken out before the test: "glasses case" names no glasses
+    items = {
+        "Apple 20W USB-C charger": ("charger", 0.03),
+        "Nike socks 3 pack": ("socks", 0.15),
+        "Ray-Ban glasses case": ("glasses case", 0.15),
+        "LEGO Batman key ring": ("key ring", 0.15),
+        "Nike keychain and charger": ("keychain", 0.15),
+        "Apple chargeur 20W": ("chargeur", 0.03),
+        "Apple iPhone 15 Pro with charger": (None, None),
+        "Apple Lightning cable + charger": (None, None),
+        "Ray-Ban Wayfarer glasses": (None, None),
+        "Nike Air Max 90 shoes socks": (None, None),
+        "Gucci phone case": (None, None),
+    }
+    out = score(text_filter, list(items)).rows(named=True)
+    for (title, expected), row in zip(items.items(), out, strict=True):
+        assert (row["text_item"], row["text_item_share"]) == expected, title
+        record = text_filter.score_record({"title": title})
+        assert record == {k: row[k] for k in record}, title
+
+
+def test_replacement_with_an_accessory_noun_is_an_accessory(text_filter: TextFilter) -> None:
+    titles = ["Nike shoelaces replacement", "AirPods Pro ear tips replacement"]
+    accessories(text_filter, titles, '"replacement" in the title: accessory for the brand')
+
+
 _PROBE_TEXT = st.text(alphabet=" ab.+*?()|[]{}^$\\-é1:", max_size=6)
 
 
