@@ -103,7 +103,7 @@ def kind_table(scored: pl.DataFrame) -> pl.DataFrame:
 
 
 def main() -> None:
-    from seeds.marketplace import generate_marketplace
+    from seeds.marketplace import generate_marketplace, generate_small_goods
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20_000)
@@ -130,7 +130,14 @@ def main() -> None:
             text_recall_table(scored),
             "\n",
         )
-        print("Per listing kind\n", kind_table(scored))
+        print("Per listing kind\n", kind_table(scored), "\n")
+        small = generate_small_goods(registry, args.n // 10, seed=args.seed)
+        small_scored = score_frame(small, plan).filter(pl.col("status") == "ok")
+        print(
+            f"A brand's own small goods ({small.height:,} more listings: chargers, socks, key "
+            "rings...)\n",
+            kind_table(small_scored),
+        )
 
 
 if __name__ == "__main__":

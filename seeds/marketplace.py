@@ -15,6 +15,9 @@ counterfeit
     ``fake_leet`` / ``fake_spaced`` / ``fake_masked`` obfuscated names; ``fake_low_price`` the
     correct name at a few percent of retail; ``fake_premium`` "1:1" copies priced near retail
 
+:func:`generate_small_goods` adds a brand's own small goods (an Apple charger, Nike socks), genuine
+at the brand's price and counterfeit far below it.
+
 Run ``python -m seeds.marketplace --n 20000 --out listings.parquet``.
 """
 
@@ -535,6 +538,87 @@ def generate_marketplace(
         },
     )
     return frame.with_columns(pl.Series("true_brand", truth, pl.String)) if true_brand else frame
+
+
+#: a brand's own small goods by category of the brand: (lexicon phrase, title template)
+SMALL_GOODS: dict[str, list[tuple[str, str]]] = {
+    "electronics": [
+        ("charger", "{b} 20W USB-C charger"),
+        ("power adapter", "{b} power adapter 30W"),
+        ("usb cable", "{b} USB cable 1m"),
+    ],
+    "eyewear": [
+        ("cleaning cloth", "{b} lens cleaning cloth"),
+        ("glasses case", "{b} glasses case"),
+    ],
+    "shoes": [("socks", "{b} crew socks 3 pack"), ("shoelaces", "{b} shoelaces 120cm")],
+    "sports": [("socks", "{b} training socks")],
+    "fashion": [("socks", "{b} socks {c}")],
+    "toys": [("keychain", "{b} keychain"), ("minifigure", "{b} minifigure")],
+    "bags": [("key ring", "{b} key ring {c}"), ("bag charm", "{b} bag charm")],
+    "accessories": [("keychain", "{b} keychain {c}")],
+    "home_appliances": [("filter", "{b} filter")],
+}
+
+
+def generate_small_goods(registry: Registry, n: int, *, seed: int = 0) -> pl.DataFrame:
+    """``n`` labelled listings of brands' own small goods: half ``genuine_small_goods`` at 40-100%
+    of the item's share of the brand's dearest reference price (the lexicon's
+    ``[small_goods]``), half ``fake_small_goods`` at 5-25% of it (a $3 "Apple charger"); only
+    items whose share comes to $10 or more."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    rng = random.Random(seed)
+    shares = registry.lexicon.small_goods_shares()
+    dearest = registry.brands.group_by("brand").agg(pl.col("reference_price").max())
+    top = dict(dearest.iter_rows())
+    choices = [
+        (b.name, cat, phrase, template)
+        for b in _brands(registry)
+        for cat, _ in b.categories
+        for phrase, template in SMALL_GOODS.get(cat, [])
+        # a brand whose dearest goods are cheap sells no $1 charger: its item would be noise
+        if phrase in shares and shares[phrase] * top[b.name] >= 10
+    ]
+    if not choices and n:
+        raise ValueError("the registry has no brand in a category with small goods")
+    rows: list[dict[str, object]] = []
+    for i in range(n):
+        brand, cat, phrase, template = rng.choice(choices)
+        fake = i % 2 == 1
+        low, high = (0.05, 0.25) if fake else (0.4, 1.0)
+        price = shares[phrase] * top[brand] * rng.uniform(low, high)
+        rows.append(
+            {
+                "listing_id": f"g{seed}-{i:08d}",
+                "title": template.format(b=brand, c=rng.choice(COLOURS)),
+                "description": "",
+                "category": cat,
+                "brand": None,
+                "seller_id": f"s{rng.randrange(max(1, n // 20)):05d}{'f' if fake else 'g'}",
+                "currency": "USD",
+                "condition": "new",
+                "price": round(max(price, 1.0), 2),
+                "label": int(fake),
+                "kind": "fake_small_goods" if fake else "genuine_small_goods",
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "listing_id": pl.String,
+            "title": pl.String,
+            "description": pl.String,
+            "category": pl.String,
+            "brand": pl.String,
+            "seller_id": pl.String,
+            "currency": pl.String,
+            "condition": pl.String,
+            "price": pl.Float64,
+            "label": pl.Int8,
+            "kind": pl.String,
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
