@@ -9,6 +9,8 @@ A title that sells one of the brand's own small goods (the text filter's ``text_
 20W charger") is also compared with that item's share of the brand's dearest reference price;
 its price against the brand's goods then counts only ``item_weight`` (by default half): a low
 price alone sends it to review, not to a block, since a fake "Air Max 90 socks" may be shoes.
+This holds only where the item's reference is at most ``item_max_ratio`` (0.35) of the one the
+listing is otherwise compared with: a Gucci key ring listed under accessories is priced as those.
 
 Score: ``s_ratio = clip((ln r_ok - ln r) / (ln r_ok - ln r_floor), 0, 1)`` where ``r`` is the
 adjusted price ratio (1 at retail; ``r_ok`` = 0.6, ``r_floor`` = 0.08 by default), and
@@ -85,6 +87,8 @@ class PriceFilter(Filter):
     z_start, z_full : robust z (negative side) where the batch evidence starts / saturates
     z_weight : the most the batch evidence alone can score
     item_weight : weight of the brand's reference for a title that sells the brand's small good
+    item_max_ratio : a small good's reference counts only when at most this share of the
+        reference the listing is otherwise compared with
     rates : USD per currency unit (defaults to :data:`pipelines.config.DEFAULT_RATES`)
     condition_factors : share of the new price expected per condition
 
@@ -117,6 +121,7 @@ class PriceFilter(Filter):
         z_full: float = 6.0,
         z_weight: float = 0.5,
         item_weight: float = 0.5,
+        item_max_ratio: float = 0.35,
         rates: dict[str, float] | None = None,
         condition_factors: dict[str, float] | None = None,
     ) -> None:
@@ -127,6 +132,7 @@ class PriceFilter(Filter):
         self.z_full = z_full
         self.z_weight = z_weight
         self.item_weight = item_weight
+        self.item_max_ratio = item_max_ratio
         self.rates = rates
         self.condition_factors = condition_factors
 
@@ -281,10 +287,14 @@ class PriceFilter(Filter):
             .then(pl.col("__pcat"))
             .otherwise(pl.col("__fcat"))
             .alias("__refcat"),
-            pl.when(pl.col("__paccessory"))
-            .then(None)
-            .otherwise(pl.col("__ishare") * pl.col("__dref"))
-            .alias("__iref"),
+        )
+        # a small good far cheaper than the goods of its reference: "Gucci key ring" listed
+        # under accessories is priced as those, whose reference is near the key ring's
+        item_ref = pl.col("__ishare") * pl.col("__dref")
+        lf = lf.with_columns(
+            pl.when(item_ref <= self.item_max_ratio * pl.col("price_reference"))
+            .then(item_ref)
+            .alias("__iref")
         )
         return lf.with_columns(
             (pl.col("price_usd") / (pl.col("price_reference") * pl.col("__pfactor"))).alias(
@@ -325,7 +335,11 @@ class PriceFilter(Filter):
             ratio = price_usd / (reference * factor)
         item, share = record.get("text_item"), record.get("text_item_share")
         dcat, dref = self.dearest_by_brand_.get(brand, (None, None)) if brand else (None, None)
-        item_ref = None if accessory or share is None or dref is None else float(share) * dref
+        item_ref = None if share is None or dref is None else float(share) * dref
+        if item_ref is not None and not (
+            reference is not None and item_ref <= self.item_max_ratio * reference
+        ):
+            item_ref = None
         item_ratio = None
         if price_usd is not None and item_ref is not None:
             item_ratio = price_usd / (item_ref * factor)

@@ -557,7 +557,6 @@ SMALL_GOODS: dict[str, list[tuple[str, str]]] = {
     "toys": [("keychain", "{b} keychain"), ("minifigure", "{b} minifigure")],
     "bags": [("key ring", "{b} key ring {c}"), ("bag charm", "{b} bag charm")],
     "accessories": [("keychain", "{b} keychain {c}")],
-    "home_appliances": [("filter", "{b} filter")],
 }
 
 

@@ -114,6 +114,13 @@ def test_a_small_good_is_priced_as_a_share_of_the_brands_dearest_goods(
     )
     assert socks["price_score"] == 1.0
     assert socks["price_reasons"][0].endswith("(15% of Gucci bags $1800)")
+    # an item whose reference is near the listing's own category's is priced as that category
+    # (a luxury key ring under accessories): the brand's reference keeps its full weight
+    (near,) = small_goods(
+        tiny_registry, [100.0], "Gucci", "key ring", 0.4, category=["shoes"]
+    ).rows(named=True)
+    assert near["price_reasons"] == ["price $100 is 12% of Gucci shoes reference $800"]
+    assert near["price_score"] > 0.7
     # an accessory for the brand is still not priced at all
     frame = listings(price=[3.0], brand=[None]).with_columns(
         pl.lit("Apple").alias("text_brand"),
