@@ -167,6 +167,7 @@ class PriceFilter(Filter):
                 pl.col("reference_price").alias("__dref"),
             )
         )
+        self.per_brand_ = self.fallback_.join(self.dearest_, on="__pb", maintain_order="left")
         self.brand_keys_ = pl.DataFrame(
             {
                 "__bkey": [brand_key(b) for b in registry.brand_names],
@@ -254,7 +255,9 @@ class PriceFilter(Filter):
             accessory.alias("__paccessory"),
         ).drop("__prate")
         pair = pl.concat_str(["__pb", "__pcat"], separator="\x00")
-        refs, fallback, dearest = self.references_, self.fallback_, self.dearest_
+        refs, brands = self.references_, self.per_brand_
+        # each row's brand found once, its fallback and dearest categories gathered by it
+        lf = lf.with_columns(index_of(pl.col("__pb"), brands.get_column("__pb")).alias("__bi"))
         lf = lf.with_columns(
             pair.replace_strict(
                 refs.select(pl.concat_str(["__pb", "__pcat"], separator="\x00")).to_series(),
@@ -262,22 +265,10 @@ class PriceFilter(Filter):
                 default=None,
                 return_dtype=pl.Float64,
             ).alias("__pref"),
-            pl.col("__pb")
-            .replace_strict(fallback["__pb"], fallback["__fcat"], default=None)
-            .alias("__fcat"),
-            pl.col("__pb")
-            .replace_strict(
-                fallback["__pb"], fallback["__fref"], default=None, return_dtype=pl.Float64
-            )
-            .alias("__fref"),
-            pl.col("__pb")
-            .replace_strict(dearest["__pb"], dearest["__dcat"], default=None)
-            .alias("__dcat"),
-            pl.col("__pb")
-            .replace_strict(
-                dearest["__pb"], dearest["__dref"], default=None, return_dtype=pl.Float64
-            )
-            .alias("__dref"),
+            *(
+                pl.lit(brands.get_column(c)).gather(pl.col("__bi")).alias(c)
+                for c in ("__fcat", "__fref", "__dcat", "__dref")
+            ),
         ).with_columns(
             pl.when(pl.col("__paccessory"))
             .then(None)
@@ -488,12 +479,7 @@ class PriceFilter(Filter):
         weighed = pl.format(
             ' (weighed x{}: "{}" may sell for less)', pl.lit(f"{self.item_weight:g}"), "__iname"
         )
-        brand_reason = ratio_reason(
-            "price_ratio",
-            "__refcat",
-            "price_reference",
-            pl.when(item).then(weighed).otherwise(pl.lit("")),
-        )
+        brand_reason = ratio_reason("price_ratio", "__refcat", "price_reference", pl.col("__inote"))
         share_pct = (pl.col("__ishare") * 100).round(1).cast(pl.String).str.replace(r"\.0$", "")
         item_reason = ratio_reason(
             "__iratio",
@@ -511,6 +497,26 @@ class PriceFilter(Filter):
             s_item.alias("__sitem"),
             (self.z_weight * s_z).alias("__sz"),
         )
+        # the small goods' notes on their few rows alone (a when computes both branches for
+        # every row it is given)
+        at = scored.select(item.arg_true()).to_series()
+        notes = (
+            scored.lazy()
+            .filter(item)
+            .select(
+                pl.when(pl.col("__sitem") >= 0.2).then(item_reason).alias("__ireason"),
+                weighed.alias("__inote"),
+            )
+            .collect()
+        )
+        scored = scored.with_columns(
+            pl.repeat(None, scored.height, dtype=pl.String, eager=True)
+            .scatter(at, notes.get_column("__ireason"))
+            .alias("__ireason"),
+            pl.repeat("", scored.height, dtype=pl.String, eager=True)
+            .scatter(at, notes.get_column("__inote"))
+            .alias("__inote"),
+        )
         z_reason = pl.format(
             "price is {} robust SDs below the batch median for {} {} ({} listings)",
             (-pl.col("price_robust_z")).round(1),
@@ -519,12 +525,12 @@ class PriceFilter(Filter):
             pl.col("price_group_n"),
         )
         by_ratio, by_z = pl.col("__sratio") >= 0.2, pl.col("__sz") >= 0.2
-        by_item = pl.col("__sitem") >= 0.2
+        by_item = pl.col("__ireason").is_not_null()
         accessory = pl.col("__paccessory") & pl.col("__pb").is_not_null()
         reasons = reasons_where(
             scored,
             by_ratio | by_item | by_z | accessory,
-            pl.when(by_item).then(item_reason),
+            pl.col("__ireason"),
             pl.when(by_ratio).then(brand_reason),
             pl.when(by_z).then(z_reason),
             pl.when(accessory).then(
