@@ -247,6 +247,19 @@ class PriceFilter(Filter):
             if {"text_item", "text_item_share"} <= cols
             else (pl.lit(None, dtype=pl.String), pl.lit(None, dtype=pl.Float64))
         )
+        # "Pre-owned Louis Vuitton Neverfull" without a condition: the title's word counts
+        claim = pl.col("text_condition") if "text_condition" in cols else pl.lit(None, pl.String)
+        claimed = claim.is_not_null() & (pl.col("__pcond").fill_null("new") == "new")
+        lf = lf.with_columns(
+            pl.when(claimed).then(claim).otherwise(pl.col("__pcond")).alias("__pcond"),
+            pl.when(claimed)
+            .then(
+                claim.replace_strict(self.condition_factors_, default=1.0, return_dtype=pl.Float64)
+            )
+            .otherwise(pl.col("__pfactor"))
+            .alias("__pfactor"),
+            claimed.alias("__pclaimed"),
+        )
         lf = lf.with_columns(
             item.alias("__iname"),
             share.alias("__ishare"),
@@ -312,6 +325,10 @@ class PriceFilter(Filter):
         currency = "USD" if currency is None else str(currency).upper()
         condition = record.get("condition")
         condition = "new" if condition is None else str(condition).lower()
+        claim = record.get("text_condition")
+        claimed = claim is not None and condition == "new"
+        if claimed:
+            condition = str(claim)
         rate = self.rates_.get(currency)
         price = record.get("price")
         price_usd = None if rate is None or price is None else float(price) * rate
@@ -346,7 +363,8 @@ class PriceFilter(Filter):
             pct = r * factor * 100
             shown = pl_str(pl_round(pct, 1) if pct < 1 else pl_round(pct, 0))
             if condition in ("used", "refurbished"):
-                note = f" ({condition} price {_money_str(ref * factor)}){note}"
+                said = ", as the title says" if claimed else ""
+                note = f" ({condition} price {_money_str(ref * factor)}{said}){note}"
             return (
                 f"price {_money_str(price_usd)} is {shown.removesuffix('.0')}% of "
                 f"{brand} {str(what).replace('_', ' ')} reference {_money_str(ref)}{note}"
@@ -454,9 +472,12 @@ class PriceFilter(Filter):
                 pl.when(pl.col("__pcond").is_in(["used", "refurbished"]))
                 .then(
                     pl.format(
-                        " ({} price {})",
+                        " ({} price {}{})",
                         pl.col("__pcond"),
                         _money(pl.col(reference) * pl.col("__pfactor")),
+                        pl.when(pl.col("__pclaimed"))
+                        .then(pl.lit(", as the title says"))
+                        .otherwise(pl.lit("")),
                     )
                 )
                 .otherwise(pl.lit(""))

@@ -230,9 +230,9 @@ SURFACE_MATCH_SCHEMA: dict[str, pl.DataType] = {
 
 class PhraseHits(NamedTuple):
     """The phrases of a batch's titles: ``per_title`` (aligned with the titles: ``__tid``, the
-    counterfeit, suggestive and legitimate phrase counts, and the first counterfeit and
-    suggestive phrase as the lexicon writes it) and ``native`` (a row per native brand name:
-    ``__tid``, ``surface``)."""
+    counterfeit, suggestive and legitimate phrase counts, the first counterfeit and suggestive
+    phrase as the lexicon writes it, and the condition the title claims) and ``native`` (a row
+    per native brand name: ``__tid``, ``surface``)."""
 
     per_title: pl.DataFrame
     native: pl.DataFrame
@@ -326,6 +326,7 @@ class TextFilter(Filter):
         "text_brand_mismatch": pl.Boolean(),
         "text_item": pl.String(),
         "text_item_share": pl.Float64(),
+        "text_condition": pl.String(),
     }
 
     def __init__(
@@ -462,9 +463,18 @@ class TextFilter(Filter):
             if form:
                 self.phrases_as_written_.setdefault(" ".join(form.split()), phrase.lower())
         self.exceptions_ = _phrase_forms(lex.phrases("legitimate", "phrase_exceptions"))
-        self.legit_ = _phrase_forms(
-            lex.phrases("legitimate", "secondhand") + lex.phrases("legitimate", "authorised")
+        secondhand = _phrase_forms(lex.phrases("legitimate", "secondhand"))
+        refurbished = _phrase_forms(lex.phrases("legitimate", "refurbished"))
+        self.legit_ = list(
+            dict.fromkeys(
+                [*secondhand, *refurbished, *_phrase_forms(lex.phrases("legitimate", "authorised"))]
+            )
         )
+        # the condition a title claims ("pre-owned": used); used where a phrase is in both
+        self.condition_of_ = {
+            **dict.fromkeys(refurbished, "refurbished"),
+            **dict.fromkeys(secondhand, "used"),
+        }
         prefixes = _phrase_forms(lex.phrases("legitimate", "accessory_prefix"))
         self.accessory_prefixes_ = sorted({" ".join(p.split()) for p in prefixes})
         ordinary_pairs = [(p, word) for word, phrases in lex.ordinary.items() for p in phrases]
@@ -1068,8 +1078,19 @@ class TextFilter(Filter):
         ).collect()
         per_title = [spread(counterfeit.get_column(c), where) for c in counterfeit.columns[1:]]
         where, rows = among(self.legit_probe_)
-        legit = rows.select("__tid", hits(self.legit_, text).list.len().cast(pl.Int32))
-        per_title.append(spread(legit.collect().to_series(1), where).alias("text_legit"))
+        found = hits(self.legit_, text)
+        claims = found.list.eval(
+            pl.element().replace_strict(self.condition_of_, default=None, return_dtype=pl.String)
+        )
+        legit = rows.select(
+            found.list.len().cast(pl.Int32).alias("text_legit"),
+            pl.when(claims.list.contains("used"))
+            .then(pl.lit("used"))
+            .when(claims.list.contains("refurbished"))
+            .then(pl.lit("refurbished"))
+            .alias("text_condition"),
+        ).collect()
+        per_title += [spread(legit.get_column(c), where) for c in legit.columns]
         native_at = probe(titles, "__norm", self.native_probe_)
         native = hits(self.native_["native"].to_list(), pl.col("__norm"))
         counts = ("text_strong_phrases", "text_weak_phrases", "text_legit")
@@ -1523,5 +1544,6 @@ class TextFilter(Filter):
             .alias("text_brand_mismatch"),
             "text_item",
             "text_item_share",
+            "text_condition",
         )
         return scored.drop("__tid")

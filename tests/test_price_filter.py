@@ -132,6 +132,39 @@ def test_a_small_good_is_priced_as_a_share_of_the_brands_dearest_goods(
     assert out.get_column("price_score").to_list() == [None]
 
 
+def test_a_title_that_says_used_is_priced_as_used_where_the_condition_is_not(
+    tiny_registry: Registry,
+) -> None:
+    # marketplaces default the condition to new; "pre-owned" in the title is the seller's word
+    def frame(condition: list[object]) -> pl.DataFrame:
+        return listings(
+            price=[1000.0] * 4, brand=["Rolex"] * 4, category=["watches"] * 4, condition=condition
+        ).with_columns(
+            pl.Series("text_condition", ["used", "refurbished", None, "used"], dtype=pl.String)
+        )
+
+    f = PriceFilter().fit(tiny_registry)
+    out = f.score(frame(["new", None, "new", "refurbished"])).collect().rows(named=True)
+    assert [r["price_reasons"] for r in out] == [
+        [
+            "price $1000 is 11% of Rolex watches reference $9500 (used price $4750, as the title "
+            "says)"
+        ],
+        [
+            "price $1000 is 11% of Rolex watches reference $9500 (refurbished price $6650, as the "
+            "title says)"
+        ],
+        ["price $1000 is 11% of Rolex watches reference $9500"],
+        # the listing's own condition stands where it is not new
+        ["price $1000 is 11% of Rolex watches reference $9500 (refurbished price $6650)"],
+    ]
+    assert out[0]["price_score"] < out[1]["price_score"] < out[2]["price_score"]
+    records = frame(["new", None, "new", "refurbished"]).to_dicts()
+    assert [f.score_record(r)["price_reasons"] for r in records] == [
+        r["price_reasons"] for r in out
+    ]
+
+
 def test_a_listings_category_matches_whatever_separates_its_words(
     tiny_registry: Registry,
 ) -> None:

@@ -91,6 +91,8 @@ WORDS = st.lists(
             "replacement",
             "cleaning",
             "cloth",
+            "pre-owned",
+            "refurbished",
         ]
     ),
     max_size=8,

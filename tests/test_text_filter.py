@@ -496,6 +496,21 @@ def test_a_brands_own_small_goods_are_named_unless_a_product_or_bundle_is(
         assert record == {k: row[k] for k in record}, title
 
 
+def test_the_condition_a_title_claims(text_filter: TextFilter) -> None:
+    claims = {
+        "Pre-owned Louis Vuitton Neverfull": "used",
+        "Apple iPhone 12 refurbished": "refurbished",
+        "iPhone 12 open box renewed used": "used",
+        "二手 古驰 包": "used",
+        "Authorised dealer Rolex": None,
+        "Gucci Marmont bag": None,
+    }
+    out = score(text_filter, list(claims)).rows(named=True)
+    for (title, claim), row in zip(claims.items(), out, strict=True):
+        assert row["text_condition"] == claim, title
+        assert text_filter.score_record({"title": title})["text_condition"] == claim, title
+
+
 def test_replacement_with_an_accessory_noun_is_an_accessory(text_filter: TextFilter) -> None:
     titles = ["Nike shoelaces replacement", "AirPods Pro ear tips replacement"]
     accessories(text_filter, titles, '"replacement" in the title: accessory for the brand')
