@@ -500,7 +500,11 @@ class TextFilter(Filter):
         self.compatible_probe_ = _single_spaced(self.compatible_)
         # "for parts", "box only", "vial": not the product itself, whatever the brand's price
         self.not_the_product_ = _phrase_forms(lex.phrases("legitimate", "not_the_product"))
-        self.title_accessory_probe_ = _single_spaced([*self.compatible_, *self.not_the_product_])
+        # "Galaxy S23 screen protector": made for the phone by what it is
+        self.fitted_ = _phrase_forms(lex.phrases("legitimate", "fitted"))
+        self.title_accessory_probe_ = _single_spaced(
+            [*self.compatible_, *self.not_the_product_, *self.fitted_]
+        )
         # "Apple 20W USB-C charger": a brand's own small good, priced as a share of its goods
         shares: dict[str, tuple[float, str]] = {}
         written_items = list(lex.small_goods_shares().items())
@@ -1131,6 +1135,7 @@ class TextFilter(Filter):
                 pl.format(
                     '"{}" in the title: not the product itself', first(self.not_the_product_)
                 ),
+                pl.format('"{}" in the title: made for the brand\'s product', first(self.fitted_)),
                 pl.format(
                     '"{}" and "{}" in the title: accessory for the brand',
                     first(self.accessory_nouns_),

@@ -105,6 +105,7 @@ class TextRecordScorer:
         self.condition_of = dict(f.condition_of_)
         self.compatible = textops.PatternSet(f.compatible_)
         self.not_the_product = textops.PatternSet(f.not_the_product_)
+        self.fitted = textops.PatternSet(f.fitted_)
         self.title_accessory_probe = tuple(f.title_accessory_probe_)
         self.accessory_nouns = textops.PatternSet(f.accessory_nouns_)
         self.item_probe = tuple(f.item_probe_)
@@ -323,6 +324,9 @@ class TextRecordScorer:
         part = self.not_the_product.extract(spaced) if self.not_the_product.patterns else []
         if part:
             return f'"{_words(part[0])}" in the title: not the product itself'
+        fitted = self.fitted.extract(spaced) if self.fitted.patterns else []
+        if fitted:
+            return f'"{_words(fitted[0])}" in the title: made for the brand\'s product'
         if not self.compatible.patterns or not self.accessory_nouns.patterns:
             return None
         word = self.compatible.extract(spaced)

@@ -442,6 +442,8 @@ def test_parts_packaging_and_samples_are_not_the_product(text_filter: TextFilter
         "Rolex box only no watch",
         "Chanel No 5 sample 2ml vial",
         "Rolex Submariner defekt für Bastler",
+        "Gucci belt buckle only",
+        "Rolex watch winder",
     ]
     out = accessories(text_filter, titles, "in the title: not the product itself")
     assert out[0]["text_reasons"][1] == '"for parts" in the title: not the product itself'
@@ -514,6 +516,13 @@ def test_the_condition_a_title_claims(text_filter: TextFilter) -> None:
 def test_replacement_with_an_accessory_noun_is_an_accessory(text_filter: TextFilter) -> None:
     titles = ["Nike shoelaces replacement", "AirPods Pro ear tips replacement"]
     accessories(text_filter, titles, '"replacement" in the title: accessory for the brand')
+    # a screen protector is made for the phone it names by what it is
+    (row,) = accessories(
+        text_filter, ["Samsung Galaxy S23 screen protector"], "made for the brand's product"
+    )
+    assert row["text_reasons"][1] == (
+        '"screen protector" in the title: made for the brand\'s product'
+    )
 
 
 _PROBE_TEXT = st.text(alphabet=" ab.+*?()|[]{}^$\\-é1:", max_size=6)
