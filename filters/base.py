@@ -173,6 +173,12 @@ def spread(values: pl.Series, where: pl.Series) -> pl.Series:
     return values.gather(at.set(~where, None))
 
 
+def spread_columns(frame: pl.DataFrame, where: pl.Series) -> list[pl.Series]:
+    """:func:`spread` of every column of ``frame``, the positions found once for all."""
+    at = pl.select(pl.when(where).then(where.cast(pl.UInt32).cum_sum() - 1)).to_series()
+    return [c.gather(at) for c in frame.get_columns()]
+
+
 def compacted(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` with its text in buffers of its own. A filtered or sliced text column still
     refers to the buffers of the column it came from: a memory holding a few rows of each batch

@@ -226,7 +226,29 @@ class PriceFilter(Filter):
                 )
                 values += found.get_columns()
             else:
-                values += [pl.lit(absent, dtype=t).alias(n) for n, (_, t, absent) in outs.items()]
+                values += [
+                    pl.repeat(absent, frame.height, dtype=t, eager=True).alias(n)
+                    for n, (_, t, absent) in outs.items()
+                ]
+        # "Pre-owned Louis Vuitton Neverfull" without a condition: the title's word counts, on
+        # the few rows that say so
+        by_name = {v.name: v for v in values if isinstance(v, pl.Series)}
+        pcond, pfactor = by_name["__pcond"], by_name["__pfactor"]
+        at = pl.Series("at", [], dtype=pl.UInt32)
+        if "text_condition" in cols:
+            claim = frame.get_column("text_condition").cast(pl.String)
+            at = (claim.is_not_null() & (pcond.fill_null("new") == "new")).arg_true()
+            said = claim.gather(at)
+            factors = said.replace_strict(
+                self.condition_factors_, default=1.0, return_dtype=pl.Float64
+            )
+            pcond, pfactor = pcond.clone().scatter(at, said), pfactor.clone().scatter(at, factors)
+        claimed = pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True).scatter(at, True)
+        values = [
+            v
+            for v in values
+            if not (isinstance(v, pl.Series) and v.name in ("__pcond", "__pfactor"))
+        ] + [pcond, pfactor, claimed.alias("__pclaimed")]
         lf = frame.with_columns(
             (
                 declared_brands(frame.get_column("brand"), self.brand_keys_)
@@ -246,19 +268,6 @@ class PriceFilter(Filter):
             (pl.col("text_item"), pl.col("text_item_share").cast(pl.Float64))
             if {"text_item", "text_item_share"} <= cols
             else (pl.lit(None, dtype=pl.String), pl.lit(None, dtype=pl.Float64))
-        )
-        # "Pre-owned Louis Vuitton Neverfull" without a condition: the title's word counts
-        claim = pl.col("text_condition") if "text_condition" in cols else pl.lit(None, pl.String)
-        claimed = claim.is_not_null() & (pl.col("__pcond").fill_null("new") == "new")
-        lf = lf.with_columns(
-            pl.when(claimed).then(claim).otherwise(pl.col("__pcond")).alias("__pcond"),
-            pl.when(claimed)
-            .then(
-                claim.replace_strict(self.condition_factors_, default=1.0, return_dtype=pl.Float64)
-            )
-            .otherwise(pl.col("__pfactor"))
-            .alias("__pfactor"),
-            claimed.alias("__pclaimed"),
         )
         lf = lf.with_columns(
             item.alias("__iname"),
@@ -453,8 +462,8 @@ class PriceFilter(Filter):
         # a small good: its own reference, and the brand's at a lower weight
         item = pl.col("__iratio").is_not_null()
         s_item = s_of(pl.col("__iratio"))
-        s_brand = s_of(pl.col("price_ratio"))
-        s_ratio = pl.when(item).then(self.item_weight * s_brand).otherwise(s_brand)
+        weight = pl.when(item).then(pl.lit(self.item_weight)).otherwise(pl.lit(1.0))
+        s_ratio = s_of(pl.col("price_ratio")) * weight
         mad = pl.col("price_group_mad") * 1.4826
         enough = (pl.col("price_group_n") >= self.min_group_size) & (mad > 1e-9)
         z = pl.when(enough).then(

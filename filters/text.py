@@ -56,6 +56,7 @@ from filters.base import (
     index_of,
     reason_list,
     spread,
+    spread_columns,
 )
 from filters.normalise import (
     CJK_CLASS,
@@ -231,11 +232,15 @@ SURFACE_MATCH_SCHEMA: dict[str, pl.DataType] = {
 class PhraseHits(NamedTuple):
     """The phrases of a batch's titles: ``per_title`` (aligned with the titles: ``__tid``, the
     counterfeit, suggestive and legitimate phrase counts, the first counterfeit and suggestive
-    phrase as the lexicon writes it, and the condition the title claims) and ``native`` (a row
-    per native brand name: ``__tid``, ``surface``)."""
+    phrase as the lexicon writes it, and the condition the title claims), ``native`` (a row
+    per native brand name: ``__tid``, ``surface``), and where the title-level accessory and
+    small-goods tests need to look."""
 
     per_title: pl.DataFrame
     native: pl.DataFrame
+    #: titles that may say they sell an accessory, parts or packaging; or a small good
+    accessory_at: pl.Series
+    item_at: pl.Series
 
 
 class MatchMemo:
@@ -470,11 +475,6 @@ class TextFilter(Filter):
                 [*secondhand, *refurbished, *_phrase_forms(lex.phrases("legitimate", "authorised"))]
             )
         )
-        # the condition a title claims ("pre-owned": used); used where a phrase is in both
-        self.condition_of_ = {
-            **dict.fromkeys(refurbished, "refurbished"),
-            **dict.fromkeys(secondhand, "used"),
-        }
         prefixes = _phrase_forms(lex.phrases("legitimate", "accessory_prefix"))
         self.accessory_prefixes_ = sorted({" ".join(p.split()) for p in prefixes})
         ordinary_pairs = [(p, word) for word, phrases in lex.ordinary.items() for p in phrases]
@@ -521,7 +521,17 @@ class TextFilter(Filter):
         self.item_guard_ = _phrase_forms(
             lex.phrases("products", "main") + lex.phrases("products", "bundle")
         )
-        self.phrase_probe_ = sorted({*self.counterfeit_probe_, *self.legit_probe_})
+        self.secondhand_ = secondhand
+        self.refurbished_ = refurbished
+        # one pass over every title finds those that may hold a phrase of any group
+        self.phrase_probe_ = sorted(
+            {
+                *self.counterfeit_probe_,
+                *self.legit_probe_,
+                *self.title_accessory_probe_,
+                *self.item_probe_,
+            }
+        )
         self.native_probe_ = sorted(set(self.native_["native"].to_list()))
         self._record_scorer: TextRecordScorer | None = None
         return self
@@ -1065,11 +1075,19 @@ class TextFilter(Filter):
         any_phrase = probe(titles, "__ptext", self.phrase_probe_)
         candidates = titles.filter(any_phrase)
 
+        passed = any_phrase.arg_true()
+
+        def mask(patterns: list[str]) -> tuple[pl.Series, pl.Series]:
+            """Where (over ``titles``) a group's probe passes, and where among candidates."""
+            inner = probe(candidates, "__ptext", patterns)
+            where = pl.repeat(False, titles.height, dtype=pl.Boolean, eager=True)
+            return where.scatter(passed.filter(inner), True), inner
+
         def among(patterns: list[str]) -> tuple[pl.Series, pl.LazyFrame]:
             """Where (over ``titles``) a group's probe passes, and those titles (lazy, so that
             the spaced and cleaned text a group's searches share is computed once)."""
-            inner = probe(candidates, "__ptext", patterns)
-            return spread(inner, any_phrase).fill_null(False), candidates.filter(inner).lazy()
+            where, inner = mask(patterns)
+            return where, candidates.filter(inner).lazy()
 
         where, rows = among(self.counterfeit_probe_)
         strong, weak = hits(self.strong_, cleaned), hits(self.weak_, cleaned)
@@ -1080,21 +1098,19 @@ class TextFilter(Filter):
             self._as_written(strong.list.first()).alias("__strong1"),
             self._as_written(weak.list.first()).alias("__weak1"),
         ).collect()
-        per_title = [spread(counterfeit.get_column(c), where) for c in counterfeit.columns[1:]]
+        per_title = spread_columns(counterfeit.drop("__tid"), where)
         where, rows = among(self.legit_probe_)
-        found = hits(self.legit_, text)
-        claims = found.list.eval(
-            pl.element().replace_strict(self.condition_of_, default=None, return_dtype=pl.String)
-        )
+        # the condition a title claims: used where it holds a phrase of both
+        claim = pl.lit(None, dtype=pl.String)
+        for condition, forms in (("refurbished", self.refurbished_), ("used", self.secondhand_)):
+            if forms:
+                held = text.str.contains_any(forms)
+                claim = pl.when(held).then(pl.lit(condition)).otherwise(claim)
         legit = rows.select(
-            found.list.len().cast(pl.Int32).alias("text_legit"),
-            pl.when(claims.list.contains("used"))
-            .then(pl.lit("used"))
-            .when(claims.list.contains("refurbished"))
-            .then(pl.lit("refurbished"))
-            .alias("text_condition"),
+            hits(self.legit_, text).list.len().cast(pl.Int32).alias("text_legit"),
+            claim.alias("text_condition"),
         ).collect()
-        per_title += [spread(legit.get_column(c), where) for c in legit.columns]
+        per_title += spread_columns(legit, where)
         native_at = probe(titles, "__norm", self.native_probe_)
         native = hits(self.native_["native"].to_list(), pl.col("__norm"))
         counts = ("text_strong_phrases", "text_weak_phrases", "text_legit")
@@ -1106,19 +1122,18 @@ class TextFilter(Filter):
             .select("__tid", native.alias("surface"))
             .explode("surface")
             .drop_nulls("surface"),
+            mask(self.title_accessory_probe_)[0],
+            mask(self.item_probe_)[0],
         )
 
-    def _title_accessories(self, base: pl.DataFrame) -> pl.Series:
+    def _title_accessories(self, base: pl.DataFrame, where: pl.Series) -> pl.Series:
         """Per title, aligned with ``base``: why the title sells something other than the
         brand's product at its price, else null. Either it says so ("for parts", "box only",
         "vial"), or it holds both a compatibility word and an accessory noun ("Apple Watch band
         compatible 44mm"). Either of the last two alone is not enough: "AirPods Pro compatible
         Android" is what a fake says, and "Apple Watch band" may be Apple's own."""
         none = pl.repeat(None, base.height, dtype=pl.String, eager=True).alias("__compat")
-        if not self.title_accessory_probe_:
-            return none
-        # the phrase text holds the title's words: a cheap test picks the few titles to read
-        where = holding_any(base, "__ptext", self.title_accessory_probe_)
+        # ``where``: titles whose phrase text holds a word of the tests (few)
         if not where.any():
             return none
         padded = _padded_words(pl.col("__norm"))
@@ -1145,7 +1160,7 @@ class TextFilter(Filter):
         )
         return spread(notes.to_series(), where).alias("__compat")
 
-    def _title_items(self, base: pl.DataFrame) -> pl.DataFrame:
+    def _title_items(self, base: pl.DataFrame, where: pl.Series) -> pl.DataFrame:
         """Per title, aligned with ``base``: ``text_item``, the brand's own small good the
         title sells ("charger", "socks"), and ``text_item_share``, the share of the brand's
         dearest reference price it sells for; null unless the title names one and, once the
@@ -1155,9 +1170,7 @@ class TextFilter(Filter):
         nothing = pl.DataFrame(
             [pl.repeat(None, base.height, dtype=t, eager=True).alias(c) for c, t in schema.items()]
         )
-        if not self.item_probe_:
-            return nothing
-        where = holding_any(base, "__ptext", self.item_probe_)
+        # ``where``: titles whose phrase text holds a small good's phrase (few)
         if not where.any():
             return nothing
         # every word gets its own spaces, so adjacent phrases both match (see _phrase_counts)
@@ -1302,8 +1315,8 @@ class TextFilter(Filter):
             self._declared_brands(base, cols),
             self._categories(base, cols),
             *phrases.per_title.drop("__tid").get_columns(),
-            self._title_accessories(base),
-            *self._title_items(base).get_columns(),
+            self._title_accessories(base, phrases.accessory_at),
+            *self._title_items(base, phrases.item_at).get_columns(),
         )
         # ordinary uses of brand words ("sea shell") and corroboration of ambiguous words
         ordinary = self._ordinary_uses(base, found)

@@ -102,7 +102,8 @@ class TextRecordScorer:
         self.weak = textops.PatternSet(f.weak_)
         self.exceptions = textops.PatternSet(f.exceptions_)
         self.legit = textops.PatternSet(f.legit_)
-        self.condition_of = dict(f.condition_of_)
+        self.secondhand = tuple(f.secondhand_)
+        self.refurbished = tuple(f.refurbished_)
         self.compatible = textops.PatternSet(f.compatible_)
         self.not_the_product = textops.PatternSet(f.not_the_product_)
         self.fitted = textops.PatternSet(f.fitted_)
@@ -462,8 +463,13 @@ class TextRecordScorer:
             )
         out = self._scored(best, accessory, declared, strong, weak, legit, oreason)
         out["text_item"], out["text_item_share"] = self._title_item(norm, ptext)
-        claims = {self.condition_of.get(hit) for hit in legit}
-        out["text_condition"] = next((c for c in ("used", "refurbished") if c in claims), None)
+        out["text_condition"] = (
+            "used"
+            if any(p in spaced_text for p in self.secondhand)
+            else "refurbished"
+            if any(p in spaced_text for p in self.refurbished)
+            else None
+        )
         return out
 
     def _as_written(self, hit: str) -> str:
