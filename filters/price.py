@@ -413,13 +413,13 @@ class PriceFilter(Filter):
     @staticmethod
     def _values(priced: pl.LazyFrame) -> pl.LazyFrame:
         logp = (pl.col("price_usd") / pl.col("__pfactor")).log()
-        return priced.filter(pl.col("price_ratio").is_not_null()).select(
-            "__pb", "__refcat", logp.alias("__logp")
-        )
+        # a small good's price says nothing of its brand's goods' prices
+        kept = pl.col("price_ratio").is_not_null() & pl.col("__iratio").is_null()
+        return priced.filter(kept).select("__pb", "__refcat", logp.alias("__logp"))
 
     def statistic_values(self, listings: pl.LazyFrame) -> pl.LazyFrame:
         """``__pb`` (brand), ``__refcat`` (reference category), ``__logp`` (condition-adjusted
-        log USD price) of every listing that has a reference price."""
+        log USD price) of every listing that has a reference price and sells no small good."""
         check_is_fitted(self)
         return self._values(self.priced_listings(listings))
 

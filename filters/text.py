@@ -1129,7 +1129,8 @@ class TextFilter(Filter):
     def _title_accessories(self, base: pl.DataFrame, where: pl.Series) -> pl.Series:
         """Per title, aligned with ``base``: why the title sells something other than the
         brand's product at its price, else null. Either it says so ("for parts", "box only",
-        "vial"), or it holds both a compatibility word and an accessory noun ("Apple Watch band
+        "vial"), or it names what is made for another's product ("screen protector"), or it
+        holds both a compatibility word and an accessory noun ("Apple Watch band
         compatible 44mm"). Either of the last two alone is not enough: "AirPods Pro compatible
         Android" is what a fake says, and "Apple Watch band" may be Apple's own."""
         none = pl.repeat(None, base.height, dtype=pl.String, eager=True).alias("__compat")

@@ -205,6 +205,20 @@ def test_a_listings_category_matches_whatever_separates_its_words(
     assert record["price_reasons"] == out.get_column("price_reasons")[1].to_list()
 
 
+def test_small_goods_stay_out_of_the_brands_batch_statistics(tiny_registry: Registry) -> None:
+    # forty $19 Apple chargers in a batch of phones do not pull the phones' median down
+    phones = listings(price=[900.0 + i for i in range(30)], brand=["Apple"] * 30)
+    chargers = listings(price=[19.0] * 40, brand=["Apple"] * 40).with_columns(
+        pl.lit("charger").alias("text_item"), pl.lit(0.03).alias("text_item_share")
+    )
+    both = pl.concat([phones, chargers], how="diagonal_relaxed").with_columns(
+        pl.format("L{}", pl.int_range(pl.len())).alias("listing_id")
+    )
+    out = PriceFilter().fit(tiny_registry).score(both).collect()
+    alone = price_scores(tiny_registry, price=[900.0 + i for i in range(30)], brand=["Apple"] * 30)
+    assert out.head(30).get_column("price_robust_z").equals(alone.get_column("price_robust_z"))
+
+
 def test_batch_statistics_flag_an_outlier_within_the_brand(tiny_registry: Registry) -> None:
     prices = [1700.0 + 10 * i for i in range(30)] + [700.0]
     out = price_scores(tiny_registry, price=prices, brand=["Gucci"] * 31, category=["bags"] * 31)
