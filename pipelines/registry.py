@@ -27,6 +27,22 @@ from pipelines.schema import csv_never_closed
 BRANDS_COLUMNS = ("brand", "category", "reference_price", "aliases")
 IMAGES_COLUMNS = ("image", "brand")
 LEXICON_SECTIONS = ("counterfeit", "legitimate", "ordinary", "small_goods", "products")
+#: the kinds a section may hold (ordinary: any brand word; small_goods: shares such as "3%")
+LEXICON_KINDS: dict[str, tuple[str, ...]] = {
+    "counterfeit": ("strong", "weak"),
+    "legitimate": (
+        "accessory_prefix",
+        "compatible",
+        "not_the_product",
+        "fitted",
+        "accessory",
+        "secondhand",
+        "refurbished",
+        "authorised",
+        "phrase_exceptions",
+    ),
+    "products": ("main", "bundle"),
+}
 #: ``[small_goods."3%"]``: a share of a brand's dearest reference price
 RE_SHARE = re.compile(r"(\d+(?:\.\d+)?)%")
 
@@ -276,6 +292,12 @@ def _lexicon_tables(path: Path, data: dict[str, object]) -> dict[str, dict[str, 
         if not isinstance(body, dict):
             raise RegistryError(f"{path}: [{section}] must be a table")
         for kind, value in body.items():
+            known = LEXICON_KINDS.get(section)
+            if known is not None and kind not in known:
+                # a misspelt kind would silently do nothing
+                raise RegistryError(
+                    f"{path}: unknown kind [{section}.{kind}], expected one of {', '.join(known)}"
+                )
             if section == "small_goods":
                 share = RE_SHARE.fullmatch(kind)
                 if share is None or not 0 < float(share.group(1)) <= 100:

@@ -410,6 +410,13 @@ REGISTRIES: dict[str, tuple[dict[str, bytes], str]] = {
         },
         "lexicon.toml line 2: invalid TOML (Unclosed array",
     ),
+    "unknown_kind": (
+        {
+            "brands.csv": (BRANDS + "Rolex,watches,9500,\n").encode(),
+            "lexicon.toml": b'[legitimate.acessory]\nen = ["strap"]\n',
+        },
+        "lexicon.toml: unknown kind [legitimate.acessory], expected one of accessory_prefix,",
+    ),
     "bad_share": (
         {
             "brands.csv": (BRANDS + "Rolex,watches,9500,\n").encode(),
