@@ -185,6 +185,31 @@ class PriceFilter(Filter):
         self.brand_by_key_ = dict(
             zip(self.brand_keys_["__bkey"], self.brand_keys_["__declared"], strict=True)
         )
+        # product lines: an alias on some of a brand's rows only ("Apple Watch" on the watches
+        # row) prices a title naming it with those rows, the cheapest where the listing's
+        # category is none of them
+        rows: dict[str, list[tuple[str, float, frozenset[str]]]] = {}
+        for b, c, p, aliases in brands.select(
+            "brand", "category", "reference_price", "aliases"
+        ).iter_rows():
+            rows.setdefault(b, []).append((c, p, frozenset(brand_key(a) for a in aliases)))
+        self.lines_: dict[tuple[str, str], tuple[frozenset[str], str, float]] = {}
+        for b, brand_rows in rows.items():
+            for key in frozenset().union(*(keys for _, _, keys in brand_rows)):
+                on = [(c, p) for c, p, keys in brand_rows if key in keys]
+                if len(on) < len(brand_rows):
+                    cheapest = min(on, key=lambda cp: (cp[1], cp[0]))
+                    self.lines_[(b, key)] = (frozenset(c for c, _ in on), *cheapest)
+        # the same as tables: a line's cheapest row, and every (brand, key, category) of lines
+        self.line_rows_ = pl.DataFrame(
+            [(b, k, c, p) for (b, k), (_, c, p) in self.lines_.items()],
+            schema={"b": pl.String, "k": pl.String, "__lcat": pl.String, "__lref": pl.Float64},
+            orient="row",
+        )
+        self.line_members_ = pl.Series(
+            [f"{b}\x00{k}\x00{c}" for (b, k), (cats, _, _) in self.lines_.items() for c in cats],
+            dtype=pl.String,
+        )
         return self
 
     # ---- stages
@@ -248,7 +273,7 @@ class PriceFilter(Filter):
             v
             for v in values
             if not (isinstance(v, pl.Series) and v.name in ("__pcond", "__pfactor"))
-        ] + [pcond, pfactor, claimed.alias("__pclaimed")]
+        ] + [pcond, pfactor, claimed.alias("__pclaimed"), *self._product_lines(frame, cols)]
         lf = frame.with_columns(
             (
                 declared_brands(frame.get_column("brand"), self.brand_keys_)
@@ -280,26 +305,41 @@ class PriceFilter(Filter):
         refs, brands = self.references_, self.per_brand_
         # each row's brand found once, its fallback and dearest categories gathered by it
         lf = lf.with_columns(index_of(pl.col("__pb"), brands.get_column("__pb")).alias("__bi"))
-        lf = lf.with_columns(
-            pair.replace_strict(
-                refs.select(pl.concat_str(["__pb", "__pcat"], separator="\x00")).to_series(),
-                refs["__pref"],
-                default=None,
-                return_dtype=pl.Float64,
-            ).alias("__pref"),
-            *(
-                pl.lit(brands.get_column(c)).gather(pl.col("__bi")).alias(c)
-                for c in ("__fcat", "__fref", "__dcat", "__dref")
-            ),
-        ).with_columns(
-            pl.when(pl.col("__paccessory"))
-            .then(None)
-            .otherwise(pl.coalesce("__pref", "__fref"))
-            .alias("price_reference"),
-            pl.when(pl.col("__pref").is_not_null())
-            .then(pl.col("__pcat"))
-            .otherwise(pl.col("__fcat"))
-            .alias("__refcat"),
+        lf = (
+            lf.with_columns(
+                pl.when(pl.col("__loff"))
+                .then(None)
+                .otherwise(
+                    pair.replace_strict(
+                        refs.select(
+                            pl.concat_str(["__pb", "__pcat"], separator="\x00")
+                        ).to_series(),
+                        refs["__pref"],
+                        default=None,
+                        return_dtype=pl.Float64,
+                    )
+                )
+                .alias("__pref"),
+                *(
+                    pl.lit(brands.get_column(c)).gather(pl.col("__bi")).alias(c)
+                    for c in ("__fcat", "__fref", "__dcat", "__dref")
+                ),
+            )
+            .with_columns(
+                # a product line's own cheapest row is its fallback
+                pl.coalesce("__lcat", "__fcat").alias("__fcat"),
+                pl.coalesce("__lref", "__fref").alias("__fref"),
+            )
+            .with_columns(
+                pl.when(pl.col("__paccessory"))
+                .then(None)
+                .otherwise(pl.coalesce("__pref", "__fref"))
+                .alias("price_reference"),
+                pl.when(pl.col("__pref").is_not_null())
+                .then(pl.col("__pcat"))
+                .otherwise(pl.col("__fcat"))
+                .alias("__refcat"),
+            )
         )
         # a small good far cheaper than the goods of its reference: "Gucci key ring" listed
         # under accessories is priced as those, whose reference is near the key ring's
@@ -315,6 +355,44 @@ class PriceFilter(Filter):
             ),
             (pl.col("price_usd") / (pl.col("__iref") * pl.col("__pfactor"))).alias("__iratio"),
         )
+
+    def _product_lines(self, frame: pl.DataFrame, cols: set[str]) -> list[pl.Series]:
+        """``__lcat``, ``__lref``: the cheapest row of the product line the title names, and
+        ``__loff``: the listing's category is none of the line's rows (its own reference does
+        not count). Null, null and false for the many rows that name no line."""
+        n = frame.height
+        lcat = pl.repeat(None, n, dtype=pl.String, eager=True).alias("__lcat")
+        lref = pl.repeat(None, n, dtype=pl.Float64, eager=True).alias("__lref")
+        off = pl.repeat(False, n, dtype=pl.Boolean, eager=True).alias("__loff")
+        if not self.lines_ or not {"text_key", "text_brand"} <= cols:
+            return [lcat, lref, off]
+        keys = frame.get_column("text_key").cast(pl.String)
+        at = keys.is_in(self.line_rows_.get_column("k").implode()).arg_true()
+        if at.len() == 0:
+            return [lcat, lref, off]
+        # a few rows a batch: those whose title names an alias of some product line
+        sub = pl.DataFrame(
+            {
+                "i": at,
+                "b": frame.get_column("text_brand").cast(pl.String).gather(at),
+                "k": keys.gather(at),
+                "c": (
+                    category_keys(frame.get_column("category").gather(at))
+                    if "category" in cols
+                    else pl.repeat(None, at.len(), dtype=pl.String, eager=True)
+                ),
+            }
+        )
+        member = pl.concat_str(["b", "k", "c"], separator="\x00")
+        hits = sub.join(self.line_rows_, on=["b", "k"], how="inner").with_columns(
+            (~member.is_in(self.line_members_.implode())).fill_null(True).alias("off")
+        )
+        where = hits.get_column("i")
+        return [
+            lcat.scatter(where, hits.get_column("__lcat")),
+            lref.scatter(where, hits.get_column("__lref")),
+            off.scatter(where, hits.get_column("off")),
+        ]
 
     depends_on: ClassVar[tuple[str, ...]] = ("text",)
 
@@ -345,6 +423,12 @@ class PriceFilter(Filter):
         accessory = bool(record.get("text_accessory") or False)
         pref = self.reference_by_brand_category_.get((brand, pcat)) if brand else None
         fcat, fref = self.fallback_by_brand_.get(brand, (None, None)) if brand else (None, None)
+        text_brand, key = record.get("text_brand"), record.get("text_key")
+        line = self.lines_.get((text_brand, key)) if text_brand and key else None
+        if line is not None:
+            fcat, fref = line[1], line[2]
+            if pcat not in line[0]:
+                pref = None
         reference = None if accessory else (pref if pref is not None else fref)
         refcat = pcat if pref is not None else fcat
         ratio = None

@@ -92,6 +92,9 @@ KIND_RANK = {
     "alias": 9,
     "exact": 9,
 }
+#: mentions written as the registry writes the name: ``form`` is its key (obfuscated ones are
+#: priced as the brand's goods, whatever product line they name)
+PLAIN_KINDS = ("exact", "alias", "native")
 KIND_SCORE = {
     "exact": 0.10,
     "alias": 0.10,
@@ -332,6 +335,7 @@ class TextFilter(Filter):
         "text_item": pl.String(),
         "text_item_share": pl.Float64(),
         "text_condition": pl.String(),
+        "text_key": pl.String(),
     }
 
     def __init__(
@@ -1486,8 +1490,19 @@ class TextFilter(Filter):
             .filter(pl.col("__tid").is_first_distinct())
             .select("__tid", "surface", "form", "brand", "kind", "edits", "__accessory")
         )
-        out = rows.join(best, on="__tid", how="left", maintain_order="left").join(
-            suppressed, on="__tid", how="left", maintain_order="left"
+        # the first alias of the chosen brand written plainly ("Apple iPhone 15": "iphone"),
+        # which may name a product line; else the chosen name's key where it is plain
+        aliases = (
+            cand.filter(usable & (pl.col("kind") == "alias"))
+            .select("__tid", "brand", "pos", "form")
+            .sort(["__tid", "brand", "pos", "form"])
+            .unique(["__tid", "brand"], keep="first", maintain_order=True)
+            .rename({"form": "__akey"})
+        )
+        out = (
+            rows.join(best, on="__tid", how="left", maintain_order="left")
+            .join(suppressed, on="__tid", how="left", maintain_order="left")
+            .join(aliases.drop("pos"), on=["__tid", "brand"], how="left", maintain_order="left")
         )
         out = out.with_columns(pl.col("__accessory").is_not_null().alias("text_accessory"))
         has_brand = pl.col("brand").is_not_null()
@@ -1564,5 +1579,10 @@ class TextFilter(Filter):
             "text_item",
             "text_item_share",
             "text_condition",
+            # the name as a key where the title writes it plainly: the price filter prices a
+            # product line's alias ("Apple Watch") with its own rows
+            pl.coalesce(
+                "__akey", pl.when(pl.col("kind").is_in(PLAIN_KINDS)).then(pl.col("form"))
+            ).alias("text_key"),
         )
         return scored.drop("__tid")

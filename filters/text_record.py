@@ -75,10 +75,11 @@ class TextRecordScorer:
     """Lookups of a fitted :class:`~filters.text.TextFilter`, arranged for one listing."""
 
     def __init__(self, f: TextFilter) -> None:
-        from filters.text import KIND_NOTE, KIND_RANK, KIND_SCORE, MAX_NGRAM, _partials
+        from filters.text import KIND_NOTE, KIND_RANK, KIND_SCORE, MAX_NGRAM, PLAIN_KINDS, _partials
 
         self.f = f
         self.kind_rank, self.kind_score, self.kind_note = KIND_RANK, KIND_SCORE, KIND_NOTE
+        self.plain_kinds = PLAIN_KINDS
         self.max_ngram = MAX_NGRAM
         self.partials = _partials
         self.key_info: dict[str, Match] = {
@@ -462,6 +463,17 @@ class TextRecordScorer:
                 ),
             )
         out = self._scored(best, accessory, declared, strong, weak, legit, oreason)
+        # TextFilter._scored: the chosen brand's first plain alias, else its plain name's key
+        out["text_key"] = None
+        if best is not None:
+            first_alias = min(
+                ((m.pos, m.form) for m, k in usable if k == "alias" and m.brand == best[0].brand),
+                default=None,
+            )
+            if first_alias is not None:
+                out["text_key"] = first_alias[1]
+            elif best[1] in self.plain_kinds:
+                out["text_key"] = best[0].form
         out["text_item"], out["text_item_share"] = self._title_item(norm, ptext)
         out["text_condition"] = (
             "used"

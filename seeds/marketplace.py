@@ -271,6 +271,8 @@ class _Brand:
     aliases: tuple[str, ...]
     native: str | None
     key: str
+    #: aliases on some of the brand's rows only (product lines) -> those rows' categories
+    lines: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
 def _brands(registry: Registry) -> list[_Brand]:
@@ -281,7 +283,13 @@ def _brands(registry: Registry) -> list[_Brand]:
         aliases = sorted({a for al in sub["aliases"].to_list() for a in al})
         native = next((a for a in aliases if re.search(r"[\u3400-\u9fff]", a)), None)
         latin = tuple(a for a in aliases if not re.search(r"[\u3400-\u9fff]", a))
-        out.append(_Brand(name, cats, latin, native, brand_key(name)))
+        rows = list(zip(sub["category"].to_list(), sub["aliases"].to_list(), strict=True))
+        lines = tuple(
+            (a, frozenset(c for c, al in rows if a in al))
+            for a in aliases
+            if sum(a in al for _, al in rows) < len(rows)
+        )
+        out.append(_Brand(name, cats, latin, native, brand_key(name), lines))
     return out
 
 
@@ -431,6 +439,9 @@ def generate_marketplace(
         category, ref = rng.choice(brand.categories)
         noun = rng.choice(NOUNS.get(category, ["item"]))
         name = rng.choice([brand.name] * 3 + list(brand.aliases)) if brand.aliases else brand.name
+        # a product line's alias only in its own categories ("Apple Watch" among watches)
+        if any(a == name and category not in cats for a, cats in brand.lines):
+            name = brand.name
         colour, extra = rng.choice(COLOURS), rng.choice(EXTRAS)
         condition, declared, description = "new", None, ""
         cat: str | None = category

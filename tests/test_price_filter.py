@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from filters.price import PriceFilter
-from pipelines.registry import Registry
+from pipelines.registry import Registry, load_registry
 from tests.conftest import listings
 
 
@@ -217,6 +219,38 @@ def test_small_goods_stay_out_of_the_brands_batch_statistics(tiny_registry: Regi
     out = PriceFilter().fit(tiny_registry).score(both).collect()
     alone = price_scores(tiny_registry, price=[900.0 + i for i in range(30)], brand=["Apple"] * 30)
     assert out.head(30).get_column("price_robust_z").equals(alone.get_column("price_robust_z"))
+
+
+def test_an_alias_on_some_rows_only_is_a_product_line_priced_with_them(
+    tmp_path: Path,
+) -> None:
+    # an Apple Watch is not a $999 iPhone, whatever category the seller picked; a misspelt
+    # alias names no line and keeps the brand's price
+    (tmp_path / "brands.csv").write_text(
+        "brand,category,reference_price,aliases\n"
+        "Apple,electronics,999,iPhone|iPad\n"
+        "Apple,watches,399,Apple Watch\n"
+        "Apple,accessories,179,AirPods|AirTag\n",
+        encoding="utf-8",
+    )
+    reg = load_registry(tmp_path)
+    keys = ["applewatch", "applewatch", "applewatch", "iphone", None, "airtag"]
+    cats = ["electronics", None, "watches", "accessories", "electronics", "electronics"]
+    frame = listings(price=[300.0] * 6, brand=[None] * 6, category=cats).with_columns(
+        pl.lit("Apple").alias("text_brand"), pl.Series("text_key", keys, dtype=pl.String)
+    )
+    f = PriceFilter().fit(reg)
+    out = f.score(frame).collect()
+    assert out.get_column("price_reference").to_list() == [399.0, 399.0, 399.0, 999.0, 999.0, 179.0]
+    assert out.get_column("price_reasons")[3].to_list() == [
+        "price $300 is 30% of Apple electronics reference $999"
+    ]
+    for record, row in zip(frame.to_dicts(), out.rows(named=True), strict=True):
+        single = f.score_record(record)
+        assert (single["price_reference"], single["price_reasons"]) == (
+            row["price_reference"],
+            row["price_reasons"],
+        )
 
 
 def test_batch_statistics_flag_an_outlier_within_the_brand(tiny_registry: Registry) -> None:

@@ -93,6 +93,9 @@ WORDS = st.lists(
             "cloth",
             "pre-owned",
             "refurbished",
+            "watch",
+            "iphone",
+            "airpods",
         ]
     ),
     max_size=8,

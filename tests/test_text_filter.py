@@ -513,6 +513,24 @@ def test_the_condition_a_title_claims(text_filter: TextFilter) -> None:
         assert text_filter.score_record({"title": title})["text_condition"] == claim, title
 
 
+def test_the_name_key_a_title_writes_plainly(text_filter: TextFilter) -> None:
+    # the price filter prices a product line's alias with its own rows; the first alias of the
+    # chosen brand counts, and a misspelt or hidden name gives none
+    keys = {
+        "Apple Watch Series 9 45mm": "applewatch",
+        "Apple iPhone 15 Pro": "iphone",
+        "Rolex Submariner": "rolex",
+        "A1rPods Pro": None,
+        "ＡＰＰＬＥ watch": None,
+        "Gucci*": "gucci",
+        "plain item": None,
+    }
+    out = score(text_filter, list(keys)).rows(named=True)
+    for (title, key), row in zip(keys.items(), out, strict=True):
+        assert row["text_key"] == key, title
+        assert text_filter.score_record({"title": title})["text_key"] == key, title
+
+
 def test_replacement_with_an_accessory_noun_is_an_accessory(text_filter: TextFilter) -> None:
     titles = ["Nike shoelaces replacement", "AirPods Pro ear tips replacement"]
     accessories(text_filter, titles, '"replacement" in the title: accessory for the brand')
