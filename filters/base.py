@@ -169,13 +169,17 @@ def index_of(values: pl.Expr, keys: pl.Series) -> pl.Expr:
 def spread(values: pl.Series, where: pl.Series) -> pl.Series:
     """``values`` (one per row where ``where`` holds, in order) at those rows, null at the
     others: for work done only on the rows that need it."""
-    at = where.cast(pl.Int64).cum_sum() - 1
-    return values.gather(at.set(~where, None))
+    return values.gather(_spread_positions(where))
+
+
+def _spread_positions(where: pl.Series) -> pl.Series:
+    """Where each row's value is among the values :func:`spread` moves (null: none)."""
+    return pl.select(pl.when(where).then(where.cast(pl.UInt32).cum_sum() - 1)).to_series()
 
 
 def spread_columns(frame: pl.DataFrame, where: pl.Series) -> list[pl.Series]:
     """:func:`spread` of every column of ``frame``, the positions found once for all."""
-    at = pl.select(pl.when(where).then(where.cast(pl.UInt32).cum_sum() - 1)).to_series()
+    at = _spread_positions(where)
     return [c.gather(at) for c in frame.get_columns()]
 
 

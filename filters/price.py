@@ -145,28 +145,24 @@ class PriceFilter(Filter):
             pl.col("category").alias("__pcat"),
             pl.col("reference_price").alias("__pref"),
         )
+
+        def per_brand(*, dearest: bool, cat: str, ref: str) -> pl.DataFrame:
+            """Each brand's cheapest (or dearest) row: ``__pb``, ``cat``, ``ref``."""
+            return (
+                brands.sort("reference_price", descending=dearest)
+                .group_by("brand", maintain_order=True)
+                .first()
+                .select(
+                    pl.col("brand").alias("__pb"),
+                    pl.col("category").alias(cat),
+                    pl.col("reference_price").alias(ref),
+                )
+            )
+
         # without a matching category, compare with the brand's cheapest category: fewer false flags
-        self.fallback_ = (
-            brands.sort("reference_price")
-            .group_by("brand", maintain_order=True)
-            .first()
-            .select(
-                pl.col("brand").alias("__pb"),
-                pl.col("category").alias("__fcat"),
-                pl.col("reference_price").alias("__fref"),
-            )
-        )
+        self.fallback_ = per_brand(dearest=False, cat="__fcat", ref="__fref")
         # a small good is priced as a share of the brand's dearest goods
-        self.dearest_ = (
-            brands.sort("reference_price", descending=True)
-            .group_by("brand", maintain_order=True)
-            .first()
-            .select(
-                pl.col("brand").alias("__pb"),
-                pl.col("category").alias("__dcat"),
-                pl.col("reference_price").alias("__dref"),
-            )
-        )
+        self.dearest_ = per_brand(dearest=True, cat="__dcat", ref="__dref")
         self.per_brand_ = self.fallback_.join(self.dearest_, on="__pb", maintain_order="left")
         self.brand_keys_ = pl.DataFrame(
             {

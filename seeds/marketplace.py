@@ -56,6 +56,20 @@ FAKE_KINDS: dict[str, float] = {
     "fake_low_price": 0.19,
     "fake_premium": 0.12,
 }
+#: the columns and types of a generated listing
+LISTING_SCHEMA: dict[str, pl.DataType] = {
+    "listing_id": pl.String(),
+    "title": pl.String(),
+    "description": pl.String(),
+    "category": pl.String(),
+    "brand": pl.String(),
+    "seller_id": pl.String(),
+    "currency": pl.String(),
+    "condition": pl.String(),
+    "price": pl.Float64(),
+    "label": pl.Int8(),
+    "kind": pl.String(),
+}
 OBFUSCATIONS = ("typo", "confusable", "fullwidth", "zero_width", "leet", "spaced", "masked")
 
 NOUNS: dict[str, list[str]] = {
@@ -534,19 +548,7 @@ def generate_marketplace(
         truth.append(brand.name)
     frame = pl.DataFrame(
         cols,
-        schema={
-            "listing_id": pl.String,
-            "title": pl.String,
-            "description": pl.String,
-            "category": pl.String,
-            "brand": pl.String,
-            "seller_id": pl.String,
-            "currency": pl.String,
-            "condition": pl.String,
-            "price": pl.Float64,
-            "label": pl.Int8,
-            "kind": pl.String,
-        },
+        schema=LISTING_SCHEMA,
     )
     return frame.with_columns(pl.Series("true_brand", truth, pl.String)) if true_brand else frame
 
@@ -615,19 +617,7 @@ def generate_small_goods(registry: Registry, n: int, *, seed: int = 0) -> pl.Dat
         )
     return pl.DataFrame(
         rows,
-        schema={
-            "listing_id": pl.String,
-            "title": pl.String,
-            "description": pl.String,
-            "category": pl.String,
-            "brand": pl.String,
-            "seller_id": pl.String,
-            "currency": pl.String,
-            "condition": pl.String,
-            "price": pl.Float64,
-            "label": pl.Int8,
-            "kind": pl.String,
-        },
+        schema=LISTING_SCHEMA,
     )
 
 

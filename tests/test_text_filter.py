@@ -498,6 +498,15 @@ def test_a_brands_own_small_goods_are_named_unless_a_product_or_bundle_is(
         assert record == {k: row[k] for k in record}, title
 
 
+def evidence_by_title(f: TextFilter, column: str, expected: dict[str, Any]) -> None:
+    """``column`` of each title, as ``expected`` says, from both the batch and one-listing
+    paths."""
+    out = score(f, list(expected)).rows(named=True)
+    for (title, value), row in zip(expected.items(), out, strict=True):
+        assert row[column] == value, title
+        assert f.score_record({"title": title})[column] == value, title
+
+
 def test_the_condition_a_title_claims(text_filter: TextFilter) -> None:
     claims = {
         "Pre-owned Louis Vuitton Neverfull": "used",
@@ -507,10 +516,7 @@ def test_the_condition_a_title_claims(text_filter: TextFilter) -> None:
         "Authorised dealer Rolex": None,
         "Gucci Marmont bag": None,
     }
-    out = score(text_filter, list(claims)).rows(named=True)
-    for (title, claim), row in zip(claims.items(), out, strict=True):
-        assert row["text_condition"] == claim, title
-        assert text_filter.score_record({"title": title})["text_condition"] == claim, title
+    evidence_by_title(text_filter, "text_condition", claims)
 
 
 def test_the_name_key_a_title_writes_plainly(text_filter: TextFilter) -> None:
@@ -525,10 +531,7 @@ def test_the_name_key_a_title_writes_plainly(text_filter: TextFilter) -> None:
         "Gucci*": "gucci",
         "plain item": None,
     }
-    out = score(text_filter, list(keys)).rows(named=True)
-    for (title, key), row in zip(keys.items(), out, strict=True):
-        assert row["text_key"] == key, title
-        assert text_filter.score_record({"title": title})["text_key"] == key, title
+    evidence_by_title(text_filter, "text_key", keys)
 
 
 def test_replacement_with_an_accessory_noun_is_an_accessory(text_filter: TextFilter) -> None:
