@@ -23,6 +23,7 @@ never lowers the score.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -38,7 +39,7 @@ from filters.base import (
     reasons_where,
 )
 from filters.textops import brand_key_expr, pl_round, pl_str
-from pipelines.config import DEFAULT_CONDITION_FACTORS, DEFAULT_RATES
+from pipelines.config import DEFAULT_CONDITION_FACTORS, DEFAULT_RATES, DEFAULT_STANDARD_VOLUMES
 from pipelines.registry import brand_key, category_key
 
 if TYPE_CHECKING:
@@ -57,11 +58,27 @@ def _ln(x: float) -> float:
     return -math.inf if x == 0 else math.nan
 
 
+# a volume as titles write it ("100ml", "3.4 oz", "50 毫升"), in lower case
+VOLUME = r"([0-9]+(?:[.,][0-9]+)?)\s*(ml|fl\.?\s*oz|oz|毫升)\b"
+FL_OZ_ML = 29.5735
+# a stated volume this close to the standard is the standard ("3.4 oz" is 100.5 ml)
+VOLUME_SAME = 0.1
+# a volume's factor stays within these: a 1 ml vial is not priced at nothing, nor a 1 l
+# bottle at ten times the reference
+VOLUME_FACTOR_BOUNDS = (0.1, 2.0)
+
+
+def _volume_ml(written: str) -> float:
+    """Millilitres of a :data:`VOLUME` match ("3.4 oz" -> 100.5)."""
+    number = float(re.match(r"[0-9]+(?:[.,][0-9]+)?", written).group(0).replace(",", "."))  # type: ignore[union-attr]
+    return number * FL_OZ_ML if "oz" in written else number
+
+
 def _money_str(x: float) -> str:
     """:func:`_money` on one value."""
     if x >= 10:
         return f"${int(pl_round(x, 0))}"
-    return f"${pl_str(pl_round(x, 2))}"
+    return "$" + re.sub(r"\.([0-9])$", r".\g<1>0", pl_str(pl_round(x, 2)))
 
 
 def _money(expr: pl.Expr) -> pl.Expr:
@@ -71,7 +88,8 @@ def _money(expr: pl.Expr) -> pl.Expr:
         pl.when(expr >= 10)
         # not strict: a row's reasons are formatted together, and one may not apply to it
         .then(expr.round(0).cast(pl.Int64, strict=False).cast(pl.String))
-        .otherwise(expr.round(2).cast(pl.String))
+        # cents always in two digits ("$6.00", not "$6.0")
+        .otherwise(expr.round(2).cast(pl.String).str.replace(r"\.([0-9])$", ".${1}0"))
     )
     return pl.format("${}", amount)
 
@@ -91,6 +109,11 @@ class PriceFilter(Filter):
         reference the listing is otherwise compared with
     rates : USD per currency unit (defaults to :data:`pipelines.config.DEFAULT_RATES`)
     condition_factors : share of the new price expected per condition
+    standard_volumes : category -> the volume in ml its reference price is for (default:
+        perfume, 100 ml); a title that states another volume ("30ml", "3.4 oz") is compared with
+        the reference scaled by (volume / standard) ** ``volume_exponent``
+    volume_exponent : how price grows with volume (0.5: a 30 ml bottle sells for about 55% of
+        a 100 ml one, a 10 ml travel spray for about 32%)
 
     Examples
     --------
@@ -124,6 +147,8 @@ class PriceFilter(Filter):
         item_max_ratio: float = 0.35,
         rates: dict[str, float] | None = None,
         condition_factors: dict[str, float] | None = None,
+        standard_volumes: dict[str, float] | None = None,
+        volume_exponent: float = 0.5,
     ) -> None:
         self.ratio_ok = ratio_ok
         self.ratio_floor = ratio_floor
@@ -135,6 +160,8 @@ class PriceFilter(Filter):
         self.item_max_ratio = item_max_ratio
         self.rates = rates
         self.condition_factors = condition_factors
+        self.standard_volumes = standard_volumes
+        self.volume_exponent = volume_exponent
 
     def fit(self, registry: Registry) -> Self:
         if not 0 < self.ratio_floor < self.ratio_ok:
@@ -172,6 +199,12 @@ class PriceFilter(Filter):
         )
         self.rates_ = dict(self.rates or DEFAULT_RATES)
         self.condition_factors_ = dict(self.condition_factors or DEFAULT_CONDITION_FACTORS)
+        volumes = (
+            DEFAULT_STANDARD_VOLUMES if self.standard_volumes is None else self.standard_volumes
+        )
+        if any(not v > 0 for v in volumes.values()):
+            raise ValueError(f"standard_volumes must be > 0 ml, got {volumes}")
+        self.standard_volumes_ = {category_key(c): float(v) for c, v in volumes.items()}
         # the same tables as dictionaries, for score_record
         self.reference_by_brand_category_ = {
             (b, c): p for b, c, p in self.references_.iter_rows() if b is not None
@@ -345,12 +378,74 @@ class PriceFilter(Filter):
             .then(item_ref)
             .alias("__iref")
         )
-        return lf.with_columns(
-            (pl.col("price_usd") / (pl.col("price_reference") * pl.col("__pfactor"))).alias(
-                "price_ratio"
-            ),
-            (pl.col("price_usd") / (pl.col("__iref") * pl.col("__pfactor"))).alias("__iratio"),
+        priced = lf.collect()
+        return (
+            priced.with_columns(self._volumes(priced))
+            .lazy()
+            .with_columns((pl.col("__pfactor") * pl.col("__vfactor")).alias("__adj"))
+            .with_columns(
+                (pl.col("price_usd") / (pl.col("price_reference") * pl.col("__adj"))).alias(
+                    "price_ratio"
+                ),
+                (pl.col("price_usd") / (pl.col("__iref") * pl.col("__pfactor"))).alias("__iratio"),
+            )
         )
+
+    def _volumes(self, priced: pl.DataFrame) -> list[pl.Series]:
+        """``__vfactor`` (1.0 unless the reference category has a standard volume and the title
+        states a volume) and ``__vtext`` (that volume as written: the largest in the title).
+        Only the rows priced against such a category are searched."""
+        n = priced.height
+        factor = pl.repeat(1.0, n, dtype=pl.Float64, eager=True).alias("__vfactor")
+        written = pl.repeat(None, n, dtype=pl.String, eager=True).alias("__vtext")
+        if not self.standard_volumes_ or "title" not in priced.columns:
+            return [factor, written]
+        at = (
+            priced.select(
+                pl.col("__refcat").is_in(list(self.standard_volumes_))
+                & pl.col("price_reference").is_not_null()
+            )
+            .to_series()
+            .arg_true()
+        )
+        if not at.len():
+            return [factor, written]
+        number = pl.col("v").str.extract(r"^([0-9]+(?:[.,][0-9]+)?)").str.replace(",", ".")
+        found = (
+            priced[at]
+            .select(
+                pl.int_range(pl.len(), dtype=pl.UInt32).alias("r"),
+                pl.col("title")
+                .cast(pl.String)
+                .str.to_lowercase()
+                .str.extract_all(VOLUME)
+                .alias("v"),
+                pl.col("__refcat")
+                .replace_strict(self.standard_volumes_, return_dtype=pl.Float64)
+                .alias("std"),
+            )
+            .explode("v")
+            .drop_nulls("v")
+            .with_columns(
+                (
+                    number.cast(pl.Float64)
+                    * pl.when(pl.col("v").str.contains("oz", literal=True))
+                    .then(pl.lit(FL_OZ_ML))
+                    .otherwise(pl.lit(1.0))
+                ).alias("ml")
+            )
+            # the largest volume, the first written of equals
+            .sort(["r", "ml"], descending=[False, True], maintain_order=True)
+            .group_by("r", maintain_order=True)
+            .first()
+            .filter((pl.col("ml") / pl.col("std") - 1).abs() > VOLUME_SAME)
+        )
+        lo, hi = VOLUME_FACTOR_BOUNDS
+        rows = at.gather(found.get_column("r"))
+        scaled = found.select(
+            ((pl.col("ml") / pl.col("std")).pow(self.volume_exponent)).clip(lo, hi)
+        ).to_series()
+        return [factor.scatter(rows, scaled), written.scatter(rows, found.get_column("v"))]
 
     def _product_lines(self, frame: pl.DataFrame, cols: set[str]) -> list[pl.Series]:
         """``__lcat``, ``__lref``: the cheapest row of the product line the title names, and
@@ -427,9 +522,19 @@ class PriceFilter(Filter):
                 pref = None
         reference = None if accessory else (pref if pref is not None else fref)
         refcat = pcat if pref is not None else fcat
+        vfactor, vtext = 1.0, None
+        standard = self.standard_volumes_.get(refcat) if refcat is not None else None
+        title = record.get("title")
+        if standard is not None and reference is not None and title is not None:
+            found = [m.group(0) for m in re.finditer(VOLUME, str(title).lower())]
+            largest = max(found, key=_volume_ml) if found else None
+            if largest is not None and abs(_volume_ml(largest) / standard - 1) > VOLUME_SAME:
+                lo, hi = VOLUME_FACTOR_BOUNDS
+                vtext = largest
+                vfactor = min(max((_volume_ml(vtext) / standard) ** self.volume_exponent, lo), hi)
         ratio = None
         if price_usd is not None and reference is not None:
-            ratio = price_usd / (reference * factor)
+            ratio = price_usd / (reference * factor * vfactor)
         item, share = record.get("text_item"), record.get("text_item_share")
         dcat, dref = self.dearest_by_brand_.get(brand, (None, None)) if brand else (None, None)
         item_ref = None if share is None or dref is None else float(share) * dref
@@ -447,13 +552,17 @@ class PriceFilter(Filter):
         def s_of(r: float) -> float:
             return min(max((ln_ok - _ln(r)) / (ln_ok - ln_floor), 0.0), 1.0)
 
-        def reason(r: float, what: object, ref: float, note: str) -> str:
+        def reason(r: float, what: object, ref: float, note: str, volume: str | None) -> str:
             assert price_usd is not None
-            pct = r * factor * 100
+            adj = factor * (vfactor if volume is not None else 1.0)
+            pct = r * adj * 100
             shown = pl_str(pl_round(pct, 1) if pct < 1 else pl_round(pct, 0))
-            if condition in ("used", "refurbished"):
-                said = ", as the title says" if claimed else ""
-                note = f" ({condition} price {_money_str(ref * factor)}{said}){note}"
+            said = [condition] if condition in ("used", "refurbished") else []
+            if volume is not None:
+                said.append(volume)
+            if said:
+                claim_note = ", as the title says" if claimed else ""
+                note = f" ({', '.join(said)} price {_money_str(ref * adj)}{claim_note}){note}"
             return (
                 f"price {_money_str(price_usd)} is {shown.removesuffix('.0')}% of "
                 f"{brand} {str(what).replace('_', ' ')} reference {_money_str(ref)}{note}"
@@ -470,14 +579,14 @@ class PriceFilter(Filter):
                     pct_share = pl_str(pl_round(float(share) * 100, 1)).removesuffix(".0")
                     dearest = f"{brand} {str(dcat).replace('_', ' ')} {_money_str(dref)}"
                     reasons.append(
-                        reason(item_ratio, item, item_ref, f" ({pct_share}% of {dearest})")
+                        reason(item_ratio, item, item_ref, f" ({pct_share}% of {dearest})", None)
                     )
             score = max(s_ratio, s_item if s_item is not None else 0.0, self.z_weight * 0.0)
             if s_ratio >= 0.2:
                 note = ""
                 if item_ratio is not None:
                     note = f' (weighed x{self.item_weight:g}: "{item}" may sell for less)'
-                reasons.append(reason(ratio, refcat, reference, note))
+                reasons.append(reason(ratio, refcat, reference, note, vtext))
         if accessory and brand is not None:
             reasons.append(f"accessory, part or packaging: price not compared with {brand}'s")
         return {
@@ -492,7 +601,7 @@ class PriceFilter(Filter):
 
     @staticmethod
     def _values(priced: pl.LazyFrame) -> pl.LazyFrame:
-        logp = (pl.col("price_usd") / pl.col("__pfactor")).log()
+        logp = (pl.col("price_usd") / pl.col("__adj")).log()
         # a small good's price says nothing of its brand's goods' prices
         kept = pl.col("price_ratio").is_not_null() & pl.col("__iratio").is_null()
         return priced.filter(kept).select("__pb", "__refcat", logp.alias("__logp"))
@@ -547,7 +656,7 @@ class PriceFilter(Filter):
         mad = pl.col("price_group_mad") * 1.4826
         enough = (pl.col("price_group_n") >= self.min_group_size) & (mad > 1e-9)
         z = pl.when(enough).then(
-            ((pl.col("price_usd") / pl.col("__pfactor")).log() - pl.col("price_group_median")) / mad
+            ((pl.col("price_usd") / pl.col("__adj")).log() - pl.col("price_group_median")) / mad
         )
         s_z = ((-z - self.z_start) / (self.z_full - self.z_start)).clip(0.0, 1.0).fill_null(0.0)
         score = pl.max_horizontal(s_ratio, s_item, self.z_weight * s_z)
@@ -555,15 +664,25 @@ class PriceFilter(Filter):
         def shown(category: str) -> pl.Expr:
             return pl.col(category).str.replace_all("_", " ", literal=True)
 
-        def ratio_reason(ratio: str, what: str, reference: str, note: pl.Expr) -> pl.Expr:
-            pct = pl.col(ratio) * pl.col("__pfactor") * 100
+        def ratio_reason(
+            ratio: str, what: str, reference: str, note: pl.Expr, *, volume: bool
+        ) -> pl.Expr:
+            factor = pl.col("__adj" if volume else "__pfactor")
+            pct = pl.col(ratio) * factor * 100
+            used = pl.col("__pcond").is_in(["used", "refurbished"])
+            stated = pl.col("__vtext").is_not_null() if volume else pl.lit(False)
             condition_note = (
-                pl.when(pl.col("__pcond").is_in(["used", "refurbished"]))
+                pl.when(used | stated)
                 .then(
                     pl.format(
                         " ({} price {}{})",
-                        pl.col("__pcond"),
-                        _money(pl.col(reference) * pl.col("__pfactor")),
+                        pl.concat_str(
+                            pl.when(used).then(pl.col("__pcond")),
+                            pl.when(stated).then(pl.col("__vtext")),
+                            separator=", ",
+                            ignore_nulls=True,
+                        ),
+                        _money(pl.col(reference) * factor),
                         pl.when(pl.col("__pclaimed"))
                         .then(pl.lit(", as the title says"))
                         .otherwise(pl.lit("")),
@@ -589,7 +708,9 @@ class PriceFilter(Filter):
         weighed = pl.format(
             ' (weighed x{}: "{}" may sell for less)', pl.lit(f"{self.item_weight:g}"), "__iname"
         )
-        brand_reason = ratio_reason("price_ratio", "__refcat", "price_reference", pl.col("__inote"))
+        brand_reason = ratio_reason(
+            "price_ratio", "__refcat", "price_reference", pl.col("__inote"), volume=True
+        )
         share_pct = (pl.col("__ishare") * 100).round(1).cast(pl.String).str.replace(r"\.0$", "")
         item_reason = ratio_reason(
             "__iratio",
@@ -598,6 +719,7 @@ class PriceFilter(Filter):
             pl.format(
                 " ({}% of {} {} {})", share_pct, "__pb", shown("__dcat"), _money(pl.col("__dref"))
             ),
+            volume=False,
         )
         scored = scored.with_columns(
             pl.when(pl.col("price_ratio").is_not_null()).then(score).alias("price_score"),

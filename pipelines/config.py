@@ -45,6 +45,10 @@ DEFAULT_RATES: dict[str, float] = {
 #: share of the new retail price a genuine item in this condition typically sells for
 DEFAULT_CONDITION_FACTORS: dict[str, float] = {"new": 1.0, "refurbished": 0.7, "used": 0.5}
 
+#: the volume (ml) a category's reference price is for: a title stating another volume ("30ml",
+#: "3.4 oz") is compared with the reference scaled to it
+DEFAULT_STANDARD_VOLUMES: dict[str, float] = {"perfume": 100.0}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -54,6 +58,9 @@ class Settings:
     condition_factors: dict[str, float] = field(
         default_factory=lambda: dict(DEFAULT_CONDITION_FACTORS)
     )
+    standard_volumes: dict[str, float] = field(
+        default_factory=lambda: dict(DEFAULT_STANDARD_VOLUMES)
+    )
     block_threshold: float = 0.8
     review_threshold: float = 0.5
 
@@ -61,6 +68,7 @@ class Settings:
         return {
             "rates": dict(sorted(self.rates.items())),
             "condition_factors": dict(sorted(self.condition_factors.items())),
+            "standard_volumes": dict(sorted(self.standard_volumes.items())),
             "block_threshold": self.block_threshold,
             "review_threshold": self.review_threshold,
         }
@@ -93,6 +101,12 @@ def load_settings(path: str | Path | None = None) -> Settings:
     factors = dict(settings.condition_factors)
     for cond, value in data.get("conditions", {}).items():
         factors[cond.lower()] = _number(path, f"conditions.{cond}", value)
+    volumes = dict(settings.standard_volumes)
+    for category, value in data.get("volumes", {}).items():
+        ml = _number(path, f"volumes.{category}", value)
+        if ml <= 0:
+            raise FakestopError(f"{path}: volumes.{category} must be > 0 (ml)")
+        volumes[category] = ml
     decision = data.get("decision", {})
     block = _number(path, "decision.block", decision.get("block", settings.block_threshold))
     review = _number(path, "decision.review", decision.get("review", settings.review_threshold))
@@ -102,6 +116,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         settings,
         rates=rates,
         condition_factors=factors,
+        standard_volumes=volumes,
         block_threshold=block,
         review_threshold=review,
     )

@@ -48,7 +48,11 @@ def build_filters(
 ) -> list[Filter]:
     """Fit every registered filter on the registry, in :data:`FILTER_ORDER`."""
     options: dict[str, dict[str, Any]] = {
-        "price": {"rates": settings.rates, "condition_factors": settings.condition_factors},
+        "price": {
+            "rates": settings.rates,
+            "condition_factors": settings.condition_factors,
+            "standard_volumes": settings.standard_volumes,
+        },
         "image": {"images_root": None if images_root is None else str(images_root)},
     }
     names = [n for n in FILTER_ORDER if n in REGISTRY] + [

@@ -11,6 +11,7 @@ import pytest
 
 from pipelines import Scorer, ValidationError
 from pipelines.api import ScoreResult
+from pipelines.registry import default_registry_dir
 from pipelines.run import run_score
 from tests.conftest import listings
 
@@ -164,3 +165,46 @@ def test_score_many_is_lazy_and_keeps_order(scorer: Scorer) -> None:
     first = [next(stream) for _ in range(150)]
     assert pulled <= 200
     assert [r.listing_id for r in first] == [f"m{i}" for i in range(150)]
+
+
+# listings a marketplace sees every day, found by scoring realistic titles: (title, price,
+# category, condition) -> the decisions a reviewer would accept
+EVERYDAY = [
+    # genuine
+    (("Nike England replica shirt 2024", 85, "sports", None), {"allow"}),  # a fan kit
+    (("Energizer AAA alkaline 8 pack", 9, "electronics", None), {"allow"}),  # a battery size
+    (("Apple gift card $100", 95, "electronics", None), {"allow"}),
+    (("Samsung Galaxy S23 replacement screen part", 60, "electronics", None), {"allow"}),
+    (("Apple AirTag 4 pack", 99, "electronics", None), {"allow"}),
+    (("Apple Magic Mouse", 45, "electronics", "used"), {"allow"}),
+    (("Sony PlayStation 5 DualSense controller", 55, "electronics", None), {"allow"}),
+    (("Chanel Coco Mademoiselle travel spray 10ml", 35, "perfume", None), {"allow"}),
+    (("Dior Sauvage eau de toilette 30ml", 70, "perfume", None), {"allow"}),
+    (("Louis Vuitton dust bag large", 35, "bags", "used"), {"allow", "review"}),
+    # counterfeit
+    (("Chanel Coco Mademoiselle 100ml", 12, "perfume", None), {"block"}),
+    (("Sony PS5 Slim console 1TB", 30, "electronics", None), {"block"}),
+    (("Nike replica shirt AAA quality", 15, "sports", None), {"block"}),
+    (("Apple AirTag", 3, "electronics", None), {"review", "block"}),
+]
+
+
+def test_everyday_listings_get_the_decisions_a_reviewer_expects() -> None:
+    scorer = Scorer.from_registry(default_registry_dir(), model=None, images=None)
+    frame = pl.DataFrame(
+        {
+            "listing_id": [f"e{i}" for i in range(len(EVERYDAY))],
+            "title": [t for (t, _, _, _), _ in EVERYDAY],
+            "price": [float(p) for (_, p, _, _), _ in EVERYDAY],
+            "category": [c for (_, _, c, _), _ in EVERYDAY],
+            "condition": [k for (_, _, _, k), _ in EVERYDAY],
+        }
+    )
+    out = scorer.score(frame)
+    for ((title, *_), expected), row in zip(EVERYDAY, out.iter_rows(named=True), strict=True):
+        assert row["decision"] in expected, (title, row["risk"], row["reasons"])
+    for listing, row in zip(frame.to_dicts(), out.iter_rows(named=True), strict=True):
+        one = scorer.score_one(listing)
+        assert (one.decision, list(one.reasons)) == (row["decision"], row["reasons"]), listing[
+            "title"
+        ]

@@ -108,7 +108,7 @@ def test_a_small_good_is_priced_as_a_share_of_the_brands_dearest_goods(
     ]
     assert fake["price_score"] > 0.85
     assert fake["price_reasons"][0] == (
-        "price $3.0 is 10% of Apple charger reference $30 (3% of Apple electronics $999)"
+        "price $3.00 is 10% of Apple charger reference $30 (3% of Apple electronics $999)"
     )
     # the dearest category, whatever the listing's: Gucci socks are not priced as shoes' 15%
     (socks,) = small_goods(tiny_registry, [15.0], "Gucci", "socks", 0.15, category=["shoes"]).rows(
@@ -288,3 +288,77 @@ def test_lower_price_never_lowers_the_score(a: float, b: float) -> None:
 
 
 _REG: dict[str, Registry] = {}
+
+
+def test_a_stated_volume_scales_the_reference_of_a_category_priced_by_size(
+    seed_registry: Registry,
+) -> None:
+    # perfume references are for 100 ml; a genuine 35 ml bottle or travel spray sells for less
+    titles = [
+        "Chanel Coco Mademoiselle 100ml",
+        "Chanel Coco Mademoiselle 35ml EDP",
+        "Chanel Coco Mademoiselle travel spray 3 x 7.5 ml",
+        "Chanel No 5 3.4 oz",
+        "Chanel Coco Mademoiselle",
+        "Chanel No 5 1000ml",
+        "Chanel CC earrings 100ml",
+    ]
+    n = len(titles)
+    frame = listings(
+        title=titles,
+        price=[15.0] * n,
+        brand=["Chanel"] * n,
+        category=["perfume"] * 6 + ["jewelry"],
+    )
+    f = PriceFilter().fit(seed_registry)
+    out = f.score(frame).collect()
+    # 3.4 oz is 100.5 ml: the standard bottle
+    factors = [1.0, 0.35**0.5, 0.075**0.5, 1.0, 1.0, 2.0]
+    ratios = out.get_column("price_ratio").to_list()
+    assert ratios[:6] == pytest.approx([15.0 / (150.0 * v) for v in factors])
+    assert ratios[6] == pytest.approx(15.0 / 1500.0)  # jewelry's reference knows no volume
+    reasons = out.get_column("price_reasons").to_list()
+    assert reasons[1] == ["price $15 is 10% of Chanel perfume reference $150 (35ml price $89)"]
+    assert reasons[2] == ["price $15 is 10% of Chanel perfume reference $150 (7.5 ml price $41)"]
+    assert (
+        reasons[0]
+        == reasons[3]
+        == reasons[4]
+        == ["price $15 is 10% of Chanel perfume reference $150"]
+    )
+    scores = out.get_column("price_score").to_list()
+    assert scores[2] < scores[1] < scores[0] == scores[4]
+    # the one-listing path gives the same
+    assert [f.score_record(r)["price_reasons"] for r in frame.to_dicts()] == reasons
+    assert [f.score_record(r)["price_ratio"] for r in frame.to_dicts()] == pytest.approx(ratios)
+
+
+def test_a_genuine_small_bottle_is_not_flagged_and_a_cheap_full_bottle_still_is(
+    seed_registry: Registry,
+) -> None:
+    out = price_scores(
+        seed_registry,
+        title=["Dior Sauvage EDT 30ml", "Dior Sauvage EDT 100ml", "Dior Sauvage EDT 10ml"],
+        price=[70.0, 10.0, 4.0],
+        brand=["Dior"] * 3,
+        category=["perfume"] * 3,
+    )
+    small, fake, tiny_fake = out.get_column("price_score").to_list()
+    assert small == 0.0
+    assert fake > 0.8
+    assert tiny_fake > 0.5
+
+
+def test_standard_volumes_are_configurable_and_checked(
+    tmp_path: Path, seed_registry: Registry
+) -> None:
+    from pipelines.config import FakestopError, load_settings
+
+    cfg = tmp_path / "fakestop.toml"
+    cfg.write_text("[volumes]\nperfume = 50\ncosmetics = 30\n", encoding="utf-8")
+    assert load_settings(cfg).standard_volumes == {"perfume": 50.0, "cosmetics": 30.0}
+    cfg.write_text("[volumes]\nperfume = 0\n", encoding="utf-8")
+    with pytest.raises(FakestopError, match=r"volumes\.perfume must be > 0"):
+        load_settings(cfg)
+    with pytest.raises(ValueError, match="standard_volumes"):
+        PriceFilter(standard_volumes={"perfume": -1.0}).fit(seed_registry)
