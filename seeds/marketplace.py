@@ -31,6 +31,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipelines.config import DEFAULT_STANDARD_VOLUMES
 from pipelines.registry import Registry, brand_key, default_registry_dir, load_registry
 
 GENUINE_KINDS: dict[str, float] = {
@@ -289,6 +290,16 @@ class _Brand:
     lines: tuple[tuple[str, frozenset[str]], ...] = ()
 
 
+def _volume_share(category: str, noun: str) -> float:
+    """A bottle's share of its category's reference price, which is for the standard volume:
+    (volume / standard) ** 0.5, as the price filter expects ("eau de toilette 50ml": 0.71)."""
+    standard = DEFAULT_STANDARD_VOLUMES.get(category)
+    found = re.search(r"([0-9]+)ml\b", noun)
+    if standard is None or found is None:
+        return 1.0
+    return float((int(found.group(1)) / standard) ** 0.5)
+
+
 def _brands(registry: Registry) -> list[_Brand]:
     out = []
     for name in registry.brand_names:
@@ -452,6 +463,7 @@ def generate_marketplace(
         brand = rng.choice(pool)
         category, ref = rng.choice(brand.categories)
         noun = rng.choice(NOUNS.get(category, ["item"]))
+        ref *= _volume_share(category, noun)
         name = rng.choice([brand.name] * 3 + list(brand.aliases)) if brand.aliases else brand.name
         # a product line's alias only in its own categories ("Apple Watch" among watches)
         if any(a == name and category not in cats for a, cats in brand.lines):
