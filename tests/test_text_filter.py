@@ -525,7 +525,8 @@ def test_the_name_key_a_title_writes_plainly(text_filter: TextFilter) -> None:
     keys = {
         "Apple Watch Series 9 45mm": "applewatch",
         "Apple iPhone 15 Pro": "iphone",
-        "Rolex Submariner": "rolex",
+        "Rolex Submariner": "submariner",
+        "Rolex watch 36mm": "rolex",
         "A1rPods Pro": None,
         "ＡＰＰＬＥ watch": None,
         "Gucci*": "gucci",
@@ -984,3 +985,45 @@ def test_repeated_listings_score_as_if_alone(text_filter: TextFilter) -> None:
         [score(text_filter, [t], brand=[b]) for t, b in zip(titles, brands, strict=True)]
     )
     assert together.drop("listing_id").equals(alone.drop("listing_id"))
+
+
+def test_model_names_are_brand_mentions_and_ordinary_ones_need_corroboration(
+    text_filter: TextFilter,
+) -> None:
+    # fakes often leave the brand out and name the model; a model name that is also an
+    # ordinary name counts only where the listing's category is one of the brand's
+    cases = {
+        ("Submariner date 41mm black ceramic", "watches"): "Rolex",
+        ("Royal Oak 15500 blue dial", "watches"): "Audemars Piguet",
+        ("Nautilus 5711 blue", "watches"): "Patek Philippe",
+        ("Birkin 30 togo gold hardware", "bags"): "Hermès",
+        ("Neverfull MM monogram canvas", "bags"): "Louis Vuitton",
+        ("Alhambra clover necklace", "jewelry"): "Van Cleef & Arpels",
+        ("AF1 low white", "shoes"): "Nike",
+        ("Jordans 1 retro high", "shoes"): "Air Jordan",
+        ("Royal Oak lump charcoal 8kg", "home"): None,
+        ("Daytona beach towel", "home"): None,
+        ("Nautilus shell fossil", None): None,
+        ("Jane Birkin vinyl record", "music"): None,
+        ("Jordans country crisp cereal", None): None,
+    }
+    out = score(
+        text_filter,
+        [t for t, _ in cases],
+        category=[c for _, c in cases],
+    ).rows(named=True)
+    for ((title, category), brand), row in zip(cases.items(), out, strict=True):
+        assert row["text_brand"] == brand, title
+        record = text_filter.score_record({"title": title, "category": category})
+        assert record["text_brand"] == brand, title
+
+
+def test_replica_trade_slang_is_a_counterfeit_phrase(text_filter: TextFilter) -> None:
+    titles = [
+        "PK god batch Jordan 4 black cat",
+        "Clean factory Submariner 126610",
+        "Rolex Submariner super clone 3135",
+        "VSF factory Omega Seamaster",
+    ]
+    for row in score(text_filter, titles).rows(named=True):
+        assert row["text_strong_phrases"] >= 1 and row["text_score"] > 0.9, row["title"]
