@@ -213,6 +213,14 @@ def _words(expr: pl.Expr) -> pl.Expr:
     return expr.str.replace_all(" +", " ").str.strip_chars(" ")
 
 
+def plural_key(key: str) -> str | None:
+    """The plural of a brand key as titles write it ("timberland" -> "timberlands", "rolex"
+    -> "rolexes"), or None for keys too short or already ending in "s"."""
+    if len(key) < 3 or key.endswith("s"):
+        return None
+    return key + ("es" if key.endswith(("x", "z", "ch", "sh")) else "s")
+
+
 def allowed_edits(key_len: int) -> int:
     return 0 if key_len <= 4 else 1 if key_len <= 7 else 2
 
@@ -392,6 +400,21 @@ class TextFilter(Filter):
             k: (b, kind, amb, ksig) for k, b, kind, ksig, amb in self.keys_.iter_rows()
         }
         self.key_lengths_ = sorted({len(k) for k in self.key_info_})
+        # plurals are plain mentions ("Timberlands", "Ray Bans", "Uggs", "AF1s"), found by exact
+        # lookup only: read through leetspeak "iPhone 5" would be "iphones", and a plural lends
+        # no edit budget ("nikee" is no near miss of "nikes"); never a word of its own
+        # ("benefits") nor another key
+        common = {w.lower() for w in lex.common_words}
+        plural_rows = []
+        for name, owner, how, words_sig, amb in self.keys_.iter_rows():
+            plural = plural_key(name)
+            if plural is not None and plural not in common and plural not in self.key_info_:
+                *head, last = (words_sig or str(len(name))).split(",")
+                grown = str(int(last) + len(plural) - len(name))
+                plural_rows.append((plural, owner, how, ",".join([*head, grown]), amb))
+        self.exact_keys_ = pl.concat(
+            [self.keys_, pl.DataFrame(plural_rows, schema=self.keys_.schema, orient="row")]
+        ).unique(subset=["key"], keep="first", maintain_order=True)
         # a form (letters and digits) with a leetspeak reading: letters and leetspeak digits only
         leet_digits = "".join(sorted(c for c in LEET if c.isdigit()))
         self.leet_form_ = rf"^[\p{{L}}{leet_digits}]+$"
@@ -732,7 +755,7 @@ class TextFilter(Filter):
         )
 
     def _exact_matches(self, uniq: pl.DataFrame) -> pl.DataFrame:
-        keys = self.keys_.rename({"key": "mkey", "sig": "ksig"})
+        keys = self.exact_keys_.rename({"key": "mkey", "sig": "ksig"})
         return (
             uniq.join(keys, left_on="form", right_on="mkey", how="inner")
             .with_columns(pl.lit(0, dtype=pl.Int32).alias("edits"))

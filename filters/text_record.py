@@ -88,6 +88,13 @@ class TextRecordScorer:
                 "key", "brand", "kind", "sig", "ambiguous"
             ).iter_rows()
         }
+        # names and their plurals, looked up as written (readings use key_info alone)
+        self.exact_info: dict[str, Match] = {
+            k: Match(b, kind, 0, bool(amb), ksig)
+            for k, b, kind, ksig, amb in f.exact_keys_.select(
+                "key", "brand", "kind", "sig", "ambiguous"
+            ).iter_rows()
+        }
         self.native: dict[str, list[str]] = {}
         for key, brand in f.native_.iter_rows():
             self.native.setdefault(key, []).append(brand)
@@ -160,7 +167,7 @@ class TextRecordScorer:
     def _form_match(self, form: str, n: int) -> Match | None:
         """The brand match of one n-gram form (``TextFilter.brand_matches``, by form)."""
         info = self.key_info
-        hit = info.get(form)
+        hit = self.exact_info.get(form)
         if hit is not None:
             return hit
         if not RE_LOWER_ALNUM.fullmatch(form):

@@ -1027,3 +1027,30 @@ def test_replica_trade_slang_is_a_counterfeit_phrase(text_filter: TextFilter) ->
     ]
     for row in score(text_filter, titles).rows(named=True):
         assert row["text_strong_phrases"] >= 1 and row["text_score"] > 0.9, row["title"]
+
+
+def test_a_plural_brand_name_is_a_plain_mention_not_a_misspelling(
+    text_filter: TextFilter,
+) -> None:
+    # resellers write "Timberlands" and "Ray Bans": a typo score there blocked genuine boots
+    plain = {
+        "Timberlands 6 inch premium boots": "Timberland",
+        "Ray Bans wayfarer": "Ray-Ban",
+        "Uggs classic short": "UGG",
+        "Rolexes for sale": "Rolex",
+        "AF1s white": "Nike",
+        "Louboutins so kate": "Christian Louboutin",
+    }
+    out = score(text_filter, list(plain)).rows(named=True)
+    for (title, brand), row in zip(plain.items(), out, strict=True):
+        assert row["text_brand"] == brand and row["text_score"] == pytest.approx(0.1), title
+        assert text_filter.score_record({"title": title})["text_score"] == row["text_score"]
+    # a trailing digit is no plural "s" read through leetspeak, nor a plural a near miss
+    for title in ["Sony PlayStation 5 controller", "Nike 5 pack socks", "Nikee shoes"]:
+        row = one(text_filter, title)
+        assert row["text_match"] in {None, "exact", "alias"} and row["text_score"] < 0.2, title
+    # a misspelt plural is still a near miss; a plural that is a word is not a brand
+    typo, word = score(text_filter, ["Timberlnds boots", "Benefits of yoga"]).rows(named=True)
+    assert typo["text_brand"] == "Timberland" and typo["text_edits"] == 2
+    assert typo["text_score"] > 0.7
+    assert word["text_brand"] is None
