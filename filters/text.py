@@ -1560,8 +1560,11 @@ class TextFilter(Filter):
             pl.when(pl.col("edits") == 1).then(pl.lit("")).otherwise(pl.lit("s")),
         )
         mention = (
-            pl.when(pl.col("kind").is_in(["exact", "alias", "native"]))
+            pl.when(pl.col("kind").is_in(["exact", "native"]))
             .then(pl.format('title mentions brand "{}"', pl.col("brand")))
+            # another name of the brand, a model name included: the reviewer sees which
+            .when(pl.col("kind") == "alias")
+            .then(pl.format('title mentions "{}" (brand "{}")', pl.col("surface"), pl.col("brand")))
             .otherwise(
                 pl.format(
                     'title "{}" ~ brand "{}" ({})',

@@ -529,8 +529,10 @@ class TextRecordScorer:
 
         reasons: list[str] = []
         if has_brand:
-            if kind in ("exact", "alias", "native"):
+            if kind in ("exact", "native"):
                 reasons.append(f'title mentions brand "{brand}"')
+            elif kind == "alias":
+                reasons.append(f'title mentions "{surface}" (brand "{brand}")')
             else:
                 if kind == "typo":
                     note = f"{edits} edit{'' if edits == 1 else 's'}"

@@ -72,7 +72,14 @@ def test_plain_mentions_name_the_brand(text_filter: TextFilter, title: str, bran
     assert row["text_brand"] == brand
     assert row["text_match"] in {"exact", "alias", "native"}
     assert row["text_score"] > 0
-    assert f'title mentions brand "{brand}"' in row["text_reasons"]
+    # another name is shown as written: "LV" for Louis Vuitton, a model name for its brand
+    if row["text_match"] == "alias":
+        assert any(
+            r.startswith('title mentions "') and r.endswith(f'(brand "{brand}")')
+            for r in row["text_reasons"]
+        )
+    else:
+        assert f'title mentions brand "{brand}"' in row["text_reasons"]
 
 
 def test_a_plain_mention_alone_is_not_an_accusation(text_filter: TextFilter) -> None:
