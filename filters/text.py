@@ -71,6 +71,7 @@ from filters.normalise import (
     leet_readings,
     skeleton,
 )
+from filters.textops import SPACED_NEXT_WORD
 from pipelines.registry import brand_key
 
 if TYPE_CHECKING:
@@ -691,6 +692,9 @@ class TextFilter(Filter):
             titles.select("__tid", pl.col("__norm").str.extract_all(spaced).alias("surface"))
             .explode("surface")
             .drop_nulls("surface")
+            # a letter after a space and before a hyphen starts the next word ("G U C C I
+            # t-shirt"), not the name
+            .with_columns(pl.col("surface").str.replace(SPACED_NEXT_WORD, ""))
             .with_columns(pl.col("surface").str.replace_all(r"^[^\p{L}]+|[^\p{L}]+$", ""))
             .with_columns(pl.col("surface").str.replace_all(r"[^\p{L}]", "").alias("form"))
         )

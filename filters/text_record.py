@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 RE_TOKEN = regex.compile(r"[\p{L}\p{N}$@€©®£|!*•●#]+")
 RE_SPACED = regex.compile(r"(?:^|[^\p{L}\p{N}])((?:\p{L}[ .\-_·*/]+){2,}\p{L})(?:[^\p{L}\p{N}]|$)")
 RE_EDGE_NON_L = regex.compile(r"^[^\p{L}]+|[^\p{L}]+$")
+RE_SPACED_NEXT_WORD = regex.compile(textops.SPACED_NEXT_WORD)
 RE_NON_L = regex.compile(r"[^\p{L}]")
 RE_LOWER_ALNUM = regex.compile(r"[a-z0-9]+")
 RE_LOWER = regex.compile(r"[a-z]+")
@@ -311,7 +312,7 @@ class TextRecordScorer:
                     )
                 )
         for match in RE_SPACED.finditer(norm):
-            surface = RE_EDGE_NON_L.sub("", match.group(0))
+            surface = RE_EDGE_NON_L.sub("", RE_SPACED_NEXT_WORD.sub("", match.group(0)))
             form = RE_NON_L.sub("", surface)
             if len(form) >= 3 and form in self.key_info:
                 m = self.key_info[form]

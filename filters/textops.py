@@ -21,6 +21,9 @@ from typing import Any
 
 from filters.normalise import CJK_CLASS, PHRASE_KEEP, ZERO_WIDTH_CLASS
 
+#: the end of a spaced-letters match that is the first letter of a hyphenated word
+SPACED_NEXT_WORD = r" \p{L}-$"
+
 
 class LazyPattern:
     """A ``regex`` pattern compiled on first use: importing ``regex`` takes 20 ms, which a

@@ -1061,3 +1061,15 @@ def test_a_plural_brand_name_is_a_plain_mention_not_a_misspelling(
     assert typo["text_brand"] == "Timberland" and typo["text_edits"] == 2
     assert typo["text_score"] > 0.7
     assert word["text_brand"] is None
+
+
+def test_spaced_letters_end_before_a_hyphenated_next_word(text_filter: TextFilter) -> None:
+    # "L U L U L E M O N t-shirt" spelt "lululemont" and was missed
+    spaced = {
+        "L U L U L E M O N t-shirt brown": "Lululemon",
+        "P.R.A.D.A t-shirt white": "Prada",
+        "G U C C I x-large hoodie": "Gucci",
+        "p-r-a-d-a bag": "Prada",
+        "size L t-shirt": None,
+    }
+    evidence_by_title(text_filter, "text_brand", spaced)
