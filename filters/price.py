@@ -59,7 +59,8 @@ def _ln(x: float) -> float:
 
 
 # a volume as titles write it ("100ml", "3.4 oz", "50 毫升"), in lower case
-VOLUME = r"([0-9]+(?:[.,][0-9]+)?)\s*(ml|fl\.?\s*oz|oz|毫升)\b"
+NUMBER = r"[0-9]+(?:[.,][0-9]+)?"
+VOLUME = rf"({NUMBER})\s*(ml|fl\.?\s*oz|oz|毫升)\b"
 FL_OZ_ML = 29.5735
 # a stated volume this close to the standard is the standard ("3.4 oz" is 100.5 ml)
 VOLUME_SAME = 0.1
@@ -70,7 +71,8 @@ VOLUME_FACTOR_BOUNDS = (0.1, 2.0)
 
 def _volume_ml(written: str) -> float:
     """Millilitres of a :data:`VOLUME` match ("3.4 oz" -> 100.5)."""
-    number = float(re.match(r"[0-9]+(?:[.,][0-9]+)?", written).group(0).replace(",", "."))  # type: ignore[union-attr]
+    found = re.match(NUMBER, written)
+    number = float(found.group(0).replace(",", ".")) if found else 0.0
     return number * FL_OZ_ML if "oz" in written else number
 
 
@@ -410,7 +412,7 @@ class PriceFilter(Filter):
         )
         if not at.len():
             return [factor, written]
-        number = pl.col("v").str.extract(r"^([0-9]+(?:[.,][0-9]+)?)").str.replace(",", ".")
+        number = pl.col("v").str.extract(f"^({NUMBER})").str.replace(",", ".")
         found = (
             priced[at]
             .select(
