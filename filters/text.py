@@ -407,12 +407,14 @@ class TextFilter(Filter):
         # ("benefits") nor another key
         common = {w.lower() for w in lex.common_words}
         plural_rows = []
+        self.plural_base_: dict[str, str] = {}
         for name, owner, how, words_sig, amb in self.keys_.iter_rows():
             plural = plural_key(name)
             if plural is not None and plural not in common and plural not in self.key_info_:
                 *head, last = (words_sig or str(len(name))).split(",")
                 grown = str(int(last) + len(plural) - len(name))
                 plural_rows.append((plural, owner, how, ",".join([*head, grown]), amb))
+                self.plural_base_[plural] = name
         self.exact_keys_ = pl.concat(
             [self.keys_, pl.DataFrame(plural_rows, schema=self.keys_.schema, orient="row")]
         ).unique(subset=["key"], keep="first", maintain_order=True)
@@ -1611,8 +1613,9 @@ class TextFilter(Filter):
             "text_condition",
             # the name as a key where the title writes it plainly: the price filter prices a
             # product line's alias ("Apple Watch") with its own rows
-            pl.coalesce(
-                "__akey", pl.when(pl.col("kind").is_in(PLAIN_KINDS)).then(pl.col("form"))
-            ).alias("text_key"),
+            # (in the singular: "Apple Watches" is the "applewatch" line)
+            pl.coalesce("__akey", pl.when(pl.col("kind").is_in(PLAIN_KINDS)).then(pl.col("form")))
+            .replace(self.plural_base_)
+            .alias("text_key"),
         )
         return scored.drop("__tid")

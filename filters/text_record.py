@@ -482,6 +482,8 @@ class TextRecordScorer:
                 out["text_key"] = first_alias[1]
             elif best[1] in self.plain_kinds:
                 out["text_key"] = best[0].form
+            if out["text_key"] is not None:
+                out["text_key"] = self.f.plural_base_.get(out["text_key"], out["text_key"])
         out["text_item"], out["text_item_share"] = self._title_item(norm, ptext)
         out["text_condition"] = (
             "used"

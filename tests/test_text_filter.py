@@ -534,6 +534,8 @@ def test_the_name_key_a_title_writes_plainly(text_filter: TextFilter) -> None:
         "Apple iPhone 15 Pro": "iphone",
         "Rolex Submariner": "submariner",
         "Rolex watch 36mm": "rolex",
+        "Apple Watches Series 9 lot of 2": "applewatch",
+        "Timberlands 6 inch": "timberland",
         "A1rPods Pro": None,
         "ＡＰＰＬＥ watch": None,
         "Gucci*": "gucci",
