@@ -103,7 +103,7 @@ def kind_table(scored: pl.DataFrame) -> pl.DataFrame:
 
 
 def main() -> None:
-    from seeds.marketplace import generate_marketplace, generate_small_goods
+    from seeds.marketplace import generate_everyday, generate_marketplace, generate_small_goods
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20_000)
@@ -137,6 +137,14 @@ def main() -> None:
             f"A brand's own small goods ({small.height:,} more listings: chargers, socks, key "
             "rings...)\n",
             kind_table(small_scored),
+            "\n",
+        )
+        every = generate_everyday(registry, args.n // 10, seed=args.seed)
+        every_scored = score_frame(every, plan).filter(pl.col("status") == "ok")
+        print(
+            f"Everyday listings ({every.height:,} more: plurals, small perfume bottles, fan kits; "
+            "model names...)\n",
+            kind_table(every_scored),
         )
 
 

@@ -633,6 +633,93 @@ def generate_small_goods(registry: Registry, n: int, *, seed: int = 0) -> pl.Dat
     )
 
 
+#: football clubs for fan kits, which the clubs' suppliers call "replica" shirts
+CLUBS = ["England", "Real Madrid", "Arsenal", "Juventus", "Brazil", "Bayern", "Boca Juniors"]
+#: volumes (ml) of genuine small bottles
+BOTTLES = [
+    ("eau de toilette {v}ml", 30),
+    ("eau de parfum {v}ml", 50),
+    ("travel spray {v}ml", 10),
+    ("mini {v}ml", 5),
+]
+
+
+def generate_everyday(registry: Registry, n: int, *, seed: int = 0) -> pl.DataFrame:
+    """``n`` labelled listings of the everyday kinds a marketplace sees that a crude filter gets
+    wrong both ways, by turns genuine and counterfeit:
+
+    - ``genuine_plural``: a brand in the plural at its price ("Timberlands boots");
+    - ``genuine_small_bottle``: a 5-50 ml perfume at its volume's price
+      ((volume / 100 ml) ** 0.5 of the reference);
+    - ``genuine_fan_kit``: a sportswear brand's "home replica shirt" of a club at its price;
+    - ``fake_model_name``: a brand's other name alone (a model name such as "Submariner", or
+      "LV") at 2-12% of the reference, listed in the brand's category;
+    - ``fake_plural``: a brand in the plural at 2-12% of the reference;
+    - ``fake_small_bottle``: a small bottle at 2-12% of its volume's price."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    rng = random.Random(seed)
+    brands = _brands(registry)
+    ambiguous = {brand_key(w) for w in registry.lexicon.ordinary}
+    common = {w.lower() for w in registry.lexicon.common_words}
+    # one-word names that read as a plain plural: not ordinary words, not ending in "s"
+    plural = [
+        b
+        for b in brands
+        if re.fullmatch(r"[A-Za-z]{5,}", b.name)
+        and b.key not in ambiguous
+        and not b.name.lower().endswith(("s", "x", "z", "ch", "sh"))
+        and b.key + "s" not in common
+    ]
+    perfume = [b for b in brands if any(c == "perfume" for c, _ in b.categories)]
+    sports = [b for b in brands if any(c == "sports" for c, _ in b.categories)]
+    named = [(b, a) for b in brands for a in b.aliases if brand_key(a) != b.key]
+    genuine = ["genuine_plural", "genuine_small_bottle", "genuine_fan_kit"]
+    fakes = ["fake_model_name", "fake_plural", "fake_small_bottle"]
+    rows: list[dict[str, object]] = []
+    for i in range(n):
+        fake = i % 2 == 1
+        kind = rng.choice(fakes if fake else genuine)
+        share = rng.uniform(0.02, 0.12) if fake else rng.uniform(0.85, 1.2)
+        colour = rng.choice(COLOURS)
+        if kind in ("genuine_plural", "fake_plural"):
+            brand = rng.choice(plural)
+            cat, ref = rng.choice(brand.categories)
+            title = f"{brand.name}s {rng.choice(NOUNS.get(cat, ['item']))} {colour}"
+        elif kind in ("genuine_small_bottle", "fake_small_bottle"):
+            brand = rng.choice(perfume)
+            cat, ref = next((c, r) for c, r in brand.categories if c == "perfume")
+            template, volume = rng.choice(BOTTLES)
+            title = f"{brand.name} {template.format(v=volume)}"
+            ref *= (volume / DEFAULT_STANDARD_VOLUMES["perfume"]) ** 0.5
+        elif kind == "genuine_fan_kit":
+            brand = rng.choice(sports)
+            cat, ref = next((c, r) for c, r in brand.categories if c == "sports")
+            title = f"{brand.name} {rng.choice(CLUBS)} home replica shirt 2024"
+        else:
+            brand, alias = rng.choice(named)
+            # the categories whose row lists the alias: a product line's alias in its own
+            on = dict(brand.lines).get(alias)
+            cat, ref = rng.choice([(c, r) for c, r in brand.categories if on is None or c in on])
+            title = f"{alias} {rng.choice(NOUNS.get(cat, ['item']))} {colour}"
+        rows.append(
+            {
+                "listing_id": f"e{seed}-{i:08d}",
+                "title": title,
+                "description": "",
+                "category": cat,
+                "brand": None,
+                "seller_id": f"s{rng.randrange(max(1, n // 20)):05d}{'f' if fake else 'g'}",
+                "currency": "USD",
+                "condition": "new",
+                "price": round(max(ref * share, 1.0), 2),
+                "label": int(fake),
+                "kind": kind,
+            }
+        )
+    return pl.DataFrame(rows, schema=LISTING_SCHEMA)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=20_000)

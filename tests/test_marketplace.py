@@ -19,6 +19,7 @@ from seeds.marketplace import (
     LEET_OUT,
     LOOKALIKE,
     OBFUSCATIONS,
+    generate_everyday,
     generate_marketplace,
     generate_small_goods,
     obfuscate,
@@ -253,3 +254,30 @@ def test_small_goods_are_deterministic_labelled_and_scored_apart(seed_registry: 
     # a brand's own charger at its price is never blocked; most fakes are at least reviewed
     assert by_kind["genuine_small_goods"][0] == 0.0
     assert by_kind["fake_small_goods"][1] >= 0.9
+
+
+def test_everyday_listings_are_deterministic_labelled_and_read_right(
+    seed_registry: Registry,
+) -> None:
+    from pipelines.stages import ScoringPlan, score_frame
+
+    every = generate_everyday(seed_registry, 600, seed=5)
+    assert every.equals(generate_everyday(seed_registry, 600, seed=5))
+    assert every.get_column("listing_id").n_unique() == 600
+    labels = dict(every.group_by("kind").agg(pl.col("label").unique()).iter_rows())
+    assert labels == {
+        "genuine_plural": [0],
+        "genuine_small_bottle": [0],
+        "genuine_fan_kit": [0],
+        "fake_model_name": [1],
+        "fake_plural": [1],
+        "fake_small_bottle": [1],
+    }
+    scored = score_frame(every, ScoringPlan.build(seed_registry))
+    flagged = dict(scored.group_by("kind").agg((pl.col("decision") != "allow").mean()).iter_rows())
+    # plurals, small bottles and fan kits at their price are allowed; fakes of each are flagged
+    for kind, share in flagged.items():
+        if kind.startswith("genuine_"):
+            assert share == 0.0, kind
+        else:
+            assert share >= 0.95, kind
