@@ -414,7 +414,7 @@ class PriceFilter(Filter):
             return [factor, written]
         number = pl.col("v").str.extract(f"^({NUMBER})").str.replace(",", ".")
         found = (
-            priced[at]
+            priced.select("title", "__refcat")[at]
             .select(
                 pl.int_range(pl.len(), dtype=pl.UInt32).alias("r"),
                 pl.col("title")
