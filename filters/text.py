@@ -1494,7 +1494,9 @@ class TextFilter(Filter):
             .group_by("__tid", maintain_order=True)
             .agg(
                 pl.format(
-                    'brand word "{}" used as ordinary word ("{}")', pl.col("form"), pl.col("__oph")
+                    'brand word "{}" used as ordinary word ("{}")',
+                    pl.col("surface"),
+                    pl.col("__oph"),
                 )
                 .first()
                 .alias("__oreason")

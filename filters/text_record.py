@@ -435,10 +435,10 @@ class TextRecordScorer:
                 accessory.setdefault(m.brand, compat)
 
         usable: list[tuple[Mention, str]] = []
-        suppressed: list[tuple[int, int, str, str]] = []
+        suppressed: list[tuple[int, int, str, str, str]] = []
         for m, kind, oph in rows:
             if oph is not None:
-                suppressed.append((m.pos, m.n, m.form, oph))
+                suppressed.append((m.pos, m.n, m.form, oph, m.surface))
                 continue
             plain_kind = kind in ("exact", "alias")
             if m.ambiguous and plain_kind:
@@ -454,8 +454,8 @@ class TextRecordScorer:
             usable.append((m, kind))
         oreason = None
         if suppressed:
-            _, _, form, oph = min(suppressed)
-            oreason = f'brand word "{form}" used as ordinary word ("{oph}")'
+            _, _, _, oph, surface = min(suppressed)
+            oreason = f'brand word "{surface}" used as ordinary word ("{oph}")'
 
         best: tuple[Mention, str] | None = None
         if usable:

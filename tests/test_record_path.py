@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -337,6 +338,9 @@ def test_score_one_equals_the_frame_path_with_photos(registry: Registry, tmp_pat
             )
             records.append({**rec, "listing_id": rec["listing_id"] + "t", "image": data[:300]})
     records.append({**records[0], "listing_id": "escape", "image": "../registry/brands.csv"})
+    # a known fake's own photo, so that the paths are compared on a photo that matches
+    shutil.copy(with_photos.known_fakes.get_column("image")[0], images / "known_fake.jpg")
+    records.append({**records[0], "listing_id": "known", "image": "known_fake.jpg"})
     _one_by_one(plan, records)
     matched = [Scorer(plan).score_one(r) for r in records if r.get("image") is not None]
     assert any(r.image_score is not None and r.image_score > 0 for r in matched)
