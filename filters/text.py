@@ -963,7 +963,7 @@ class TextFilter(Filter):
         )
         parts.append(self._masked_runs(toks))
         hits = pl.concat(parts, how="vertical_relaxed")
-        return (
+        found = (
             self._in_context(toks, hits)
             .with_columns(
                 # a run of tokens matching a multi-word key with other word breaks: spaced
@@ -988,6 +988,19 @@ class TextFilter(Filter):
                     & (pl.col("sig") != pl.col("ksig").fill_null(""))  # "D&G" as registered
                 )
             )
+        )
+        # the name spelt exactly by fewer tokens from the same place is no misspelling of it
+        # with the next word: "Levis t-shirt" is "levis", not "levis t" one edit from "levi s"
+        exact = (
+            found.filter(pl.col("kind").is_in(["exact", "alias"]))
+            .group_by(["__tid", "pos", "brand"])
+            .agg(pl.col("n").min().alias("__pn"))
+        )
+        shadowed = (pl.col("kind") == "typo") & (pl.col("__pn") < pl.col("n"))
+        return (
+            found.join(exact, on=["__tid", "pos", "brand"], how="left", maintain_order="left")
+            .filter(~shadowed.fill_null(False))
+            .drop("__pn")
         )
 
     @staticmethod

@@ -321,7 +321,16 @@ class TextRecordScorer:
                         -1, 1, surface, None, None, None, form, m.brand, "spaced", 0, m.ambiguous
                     )
                 )
-        return out
+        # TextFilter._mentions: no misspelling of a name fewer tokens spell exactly there
+        exact: dict[tuple[int, str], int] = {}
+        for hit in out:
+            if hit.kind in ("exact", "alias"):
+                exact[(hit.pos, hit.brand)] = min(hit.n, exact.get((hit.pos, hit.brand), hit.n))
+        return [
+            hit
+            for hit in out
+            if not (hit.kind == "typo" and exact.get((hit.pos, hit.brand), hit.n) < hit.n)
+        ]
 
     def _title_accessory(self, norm: str, ptext: str) -> str | None:
         """:meth:`TextFilter._title_accessories` of one normalised title (``ptext``: its

@@ -1079,3 +1079,17 @@ def test_spaced_letters_end_before_a_hyphenated_next_word(text_filter: TextFilte
         "size L t-shirt": None,
     }
     evidence_by_title(text_filter, "text_brand", spaced)
+
+
+def test_a_name_spelt_exactly_is_no_misspelling_with_the_next_word(
+    text_filter: TextFilter,
+) -> None:
+    # "levis t" is one edit from "levi s", but the title spells "levis" exactly: a genuine
+    # "Levis t-shirt" was sent to review and blocked as a misspelling
+    matches = {
+        "Levis t-shirt green": "exact",
+        "Levis 501 jeans": "exact",
+        "Calvin Kleinn boxer": "typo",
+        "Guccci bag": "typo",
+    }
+    evidence_by_title(text_filter, "text_match", matches)
