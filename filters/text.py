@@ -989,16 +989,19 @@ class TextFilter(Filter):
                 )
             )
         )
-        # the name spelt exactly by fewer tokens from the same place is no misspelling of it
+        # a name spelt exactly by fewer tokens from the same place is no misspelling of that name
         # with the next word: "Levis t-shirt" is "levis", not "levis t" one edit from "levi s"
+        # (the same name: same brand and word lengths; "Mercedes-eBnz" still misspells the
+        # longer name)
+        same = ["__tid", "pos", "brand", "ksig"]
         exact = (
             found.filter(pl.col("kind").is_in(["exact", "alias"]))
-            .group_by(["__tid", "pos", "brand"])
+            .group_by(same)
             .agg(pl.col("n").min().alias("__pn"))
         )
         shadowed = (pl.col("kind") == "typo") & (pl.col("__pn") < pl.col("n"))
         return (
-            found.join(exact, on=["__tid", "pos", "brand"], how="left", maintain_order="left")
+            found.join(exact, on=same, how="left", maintain_order="left")
             .filter(~shadowed.fill_null(False))
             .drop("__pn")
         )

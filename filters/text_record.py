@@ -321,15 +321,18 @@ class TextRecordScorer:
                         -1, 1, surface, None, None, None, form, m.brand, "spaced", 0, m.ambiguous
                     )
                 )
+
         # TextFilter._mentions: no misspelling of a name fewer tokens spell exactly there
-        exact: dict[tuple[int, str], int] = {}
+        def same(hit: Mention) -> tuple[int, str, str | None]:
+            match = self.form_match(hit.form, hit.n)
+            return hit.pos, hit.brand, None if match is None else match.ksig
+
+        exact: dict[tuple[int, str, str | None], int] = {}
         for hit in out:
             if hit.kind in ("exact", "alias"):
-                exact[(hit.pos, hit.brand)] = min(hit.n, exact.get((hit.pos, hit.brand), hit.n))
+                exact[same(hit)] = min(hit.n, exact.get(same(hit), hit.n))
         return [
-            hit
-            for hit in out
-            if not (hit.kind == "typo" and exact.get((hit.pos, hit.brand), hit.n) < hit.n)
+            hit for hit in out if not (hit.kind == "typo" and exact.get(same(hit), hit.n) < hit.n)
         ]
 
     def _title_accessory(self, norm: str, ptext: str) -> str | None:
