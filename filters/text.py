@@ -993,18 +993,25 @@ class TextFilter(Filter):
         # with the next word: "Levis t-shirt" is "levis", not "levis t" one edit from "levi s"
         # (the same name: same brand and word lengths; "Mercedes-eBnz" still misspells the
         # longer name)
+        # (near misses are few: only their titles' exact mentions are compared)
         same = ["__tid", "pos", "brand", "ksig"]
-        exact = (
-            found.filter(pl.col("kind").is_in(["exact", "alias"]))
-            .group_by(same)
-            .agg(pl.col("n").min().alias("__pn"))
+        typos = found.with_row_index("__row").filter(pl.col("kind") == "typo")
+        if typos.is_empty():
+            return found
+        shadowed = (
+            found.filter(
+                pl.col("kind").is_in(["exact", "alias"])
+                & pl.col("__tid").is_in(typos.get_column("__tid").implode())
+            )
+            .select(*same, pl.col("n").alias("__pn"))
+            .join(typos.select("__row", *same, "n"), on=same, how="inner")
+            .filter(pl.col("__pn") < pl.col("n"))
+            .get_column("__row")
         )
-        shadowed = (pl.col("kind") == "typo") & (pl.col("__pn") < pl.col("n"))
-        return (
-            found.join(exact, on=same, how="left", maintain_order="left")
-            .filter(~shadowed.fill_null(False))
-            .drop("__pn")
-        )
+        if shadowed.is_empty():
+            return found
+        keep = pl.repeat(True, found.height, eager=True).scatter(shadowed, False)
+        return found.filter(keep)
 
     @staticmethod
     def _in_context(toks: pl.DataFrame, hits: pl.DataFrame) -> pl.DataFrame:
