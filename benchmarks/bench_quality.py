@@ -131,21 +131,20 @@ def main() -> None:
             "\n",
         )
         print("Per listing kind\n", kind_table(scored), "\n")
-        small = generate_small_goods(registry, args.n // 10, seed=args.seed)
-        small_scored = score_frame(small, plan).filter(pl.col("status") == "ok")
-        print(
-            f"A brand's own small goods ({small.height:,} more listings: chargers, socks, key "
-            "rings...)\n",
-            kind_table(small_scored),
-            "\n",
-        )
-        every = generate_everyday(registry, args.n // 10, seed=args.seed)
-        every_scored = score_frame(every, plan).filter(pl.col("status") == "ok")
-        print(
-            f"Everyday listings ({every.height:,} more: plurals, small perfume bottles, fan kits; "
-            "model names...)\n",
-            kind_table(every_scored),
-        )
+        for title, generate in (
+            (
+                "A brand's own small goods ({:,} more listings: chargers, socks, key rings...)",
+                generate_small_goods,
+            ),
+            (
+                "Everyday listings ({:,} more: plurals, small perfume bottles, fan kits; model "
+                "names...)",
+                generate_everyday,
+            ),
+        ):
+            more = generate(registry, args.n // 10, seed=args.seed)
+            more_scored = score_frame(more, plan).filter(pl.col("status") == "ok")
+            print(title.format(more.height) + "\n", kind_table(more_scored), "\n")
 
 
 if __name__ == "__main__":

@@ -20,14 +20,42 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
 from rapidfuzz import fuzz, process
 
 from benchmarks import compile_package
-from pipelines.registry import default_registry_dir, load_registry
+from pipelines.registry import Registry, default_registry_dir, load_registry
 from pipelines.stages import ScoringPlan, score_frame
+
+
+def score_command(src: Path, out: Path, *, module: Sequence[str] = ("pipelines.cli",)) -> list[str]:
+    """``fakestop score`` of ``src`` into ``out`` with the seed registry, quiet, as a subprocess
+    command (``module``: what ``python -m`` runs before the ``score`` arguments)."""
+    return [
+        sys.executable,
+        "-m",
+        *module,
+        "score",
+        str(src),
+        "--registry",
+        str(default_registry_dir()),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+
+
+def brand_names(registry: Registry) -> list[str]:
+    """Every brand name and alias: what the naive peer matches titles against."""
+    return sorted(
+        {
+            *registry.brand_names,
+            *(a for al in registry.brands.get_column("aliases").to_list() for a in al),
+        }
+    )
 
 
 def naive_peer(titles: list[str], names: list[str]) -> float:
@@ -45,20 +73,8 @@ def end_to_end(listings: pl.DataFrame) -> tuple[float, float, int]:
         src = Path(tmp) / "listings.parquet"
         listings.write_parquet(src)
         out = Path(tmp) / "scores.parquet"
-        cmd = [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "score",
-            str(src),
-            "--registry",
-            str(default_registry_dir()),
-            "--out",
-            str(out),
-            "--quiet",
-        ]
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True)
+        subprocess.run(score_command(src, out), check=True)
         seconds = time.perf_counter() - t0
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         rows_out = pl.scan_parquet(out).select(pl.len()).collect().item()
@@ -96,12 +112,7 @@ def main() -> None:
     inproc_s = time.perf_counter() - t0
     assert scored.height == args.n
 
-    names = sorted(
-        {
-            *registry.brand_names,
-            *(a for al in registry.brands.get_column("aliases").to_list() for a in al),
-        }
-    )
+    names = brand_names(registry)
     sample = listings.get_column("title").head(args.naive_sample).to_list()
     naive_s = naive_peer(sample, names)
     naive_rate = len(sample) / naive_s

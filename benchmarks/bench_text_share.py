@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from benchmarks import compile_package
-from benchmarks.bench_speed import naive_peer
+from benchmarks.bench_speed import brand_names, naive_peer, score_command
 from pipelines.registry import default_registry_dir, load_registry
 
 
@@ -62,20 +62,7 @@ def _child(mode: str, argv: list[str]) -> int:
 
 
 def _run(mode: str, src: Path, out: Path) -> float:
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.bench_text_share",
-        "--child",
-        mode,
-        "score",
-        str(src),
-        "--registry",
-        str(default_registry_dir()),
-        "--out",
-        str(out),
-        "--quiet",
-    ]
+    cmd = score_command(src, out, module=("benchmarks.bench_text_share", "--child", mode))
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
     return time.perf_counter() - t0
@@ -107,14 +94,8 @@ def main() -> None:
             m: pl.scan_parquet(Path(tmp) / f"{m}.parquet").select(pl.len()).collect().item()
             for m in seconds
         }
-    names = sorted(
-        {
-            *registry.brand_names,
-            *(a for al in registry.brands.get_column("aliases").to_list() for a in al),
-        }
-    )
     sample = listings.get_column("title").head(args.naive_sample).to_list()
-    naive_rate = len(sample) / naive_peer(sample, names)
+    naive_rate = len(sample) / naive_peer(sample, brand_names(registry))
     print(f"n = {args.n:,} listings, rows out {rows}, naive loop {naive_rate:,.0f}/s\n")
     print("| path | seconds | listings/s | vs naive |")
     print("|---|---:|---:|---:|")

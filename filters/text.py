@@ -401,23 +401,6 @@ class TextFilter(Filter):
             k: (b, kind, amb, ksig) for k, b, kind, ksig, amb in self.keys_.iter_rows()
         }
         self.key_lengths_ = sorted({len(k) for k in self.key_info_})
-        # plurals are plain mentions ("Timberlands", "Ray Bans", "Uggs", "AF1s"), found by exact
-        # lookup only: read through leetspeak "iPhone 5" would be "iphones", and a plural lends
-        # no edit budget ("nikee" is no near miss of "nikes"); never a word of its own
-        # ("benefits") nor another key
-        common = {w.lower() for w in lex.common_words}
-        plural_rows = []
-        self.plural_base_: dict[str, str] = {}
-        for name, owner, how, words_sig, amb in self.keys_.iter_rows():
-            plural = plural_key(name)
-            if plural is not None and plural not in common and plural not in self.key_info_:
-                *head, last = (words_sig or str(len(name))).split(",")
-                grown = str(int(last) + len(plural) - len(name))
-                plural_rows.append((plural, owner, how, ",".join([*head, grown]), amb))
-                self.plural_base_[plural] = name
-        self.exact_keys_ = pl.concat(
-            [self.keys_, pl.DataFrame(plural_rows, schema=self.keys_.schema, orient="row")]
-        ).unique(subset=["key"], keep="first", maintain_order=True)
         # a form (letters and digits) with a leetspeak reading: letters and leetspeak digits only
         leet_digits = "".join(sorted(c for c in LEET if c.isdigit()))
         self.leet_form_ = rf"^[\p{{L}}{leet_digits}]+$"
@@ -485,6 +468,23 @@ class TextFilter(Filter):
             .sort()
             .alias("common")
         )
+        # plurals are plain mentions ("Timberlands", "Ray Bans", "Uggs", "AF1s"), found by exact
+        # lookup only: read through leetspeak "iPhone 5" would be "iphones", and a plural lends
+        # no edit budget ("nikee" is no near miss of "nikes"); never a word of its own
+        # ("benefits") nor another key
+        common = set(self.common_.to_list())
+        plural_rows = []
+        self.plural_base_: dict[str, str] = {}
+        for name, owner, how, words_sig, amb in self.keys_.iter_rows():
+            plural = plural_key(name)
+            if plural is not None and plural not in common and plural not in self.key_info_:
+                *head, last = (words_sig or str(len(name))).split(",")
+                grown = str(int(last) + len(plural) - len(name))
+                plural_rows.append((plural, owner, how, ",".join([*head, grown]), amb))
+                self.plural_base_[plural] = name
+        self.exact_keys_ = pl.concat(
+            [self.keys_, pl.DataFrame(plural_rows, schema=self.keys_.schema, orient="row")]
+        ).unique(subset=["key"], keep="first", maintain_order=True)
         self.strong_ = _phrase_forms(lex.phrases("counterfeit", "strong"))
         self.weak_ = [
             p

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import polars as pl
 
+from filters.text import plural_key
 from pipelines.config import DEFAULT_STANDARD_VOLUMES
 from pipelines.registry import Registry, brand_key, default_registry_dir, load_registry
 
@@ -585,6 +586,27 @@ SMALL_GOODS: dict[str, list[tuple[str, str]]] = {
 }
 
 
+def _listing(
+    listing_id: str, title: str, category: str, price: float, kind: str, rng: random.Random, n: int
+) -> dict[str, object]:
+    """A listing of the side generators: new, in USD, no declared brand, by one of ``n // 20``
+    sellers of its side."""
+    fake = kind.startswith("fake_")
+    return {
+        "listing_id": listing_id,
+        "title": title,
+        "description": "",
+        "category": category,
+        "brand": None,
+        "seller_id": f"s{rng.randrange(max(1, n // 20)):05d}{'f' if fake else 'g'}",
+        "currency": "USD",
+        "condition": "new",
+        "price": round(max(price, 1.0), 2),
+        "label": int(fake),
+        "kind": kind,
+    }
+
+
 def generate_small_goods(registry: Registry, n: int, *, seed: int = 0) -> pl.DataFrame:
     """``n`` labelled listings of brands' own small goods: half ``genuine_small_goods`` at 40-100%
     of the item's share of the brand's dearest reference price (the lexicon's
@@ -612,21 +634,9 @@ def generate_small_goods(registry: Registry, n: int, *, seed: int = 0) -> pl.Dat
         fake = i % 2 == 1
         low, high = (0.05, 0.25) if fake else (0.4, 1.0)
         price = shares[phrase] * top[brand] * rng.uniform(low, high)
-        rows.append(
-            {
-                "listing_id": f"g{seed}-{i:08d}",
-                "title": template.format(b=brand, c=rng.choice(COLOURS)),
-                "description": "",
-                "category": cat,
-                "brand": None,
-                "seller_id": f"s{rng.randrange(max(1, n // 20)):05d}{'f' if fake else 'g'}",
-                "currency": "USD",
-                "condition": "new",
-                "price": round(max(price, 1.0), 2),
-                "label": int(fake),
-                "kind": "fake_small_goods" if fake else "genuine_small_goods",
-            }
-        )
+        title = template.format(b=brand, c=rng.choice(COLOURS))
+        kind = "fake_small_goods" if fake else "genuine_small_goods"
+        rows.append(_listing(f"g{seed}-{i:08d}", title, cat, price, kind, rng, n))
     return pl.DataFrame(
         rows,
         schema=LISTING_SCHEMA,
@@ -662,13 +672,13 @@ def generate_everyday(registry: Registry, n: int, *, seed: int = 0) -> pl.DataFr
     brands = _brands(registry)
     ambiguous = {brand_key(w) for w in registry.lexicon.ordinary}
     common = {w.lower() for w in registry.lexicon.common_words}
-    # one-word names that read as a plain plural: not ordinary words, not ending in "s"
+    # one-word names whose plural is the name and "s", and no word of its own
     plural = [
         b
         for b in brands
         if re.fullmatch(r"[A-Za-z]{5,}", b.name)
         and b.key not in ambiguous
-        and not b.name.lower().endswith(("s", "x", "z", "ch", "sh"))
+        and plural_key(b.key) == b.key + "s"
         and b.key + "s" not in common
     ]
     perfume = [b for b in brands if any(c == "perfume" for c, _ in b.categories)]
@@ -691,7 +701,7 @@ def generate_everyday(registry: Registry, n: int, *, seed: int = 0) -> pl.DataFr
             cat, ref = next((c, r) for c, r in brand.categories if c == "perfume")
             template, volume = rng.choice(BOTTLES)
             title = f"{brand.name} {template.format(v=volume)}"
-            ref *= (volume / DEFAULT_STANDARD_VOLUMES["perfume"]) ** 0.5
+            ref *= _volume_share(cat, template.format(v=volume))
         elif kind == "genuine_fan_kit":
             brand = rng.choice(sports)
             cat, ref = next((c, r) for c, r in brand.categories if c == "sports")
@@ -702,21 +712,7 @@ def generate_everyday(registry: Registry, n: int, *, seed: int = 0) -> pl.DataFr
             on = dict(brand.lines).get(alias)
             cat, ref = rng.choice([(c, r) for c, r in brand.categories if on is None or c in on])
             title = f"{alias} {rng.choice(NOUNS.get(cat, ['item']))} {colour}"
-        rows.append(
-            {
-                "listing_id": f"e{seed}-{i:08d}",
-                "title": title,
-                "description": "",
-                "category": cat,
-                "brand": None,
-                "seller_id": f"s{rng.randrange(max(1, n // 20)):05d}{'f' if fake else 'g'}",
-                "currency": "USD",
-                "condition": "new",
-                "price": round(max(ref * share, 1.0), 2),
-                "label": int(fake),
-                "kind": kind,
-            }
-        )
+        rows.append(_listing(f"e{seed}-{i:08d}", title, cat, ref * share, kind, rng, n))
     return pl.DataFrame(rows, schema=LISTING_SCHEMA)
 
 
