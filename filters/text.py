@@ -11,6 +11,12 @@ leetspeak and masked letters by their readings. The non-exact kinds are tried on
 could read as a key, and each form is classified once per fitted filter (:class:`MatchMemo`).
 The matches are joined back to the listings on integers. No Python code runs per listing.
 
+Names in other scripts (``names.csv`` and aliases): Chinese, Japanese, Korean and Thai names are
+searched for as substrings of the title's native text (:func:`native_text`: separators between
+two such characters dropped; the lexicon's ``[native_exceptions]`` taken out first); Cyrillic,
+Greek, Arabic and Hebrew names are keys like Latin ones, found by exact lookup with the forms
+running text gives them (:func:`filters.normalise.inflected_keys`), never by near misses.
+
 Score (monotone in every piece of evidence)::
 
     s_brand    = 0.10 plain mention; 0.80 typo (0.75 at 2 edits); 0.85 leetspeak or masked;
@@ -63,15 +69,20 @@ from filters.normalise import (
     CONFUSABLES,
     LEET,
     MASK_CHARS,
+    NATIVE_JOIN,
     PHRASE_KEEP,
+    SCRIPT_FOLD,
+    STRIPPED_MARKS,
     ZERO_WIDTH_CLASS,
     fold,
+    inflected_keys,
     is_cjk,
     is_masked,
     leet_readings,
+    script_folded,
     skeleton,
 )
-from filters.textops import SPACED_NEXT_WORD
+from filters.textops import SPACED_NEXT_WORD, native_form
 from pipelines.registry import brand_key
 
 if TYPE_CHECKING:
@@ -127,15 +138,24 @@ CODE_BITS = 63
 
 
 def folded(expr: pl.Expr) -> pl.Expr:
-    """NFKC (fullwidth -> ASCII), zero-width characters removed, lower case, accents stripped."""
+    """NFKC (fullwidth -> ASCII), zero-width characters removed, lower case, accents stripped
+    (not the marks that are letters: :data:`KEPT_MARKS`), Arabic letter variants folded."""
     return (
         expr.str.normalize("NFKC")
         .str.replace_all(ZERO_WIDTH_CLASS, "")
         .str.to_lowercase()
         .str.normalize("NFKD")
-        .str.replace_all(r"\p{Mn}", "")
+        .str.replace_all(STRIPPED_MARKS, "")
         .str.normalize("NFC")
+        .str.replace_many(list(SCRIPT_FOLD), list(SCRIPT_FOLD.values()))
     )
+
+
+def native_text(norm: pl.Expr) -> pl.Expr:
+    """Normalised titles with the separators between two characters of the scripts matched by
+    substring dropped (:data:`NATIVE_JOIN`): native names are searched for in this."""
+    joined = norm.str.replace_all(NATIVE_JOIN, "${1}${2}").str.replace_all(NATIVE_JOIN, "${1}${2}")
+    return joined.str.replace_all(" {2,}", " ")
 
 
 def phrase_text(expr: pl.Expr) -> pl.Expr:
@@ -217,7 +237,7 @@ def _words(expr: pl.Expr) -> pl.Expr:
 def plural_key(key: str) -> str | None:
     """The plural of a brand key as titles write it ("timberland" -> "timberlands", "rolex"
     -> "rolexes"), or None for keys too short or already ending in "s"."""
-    if len(key) < 3 or key.endswith("s"):
+    if len(key) < 3 or key.endswith("s") or not key.isascii():
         return None
     return key + ("es" if key.endswith(("x", "z", "ch", "sh")) else "s")
 
@@ -367,18 +387,25 @@ class TextFilter(Filter):
 
     def fit(self, registry: Registry) -> Self:
         lex = registry.lexicon
-        ordinary_keys = {brand_key(k) for k in lex.ordinary}
+        ordinary_keys = {brand_key(script_folded(k)) for k in lex.ordinary}
         rows: list[tuple[str, str, str, str | None, bool]] = []
         aliases_of: dict[str, set[str]] = {}
         for brand, aliases in registry.brands.select("brand", "aliases").iter_rows():
             aliases_of.setdefault(brand, set()).update(aliases)
+        # names in other scripts (names.csv) are more aliases
+        for brand, name in registry.names.select("brand", "name").iter_rows():
+            aliases_of.setdefault(brand, set()).add(name)
+        native_ordinary = {native_form(w) for w in lex.ordinary if is_cjk(w)}
         for brand in registry.brand_names:
             aliases = sorted(aliases_of.get(brand, ()))
             for surface, kind in [(brand, "exact"), *((a, "alias") for a in aliases)]:
                 if is_cjk(surface):
-                    rows.append((surface, brand, "native", None, False))
+                    # found as a substring of the title's native text, as folded there
+                    form = native_form(surface)
+                    rows.append((form, brand, "native", None, form in native_ordinary))
                     continue
-                key = brand_key(surface)
+                # Arabic letter variants folded as in titles
+                key = brand_key(script_folded(surface))
                 if not key:
                     continue
                 # word lengths as the listing tokeniser splits them ("Tod's" -> 3,1)
@@ -419,12 +446,13 @@ class TextFilter(Filter):
         self.memo_ = MatchMemo()
         self.results_ = RowMemo()
         self.native_ = keys.filter(pl.col("kind") == "native").select(
-            pl.col("key").str.to_lowercase().alias("native"), "brand"
+            pl.col("key").alias("native"), "brand", "ambiguous"
         )
+        # only Latin keys have near misses: a name in another script is matched as written
         self.fuzzy_keys_ = [
             k
             for k in latin.filter(~pl.col("ambiguous"))["key"].to_list()
-            if self._edits_for(len(k)) > 0
+            if self._edits_for(len(k)) > 0 and k.isascii()
         ]
         # first letter and length a near miss can have: a key's, within its edit budget
         self.multi_fuzzy_keys_ = [
@@ -482,6 +510,11 @@ class TextFilter(Filter):
                 grown = str(int(last) + len(plural) - len(name))
                 plural_rows.append((plural, owner, how, ",".join([*head, grown]), amb))
                 self.plural_base_[plural] = name
+            # a name in another script as running text inflects it ("Ролекса", "ורולקס")
+            for form, form_sig in inflected_keys(name, words_sig):
+                if form not in common and form not in self.key_info_:
+                    plural_rows.append((form, owner, how, form_sig, amb))
+                    self.plural_base_.setdefault(form, name)
         self.exact_keys_ = pl.concat(
             [self.keys_, pl.DataFrame(plural_rows, schema=self.keys_.schema, orient="row")]
         ).unique(subset=["key"], keep="first", maintain_order=True)
@@ -510,9 +543,11 @@ class TextFilter(Filter):
         ordinary_pairs = [(p, word) for word, phrases in lex.ordinary.items() for p in phrases]
         ordinary_forms = _phrase_form_each([p for p, _ in ordinary_pairs])
         # per word, its phrases' distinct forms, in order
+        # (a word that inflects is keyed by the form the phrase holds: "ящик пандоры" is an
+        # ordinary use of the mention "пандоры")
         ordinary_rows = list(
             dict.fromkeys(
-                (form, brand_key(word))
+                (form, self._ordinary_key(word, form))
                 for (_, word), form in zip(ordinary_pairs, ordinary_forms, strict=True)
                 if form
             )
@@ -563,8 +598,25 @@ class TextFilter(Filter):
             }
         )
         self.native_probe_ = sorted(set(self.native_["native"].to_list()))
+        # words holding a native brand name that are other words ("ブルガリア", Bulgaria; "삼성동",
+        # a district of Seoul): taken out of the native text before the search
+        exceptions = [*lex.ordinary.items(), *lex.native_exceptions.items()]
+        self.native_exceptions_ = sorted(
+            {native_form(p) for word, ps in exceptions if is_cjk(word) for p in ps} - {""}
+        )
         self._record_scorer: TextRecordScorer | None = None
         return self
+
+    def _ordinary_key(self, word: str, phrase_form: str) -> str:
+        """The key an ordinary phrase (in phrase form) is about: the brand word's key, or the
+        inflected form of it that the phrase holds."""
+        key = brand_key(script_folded(word))
+        info = self.key_info_.get(key)
+        words = set(phrase_form.split())
+        for form, _ in inflected_keys(key, None if info is None else info[3]):
+            if form in words:
+                return form
+        return key
 
     def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """This filter's columns for one listing (a mapping of validated input fields), equal
@@ -1167,15 +1219,31 @@ class TextFilter(Filter):
             claim.alias("text_condition"),
         ).collect()
         per_title += spread_columns(legit, where)
-        native_at = probe(titles, "__norm", self.native_probe_)
-        native = hits(self.native_["native"].to_list(), pl.col("__norm"))
+        # native names: only in titles with a character of a script matched by substring
+        norm = pl.col("__norm")
+        other = titles.select(norm.str.len_bytes() != norm.str.len_chars()).to_series()
+        if self.native_probe_ and other.any():
+            native_titles = titles.filter(other).select(
+                "__tid", native_text(norm).alias("__ntext")
+            )
+            if self.native_exceptions_:
+                native_titles = native_titles.with_columns(
+                    pl.col("__ntext").str.replace_many(
+                        self.native_exceptions_, [" "] * len(self.native_exceptions_)
+                    )
+                )
+            native_titles = native_titles.filter(
+                probe(native_titles, "__ntext", self.native_probe_)
+            )
+        else:
+            native_titles = pl.DataFrame(schema={"__tid": pl.UInt32, "__ntext": pl.String})
+        native = hits(self.native_["native"].to_list(), pl.col("__ntext"))
         counts = ("text_strong_phrases", "text_weak_phrases", "text_legit")
         return PhraseHits(
             titles.select("__tid")
             .with_columns(per_title)
             .with_columns(pl.col(c).fill_null(0) for c in counts),
-            titles.filter(native_at)
-            .select("__tid", native.alias("surface"))
+            native_titles.select("__tid", native.alias("surface"))
             .explode("surface")
             .drop_nulls("surface"),
             mask(self.title_accessory_probe_)[0],
@@ -1337,7 +1405,7 @@ class TextFilter(Filter):
                 "brand",
                 pl.lit("native").alias("kind"),
                 pl.lit(0, dtype=pl.Int32).alias("edits"),
-                pl.lit(False).alias("ambiguous"),
+                "ambiguous",
             ),
         ]
         # one chunk: polars 2.1 panics formatting a string column whose chunks include an
@@ -1422,9 +1490,13 @@ class TextFilter(Filter):
             ]
         )
         in_raw = pl.col("__raw").str.contains(pl.col("surface"), literal=True).alias("__in_raw")
+        # (a script without case, Arabic or Hebrew, capitalises nothing)
         capitalised = (
-            pl.col("__title").str.contains(pl.col("surface").str.to_titlecase(), literal=True)
-            | pl.col("__title").str.contains(pl.col("surface").str.to_uppercase(), literal=True)
+            (
+                pl.col("__title").str.contains(pl.col("surface").str.to_titlecase(), literal=True)
+                | pl.col("__title").str.contains(pl.col("surface").str.to_uppercase(), literal=True)
+            )
+            & (pl.col("surface").str.to_uppercase() != pl.col("surface"))
         ).alias("__capitalised")
         # two kinds of mention read these substring tests: a plain one in a title with
         # fullwidth or zero-width characters (were they hiding it?) and a plain mention of an
@@ -1509,7 +1581,8 @@ class TextFilter(Filter):
             | (pl.col("__lcat").is_null() & capitalised)
         )
         # nobody obfuscates an ordinary word: only plain mentions of ambiguous words need support
-        plain = pl.col("kind").is_in(["exact", "alias"])
+        # (a native name too: "코치" is a sports coach as well as Coach)
+        plain = pl.col("kind").is_in(["exact", "alias", "native"])
         usable = pl.col("__oph").is_null() & (~pl.col("ambiguous") | ~plain | corroborated)
         suppressed = (
             cand.filter(~usable & pl.col("__oph").is_not_null())

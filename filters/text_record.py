@@ -96,9 +96,10 @@ class TextRecordScorer:
                 "key", "brand", "kind", "sig", "ambiguous"
             ).iter_rows()
         }
-        self.native: dict[str, list[str]] = {}
-        for key, brand in f.native_.iter_rows():
-            self.native.setdefault(key, []).append(brand)
+        self.native: dict[str, list[tuple[str, bool]]] = {}
+        for key, brand, ambiguous in f.native_.iter_rows():
+            self.native.setdefault(key, []).append((brand, bool(ambiguous)))
+        self.native_exceptions = textops.PatternSet(f.native_exceptions_)
         self.fuzzy_keys = list(f.fuzzy_keys_)
         self.multi_keys = list(f.multi_fuzzy_keys_)
         self.max_budget = max((f._edits_for(len(k)) for k in self.fuzzy_keys), default=0)
@@ -399,12 +400,19 @@ class TextRecordScorer:
         weak = self.weak.extract(cleaned)
         legit = self.legit.extract(spaced_text)
         ordinary_hits = self.ordinary_phrases.extract(spaced_text)
-        native_hits = self.native_set.extract(norm)
+        native_hits: list[str] = []
+        if not norm.isascii() and self.native_set.patterns:
+            ntext = textops.native_text(norm)
+            if self.native_exceptions.patterns:
+                ntext = self.native_exceptions.replace(ntext, " ")
+            native_hits = self.native_set.extract(ntext)
 
         found = self.mentions(norm)
         for hit in native_hits:
-            for brand in self.native.get(hit, ()):
-                found.append(Mention(-1, 1, hit, None, None, None, hit, brand, "native", 0, False))
+            for brand, ambiguous in self.native.get(hit, ()):
+                found.append(
+                    Mention(-1, 1, hit, None, None, None, hit, brand, "native", 0, ambiguous)
+                )
 
         declared_raw = record.get("brand")
         dkey = textops.brand_key_expr(None if declared_raw is None else str(declared_raw))
@@ -452,9 +460,11 @@ class TextRecordScorer:
             if oph is not None:
                 suppressed.append((m.pos, m.n, m.form, oph, m.surface))
                 continue
-            plain_kind = kind in ("exact", "alias")
+            plain_kind = kind in ("exact", "alias", "native")
             if m.ambiguous and plain_kind:
-                capitalised = textops.titlecase(m.surface) in title or m.surface.upper() in title
+                capitalised = (
+                    textops.titlecase(m.surface) in title or m.surface.upper() in title
+                ) and m.surface.upper() != m.surface
                 corroborated = (
                     (lcat is not None and (m.brand, lcat) in self.brand_cats)
                     or (declared is not None and declared == m.brand)

@@ -19,7 +19,14 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from filters.normalise import CJK_CLASS, PHRASE_KEEP, ZERO_WIDTH_CLASS
+from filters.normalise import (
+    CJK_CLASS,
+    NATIVE_JOIN,
+    PHRASE_KEEP,
+    STRIPPED_MARKS,
+    ZERO_WIDTH_CLASS,
+    script_folded,
+)
 
 #: the end of a spaced-letters match that is the first letter of a hyphenated word
 SPACED_NEXT_WORD = r" \p{L}-$"
@@ -47,7 +54,8 @@ class LazyPattern:
 
 RE_PHRASE_KEEP = LazyPattern(PHRASE_KEEP)
 RE_CJK_RUN = LazyPattern(f"({CJK_CLASS}+)")
-RE_MN = LazyPattern(r"\p{Mn}")
+RE_NATIVE_JOIN = LazyPattern(NATIVE_JOIN)
+RE_MN = LazyPattern(STRIPPED_MARKS)
 RE_MARKS_BUT_HIDDEN = LazyPattern("[^\\P{Mn}\u034f]")
 RE_ZERO_WIDTH = LazyPattern(ZERO_WIDTH_CLASS)
 RE_NOT_LN = LazyPattern(r"[^\p{L}\p{N}]")
@@ -84,7 +92,23 @@ def folded(text: str) -> str:
     """:func:`filters.text.folded`: NFKC, zero-width removed, lower case, accents stripped."""
     out = RE_ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text)).lower()
     out = RE_MN.sub("", unicodedata.normalize("NFKD", out))
-    return unicodedata.normalize("NFC", out)
+    return script_folded(unicodedata.normalize("NFC", out))
+
+
+def native_text(norm: str) -> str:
+    """:func:`filters.text.native_text`: separators between two characters of the scripts
+    matched by substring dropped."""
+    joined = RE_NATIVE_JOIN.sub(r"\1\2", RE_NATIVE_JOIN.sub(r"\1\2", norm))
+    return RE_SPACES.sub(" ", joined)
+
+
+RE_SPACES = LazyPattern(" {2,}")
+
+
+def native_form(name: str) -> str:
+    """A native brand name (or a word holding one) as :func:`native_text` gives it in a
+    normalised title ("ルイ・ヴィトン" -> "ルイヴィトン", "오메가3" -> "오메가 3")."""
+    return strip_chars(native_text(RE_CJK_RUN.sub(r" \1 ", folded(name)))).strip(" ")
 
 
 def phrase_text(text: str) -> str:

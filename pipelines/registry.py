@@ -1,8 +1,9 @@
 """Loading and validating the brand registry directory (CONTRACT.md section 2).
 
 A registry directory holds ``brands.csv`` (required), ``official_images.csv`` and
-``known_fakes.csv`` (optional), ``lexicon.toml`` (optional, extends the built-in lexicon) and
-``common_words.txt`` (optional, extends the built-in list of words never fuzzy-matched).
+``known_fakes.csv`` (optional), ``lexicon.toml`` (optional, extends the built-in lexicon),
+``common_words.txt`` (optional, extends the built-in list of words never fuzzy-matched) and
+``names.csv`` (optional: the brands' names in other scripts, with where each is in use).
 """
 
 from __future__ import annotations
@@ -26,7 +27,17 @@ from pipelines.schema import csv_never_closed
 
 BRANDS_COLUMNS = ("brand", "category", "reference_price", "aliases")
 IMAGES_COLUMNS = ("image", "brand")
-LEXICON_SECTIONS = ("counterfeit", "legitimate", "ordinary", "small_goods", "products")
+#: a brand's name in another script or language ("Rolex", "ja", "ロレックス", where it is used)
+NAMES_COLUMNS = ("brand", "language", "name", "source")
+NAMES_SCHEMA: dict[str, pl.DataType] = {c: pl.String() for c in NAMES_COLUMNS}
+LEXICON_SECTIONS = (
+    "counterfeit",
+    "legitimate",
+    "ordinary",
+    "small_goods",
+    "products",
+    "native_exceptions",
+)
 #: the kinds a section may hold (ordinary: any brand word; small_goods: shares such as "3%")
 LEXICON_KINDS: dict[str, tuple[str, ...]] = {
     "counterfeit": ("strong", "weak"),
@@ -90,6 +101,9 @@ class Lexicon:
     small_goods: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: ``main``: nouns of the goods reference prices are for; ``bundle``: words adding an item
     products: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: a brand name of a script matched by substring -> longer words holding it that are other
+    #: words ("삼성" -> "삼성동", a district of Seoul); unlike ``ordinary``, the name stays plain
+    native_exceptions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def small_goods_shares(self) -> dict[str, float]:
         """Each small-goods phrase and its share of the brand's dearest reference price (the
@@ -120,6 +134,8 @@ class Registry:
     official_images, known_fakes : ``image`` (absolute path), ``relpath``, ``brand``
     lexicon : counterfeit phrases, legitimate contexts, ordinary uses, common words
     fingerprint : sha256 of every registry file's content; changes whenever the registry does
+    names : the brands' names in other scripts (``names.csv``): ``brand``, ``language``,
+        ``name``, ``source``; the text filter reads them as more aliases of the brand
     """
 
     root: Path
@@ -128,6 +144,7 @@ class Registry:
     known_fakes: pl.DataFrame
     lexicon: Lexicon
     fingerprint: str
+    names: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=NAMES_SCHEMA))
 
     @property
     def brand_names(self) -> list[str]:
@@ -281,6 +298,29 @@ def _load_images(path: Path, root: Path, brands: set[str]) -> pl.DataFrame:
     return pl.DataFrame(records, schema=schema)
 
 
+def _load_names(path: Path, brands: set[str]) -> pl.DataFrame:
+    """``names.csv``: one row per name, each naming a brand of ``brands.csv``, a language, the
+    name and where it is in use (a page of the brand or of a marketplace)."""
+    if not path.is_file():
+        return pl.DataFrame(schema=NAMES_SCHEMA)
+    records = []
+    seen: dict[tuple[str, str], int] = {}
+    for line, row in _csv_rows(path, NAMES_COLUMNS):
+        if row["brand"] not in brands:
+            raise RegistryError(f"{path} line {line}: brand {row['brand']!r} is not in brands.csv")
+        for column in ("language", "name", "source"):
+            if not row[column]:
+                raise RegistryError(f"{path} line {line}: {column} is empty")
+        if (row["brand"], row["name"]) in seen:
+            raise RegistryError(
+                f"{path} line {line}: duplicate name {row['name']!r} of {row['brand']}, first on "
+                f"line {seen[(row['brand'], row['name'])]}"
+            )
+        seen[(row["brand"], row["name"])] = line
+        records.append({c: row[c] for c in NAMES_COLUMNS})
+    return pl.DataFrame(records, schema=NAMES_SCHEMA)
+
+
 def _lexicon_tables(path: Path, data: dict[str, object]) -> dict[str, dict[str, list[str]]]:
     out: dict[str, dict[str, list[str]]] = {s: {} for s in LEXICON_SECTIONS}
     for section, body in data.items():
@@ -345,6 +385,7 @@ def _load_lexicon(paths: list[Path], word_files: list[Path]) -> Lexicon:
         common_words=frozenset(words),
         small_goods=freeze(merged["small_goods"]),
         products=freeze(merged["products"]),
+        native_exceptions=freeze(merged["native_exceptions"]),
     )
 
 
@@ -373,6 +414,7 @@ def load_registry(root: str | Path) -> Registry:
     names = set(brands.get_column("brand").to_list())
     official = _load_images(root / "official_images.csv", root, names)
     fakes = _load_images(root / "known_fakes.csv", root, names)
+    other_names = _load_names(root / "names.csv", names)
     # the shipped lexicon is the base; a registry's own lexicon.toml extends it
     base = default_registry_dir()
     lex_files = [base / "lexicon.toml"]
@@ -384,7 +426,9 @@ def load_registry(root: str | Path) -> Registry:
     word_files = [p for p in word_files if p.is_file()]
     lexicon = _load_lexicon(lex_files, word_files)
     tracked = [root / "brands.csv"] + [
-        p for p in (root / "official_images.csv", root / "known_fakes.csv") if p.is_file()
+        p
+        for p in (root / "official_images.csv", root / "known_fakes.csv", root / "names.csv")
+        if p.is_file()
     ]
     fingerprint = _fingerprint(tracked + lex_files + word_files)
     return Registry(
@@ -394,4 +438,5 @@ def load_registry(root: str | Path) -> Registry:
         known_fakes=fakes,
         lexicon=lexicon,
         fingerprint=fingerprint,
+        names=other_names,
     )
