@@ -143,6 +143,39 @@ def fold(text: str) -> str:
     ).translate(_SCRIPT_FOLD_TABLE)
 
 
+#: what the description probe folds besides case: Arabic hamza forms, letter variants and
+#: diacritics (harakat), which raw descriptions write in many ways
+PROBE_FOLD: dict[str, str] = {
+    **SCRIPT_FOLD,
+    "\u0623": "\u0627",
+    "\u0625": "\u0627",
+    "\u0622": "\u0627",
+    "\u0624": "\u0648",
+    "\u0626": "\u064a",
+    **{chr(c): "" for c in range(0x064B, 0x0653)},
+}
+_PROBE_FOLD_TABLE = str.maketrans(PROBE_FOLD)
+
+
+def probe_folded(text: str) -> str:
+    """``text`` as the description probe reads it: lower case, :data:`PROBE_FOLD` applied."""
+    return text.lower().translate(_PROBE_FOLD_TABLE)
+
+
+def probe_word(phrase: str) -> str:
+    """The word of a phrase (lower case, as :data:`PHRASE_KEEP` splits words) that the
+    description probe looks for: the longest, which is the least common."""
+    words = [
+        w
+        for w in re.split(
+            PHRASE_KEEP.replace(r"\p{L}", "\\w").replace(r"\p{M}", "").replace(r"\p{N}", ""),
+            phrase.lower(),
+        )
+        if w
+    ]
+    return max(words, key=lambda w: (len(w), w)) if words else ""
+
+
 def script_folded(text: str) -> str:
     """``text`` with :data:`SCRIPT_FOLD`'s letter variants folded."""
     return text.translate(_SCRIPT_FOLD_TABLE)

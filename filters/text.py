@@ -71,6 +71,7 @@ from filters.normalise import (
     MASK_CHARS,
     NATIVE_JOIN,
     PHRASE_KEEP,
+    PROBE_FOLD,
     SCRIPT_FOLD,
     STRIPPED_MARKS,
     ZERO_WIDTH_CLASS,
@@ -79,10 +80,12 @@ from filters.normalise import (
     is_cjk,
     is_masked,
     leet_readings,
+    probe_folded,
+    probe_word,
     script_folded,
     skeleton,
 )
-from filters.textops import SPACED_NEXT_WORD, native_form
+from filters.textops import SPACED_NEXT_WORD, native_form, probe_pattern
 from pipelines.registry import brand_key
 
 if TYPE_CHECKING:
@@ -103,6 +106,8 @@ KIND_RANK = {
     "native": 7,
     "alias": 9,
     "exact": 9,
+    "description": 10,
+    "compared": 11,
 }
 #: mentions written as the registry writes the name: ``form`` is its key (obfuscated ones are
 #: priced as the brand's goods, whatever product line they name)
@@ -118,7 +123,22 @@ KIND_SCORE = {
     "confusable": 0.90,
     "fullwidth": 0.90,
     "zero_width": 0.90,
+    # a name in the description only (the title names no brand): weaker than in the title
+    "description": 0.05,
+    "compared": 0.05,
 }
+#: mentions found in the description (a name written plainly there): "compared" ones are
+#: comparisons or disclaimers ("works like Dyson", "Submariner homage") and count only with a
+#: counterfeit phrase
+DESCRIPTION_KINDS = ("description", "compared")
+#: how much of a description is read: its first characters (a word cut there is not read)
+DESCRIPTION_CHARS = 600
+#: words that may stand between a comparison word and the name ("fits all Nike shoes")
+COMPARISON_FILLERS = (
+    "the", "a", "an", "your", "all", "any", "most", "other", "original", "genuine", "real",
+)  # fmt: skip
+#: how far before a name in a description a comparison word is looked for (characters)
+CONTEXT_CHARS = 48
 KIND_NOTE = {
     "typo": "{edits} edit{plural}",
     "leet": "leetspeak",
@@ -173,6 +193,16 @@ def _padded_words(folded_text: pl.Expr) -> pl.Expr:
     """:func:`phrase_text` of text already folded."""
     spaced = folded_text.str.replace_all(_PHRASE_BREAK, " ").str.strip_chars()
     return pl.concat_str(pl.lit(" "), spaced, pl.lit(" "))
+
+
+def capped(desc: pl.Expr, limit: int) -> pl.Expr:
+    """The first ``limit`` characters of a description: a word cut there is not read (a letter
+    is glued to it, so that no name or phrase ends at the cut)."""
+    return (
+        pl.when(desc.str.len_chars() > limit)
+        .then(pl.concat_str(desc.str.slice(0, limit), pl.lit("x")))
+        .otherwise(desc)
+    )
 
 
 def _phrase_form_each(phrases: Sequence[str]) -> list[str]:
@@ -340,7 +370,9 @@ class TextFilter(Filter):
     max_edits_medium : edits allowed for brand keys of 5-7 letters
     max_edits_long : edits allowed for brand keys of 8 or more letters
     min_fuzzy_len : shortest token that is fuzzy-matched
-    use_description : also search the description for counterfeit phrases
+    use_description : also read the description: counterfeit phrases, and brand names where the
+        title names none
+    max_description_chars : how much of a description is read (its first characters)
 
     Examples
     --------
@@ -374,11 +406,13 @@ class TextFilter(Filter):
         max_edits_long: int = 2,
         min_fuzzy_len: int = 4,
         use_description: bool = True,
+        max_description_chars: int = DESCRIPTION_CHARS,
     ) -> None:
         self.max_edits_medium = max_edits_medium
         self.max_edits_long = max_edits_long
         self.min_fuzzy_len = min_fuzzy_len
         self.use_description = use_description
+        self.max_description_chars = max_description_chars
 
     # ------------------------------------------------------------------ fit
 
@@ -396,12 +430,15 @@ class TextFilter(Filter):
         for brand, name in registry.names.select("brand", "name").iter_rows():
             aliases_of.setdefault(brand, set()).add(name)
         native_ordinary = {native_form(w) for w in lex.ordinary if is_cjk(w)}
+        word_surfaces: list[tuple[str, str]] = []
+        native_surfaces: list[str] = []
         for brand in registry.brand_names:
             aliases = sorted(aliases_of.get(brand, ()))
             for surface, kind in [(brand, "exact"), *((a, "alias") for a in aliases)]:
                 if is_cjk(surface):
                     # found as a substring of the title's native text, as folded there
                     form = native_form(surface)
+                    native_surfaces.append(surface)
                     rows.append((form, brand, "native", None, form in native_ordinary))
                     continue
                 # Arabic letter variants folded as in titles
@@ -412,6 +449,7 @@ class TextFilter(Filter):
                 words = tuple(len(brand_key(w)) for w in re.split(r"[\W_]+", surface))
                 sig = ",".join(str(n) for n in words if n)
                 rows.append((key, brand, kind, sig, key in ordinary_keys))
+                word_surfaces.append((surface, key))
         keys = pl.DataFrame(
             rows, schema=["key", "brand", "kind", "sig", "ambiguous"], orient="row"
         ).unique(subset=["key", "kind"], keep="first", maintain_order=True)
@@ -598,6 +636,8 @@ class TextFilter(Filter):
             }
         )
         self.native_probe_ = sorted(set(self.native_["native"].to_list()))
+        self.native_surfaces_ = native_surfaces
+        self._fit_description(lex, word_surfaces)
         # words holding a native brand name that are other words ("ブルガリア", Bulgaria; "삼성동",
         # a district of Seoul): taken out of the native text before the search
         exceptions = [*lex.ordinary.items(), *lex.native_exceptions.items()]
@@ -606,6 +646,87 @@ class TextFilter(Filter):
         )
         self._record_scorer: TextRecordScorer | None = None
         return self
+
+    def _fit_description(self, lex: Any, word_surfaces: list[tuple[str, str]]) -> None:
+        """Names as a description's phrase text writes them (``desc_names_``: ``__dpat``, the
+        name's words with the listing text's doubled spaces, ``brand``, ``form`` (its key),
+        ``ambiguous``), and the comparison contexts as regular expressions."""
+        info = {k: (b, amb, sig) for k, b, _, sig, amb in self.exact_keys_.iter_rows()}
+
+        def split(key: str, sig: str | None) -> str:
+            lengths = [int(x) for x in (sig or str(len(key))).split(",") if x]
+            out, at = [], 0
+            for n in lengths:
+                out.append(key[at : at + n])
+                at += n
+            return " ".join(w for w in out if w)
+
+        # a name's words: as the phrase text writes its surface ("levi's", "dolce & gabbana"),
+        # its key's words ("levi s") and the key as one word ("levis")
+        surfaces = [sf for sf, _ in word_surfaces]
+        as_text = _phrase_form_each(surfaces)
+        rows: dict[str, set[str]] = {}
+        for (_, key), form in zip(word_surfaces, as_text, strict=True):
+            if key in info and form:
+                rows.setdefault(" ".join(form.split()), set()).add(key)
+        for key, (_, _, sig) in info.items():
+            for words in (split(key, sig), key):
+                rows.setdefault(words, set()).add(key)
+        table = []
+        for words, keys in rows.items():
+            brands = {info[k][0] for k in keys}
+            if len(brands) != 1 or not words:
+                continue  # a name two brands share identifies neither
+            key = min(keys)
+            table.append((" " + "  ".join(words.split()) + " ", brands.pop(), key, info[key][1]))
+        self.desc_names_ = pl.DataFrame(
+            table,
+            schema={
+                "__dpat": pl.String,
+                "brand": pl.String,
+                "form": pl.String,
+                "ambiguous": pl.Boolean,
+            },
+            orient="row",
+        ).sort("__dpat")
+        self.desc_name_probe_ = _single_spaced(self.desc_names_["__dpat"].to_list())
+        before = [
+            *_phrase_forms(lex.phrases("legitimate", "comparison_before")),
+            *_phrase_forms(lex.phrases("legitimate", "accessory_prefix")),
+        ]
+        after = _phrase_forms(lex.phrases("legitimate", "comparison_after"))
+        # on the words before a name (single-spaced, no padding) and after it
+        words_before = "|".join(sorted({re.escape(" ".join(p.split())) for p in before}))
+        fillers = "|".join(COMPARISON_FILLERS)
+        self.compared_before_ = f"(?:^| )(?:{words_before})(?: (?:{fillers}))?$" if before else ""
+        words_after = "|".join(sorted({re.escape(" ".join(p.split())) for p in after}))
+        # (up to two words between: "Neverfull MM compatible")
+        self.compared_after_ = (
+            f"^(?:[^ ]+ ){{0,2}}(?:(?:{fillers}) )?(?:{words_after})(?: |$)" if after else ""
+        )
+        # a description saying the item fits or works with others compares with every name
+        # it holds ("Wilson, Babolat and Head rackets: this string fits all")
+        self.compared_anywhere_ = sorted(
+            {*self.compatible_, *_phrase_forms(["fits", "fit", "fitting", "holds"])}
+        )
+        # what a description must hold to be read at all: a word of every phrase searched in
+        # it and of every name (the longest word; lower case, Arabic letters folded), found
+        # in the raw text by one regular expression (most descriptions hold none)
+        phrases = [
+            *lex.phrases("counterfeit", "strong"),
+            *lex.phrases("counterfeit", "weak"),
+            *lex.phrases("legitimate", "secondhand"),
+            *lex.phrases("legitimate", "refurbished"),
+            *lex.phrases("legitimate", "authorised"),
+            *(p for ps in lex.ordinary.values() for p in ps),
+            *(sf for sf, _ in word_surfaces),
+            *rows,
+            *self.native_surfaces_,
+        ]
+        probe = {probe_folded(probe_word(p)) for p in phrases}
+        probe |= {probe_folded(probe_word(fold(p))) for p in phrases}
+        self.desc_probe_ = sorted(w for w in probe if w)
+        self.desc_probe_regex_ = probe_pattern(self.desc_probe_)
 
     def _ordinary_key(self, word: str, phrase_form: str) -> str:
         """The key an ordinary phrase (in phrase form) is about: the brand word's key, or the
@@ -639,7 +760,7 @@ class TextFilter(Filter):
         cols = set(lf.collect_schema().names())
         title = pl.col("title").cast(pl.String).fill_null("")
         desc = (
-            pl.col("description").cast(pl.String).fill_null("")
+            capped(pl.col("description").cast(pl.String).fill_null(""), self.max_description_chars)
             if self.use_description and "description" in cols
             else pl.lit("")
         )
@@ -1223,9 +1344,7 @@ class TextFilter(Filter):
         norm = pl.col("__norm")
         other = titles.select(norm.str.len_bytes() != norm.str.len_chars()).to_series()
         if self.native_probe_ and other.any():
-            native_titles = titles.filter(other).select(
-                "__tid", native_text(norm).alias("__ntext")
-            )
+            native_titles = titles.filter(other).select("__tid", native_text(norm).alias("__ntext"))
             if self.native_exceptions_:
                 native_titles = native_titles.with_columns(
                     pl.col("__ntext").str.replace_many(
@@ -1361,12 +1480,31 @@ class TextFilter(Filter):
         check_is_fitted(self)
         frame = listings.collect()
         inputs = self._inputs(frame.columns)
+        read = frame.select(inputs)
+        if "description" in inputs:
+            read = read.with_columns(self.description_read(pl.col("description")))
         # listings repeating another's title, description, brand and category are scored once
-        distinct, back = distinct_rows(frame.select(inputs))
+        # (a description with nothing to read counts as none)
+        distinct, back = distinct_rows(read)
         scored = self.results_.apply(distinct, self._score_distinct)
         if back is not None:
             scored = scored.select(pl.all().gather(back))
         return frame.hstack(scored).lazy()
+
+    def description_read(self, desc: pl.Expr) -> pl.Expr:
+        """What this filter reads of each description: its first
+        :attr:`max_description_chars` characters where they hold a word of a phrase or name it
+        searches for (written plainly: in a letter case, with or without accents), else
+        nothing."""
+        read = capped(desc.cast(pl.String), self.max_description_chars)
+        probe = (
+            read.str.to_lowercase()
+            .str.replace_many(list(PROBE_FOLD), list(PROBE_FOLD.values()))
+            .str.contains(self.desc_probe_regex_)
+        )
+        return (
+            pl.when(probe).then(read).otherwise(pl.lit(None, dtype=pl.String)).alias("description")
+        )
 
     def _score_distinct(self, listings: pl.DataFrame) -> pl.DataFrame:
         """This filter's columns for ``listings`` (aligned with it)."""
@@ -1408,10 +1546,152 @@ class TextFilter(Filter):
                 "ambiguous",
             ),
         ]
+        found = pl.concat(mentions, how="vertical_relaxed")
+        found = pl.concat(
+            [found, self._description_mentions(base, found.get_column("__tid"))],
+            how="vertical_relaxed",
+        )
         # one chunk: polars 2.1 panics formatting a string column whose chunks include an
         # empty one between others ("assertion failed: i < self.len()")
-        found = pl.concat(mentions, how="vertical_relaxed").rechunk()
-        return self._scored(base, cols, found, phrases)
+        return self._scored(base, cols, found.rechunk(), phrases)
+
+    def _description_mentions(self, base: pl.DataFrame, named: pl.Series) -> pl.DataFrame:
+        """Names written plainly in the descriptions of listings whose title names none
+        (``named``: the titles with a mention), as rows of :meth:`_mentions` (``kind``
+        ``description``, or ``compared`` for a comparison or disclaimer: "works like Dyson",
+        "Submariner homage"). Only the first :attr:`max_description_chars` characters are read.
+        """
+        none = pl.lit(None, dtype=pl.String)
+        schema = {
+            "__tid": pl.UInt32,
+            "pos": pl.Int64,
+            "n": pl.Int8,
+            "surface": pl.String,
+            "prev1": pl.String,
+            "prev2": pl.String,
+            "prev3": pl.String,
+            "form": pl.String,
+            "brand": pl.String,
+            "kind": pl.String,
+            "edits": pl.Int32,
+            "ambiguous": pl.Boolean,
+        }
+        if not self.use_description or "description" not in base.columns:
+            return pl.DataFrame(schema=schema)
+        desc = pl.col("description").cast(pl.String)
+        rows = base.filter(
+            ~pl.col("__tid").is_in(named.implode()) & (desc.str.len_bytes() > 0)
+        ).select("__tid", capped(desc, self.max_description_chars).alias("__desc"))
+        if rows.is_empty():
+            return pl.DataFrame(schema=schema)
+        d = pl.col("__desc")
+        other = rows.select(d.str.len_bytes() != d.str.len_chars()).to_series()
+        words = rows.select(_padded_words(d.str.to_lowercase())).to_series()
+        at = other.arg_true()
+        if at.len():
+            words = words.scatter(at, rows[at].select(_padded_words(folded(d))).to_series())
+        rows = rows.with_columns(words.alias("__dtext"))
+        parts = []
+        # names as words: a search of every text, then of those that may hold one
+        held = rows.filter(holding_any(rows, "__dtext", self.desc_name_probe_))
+        if held.height:
+            spaced = pl.col("__dtext").str.replace_all(" ", "  ")
+            patterns = self.desc_names_.get_column("__dpat").to_list()
+            hits = (
+                held.select("__tid", spaced.alias("__spaced"))
+                .with_columns(
+                    pl.col("__spaced").str.extract_many(patterns, overlapping=False).alias("__dpat")
+                )
+                .explode("__dpat")
+                .drop_nulls("__dpat")
+                .unique(["__tid", "__dpat"], keep="first", maintain_order=True)
+                .join(self.desc_names_, on="__dpat", how="inner")
+            )
+            # the words around the name's first occurrence
+            around = pl.col("__spaced").str.split(pl.col("__dpat"))
+            before = around.list.first().str.slice(-CONTEXT_CHARS)
+            after = around.list.get(1, null_on_oob=True).fill_null("").str.slice(0, CONTEXT_CHARS)
+            hits = hits.with_columns(
+                before.str.replace_all(" +", " ").str.strip_chars(" ").alias("__before"),
+                after.str.replace_all(" +", " ").str.strip_chars(" ").alias("__after"),
+            )
+            compared = pl.lit(False)
+            if self.compared_anywhere_:
+                compared = pl.col("__spaced").str.contains_any(self.compared_anywhere_)
+            if self.compared_before_:
+                compared = compared | pl.col("__before").str.contains(self.compared_before_)
+            if self.compared_after_:
+                compared = compared | pl.col("__after").str.contains(self.compared_after_)
+            parts.append(
+                hits.select(
+                    "__tid",
+                    _words(pl.col("__dpat")).alias("surface"),
+                    "form",
+                    "brand",
+                    pl.when(compared)
+                    .then(pl.lit("compared"))
+                    .otherwise(pl.lit("description"))
+                    .alias("kind"),
+                    "ambiguous",
+                )
+            )
+        # names of the scripts matched by substring
+        if self.native_probe_ and at.len():
+            ntext = native_text(folded(d).str.replace_all(f"({CJK_CLASS}+)", " ${1} "))
+            native_rows = rows[at].select("__tid", ntext.alias("__ntext"))
+            if self.native_exceptions_:
+                native_rows = native_rows.with_columns(
+                    pl.col("__ntext").str.replace_many(
+                        self.native_exceptions_, [" "] * len(self.native_exceptions_)
+                    )
+                )
+            native_rows = native_rows.filter(
+                holding_any(native_rows, "__ntext", self.native_probe_)
+            )
+            if native_rows.height:
+                parts.append(
+                    native_rows.select(
+                        "__tid",
+                        pl.col("__ntext")
+                        .str.extract_many(self.native_["native"].to_list(), overlapping=False)
+                        .alias("surface"),
+                    )
+                    .explode("surface")
+                    .drop_nulls("surface")
+                    .unique(["__tid", "surface"], keep="first", maintain_order=True)
+                    .join(self.native_, left_on="surface", right_on="native", how="inner")
+                    .select(
+                        "__tid",
+                        "surface",
+                        pl.col("surface").alias("form"),
+                        "brand",
+                        pl.lit("description").alias("kind"),
+                        "ambiguous",
+                    )
+                )
+        if not parts:
+            return pl.DataFrame(schema=schema)
+        # a description that compares with one brand compares with all it names ("Rolex
+        # Submariner homage"; "fits Rolex, Omega and Seiko straps")
+        compared = (pl.col("kind") == "compared").any().over("__tid")
+        return (
+            pl.concat(parts, how="vertical_relaxed")
+            .select(
+                "__tid",
+                pl.lit(0, dtype=pl.Int64).alias("pos"),
+                pl.lit(1, dtype=pl.Int8).alias("n"),
+                "surface",
+                none.alias("prev1"),
+                none.alias("prev2"),
+                none.alias("prev3"),
+                "form",
+                "brand",
+                pl.when(compared).then(pl.lit("compared")).otherwise("kind").alias("kind"),
+                pl.lit(0, dtype=pl.Int32).alias("edits"),
+                "ambiguous",
+            )
+            .cast(pl.Schema(schema))
+        )
 
     def _as_written(self, hit: pl.Expr) -> pl.Expr:
         """A counterfeit phrase hit as the lexicon writes it (lower case): hits are found in
@@ -1582,8 +1862,14 @@ class TextFilter(Filter):
         )
         # nobody obfuscates an ordinary word: only plain mentions of ambiguous words need support
         # (a native name too: "코치" is a sports coach as well as Coach)
-        plain = pl.col("kind").is_in(["exact", "alias", "native"])
-        usable = pl.col("__oph").is_null() & (~pl.col("ambiguous") | ~plain | corroborated)
+        plain = pl.col("kind").is_in(["exact", "alias", "native", "description"])
+        # a name a description compares with ("works like Dyson") only beside a counterfeit
+        # phrase
+        usable = (
+            pl.col("__oph").is_null()
+            & (~pl.col("ambiguous") | ~plain | corroborated)
+            & ((pl.col("kind") != "compared") | (pl.col("text_strong_phrases") > 0))
+        )
         suppressed = (
             cand.filter(~usable & pl.col("__oph").is_not_null())
             .sort(["__tid", "pos", "n", "form", "__oph"])
@@ -1669,6 +1955,12 @@ class TextFilter(Filter):
             # another name of the brand, a model name included: the reviewer sees which
             .when(pl.col("kind") == "alias")
             .then(pl.format('title mentions "{}" (brand "{}")', pl.col("surface"), pl.col("brand")))
+            .when(pl.col("kind").is_in(DESCRIPTION_KINDS))
+            .then(
+                pl.format(
+                    'description mentions "{}" (brand "{}")', pl.col("surface"), pl.col("brand")
+                )
+            )
             .otherwise(
                 pl.format(
                     'title "{}" ~ brand "{}" ({})',

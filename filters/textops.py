@@ -123,6 +123,55 @@ def brand_key_expr(value: str | None) -> str | None:
     return RE_NOT_LN.sub("", unicodedata.normalize("NFKD", value.lower()))
 
 
+ASCII_WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def probe_pattern(words: Sequence[str]) -> str:
+    """One regular expression finding any of ``words`` in text: words that start (end) with
+    an ASCII letter, digit or ``_`` must start (end) there, the others may sit anywhere (a
+    name of a script without spaces, or a Cyrillic name with a case ending)."""
+    import re
+
+    def one(w: str) -> str:
+        left = r"(?-u:\b)" if w[0] in ASCII_WORD else ""
+        right = r"(?-u:\b)" if w[-1] in ASCII_WORD else ""
+        return left + re.escape(w).replace("\\ ", " ") + right
+
+    return "|".join(one(w) for w in sorted(set(words)) if w)
+
+
+class WordProbe:
+    """Whether a text holds one of ``words`` as :func:`probe_pattern` finds them (with the
+    regex's ASCII word boundaries), without a regex of thousands of alternatives: the words
+    are indexed by their first two characters."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self.index: dict[str, list[tuple[str, bool, bool]]] = {}
+        self.single: dict[str, list[tuple[str, bool, bool]]] = {}
+        for w in sorted({w for w in words if w}):
+            entry = (w, w[0] in ASCII_WORD, w[-1] in ASCII_WORD)
+            if len(w) == 1:
+                self.single.setdefault(w, []).append(entry)
+            else:
+                self.index.setdefault(w[:2], []).append(entry)
+
+    def search(self, text: str) -> bool:
+        n = len(text)
+        index, single = self.index, self.single
+        for i in range(n):
+            found = index.get(text[i : i + 2], ()) if i + 1 < n else ()
+            for w, left, right in (*found, *single.get(text[i], ())):
+                if not text.startswith(w, i):
+                    continue
+                if left and i > 0 and text[i - 1] in ASCII_WORD:
+                    continue
+                end = i + len(w)
+                if right and end < n and text[end] in ASCII_WORD:
+                    continue
+                return True
+        return False
+
+
 class PatternSet:
     """Non-overlapping multi-pattern search with the semantics of polars' ``extract_many`` and
     ``replace_many`` (Aho-Corasick "standard"): scanning left to right, the match that ends

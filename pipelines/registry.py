@@ -51,6 +51,8 @@ LEXICON_KINDS: dict[str, tuple[str, ...]] = {
         "refurbished",
         "authorised",
         "phrase_exceptions",
+        "comparison_before",
+        "comparison_after",
     ),
     "products": ("main", "bundle"),
 }
