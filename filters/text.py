@@ -21,6 +21,8 @@ Score (monotone in every piece of evidence)::
 
     s_brand    = 0.10 plain mention; 0.80 typo (0.75 at 2 edits); 0.85 leetspeak or masked;
                  0.80 spaced letters; 0.90 look-alike, fullwidth or zero-width characters;
+                 0.05 a name written plainly in the description where the title names none
+                 (a compared one, "works like Dyson", only with a counterfeit phrase);
                  x 0.2 when the brand is only the target of an accessory ("laces for Nike";
                  "Apple Watch band compatible 44mm": an accessory noun and a compatibility word)
                  or the title sells parts, packaging or a sample ("for parts", "box only")
@@ -704,11 +706,10 @@ class TextFilter(Filter):
         self.compared_after_ = (
             f"^(?:[^ ]+ ){{0,2}}(?:(?:{fillers}) )?(?:{words_after})(?: |$)" if after else ""
         )
-        # a description saying the item fits or works with others compares with every name
-        # it holds ("Wilson, Babolat and Head rackets: this string fits all")
-        self.compared_anywhere_ = sorted(
-            {*self.compatible_, *_phrase_forms(["fits", "fit", "fitting", "holds"])}
-        )
+        # a description saying the item is compatible with others compares with every name it
+        # holds ("Apple, Samsung and Google phones: compatible charger"); not "fits", which
+        # descriptions say of the item itself ("strap fits most wrists")
+        self.compared_anywhere_ = list(self.compatible_)
         # what a description must hold to be read at all: a word of every phrase searched in
         # it and of every name (the longest word; lower case, Arabic letters folded), found
         # in the raw text by one regular expression (most descriptions hold none)
