@@ -162,18 +162,64 @@ def probe_folded(text: str) -> str:
     return text.lower().translate(_PROBE_FOLD_TABLE)
 
 
+#: words too common in descriptions to stand for a phrase in the description probe
+PROBE_STOP = frozenset(
+    {
+        "with",
+        "without",
+        "original",
+        "quality",
+        "full",
+        "open",
+        "only",
+        "same",
+        "not",
+        "non",
+        "first",
+        "top",
+        "best",
+        "high",
+        "grade",
+        "size",
+        "made",
+        "new",
+        "the",
+        "and",
+        "for",
+        "of",
+        "to",
+        "in",
+        "on",
+        "no",
+        "box",
+        "set",
+        "case",
+        "light",
+        "real",
+        "good",
+        "all",
+        "one",
+    }
+)
+
+
 def probe_word(phrase: str) -> str:
-    """The word of a phrase (lower case, as :data:`PHRASE_KEEP` splits words) that the
-    description probe looks for: the longest, which is the least common."""
-    words = [
-        w
-        for w in re.split(
-            PHRASE_KEEP.replace(r"\p{L}", "\\w").replace(r"\p{M}", "").replace(r"\p{N}", ""),
-            phrase.lower(),
-        )
-        if w
-    ]
-    return max(words, key=lambda w: (len(w), w)) if words else ""
+    """What the description probe looks for to find ``phrase`` (lower case): its longest word
+    of four or more characters that is not a very common one (:data:`PROBE_STOP`), else the
+    whole phrase ("1 to 1", "no box"). A phrase of a script matched by substring is split at
+    spaces and separators only (Thai marks are letters)."""
+    text = phrase.lower()
+    if is_cjk(text):
+        words = [w for w in re.split(r"[\s\u30fb\u00b7=&]+", text) if w]
+    else:
+        keep = PHRASE_KEEP.replace(r"\p{L}", "\\w").replace(r"\p{M}", "").replace(r"\p{N}", "")
+        words = [w for w in re.split(keep, text) if w]
+    if not words:
+        return ""
+    if is_cjk(text):
+        return max(words, key=lambda w: (len(w), w))
+    good = [w for w in words if len(w) >= 4 and w not in PROBE_STOP]
+    return max(good, key=lambda w: (len(w), w)) if good else " ".join(words)
 
 
 def script_folded(text: str) -> str:
