@@ -4,13 +4,17 @@ Run: ``python -m benchmarks.bench_quality --n 20000 --seed 1``
 
 Prints PR-AUC, precision at recall 0.8/0.9 and recall at precision 0.99 for text, price and the
 fused risk, the decision confusion, text recall per obfuscation family and the share of clean
-titles the text filter flags.
+titles the text filter flags; then side tables of more generated families, and for brands named
+in other scripts and brands named only in the description, the recall and block precision
+that ``benchmarks/results/bench_quality.json`` records.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import polars as pl
 from sklearn.metrics import average_precision_score
@@ -102,8 +106,33 @@ def kind_table(scored: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def floors_table(scored: pl.DataFrame, family: str) -> pl.DataFrame:
+    """Recall (share of fakes sent to review or blocked, and blocked alone), block precision
+    and the share of genuine listings flagged, over a family of generated listings."""
+    fake, genuine = pl.col("label") == 1, pl.col("label") == 0
+    flagged, blocked = pl.col("decision") != "allow", pl.col("decision") == "block"
+    return scored.select(
+        pl.lit(family).alias("family"),
+        pl.len().alias("n"),
+        fake.sum().alias("fakes"),
+        ((fake & flagged).sum() / fake.sum()).alias("recall"),
+        ((fake & blocked).sum() / fake.sum()).alias("block_recall"),
+        ((fake & blocked).sum() / blocked.sum()).alias("block_precision"),
+        ((genuine & flagged).sum() / genuine.sum()).alias("genuine_flagged"),
+    )
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
 def main() -> None:
-    from seeds.marketplace import generate_everyday, generate_marketplace, generate_small_goods
+    from seeds.marketplace import (
+        generate_descriptions,
+        generate_everyday,
+        generate_marketplace,
+        generate_scripts,
+        generate_small_goods,
+    )
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20_000)
@@ -145,6 +174,34 @@ def main() -> None:
             more = generate(registry, args.n // 10, seed=args.seed)
             more_scored = score_frame(more, plan).filter(pl.col("status") == "ok")
             print(title.format(more.height) + "\n", kind_table(more_scored), "\n")
+        floors = []
+        for family, title, generate in (
+            (
+                "scripts",
+                "Brands named in other scripts ({:,} more: Japanese, Korean, Russian, Arabic, "
+                "Hebrew, Thai, Greek)",
+                generate_scripts,
+            ),
+            (
+                "descriptions",
+                "Brands named only in the description ({:,} more; 50-300 words)",
+                generate_descriptions,
+            ),
+        ):
+            more = generate(registry, args.n // 4, seed=args.seed)
+            more_scored = score_frame(more, plan).filter(pl.col("status") == "ok")
+            print(title.format(more.height) + "\n", kind_table(more_scored), "\n")
+            floors.append(floors_table(more_scored, family))
+        table = pl.concat(floors)
+        print("Floors: recall >= 0.95 and block precision >= 0.98\n", table, "\n")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "bench_quality.json"
+    data = json.loads(out.read_text()) if out.is_file() else {}
+    data["families"] = {
+        "command": f"python -m benchmarks.bench_quality --n {args.n} --seed {args.seed}",
+        "rows": table.to_dicts(),
+    }
+    out.write_text(json.dumps(data, indent=2) + "\n")
 
 
 if __name__ == "__main__":

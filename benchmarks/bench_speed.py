@@ -8,12 +8,20 @@ Run: ``python -m benchmarks.bench_speed --n 1000000``
   text filter scores each distinct listing text once and the generated titles repeat;
 - **fakestop in-process**: the scoring chain on the frame already in memory;
 - **naive peer**: per-row ``rapidfuzz.process.extractOne(title, brand names, scorer=partial_ratio,
-  score_cutoff=90)`` over a sample, which is how a first filter is usually written.
+  score_cutoff=90)`` over a sample, which is how a first filter is usually written;
+- **descriptions**: the same listings with descriptions of 50-300 words, scored in-process batch
+  by batch with the text filter reading descriptions (phrases; brand names where the title has
+  none) and not reading them, alternately, so that both see the same load; the ratio is the
+  cost of reading descriptions. ``--only descriptions`` runs this part alone.
+
+Results go to ``benchmarks/results/bench_speed.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import resource
 import subprocess
@@ -27,8 +35,11 @@ import polars as pl
 from rapidfuzz import fuzz, process
 
 from benchmarks import compile_package
+from filters.text import DESCRIPTION_CHARS, TextFilter
 from pipelines.registry import Registry, default_registry_dir, load_registry
 from pipelines.stages import ScoringPlan, score_frame
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def score_command(src: Path, out: Path, *, module: Sequence[str] = ("pipelines.cli",)) -> list[str]:
@@ -81,6 +92,52 @@ def end_to_end(listings: pl.DataFrame) -> tuple[float, float, int]:
     return seconds, peak_mb, rows_out
 
 
+def description_cost(
+    registry: Registry, listings: pl.DataFrame, *, seed: int, batch: int = 100_000
+) -> dict[str, float]:
+    """Seconds of the scoring chain on ``listings`` given descriptions of 50-300 words, with the
+    text filter reading descriptions and not, batch by batch, alternately (which goes first
+    alternates too)."""
+    from seeds.marketplace import with_descriptions
+
+    t0 = time.perf_counter()
+    described = with_descriptions(listings, seed=seed)
+    gen_s = time.perf_counter() - t0
+    words = described.select(pl.col("description").str.split(" ").list.len()).to_series()
+    reading = ScoringPlan.build(registry)
+    base = ScoringPlan.build(registry)
+    blind = dataclasses.replace(
+        base,
+        filters=[
+            TextFilter(use_description=False).fit(registry) if f.name == "text" else f
+            for f in base.filters
+        ],
+    )
+    seconds = {"reading": 0.0, "not_reading": 0.0}
+    cpu = {"reading": 0.0, "not_reading": 0.0}
+    for i, at in enumerate(range(0, described.height, batch)):
+        part = described.slice(at, batch)
+        order = [("reading", reading), ("not_reading", blind)]
+        for name, plan in order if i % 2 == 0 else order[::-1]:
+            t, c = time.perf_counter(), time.process_time()
+            score_frame(part, plan)
+            seconds[name] += time.perf_counter() - t
+            cpu[name] += time.process_time() - c
+    return {
+        "n": described.height,
+        "description_words_mean": float(words.mean() or 0.0),
+        "description_chars_read": DESCRIPTION_CHARS,
+        "generated_s": gen_s,
+        "reading_s": seconds["reading"],
+        "not_reading_s": seconds["not_reading"],
+        "ratio": seconds["reading"] / seconds["not_reading"],
+        # CPU seconds of this process (all its threads): less moved by other work on the machine
+        "reading_cpu_s": cpu["reading"],
+        "not_reading_cpu_s": cpu["not_reading"],
+        "cpu_ratio": cpu["reading"] / cpu["not_reading"],
+    }
+
+
 def main() -> None:
     from seeds.marketplace import generate_marketplace
 
@@ -88,12 +145,33 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--naive-sample", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--only", choices=["descriptions"], default=None)
     args = ap.parse_args()
 
     registry = load_registry(default_registry_dir())
     t0 = time.perf_counter()
     listings = generate_marketplace(registry, args.n, seed=args.seed)
     gen_s = time.perf_counter() - t0
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "bench_speed.json"
+    results = json.loads(out.read_text()) if out.is_file() else {}
+    load = os.getloadavg()[0]
+    cost = description_cost(registry, listings, seed=args.seed)
+    results["descriptions"] = {
+        "command": f"python -m benchmarks.bench_speed --n {args.n} --only descriptions",
+        "load_average_1min_at_start": load,
+        **cost,
+    }
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(
+        f"descriptions ({cost['description_words_mean']:.0f} words on average, first "
+        f"{DESCRIPTION_CHARS} characters read): scoring chain {cost['reading_s']:.2f}s reading "
+        f"them, {cost['not_reading_s']:.2f}s not: x{cost['ratio']:.3f}; CPU "
+        f"{cost['reading_cpu_s']:.2f}s / {cost['not_reading_cpu_s']:.2f}s: "
+        f"x{cost['cpu_ratio']:.3f} (load {load:.1f})\n"
+    )
+    if args.only == "descriptions":
+        return
     if not compile_package():
         print("note: fakestop's bytecode could not be written; its starts include compiling it")
     e2e_s, peak_mb, rows_out = end_to_end(listings)

@@ -141,10 +141,43 @@ ZERO_WIDTH = "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff
 ZERO_WIDTH_CLASS = "[" + "".join(f"\\u{ord(c):04x}" for c in ZERO_WIDTH) + "]"
 #: characters a listing may use to mask letters of a brand ("Gu**i")
 MASK_CHARS = "*•●_#?"
-#: scripts written without spaces between words: native brand names are found as substrings
-CJK_CLASS = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]"
+#: scripts whose names are found as substrings, not as words: Chinese, Japanese and Thai are
+#: written without spaces between words, and Korean attaches particles to names ("롤렉스가");
+#: with the katakana long vowel mark (U+30FC), which is of no one script ("サブマリーナー")
+CJK_CLASS = r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}\p{Thai}\u30fc]"
+#: separators between two characters of those scripts that the native text drops, so that
+#: "ルイ・ヴィトン", "ルイ ヴィトン" and "ルイヴィトン" read alike, "&" too (applied twice: the
+#: pattern consumes the character after the separator, and a one-character run may sit
+#: between two separators)
+NATIVE_JOIN = f"({CJK_CLASS})[ \\t\\n\\r\\x0b\\x0c\u30fb\u00b7=&]+({CJK_CLASS})"
+#: Arabic letter variants folded to one letter, as Arabic search engines do (Lucene's
+#: ArabicNormalizer): alef wasla, alef maksura -> yeh, teh marbuta -> heh, Persian kaf and yeh,
+#: and the tatweel (a stretching stroke) dropped; hamza forms and diacritics are combining marks,
+#: already stripped by folding
+SCRIPT_FOLD: dict[str, str] = {
+    "\u0671": "\u0627",
+    "\u0649": "\u064a",
+    "\u0629": "\u0647",
+    "\u06a9": "\u0643",
+    "\u06cc": "\u064a",
+    "\u0640": "",
+}
+_SCRIPT_FOLD_TABLE = str.maketrans(SCRIPT_FOLD)
+#: combining marks that folding keeps: they are letters of their script, not accents (kana
+#: voicing marks: "レゴ" is not "レコ"; Thai vowels and tone marks: "โซนี่" is not "โซน", zone)
+KEPT_MARKS = "\u3099\u309a\u0e31\u0e34-\u0e3a\u0e47-\u0e4e"
+#: the combining marks folding strips (accents), one class both regex engines read alike
+STRIPPED_MARKS = f"[^\\P{{Mn}}{KEPT_MARKS}]"
+_KEPT = {
+    "\u3099",
+    "\u309a",
+    "\u0e31",
+    *map(chr, range(0x0E34, 0x0E3B)),
+    *map(chr, range(0x0E47, 0x0E4F)),
+}
 #: characters kept inside phrases ("1:1", "AAA+", "b/u", "d&g", "levi's")
-PHRASE_KEEP = r"[^\p{L}\p{N}:+/&']+"
+#: (and combining marks: folding keeps those that are letters, Thai vowels and tone marks)
+PHRASE_KEEP = r"[^\p{L}\p{M}\p{N}:+/&']+"
 
 
 def fold(text: str) -> str:
@@ -153,22 +186,177 @@ def fold(text: str) -> str:
     text = "".join(c for c in text if c not in ZERO_WIDTH).casefold()
     decomposed = unicodedata.normalize("NFKD", text)
     return unicodedata.normalize(
-        "NFC", "".join(c for c in decomposed if not unicodedata.combining(c))
-    )
+        "NFC", "".join(c for c in decomposed if not unicodedata.combining(c) or c in _KEPT)
+    ).translate(_SCRIPT_FOLD_TABLE)
+
+
+#: what the description probe folds besides case: Arabic hamza forms, letter variants and
+#: diacritics (harakat), which raw descriptions write in many ways
+PROBE_FOLD: dict[str, str] = {
+    **SCRIPT_FOLD,
+    "\u0623": "\u0627",
+    "\u0625": "\u0627",
+    "\u0622": "\u0627",
+    "\u0624": "\u0648",
+    "\u0626": "\u064a",
+    **{chr(c): "" for c in range(0x064B, 0x0653)},
+}
+_PROBE_FOLD_TABLE = str.maketrans(PROBE_FOLD)
+
+
+def probe_folded(text: str) -> str:
+    """``text`` as the description probe reads it: lower case, :data:`PROBE_FOLD` applied."""
+    return text.lower().translate(_PROBE_FOLD_TABLE)
+
+
+#: words too common in descriptions to stand for a phrase in the description probe
+PROBE_STOP = frozenset(
+    {
+        "with",
+        "without",
+        "original",
+        "quality",
+        "full",
+        "open",
+        "only",
+        "same",
+        "not",
+        "non",
+        "first",
+        "top",
+        "best",
+        "high",
+        "grade",
+        "size",
+        "made",
+        "new",
+        "the",
+        "and",
+        "for",
+        "of",
+        "to",
+        "in",
+        "on",
+        "no",
+        "box",
+        "set",
+        "case",
+        "light",
+        "real",
+        "good",
+        "all",
+        "one",
+    }
+)
+
+
+def probe_word(phrase: str) -> str:
+    """What the description probe looks for to find ``phrase`` (lower case): its longest word
+    of four or more characters that is not a very common one (:data:`PROBE_STOP`), else the
+    whole phrase ("1 to 1", "no box"). A phrase of a script matched by substring is split at
+    spaces and separators only (Thai marks are letters)."""
+    text = phrase.lower()
+    if is_cjk(text):
+        words = [w for w in re.split(r"[\s\u30fb\u00b7=&]+", text) if w]
+    else:
+        keep = PHRASE_KEEP.replace(r"\p{L}", "\\w").replace(r"\p{M}", "").replace(r"\p{N}", "")
+        words = [w for w in re.split(keep, text) if w]
+    if not words:
+        return ""
+    if is_cjk(text):
+        return max(words, key=lambda w: (len(w), w))
+    good = [w for w in words if len(w) >= 4 and w not in PROBE_STOP]
+    return max(good, key=lambda w: (len(w), w)) if good else " ".join(words)
+
+
+def script_folded(text: str) -> str:
+    """``text`` with :data:`SCRIPT_FOLD`'s letter variants folded."""
+    return text.translate(_SCRIPT_FOLD_TABLE)
 
 
 def phrase_form(text: str) -> str:
     """A phrase or title as space-separated words with a space at each end, so that phrase
     search on it respects word boundaries (" ua " does not occur in " usual ")."""
-    words = re.sub(PHRASE_KEEP.replace(r"\p{L}", "\\w").replace(r"\p{N}", ""), " ", fold(text))
+    words = re.sub(
+        PHRASE_KEEP.replace(r"\p{L}", "\\w").replace(r"\p{M}", "").replace(r"\p{N}", ""),
+        " ",
+        fold(text),
+    )
     return " " + " ".join(words.split()) + " "
 
 
 def is_cjk(text: str) -> bool:
+    """Whether ``text`` has a character of a script matched by substring (:data:`CJK_CLASS`:
+    kana, Han, Hangul, Thai)."""
     return any(
-        "\u3040" <= c <= "\u30ff" or "\u3400" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af"
+        "\u3040" <= c <= "\u30ff"
+        or "\u3400" <= c <= "\u9fff"
+        or "\uac00" <= c <= "\ud7af"
+        or "\u0e00" <= c <= "\u0e7f"
         for c in text
     )
+
+
+#: word-boundary scripts whose names take affixes in running text, by the first letter's range
+_CYRILLIC, _GREEK, _ARABIC, _HEBREW = (
+    ("\u0400", "\u04ff"),
+    ("\u0370", "\u03ff"),
+    (
+        "\u0600",
+        "\u06ff",
+    ),
+    ("\u0590", "\u05ff"),
+)
+#: Russian case and plural endings a foreign brand name takes ("Ролекса", "Найки", "Адидасом")
+CYRILLIC_ENDINGS = ("а", "у", "ом", "е", "ы", "и", "ов", "ам", "ами", "ах")
+#: endings of a name in -а/-я (declined like "Прада": "Прады", "Праде", "Праду", "Прадой")
+CYRILLIC_A_ENDINGS = ("ы", "и", "е", "у", "ой", "ою", "ей")
+#: Arabic proclitics written onto the next word: and, with, for, so, like, the, and their pairs
+ARABIC_PREFIXES = ("ال", "و", "ب", "ل", "ف", "ك", "وال", "بال", "لل", "فال", "كال", "وب", "ول")
+#: Hebrew prefixes written onto the next word: the, and, in, to, from, that, as, and pairs
+HEBREW_PREFIXES = (
+    "ה", "ו", "ב", "ל", "מ", "ש", "כ", "וה", "וב", "ול", "ומ", "וש", "שה", "שב", "של", "מה", "כש",
+)  # fmt: skip
+
+
+def inflected_keys(key: str, sig: str | None) -> list[tuple[str, str]]:
+    """The forms a native brand key takes in running text of its script, with their word
+    lengths: Russian case endings on the last word ("ролекса"), Arabic and Hebrew prefixes on
+    the first ("ورولكس", "ורולקס"), and Greek words ending in a final sigma (titles write
+    "Αντιντάς", keys are case folded to "αντιντασ"). Latin keys and keys of other scripts have
+    none."""
+    if not key:
+        return []
+    lengths = [int(x) for x in (sig or str(len(key))).split(",") if x] or [len(key)]
+    first = key[0]
+    out: list[tuple[str, list[int]]] = []
+    if _CYRILLIC[0] <= first <= _CYRILLIC[1]:
+        vowels = "аеёиоуыэюяь"
+        if key[-1] in "ая":
+            stem = key[:-1]
+            out += [
+                (stem + e, [*lengths[:-1], lengths[-1] - 1 + len(e)]) for e in CYRILLIC_A_ENDINGS
+            ]
+        elif key[-1] not in vowels and key[-1] not in "йь":
+            out += [(key + e, [*lengths[:-1], lengths[-1] + len(e)]) for e in CYRILLIC_ENDINGS]
+    elif _ARABIC[0] <= first <= _ARABIC[1]:
+        out += [(p + key, [lengths[0] + len(p), *lengths[1:]]) for p in ARABIC_PREFIXES]
+    elif _HEBREW[0] <= first <= _HEBREW[1]:
+        out += [(p + key, [lengths[0] + len(p), *lengths[1:]]) for p in HEBREW_PREFIXES]
+    elif _GREEK[0] <= first <= _GREEK[1]:
+        ends, at = [], 0
+        for n in lengths:
+            at += n
+            ends.append(at - 1)
+        chars = list(key)
+        changed = False
+        for i in ends:
+            if chars[i] == "σ":
+                chars[i] = "ς"
+                changed = True
+        if changed:
+            out.append(("".join(chars), lengths))
+    return [(k, ",".join(str(n) for n in ls)) for k, ls in out if k != key]
 
 
 def leet_readings(token: str) -> list[str]:

@@ -11,10 +11,18 @@ leetspeak and masked letters by their readings. The non-exact kinds are tried on
 could read as a key, and each form is classified once per fitted filter (:class:`MatchMemo`).
 The matches are joined back to the listings on integers. No Python code runs per listing.
 
+Names in other scripts (``names.csv`` and aliases): Chinese, Japanese, Korean and Thai names are
+searched for as substrings of the title's native text (:func:`native_text`: separators between
+two such characters dropped; the lexicon's ``[native_exceptions]`` taken out first); Cyrillic,
+Greek, Arabic and Hebrew names are keys like Latin ones, found by exact lookup with the forms
+running text gives them (:func:`filters.normalise.inflected_keys`), never by near misses.
+
 Score (monotone in every piece of evidence)::
 
     s_brand    = 0.10 plain mention; 0.80 typo (0.75 at 2 edits); 0.85 leetspeak or masked;
                  0.80 spaced letters; 0.90 look-alike, fullwidth or zero-width characters;
+                 0.05 a name written plainly in the description where the title names none
+                 (a compared one, "works like Dyson", only with a counterfeit phrase);
                  x 0.2 when the brand is only the target of an accessory ("laces for Nike";
                  "Apple Watch band compatible 44mm": an accessory noun and a compatibility word)
                  or the title sells parts, packaging or a sample ("for parts", "box only")
@@ -62,17 +70,26 @@ from filters.normalise import (
     CJK_CLASS,
     LEET,
     MASK_CHARS,
+    NATIVE_JOIN,
     PHRASE_KEEP,
+    PROBE_FOLD,
+    SCRIPT_FOLD,
+    STRIPPED_MARKS,
     ZERO_WIDTH_CLASS,
     capital_readings,
     confusables,
+    fold,
+    inflected_keys,
     is_cjk,
     is_masked,
     leet_readings,
     nfkc_lost_lookalikes,
+    probe_folded,
+    probe_word,
+    script_folded,
     skeleton,
 )
-from filters.textops import SPACED_NEXT_WORD
+from filters.textops import SPACED_NEXT_WORD, native_form, probe_pattern
 from pipelines.registry import brand_key
 
 if TYPE_CHECKING:
@@ -94,6 +111,8 @@ KIND_RANK = {
     "native": 8,
     "alias": 9,
     "exact": 9,
+    "description": 10,
+    "compared": 11,
 }
 #: mentions written as the registry writes the name: ``form`` is its key (obfuscated ones are
 #: priced as the brand's goods, whatever product line they name)
@@ -110,7 +129,22 @@ KIND_SCORE = {
     "confusable": 0.90,
     "fullwidth": 0.90,
     "zero_width": 0.90,
+    # a name in the description only (the title names no brand): weaker than in the title
+    "description": 0.05,
+    "compared": 0.05,
 }
+#: mentions found in the description (a name written plainly there): "compared" ones are
+#: comparisons or disclaimers ("works like Dyson", "Submariner homage") and count only with a
+#: counterfeit phrase
+DESCRIPTION_KINDS = ("description", "compared")
+#: how much of a description is read: its first characters (a word cut there is not read)
+DESCRIPTION_CHARS = 600
+#: words that may stand between a comparison word and the name ("fits all Nike shoes")
+COMPARISON_FILLERS = (
+    "the", "a", "an", "your", "all", "any", "most", "other", "original", "genuine", "real",
+)  # fmt: skip
+#: how far before a name in a description a comparison word is looked for (characters)
+CONTEXT_CHARS = 48
 KIND_NOTE = {
     "typo": "{edits} edit{plural}",
     "glued": "glued to digits or a word",
@@ -131,15 +165,24 @@ CODE_BITS = 63
 
 
 def folded(expr: pl.Expr) -> pl.Expr:
-    """NFKC (fullwidth -> ASCII), zero-width characters removed, lower case, accents stripped."""
+    """NFKC (fullwidth -> ASCII), zero-width characters removed, lower case, accents stripped
+    (not the marks that are letters: :data:`KEPT_MARKS`), Arabic letter variants folded."""
     return (
         expr.str.normalize("NFKC")
         .str.replace_all(ZERO_WIDTH_CLASS, "")
         .str.to_lowercase()
         .str.normalize("NFKD")
-        .str.replace_all(r"\p{Mn}", "")
+        .str.replace_all(STRIPPED_MARKS, "")
         .str.normalize("NFC")
+        .str.replace_many(list(SCRIPT_FOLD), list(SCRIPT_FOLD.values()))
     )
+
+
+def native_text(norm: pl.Expr) -> pl.Expr:
+    """Normalised titles with the separators between two characters of the scripts matched by
+    substring dropped (:data:`NATIVE_JOIN`): native names are searched for in this."""
+    joined = norm.str.replace_all(NATIVE_JOIN, "${1}${2}").str.replace_all(NATIVE_JOIN, "${1}${2}")
+    return joined.str.replace_all(" {2,}", " ")
 
 
 def phrase_text(expr: pl.Expr) -> pl.Expr:
@@ -157,6 +200,16 @@ def _padded_words(folded_text: pl.Expr) -> pl.Expr:
     """:func:`phrase_text` of text already folded."""
     spaced = folded_text.str.replace_all(_PHRASE_BREAK, " ").str.strip_chars()
     return pl.concat_str(pl.lit(" "), spaced, pl.lit(" "))
+
+
+def capped(desc: pl.Expr, limit: int) -> pl.Expr:
+    """The first ``limit`` characters of a description: a word cut there is not read (a letter
+    is glued to it, so that no name or phrase ends at the cut)."""
+    return (
+        pl.when(desc.str.len_chars() > limit)
+        .then(pl.concat_str(desc.str.slice(0, limit), pl.lit("x")))
+        .otherwise(desc)
+    )
 
 
 def _phrase_form_each(phrases: Sequence[str]) -> list[str]:
@@ -221,7 +274,7 @@ def _words(expr: pl.Expr) -> pl.Expr:
 def plural_key(key: str) -> str | None:
     """The plural of a brand key as titles write it ("timberland" -> "timberlands", "rolex"
     -> "rolexes"), or None for keys too short or already ending in "s"."""
-    if len(key) < 3 or key.endswith("s"):
+    if len(key) < 3 or key.endswith("s") or not key.isascii():
         return None
     return key + ("es" if key.endswith(("x", "z", "ch", "sh")) else "s")
 
@@ -381,7 +434,9 @@ class TextFilter(Filter):
     max_edits_medium : edits allowed for brand keys of 5-7 letters
     max_edits_long : edits allowed for brand keys of 8 or more letters
     min_fuzzy_len : shortest token that is fuzzy-matched
-    use_description : also search the description for counterfeit phrases
+    use_description : also read the description: counterfeit phrases, and brand names where the
+        title names none
+    max_description_chars : how much of a description is read (its first characters)
     ambiguous_zipf : a name made only of words at least this common (Zipf frequency in one
         of the word list's languages) is ambiguous: its plain mentions and misspellings count
         only when something corroborates them
@@ -418,12 +473,14 @@ class TextFilter(Filter):
         max_edits_long: int = 2,
         min_fuzzy_len: int = 4,
         use_description: bool = True,
+        max_description_chars: int = DESCRIPTION_CHARS,
         ambiguous_zipf: float = AMBIGUOUS_ZIPF,
     ) -> None:
         self.max_edits_medium = max_edits_medium
         self.max_edits_long = max_edits_long
         self.min_fuzzy_len = min_fuzzy_len
         self.use_description = use_description
+        self.max_description_chars = max_description_chars
         self.ambiguous_zipf = ambiguous_zipf
 
     # ------------------------------------------------------------------ fit
@@ -433,26 +490,44 @@ class TextFilter(Filter):
 
     def fit(self, registry: Registry) -> Self:
         lex = registry.lexicon
+        # the word list judges names of its languages; names in other scripts the [ordinary]
+        # list names are ambiguous too ("Омега", "코치": the list has no Korean, and a
+        # transliterated name is a rare word of a language even where it is an ordinary one)
+        ordinary_keys = {
+            k for k in (brand_key(script_folded(w)) for w in lex.ordinary) if not k.isascii()
+        }
         rows: list[tuple[str, str, str, str | None, bool]] = []
         aliases_of: dict[str, set[str]] = {}
         for brand, aliases in registry.brands.select("brand", "aliases").iter_rows():
             aliases_of.setdefault(brand, set()).update(aliases)
-        # names made only of common words ("Shell", "Guess", "The North Face"), by the word list
+        # names in other scripts (names.csv) are more aliases
+        for brand, name in registry.names.select("brand", "name").iter_rows():
+            aliases_of.setdefault(brand, set()).add(name)
+        # names made only of common words ("Shell", "Guess", "The North Face", "Омега"), by the
+        # word list
         surfaces = [*registry.brand_names, *(a for al in aliases_of.values() for a in al)]
         ambiguous = ambiguous_surfaces(surfaces, lex.words, self.ambiguous_zipf)
+        native_ordinary = {native_form(w) for w in lex.ordinary if is_cjk(w)}
+        word_surfaces: list[tuple[str, str]] = []
+        native_surfaces: list[str] = []
         for brand in registry.brand_names:
             aliases = sorted(aliases_of.get(brand, ()))
             for surface, kind in [(brand, "exact"), *((a, "alias") for a in aliases)]:
                 if is_cjk(surface):
-                    rows.append((surface, brand, "native", None, False))
+                    # found as a substring of the title's native text, as folded there
+                    form = native_form(surface)
+                    native_surfaces.append(surface)
+                    rows.append((form, brand, "native", None, form in native_ordinary))
                     continue
-                key = brand_key(surface)
+                # Arabic letter variants folded as in titles
+                key = brand_key(script_folded(surface))
                 if not key:
                     continue
                 # word lengths as the listing tokeniser splits them ("Tod's" -> 3,1)
                 words = tuple(len(brand_key(w)) for w in re.split(r"[\W_]+", surface))
                 sig = ",".join(str(n) for n in words if n)
-                rows.append((key, brand, kind, sig, surface in ambiguous))
+                rows.append((key, brand, kind, sig, surface in ambiguous or key in ordinary_keys))
+                word_surfaces.append((surface, key))
         keys = pl.DataFrame(
             rows, schema=["key", "brand", "kind", "sig", "ambiguous"], orient="row"
         ).unique(subset=["key", "kind"], keep="first", maintain_order=True)
@@ -487,10 +562,13 @@ class TextFilter(Filter):
         self.memo_ = MatchMemo()
         self.results_ = RowMemo()
         self.native_ = keys.filter(pl.col("kind") == "native").select(
-            pl.col("key").str.to_lowercase().alias("native"), "brand"
+            pl.col("key").alias("native"), "brand", "ambiguous"
         )
-        # ambiguous names too: their misspellings count when corroborated
-        self.fuzzy_keys_ = [k for k in latin["key"].to_list() if self._edits_for(len(k)) > 0]
+        # ambiguous names too: their misspellings count when corroborated; only Latin keys have
+        # near misses: a name in another script is matched as written
+        self.fuzzy_keys_ = [
+            k for k in latin["key"].to_list() if self._edits_for(len(k)) > 0 and k.isascii()
+        ]
         # first letter and length a near miss can have: a key's, within its edit budget
         self.multi_fuzzy_keys_ = [
             k for k in self.fuzzy_keys_ if "," in (self.key_info_[k][3] or "")
@@ -542,8 +620,15 @@ class TextFilter(Filter):
         # lookup only: read through leetspeak "iPhone 5" would be "iphones", and a plural lends
         # no edit budget ("nikee" is no near miss of "nikes"); never a word of its own
         # ("benefits") nor another key
-        plurals = sorted({p for p in map(plural_key, self.key_info_) if p is not None})
-        common = set(self.common_.filter(self.common_.is_in(plurals)).to_list())
+        # a name in another script as running text inflects it ("Ролекса", "ורולקס"): neither
+        # a plural nor an inflected form may be a common word
+        inflected = {
+            name: inflected_keys(name, words_sig)
+            for name, _, _, words_sig, _ in self.keys_.iter_rows()
+        }
+        grown_forms = {p for p in map(plural_key, self.key_info_) if p is not None}
+        grown_forms |= {form for forms in inflected.values() for form, _ in forms}
+        common = set(self.common_.filter(self.common_.is_in(sorted(grown_forms))).to_list())
         plural_rows = []
         self.plural_base_: dict[str, str] = {}
         for name, owner, how, words_sig, amb in self.keys_.iter_rows():
@@ -553,6 +638,10 @@ class TextFilter(Filter):
                 grown = str(int(last) + len(plural) - len(name))
                 plural_rows.append((plural, owner, how, ",".join([*head, grown]), amb))
                 self.plural_base_[plural] = name
+            for form, form_sig in inflected[name]:
+                if form not in common and form not in self.key_info_:
+                    plural_rows.append((form, owner, how, form_sig, amb))
+                    self.plural_base_.setdefault(form, name)
         self.exact_keys_ = pl.concat(
             [self.keys_, pl.DataFrame(plural_rows, schema=self.keys_.schema, orient="row")]
         ).unique(subset=["key"], keep="first", maintain_order=True)
@@ -581,9 +670,11 @@ class TextFilter(Filter):
         ordinary_pairs = [(p, word) for word, phrases in lex.ordinary.items() for p in phrases]
         ordinary_forms = _phrase_form_each([p for p, _ in ordinary_pairs])
         # per word, its phrases' distinct forms, in order
+        # (a word that inflects is keyed by the form the phrase holds: "ящик пандоры" is an
+        # ordinary use of the mention "пандоры")
         ordinary_rows = list(
             dict.fromkeys(
-                (form, brand_key(word))
+                (form, self._ordinary_key(word, form))
                 for (_, word), form in zip(ordinary_pairs, ordinary_forms, strict=True)
                 if form
             )
@@ -650,8 +741,117 @@ class TextFilter(Filter):
             }
         )
         self.native_probe_ = sorted(set(self.native_["native"].to_list()))
+        self.native_surfaces_ = native_surfaces
+        self._fit_description(lex, word_surfaces)
+        # words holding a native brand name that are other words ("ブルガリア", Bulgaria; "삼성동",
+        # a district of Seoul): taken out of the native text before the search
+        exceptions = [*lex.ordinary.items(), *lex.native_exceptions.items()]
+        self.native_exceptions_ = sorted(
+            {native_form(p) for word, ps in exceptions if is_cjk(word) for p in ps} - {""}
+        )
         self._record_scorer: TextRecordScorer | None = None
         return self
+
+    def _fit_description(self, lex: Any, word_surfaces: list[tuple[str, str]]) -> None:
+        """Names as a description's phrase text writes them (``desc_names_``: ``__dpat``, the
+        name's words with the listing text's doubled spaces, ``brand``, ``form`` (its key),
+        ``ambiguous``), and the comparison contexts as regular expressions."""
+        info = {k: (b, amb, sig) for k, b, _, sig, amb in self.exact_keys_.iter_rows()}
+
+        def split(key: str, sig: str | None) -> str:
+            lengths = [int(x) for x in (sig or str(len(key))).split(",") if x]
+            out, at = [], 0
+            for n in lengths:
+                out.append(key[at : at + n])
+                at += n
+            return " ".join(w for w in out if w)
+
+        # a name's words: as the phrase text writes its surface ("levi's", "dolce & gabbana"),
+        # its key's words ("levi s") and the key as one word ("levis")
+        surfaces = [sf for sf, _ in word_surfaces]
+        as_text = _phrase_form_each(surfaces)
+        rows: dict[str, set[str]] = {}
+        for (_, key), form in zip(word_surfaces, as_text, strict=True):
+            if key in info and form:
+                rows.setdefault(" ".join(form.split()), set()).add(key)
+        for key, (_, _, sig) in info.items():
+            for words in (split(key, sig), key):
+                rows.setdefault(words, set()).add(key)
+        table = []
+        for words, keys in rows.items():
+            brands = {info[k][0] for k in keys}
+            if len(brands) != 1 or not words:
+                continue  # a name two brands share identifies neither
+            key = min(keys)
+            table.append((" " + "  ".join(words.split()) + " ", brands.pop(), key, info[key][1]))
+        self.desc_names_ = pl.DataFrame(
+            table,
+            schema={
+                "__dpat": pl.String,
+                "brand": pl.String,
+                "form": pl.String,
+                "ambiguous": pl.Boolean,
+            },
+            orient="row",
+        ).sort("__dpat")
+        self.desc_name_probe_ = _single_spaced(self.desc_names_["__dpat"].to_list())
+        before = [
+            *_phrase_forms(lex.phrases("legitimate", "comparison_before")),
+            *_phrase_forms(lex.phrases("legitimate", "accessory_prefix")),
+        ]
+        after = _phrase_forms(lex.phrases("legitimate", "comparison_after"))
+        # on the words before a name (single-spaced, no padding) and after it
+        words_before = "|".join(sorted({re.escape(" ".join(p.split())) for p in before}))
+        fillers = "|".join(COMPARISON_FILLERS)
+        self.compared_before_ = f"(?:^| )(?:{words_before})(?: (?:{fillers}))?$" if before else ""
+        words_after = "|".join(sorted({re.escape(" ".join(p.split())) for p in after}))
+        # (up to two words between: "Neverfull MM compatible")
+        self.compared_after_ = (
+            f"^(?:[^ ]+ ){{0,2}}(?:(?:{fillers}) )?(?:{words_after})(?: |$)" if after else ""
+        )
+        # a description saying the item is compatible with others compares with every name it
+        # holds ("Apple, Samsung and Google phones: compatible charger"); not "fits", which
+        # descriptions say of the item itself ("strap fits most wrists")
+        self.compared_anywhere_ = list(self.compatible_)
+        # what a description must hold to be read at all: a word of every phrase searched in
+        # it and of every name (the longest word; lower case, Arabic letters folded), found
+        # in the raw text by one regular expression (most descriptions hold none)
+        phrases = [
+            *lex.phrases("counterfeit", "strong"),
+            *lex.phrases("counterfeit", "weak"),
+            *lex.phrases("legitimate", "secondhand"),
+            *lex.phrases("legitimate", "refurbished"),
+            *lex.phrases("legitimate", "authorised"),
+            # (an ordinary phrase holding its brand word is found by the word: "delivery vans")
+            *(
+                p
+                for w, ps in lex.ordinary.items()
+                for p in ps
+                if brand_key(script_folded(w)) not in brand_key(fold(p))
+            ),
+            *(sf for sf, _ in word_surfaces),
+            *rows,
+            *self.native_surfaces_,
+        ]
+        probe = {probe_folded(probe_word(p)) for p in phrases}
+        probe |= {probe_folded(probe_word(fold(p))) for p in phrases}
+        self.desc_probe_ = sorted(w for w in probe if w)
+        # words with an ASCII letter at an end need its word boundary: one regex; the others
+        # (other scripts) are substrings: one Aho-Corasick search (a regex holding them both
+        # was 300 times slower)
+        self.desc_probe_regex_ = probe_pattern([w for w in self.desc_probe_ if w.isascii()])
+        self.desc_probe_other_ = [w for w in self.desc_probe_ if not w.isascii()]
+
+    def _ordinary_key(self, word: str, phrase_form: str) -> str:
+        """The key an ordinary phrase (in phrase form) is about: the brand word's key, or the
+        inflected form of it that the phrase holds."""
+        key = brand_key(script_folded(word))
+        info = self.key_info_.get(key)
+        words = set(phrase_form.split())
+        for form, _ in inflected_keys(key, None if info is None else info[3]):
+            if form in words:
+                return form
+        return key
 
     def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """This filter's columns for one listing (a mapping of validated input fields), equal
@@ -674,7 +874,7 @@ class TextFilter(Filter):
         cols = set(lf.collect_schema().names())
         title = pl.col("title").cast(pl.String).fill_null("")
         desc = (
-            pl.col("description").cast(pl.String).fill_null("")
+            capped(pl.col("description").cast(pl.String).fill_null(""), self.max_description_chars)
             if self.use_description and "description" in cols
             else pl.lit("")
         )
@@ -1344,15 +1544,29 @@ class TextFilter(Filter):
             claim.alias("text_condition"),
         ).collect()
         per_title += spread_columns(legit, where)
-        native_at = probe(titles, "__norm", self.native_probe_)
-        native = hits(self.native_["native"].to_list(), pl.col("__norm"))
+        # native names: only in titles with a character of a script matched by substring
+        norm = pl.col("__norm")
+        other = titles.select(norm.str.len_bytes() != norm.str.len_chars()).to_series()
+        if self.native_probe_ and other.any():
+            native_titles = titles.filter(other).select("__tid", native_text(norm).alias("__ntext"))
+            if self.native_exceptions_:
+                native_titles = native_titles.with_columns(
+                    pl.col("__ntext").str.replace_many(
+                        self.native_exceptions_, [" "] * len(self.native_exceptions_)
+                    )
+                )
+            native_titles = native_titles.filter(
+                probe(native_titles, "__ntext", self.native_probe_)
+            )
+        else:
+            native_titles = pl.DataFrame(schema={"__tid": pl.UInt32, "__ntext": pl.String})
+        native = hits(self.native_["native"].to_list(), pl.col("__ntext"))
         counts = ("text_strong_phrases", "text_weak_phrases", "text_legit")
         return PhraseHits(
             titles.select("__tid")
             .with_columns(per_title)
             .with_columns(pl.col(c).fill_null(0) for c in counts),
-            titles.filter(native_at)
-            .select("__tid", native.alias("surface"))
+            native_titles.select("__tid", native.alias("surface"))
             .explode("surface")
             .drop_nulls("surface"),
             mask(self.title_accessory_probe_)[0],
@@ -1488,12 +1702,30 @@ class TextFilter(Filter):
         check_is_fitted(self)
         frame = listings.collect()
         inputs = self._inputs(frame.columns)
+        read = frame.select(inputs)
+        if "description" in inputs:
+            read = read.with_columns(self.description_read(pl.col("description")))
         # listings repeating another's title, description, brand and category are scored once
-        distinct, back = distinct_rows(frame.select(inputs))
+        # (a description with nothing to read counts as none)
+        distinct, back = distinct_rows(read)
         scored = self.results_.apply(distinct, self._score_distinct)
         if back is not None:
             scored = scored.select(pl.all().gather(back))
         return frame.hstack(scored).lazy()
+
+    def description_read(self, desc: pl.Expr) -> pl.Expr:
+        """What this filter reads of each description: its first
+        :attr:`max_description_chars` characters where they hold a word of a phrase or name it
+        searches for (written plainly: in a letter case, with or without accents), else
+        nothing."""
+        read = capped(desc.cast(pl.String), self.max_description_chars)
+        low = read.str.to_lowercase().str.replace_many(list(PROBE_FOLD), list(PROBE_FOLD.values()))
+        probe = low.str.contains(self.desc_probe_regex_)
+        if self.desc_probe_other_:
+            probe = probe | low.str.contains_any(self.desc_probe_other_)
+        return (
+            pl.when(probe).then(read).otherwise(pl.lit(None, dtype=pl.String)).alias("description")
+        )
 
     def _score_distinct(self, listings: pl.DataFrame) -> pl.DataFrame:
         """This filter's columns for ``listings`` (aligned with it)."""
@@ -1532,13 +1764,155 @@ class TextFilter(Filter):
                 "brand",
                 pl.lit("native").alias("kind"),
                 pl.lit(0, dtype=pl.Int32).alias("edits"),
-                pl.lit(False).alias("ambiguous"),
+                "ambiguous",
             ),
         ]
+        found = pl.concat(mentions, how="vertical_relaxed")
+        found = pl.concat(
+            [found, self._description_mentions(base, found.get_column("__tid"))],
+            how="vertical_relaxed",
+        )
         # one chunk: polars 2.1 panics formatting a string column whose chunks include an
         # empty one between others ("assertion failed: i < self.len()")
-        found = pl.concat(mentions, how="vertical_relaxed").rechunk()
-        return self._scored(base, cols, found, phrases)
+        return self._scored(base, cols, found.rechunk(), phrases)
+
+    def _description_mentions(self, base: pl.DataFrame, named: pl.Series) -> pl.DataFrame:
+        """Names written plainly in the descriptions of listings whose title names none
+        (``named``: the titles with a mention), as rows of :meth:`_mentions` (``kind``
+        ``description``, or ``compared`` for a comparison or disclaimer: "works like Dyson",
+        "Submariner homage"). Only the first :attr:`max_description_chars` characters are read.
+        """
+        none = pl.lit(None, dtype=pl.String)
+        schema = {
+            "__tid": pl.UInt32,
+            "pos": pl.Int64,
+            "n": pl.Int8,
+            "surface": pl.String,
+            "prev1": pl.String,
+            "prev2": pl.String,
+            "prev3": pl.String,
+            "form": pl.String,
+            "brand": pl.String,
+            "kind": pl.String,
+            "edits": pl.Int32,
+            "ambiguous": pl.Boolean,
+        }
+        if not self.use_description or "description" not in base.columns:
+            return pl.DataFrame(schema=schema)
+        desc = pl.col("description").cast(pl.String)
+        rows = base.filter(
+            ~pl.col("__tid").is_in(named.implode()) & (desc.str.len_bytes() > 0)
+        ).select("__tid", capped(desc, self.max_description_chars).alias("__desc"))
+        if rows.is_empty():
+            return pl.DataFrame(schema=schema)
+        d = pl.col("__desc")
+        other = rows.select(d.str.len_bytes() != d.str.len_chars()).to_series()
+        words = rows.select(_padded_words(d.str.to_lowercase())).to_series()
+        at = other.arg_true()
+        if at.len():
+            words = words.scatter(at, rows[at].select(_padded_words(folded(d))).to_series())
+        rows = rows.with_columns(words.alias("__dtext"))
+        parts = []
+        # names as words: a search of every text, then of those that may hold one
+        held = rows.filter(holding_any(rows, "__dtext", self.desc_name_probe_))
+        if held.height:
+            spaced = pl.col("__dtext").str.replace_all(" ", "  ")
+            patterns = self.desc_names_.get_column("__dpat").to_list()
+            hits = (
+                held.select("__tid", spaced.alias("__spaced"))
+                .with_columns(
+                    pl.col("__spaced").str.extract_many(patterns, overlapping=False).alias("__dpat")
+                )
+                .explode("__dpat")
+                .drop_nulls("__dpat")
+                .unique(["__tid", "__dpat"], keep="first", maintain_order=True)
+                .join(self.desc_names_, on="__dpat", how="inner")
+            )
+            # the words around the name's first occurrence
+            around = pl.col("__spaced").str.split(pl.col("__dpat"))
+            before = around.list.first().str.slice(-CONTEXT_CHARS)
+            after = around.list.get(1, null_on_oob=True).fill_null("").str.slice(0, CONTEXT_CHARS)
+            hits = hits.with_columns(
+                before.str.replace_all(" +", " ").str.strip_chars(" ").alias("__before"),
+                after.str.replace_all(" +", " ").str.strip_chars(" ").alias("__after"),
+            )
+            compared = pl.lit(False)
+            if self.compared_anywhere_:
+                compared = pl.col("__spaced").str.contains_any(self.compared_anywhere_)
+            if self.compared_before_:
+                compared = compared | pl.col("__before").str.contains(self.compared_before_)
+            if self.compared_after_:
+                compared = compared | pl.col("__after").str.contains(self.compared_after_)
+            parts.append(
+                hits.select(
+                    "__tid",
+                    _words(pl.col("__dpat")).alias("surface"),
+                    "form",
+                    "brand",
+                    pl.when(compared)
+                    .then(pl.lit("compared"))
+                    .otherwise(pl.lit("description"))
+                    .alias("kind"),
+                    "ambiguous",
+                )
+            )
+        # names of the scripts matched by substring
+        if self.native_probe_ and at.len():
+            ntext = native_text(folded(d).str.replace_all(f"({CJK_CLASS}+)", " ${1} "))
+            native_rows = rows[at].select("__tid", ntext.alias("__ntext"))
+            if self.native_exceptions_:
+                native_rows = native_rows.with_columns(
+                    pl.col("__ntext").str.replace_many(
+                        self.native_exceptions_, [" "] * len(self.native_exceptions_)
+                    )
+                )
+            native_rows = native_rows.filter(
+                holding_any(native_rows, "__ntext", self.native_probe_)
+            )
+            if native_rows.height:
+                parts.append(
+                    native_rows.select(
+                        "__tid",
+                        pl.col("__ntext")
+                        .str.extract_many(self.native_["native"].to_list(), overlapping=False)
+                        .alias("surface"),
+                    )
+                    .explode("surface")
+                    .drop_nulls("surface")
+                    .unique(["__tid", "surface"], keep="first", maintain_order=True)
+                    .join(self.native_, left_on="surface", right_on="native", how="inner")
+                    .select(
+                        "__tid",
+                        "surface",
+                        pl.col("surface").alias("form"),
+                        "brand",
+                        pl.lit("description").alias("kind"),
+                        "ambiguous",
+                    )
+                )
+        if not parts:
+            return pl.DataFrame(schema=schema)
+        # a description that compares with one brand compares with all it names ("Rolex
+        # Submariner homage"; "fits Rolex, Omega and Seiko straps")
+        compared = (pl.col("kind") == "compared").any().over("__tid")
+        return (
+            pl.concat(parts, how="vertical_relaxed")
+            .select(
+                "__tid",
+                pl.lit(0, dtype=pl.Int64).alias("pos"),
+                pl.lit(1, dtype=pl.Int8).alias("n"),
+                "surface",
+                none.alias("prev1"),
+                none.alias("prev2"),
+                none.alias("prev3"),
+                "form",
+                "brand",
+                pl.when(compared).then(pl.lit("compared")).otherwise("kind").alias("kind"),
+                pl.lit(0, dtype=pl.Int32).alias("edits"),
+                "ambiguous",
+            )
+            .cast(pl.Schema(schema))
+        )
 
     def _as_written(self, hit: pl.Expr) -> pl.Expr:
         """A counterfeit phrase hit as the lexicon writes it (lower case): hits are found in
@@ -1637,10 +2011,12 @@ class TextFilter(Filter):
         )
         in_raw = pl.col("__raw").str.contains(pl.col("surface"), literal=True).alias("__in_raw")
         # written with a capital letter somewhere ("Omega", "OMEGA", "iPhone"): the title does
-        # not hold the name in lower case
-        capitalised = (~pl.col("__title").str.contains(pl.col("surface"), literal=True)).alias(
-            "__capitalised"
-        )
+        # not hold the name in lower case (a script without case, Arabic or Hebrew, capitalises
+        # nothing: its folded letter variants are no capitals)
+        capitalised = (
+            ~pl.col("__title").str.contains(pl.col("surface"), literal=True)
+            & (pl.col("surface").str.to_uppercase() != pl.col("surface"))
+        ).alias("__capitalised")
         # two kinds of mention read these substring tests: a plain one in a title with
         # fullwidth or zero-width characters (were they hiding it?) and a plain mention of an
         # ambiguous word without a category (is it capitalised?); the others keep the default
@@ -1727,17 +2103,24 @@ class TextFilter(Filter):
         # without a category, a capitalised brand word ("Omega Speedmaster") is support enough
         # for a plain mention; a misspelling needs the listing's own support
         corroborated = supported | (pl.col("__lcat").is_null() & pl.col("__capitalised"))
-        # nobody obfuscates an ordinary word: only plain mentions and near misses of ambiguous
-        # words (and edits of a first letter) need support
+        # nobody obfuscates an ordinary word: only plain mentions (a native name too: "코치" is
+        # a sports coach as well as Coach; a name in the description) and near misses of
+        # ambiguous words (and edits of a first letter) need support
         kind_now = pl.col("kind")
         needs = (
-            pl.when(kind_now.is_in(["exact", "alias"]))
+            pl.when(kind_now.is_in(["exact", "alias", "native", "description"]))
             .then(corroborated)
             .when(kind_now.is_in(["typo", "glued"]))
             .then(supported)
             .otherwise(pl.lit(True))
         )
-        usable = pl.col("__oph").is_null() & (~pl.col("ambiguous") | needs)
+        # a name a description compares with ("works like Dyson") only beside a counterfeit
+        # phrase
+        usable = (
+            pl.col("__oph").is_null()
+            & (~pl.col("ambiguous") | needs)
+            & ((kind_now != "compared") | (pl.col("text_strong_phrases") > 0))
+        )
         suppressed = (
             cand.filter(~usable & pl.col("__oph").is_not_null())
             .sort(["__tid", "pos", "n", "form", "__oph"])
@@ -1823,6 +2206,12 @@ class TextFilter(Filter):
             # another name of the brand, a model name included: the reviewer sees which
             .when(pl.col("kind") == "alias")
             .then(pl.format('title mentions "{}" (brand "{}")', pl.col("surface"), pl.col("brand")))
+            .when(pl.col("kind").is_in(DESCRIPTION_KINDS))
+            .then(
+                pl.format(
+                    'description mentions "{}" (brand "{}")', pl.col("surface"), pl.col("brand")
+                )
+            )
             .otherwise(
                 pl.format(
                     'title "{}" ~ brand "{}" ({})',

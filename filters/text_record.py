@@ -19,7 +19,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from filters import textops
-from filters.normalise import MASK_CHARS, leet_readings, nfkc_lost_lookalikes
+from filters.normalise import MASK_CHARS, leet_readings, nfkc_lost_lookalikes, probe_folded
 from pipelines.registry import category_key
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ class TextRecordScorer:
 
     def __init__(self, f: TextFilter) -> None:
         from filters.text import (
+            CONTEXT_CHARS,
             KIND_NOTE,
             KIND_RANK,
             KIND_SCORE,
@@ -85,6 +86,8 @@ class TextRecordScorer:
             _partials,
             glued_core,
         )
+
+        self.context_chars = CONTEXT_CHARS
 
         self.f = f
         self.kind_rank, self.kind_score, self.kind_note = KIND_RANK, KIND_SCORE, KIND_NOTE
@@ -107,9 +110,20 @@ class TextRecordScorer:
                 "key", "brand", "kind", "sig", "ambiguous"
             ).iter_rows()
         }
-        self.native: dict[str, list[str]] = {}
-        for key, brand in f.native_.iter_rows():
-            self.native.setdefault(key, []).append(brand)
+        self.native: dict[str, list[tuple[str, bool]]] = {}
+        for key, brand, ambiguous in f.native_.iter_rows():
+            self.native.setdefault(key, []).append((brand, bool(ambiguous)))
+        self.native_exceptions = textops.PatternSet(f.native_exceptions_)
+        self.desc_names = textops.PatternSet(f.desc_names_.get_column("__dpat").to_list())
+        self.desc_info: dict[str, tuple[str, str, bool]] = {
+            pat: (form, brand, bool(amb))
+            for pat, brand, form, amb in f.desc_names_.select(
+                "__dpat", "brand", "form", "ambiguous"
+            ).iter_rows()
+        }
+        self.desc_probe = textops.WordProbe(f.desc_probe_)
+        self.compared_before = regex.compile(f.compared_before_) if f.compared_before_ else None
+        self.compared_after = regex.compile(f.compared_after_) if f.compared_after_ else None
         self.fuzzy_keys = list(f.fuzzy_keys_)
         self.multi_keys = list(f.multi_fuzzy_keys_)
         self.max_budget = max((f._edits_for(len(k)) for k in self.fuzzy_keys), default=0)
@@ -407,6 +421,60 @@ class TextRecordScorer:
             hit for hit in out if not (hit.kind == "typo" and exact.get(same(hit), hit.n) < hit.n)
         ]
 
+    def description_mentions(self, desc: str) -> list[Mention]:
+        """:meth:`TextFilter._description_mentions` of one description."""
+        limit = self.f.max_description_chars
+        text = desc[:limit] + "x" if len(desc) > limit else desc
+        if text.isascii():
+            words = " " + textops.strip_chars(textops.RE_PHRASE_KEEP.sub(" ", text.lower())) + " "
+        else:
+            words = textops.phrase_text(text)
+        spaced = words.replace(" ", "  ")
+        hits: list[tuple[str, str, str, bool, bool]] = []  # surface, form, brand, amb, compared
+        anywhere = any(p in spaced for p in self.f.compared_anywhere_)
+        for pat in dict.fromkeys(self.desc_names.extract(spaced)):
+            form, brand, ambiguous = self.desc_info[pat]
+            parts = spaced.split(pat)
+            before = _tidy(parts[0][-self.context_chars :])
+            after = _tidy(parts[1][: self.context_chars]) if len(parts) > 1 else ""
+            compared = bool(
+                anywhere
+                or (self.compared_before is not None and self.compared_before.search(before))
+                or (self.compared_after is not None and self.compared_after.search(after))
+            )
+            hits.append((_words(pat) or "", form, brand, ambiguous, compared))
+        out = [
+            Mention(
+                0,
+                1,
+                surface,
+                None,
+                None,
+                None,
+                form,
+                brand,
+                "description",
+                0,
+                ambiguous,
+            )
+            for surface, form, brand, ambiguous, _ in hits
+        ]
+        if not text.isascii() and self.native_set.patterns:
+            ntext = textops.native_text(textops.RE_CJK_RUN.sub(r" \1 ", textops.folded(text)))
+            if self.native_exceptions.patterns:
+                ntext = self.native_exceptions.replace(ntext, " ")
+            for hit in dict.fromkeys(self.native_set.extract(ntext)):
+                for brand, ambiguous in self.native.get(hit, ()):
+                    out.append(
+                        Mention(
+                            0, 1, hit, None, None, None, hit, brand, "description", 0, ambiguous
+                        )
+                    )
+        # a description that compares with one brand compares with all it names
+        if any(h[4] for h in hits):
+            out = [m._replace(kind="compared") for m in out]
+        return out
+
     def _title_accessory(self, norm: str, ptext: str) -> str | None:
         """:meth:`TextFilter._title_accessories` of one normalised title (``ptext``: its
         listing's phrase text, which the batch path tests first)."""
@@ -462,7 +530,12 @@ class TextRecordScorer:
         title = "" if title_value is None else str(title_value)
         desc_value = record.get("description") if f.use_description else None
         desc = "" if desc_value is None else str(desc_value)
-        text = f"{title} | {desc}"
+        limit = f.max_description_chars
+        # what is read of the description (TextFilter.description_read)
+        read = desc[:limit] + "x" if len(desc) > limit else desc
+        if read and not self.desc_probe.search(probe_folded(read)):
+            read = ""
+        text = f"{title} | {read}"
         if text.isascii():
             norm = title.lower()
             ptext = " " + textops.strip_chars(textops.RE_PHRASE_KEEP.sub(" ", text.lower())) + " "
@@ -481,12 +554,22 @@ class TextRecordScorer:
         weak = self.weak.extract(cleaned)
         legit = self.legit.extract(spaced_text)
         ordinary_hits = self.ordinary_phrases.extract(spaced_text)
-        native_hits = self.native_set.extract(norm)
+        native_hits: list[str] = []
+        if not norm.isascii() and self.native_set.patterns:
+            ntext = textops.native_text(norm)
+            if self.native_exceptions.patterns:
+                ntext = self.native_exceptions.replace(ntext, " ")
+            native_hits = self.native_set.extract(ntext)
 
         found = self.mentions(norm)
         for hit in native_hits:
-            for brand in self.native.get(hit, ()):
-                found.append(Mention(-1, 1, hit, None, None, None, hit, brand, "native", 0, False))
+            for brand, ambiguous in self.native.get(hit, ()):
+                found.append(
+                    Mention(-1, 1, hit, None, None, None, hit, brand, "native", 0, ambiguous)
+                )
+
+        if not found and read:
+            found = self.description_mentions(read)
 
         declared_raw = record.get("brand")
         dkey = textops.brand_key_expr(None if declared_raw is None else str(declared_raw))
@@ -542,7 +625,9 @@ class TextRecordScorer:
             if oph is not None:
                 suppressed.append((m.pos, m.n, m.form, oph, m.surface))
                 continue
-            if m.ambiguous and kind in ("exact", "alias", "typo", "glued"):
+            if kind == "compared" and not n_strong:
+                continue
+            if m.ambiguous and kind in ("exact", "alias", "native", "description", "typo", "glued"):
                 supported = (
                     (lcat is not None and (m.brand, lcat) in self.brand_cats)
                     or (declared is not None and declared == m.brand)
@@ -550,8 +635,9 @@ class TextRecordScorer:
                     or len(names.get(m.brand, ())) > 1
                 )
                 if kind in ("exact", "alias") and not supported and lcat is None:
-                    # without a category, a capitalised brand word is support enough
-                    supported = m.surface not in title
+                    # without a category, a capitalised brand word is support enough (a script
+                    # without case, Arabic or Hebrew, capitalises nothing)
+                    supported = m.surface not in title and m.surface.upper() != m.surface
                 if not supported:
                     continue
             usable.append((m, kind))
@@ -639,6 +725,8 @@ class TextRecordScorer:
                 reasons.append(f'title mentions brand "{brand}"')
             elif kind == "alias":
                 reasons.append(f'title mentions "{surface}" (brand "{brand}")')
+            elif kind in ("description", "compared"):
+                reasons.append(f'description mentions "{surface}" (brand "{brand}")')
             else:
                 if kind == "typo":
                     note = f"{edits} edit{'' if edits == 1 else 's'}"
@@ -667,6 +755,14 @@ class TextRecordScorer:
             "text_accessory": is_accessory,
             "text_brand_mismatch": (mismatch if has_brand and declared is not None else None),
         }
+
+
+def _tidy(text: str) -> str:
+    """Words around a name: runs of spaces as one, none at either end."""
+    return RE_SPACES.sub(" ", text).strip(" ")
+
+
+RE_SPACES = regex.compile(" +")
 
 
 def _nfd(text: str) -> str:

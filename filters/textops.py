@@ -19,7 +19,14 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from filters.normalise import CJK_CLASS, PHRASE_KEEP, ZERO_WIDTH_CLASS
+from filters.normalise import (
+    CJK_CLASS,
+    NATIVE_JOIN,
+    PHRASE_KEEP,
+    STRIPPED_MARKS,
+    ZERO_WIDTH_CLASS,
+    script_folded,
+)
 
 #: the end of a spaced-letters match that is the first letter of a hyphenated word
 SPACED_NEXT_WORD = r" \p{L}-$"
@@ -47,7 +54,8 @@ class LazyPattern:
 
 RE_PHRASE_KEEP = LazyPattern(PHRASE_KEEP)
 RE_CJK_RUN = LazyPattern(f"({CJK_CLASS}+)")
-RE_MN = LazyPattern(r"\p{Mn}")
+RE_NATIVE_JOIN = LazyPattern(NATIVE_JOIN)
+RE_MN = LazyPattern(STRIPPED_MARKS)
 RE_MARKS_BUT_HIDDEN = LazyPattern("[^\\P{Mn}\u034f]")
 RE_ZERO_WIDTH = LazyPattern(ZERO_WIDTH_CLASS)
 RE_NOT_LN = LazyPattern(r"[^\p{L}\p{N}]")
@@ -84,7 +92,23 @@ def folded(text: str) -> str:
     """:func:`filters.text.folded`: NFKC, zero-width removed, lower case, accents stripped."""
     out = RE_ZERO_WIDTH.sub("", unicodedata.normalize("NFKC", text)).lower()
     out = RE_MN.sub("", unicodedata.normalize("NFKD", out))
-    return unicodedata.normalize("NFC", out)
+    return script_folded(unicodedata.normalize("NFC", out))
+
+
+def native_text(norm: str) -> str:
+    """:func:`filters.text.native_text`: separators between two characters of the scripts
+    matched by substring dropped."""
+    joined = RE_NATIVE_JOIN.sub(r"\1\2", RE_NATIVE_JOIN.sub(r"\1\2", norm))
+    return RE_SPACES.sub(" ", joined)
+
+
+RE_SPACES = LazyPattern(" {2,}")
+
+
+def native_form(name: str) -> str:
+    """A native brand name (or a word holding one) as :func:`native_text` gives it in a
+    normalised title ("ルイ・ヴィトン" -> "ルイヴィトン", "오메가3" -> "오메가 3")."""
+    return strip_chars(native_text(RE_CJK_RUN.sub(r" \1 ", folded(name)))).strip(" ")
 
 
 def phrase_text(text: str) -> str:
@@ -97,6 +121,55 @@ def brand_key_expr(value: str | None) -> str | None:
     if value is None:
         return None
     return RE_NOT_LN.sub("", unicodedata.normalize("NFKD", value.lower()))
+
+
+ASCII_WORD = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def probe_pattern(words: Sequence[str]) -> str:
+    """One regular expression finding any of ``words`` in text: words that start (end) with
+    an ASCII letter, digit or ``_`` must start (end) there, the others may sit anywhere (a
+    name of a script without spaces, or a Cyrillic name with a case ending)."""
+    import re
+
+    def one(w: str) -> str:
+        left = r"(?-u:\b)" if w[0] in ASCII_WORD else ""
+        right = r"(?-u:\b)" if w[-1] in ASCII_WORD else ""
+        return left + re.escape(w).replace("\\ ", " ") + right
+
+    return "|".join(one(w) for w in sorted(set(words)) if w)
+
+
+class WordProbe:
+    """Whether a text holds one of ``words`` as :func:`probe_pattern` finds them (with the
+    regex's ASCII word boundaries), without a regex of thousands of alternatives: the words
+    are indexed by their first two characters."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self.index: dict[str, list[tuple[str, bool, bool]]] = {}
+        self.single: dict[str, list[tuple[str, bool, bool]]] = {}
+        for w in sorted({w for w in words if w}):
+            entry = (w, w[0] in ASCII_WORD, w[-1] in ASCII_WORD)
+            if len(w) == 1:
+                self.single.setdefault(w, []).append(entry)
+            else:
+                self.index.setdefault(w[:2], []).append(entry)
+
+    def search(self, text: str) -> bool:
+        n = len(text)
+        index, single = self.index, self.single
+        for i in range(n):
+            found = index.get(text[i : i + 2], ()) if i + 1 < n else ()
+            for w, left, right in (*found, *single.get(text[i], ())):
+                if not text.startswith(w, i):
+                    continue
+                if left and i > 0 and text[i - 1] in ASCII_WORD:
+                    continue
+                end = i + len(w)
+                if right and end < n and text[end] in ASCII_WORD:
+                    continue
+                return True
+        return False
 
 
 class PatternSet:

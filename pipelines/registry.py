@@ -1,9 +1,10 @@
 """Loading and validating the brand registry directory (CONTRACT.md section 2).
 
 A registry directory holds ``brands.csv`` (required), ``official_images.csv`` and
-``known_fakes.csv`` (optional), ``lexicon.toml`` (optional, extends the built-in lexicon) and
+``known_fakes.csv`` (optional), ``lexicon.toml`` (optional, extends the built-in lexicon),
 ``common_words.txt`` (optional, one word a line: extends the shipped common words of ten
-languages, ``seeds/registry/wordfreq_words.tsv``, built from wordfreq).
+languages, ``seeds/registry/wordfreq_words.tsv``, built from wordfreq) and ``names.csv``
+(optional: the brands' names in other scripts, with where each is in use).
 """
 
 from __future__ import annotations
@@ -28,7 +29,17 @@ from pipelines.schema import csv_never_closed
 
 BRANDS_COLUMNS = ("brand", "category", "reference_price", "aliases")
 IMAGES_COLUMNS = ("image", "brand")
-LEXICON_SECTIONS = ("counterfeit", "legitimate", "ordinary", "small_goods", "products")
+#: a brand's name in another script or language ("Rolex", "ja", "ロレックス", where it is used)
+NAMES_COLUMNS = ("brand", "language", "name", "source")
+NAMES_SCHEMA: dict[str, pl.DataType] = {c: pl.String() for c in NAMES_COLUMNS}
+LEXICON_SECTIONS = (
+    "counterfeit",
+    "legitimate",
+    "ordinary",
+    "small_goods",
+    "products",
+    "native_exceptions",
+)
 #: the kinds a section may hold (ordinary: any brand word; small_goods: shares such as "3%")
 LEXICON_KINDS: dict[str, tuple[str, ...]] = {
     "counterfeit": ("strong", "weak"),
@@ -42,6 +53,8 @@ LEXICON_KINDS: dict[str, tuple[str, ...]] = {
         "refurbished",
         "authorised",
         "phrase_exceptions",
+        "comparison_before",
+        "comparison_after",
     ),
     "products": ("main", "bundle"),
 }
@@ -100,6 +113,9 @@ class Lexicon:
     small_goods: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: ``main``: nouns of the goods reference prices are for; ``bundle``: words adding an item
     products: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: a brand name of a script matched by substring -> longer words holding it that are other
+    #: words ("삼성" -> "삼성동", a district of Seoul); unlike ``ordinary``, the name stays plain
+    native_exceptions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def small_goods_shares(self) -> dict[str, float]:
         """Each small-goods phrase and its share of the brand's dearest reference price (the
@@ -135,6 +151,8 @@ class Registry:
     official_images, known_fakes : ``image`` (absolute path), ``relpath``, ``brand``
     lexicon : counterfeit phrases, legitimate contexts, ordinary uses, common words
     fingerprint : sha256 of every registry file's content; changes whenever the registry does
+    names : the brands' names in other scripts (``names.csv``): ``brand``, ``language``,
+        ``name``, ``source``; the text filter reads them as more aliases of the brand
     """
 
     root: Path
@@ -143,6 +161,7 @@ class Registry:
     known_fakes: pl.DataFrame
     lexicon: Lexicon
     fingerprint: str
+    names: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=NAMES_SCHEMA))
 
     @property
     def brand_names(self) -> list[str]:
@@ -296,6 +315,29 @@ def _load_images(path: Path, root: Path, brands: set[str]) -> pl.DataFrame:
     return pl.DataFrame(records, schema=schema)
 
 
+def _load_names(path: Path, brands: set[str]) -> pl.DataFrame:
+    """``names.csv``: one row per name, each naming a brand of ``brands.csv``, a language, the
+    name and where it is in use (a page of the brand or of a marketplace)."""
+    if not path.is_file():
+        return pl.DataFrame(schema=NAMES_SCHEMA)
+    records = []
+    seen: dict[tuple[str, str], int] = {}
+    for line, row in _csv_rows(path, NAMES_COLUMNS):
+        if row["brand"] not in brands:
+            raise RegistryError(f"{path} line {line}: brand {row['brand']!r} is not in brands.csv")
+        for column in ("language", "name", "source"):
+            if not row[column]:
+                raise RegistryError(f"{path} line {line}: {column} is empty")
+        if (row["brand"], row["name"]) in seen:
+            raise RegistryError(
+                f"{path} line {line}: duplicate name {row['name']!r} of {row['brand']}, first on "
+                f"line {seen[(row['brand'], row['name'])]}"
+            )
+        seen[(row["brand"], row["name"])] = line
+        records.append({c: row[c] for c in NAMES_COLUMNS})
+    return pl.DataFrame(records, schema=NAMES_SCHEMA)
+
+
 def _lexicon_tables(path: Path, data: dict[str, object]) -> dict[str, dict[str, list[str]]]:
     out: dict[str, dict[str, list[str]]] = {s: {} for s in LEXICON_SECTIONS}
     for section, body in data.items():
@@ -330,11 +372,12 @@ def _lexicon_tables(path: Path, data: dict[str, object]) -> dict[str, dict[str, 
 
 
 def fold_word(word: str) -> str:
-    """A word folded as the text filter folds titles: NFKC, lower case, accents stripped."""
-    lowered = unicodedata.normalize("NFKC", word).lower()
-    decomposed = unicodedata.normalize("NFKD", lowered)
-    bare = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
-    return unicodedata.normalize("NFC", bare)
+    """A word folded as the text filter folds titles: NFKC, lower case, accents stripped (not
+    the marks that are letters of their script, Thai vowels, kana voicing), Arabic letter
+    variants merged."""
+    from filters.textops import folded  # the filters import this module
+
+    return folded(word)
 
 
 def _load_words(table: Path | None, word_files: list[Path]) -> pl.DataFrame:
@@ -400,6 +443,7 @@ def _load_lexicon(paths: list[Path], words: Path | None, word_files: list[Path])
         words=_load_words(words, word_files),
         small_goods=freeze(merged["small_goods"]),
         products=freeze(merged["products"]),
+        native_exceptions=freeze(merged["native_exceptions"]),
     )
 
 
@@ -428,6 +472,7 @@ def load_registry(root: str | Path) -> Registry:
     names = set(brands.get_column("brand").to_list())
     official = _load_images(root / "official_images.csv", root, names)
     fakes = _load_images(root / "known_fakes.csv", root, names)
+    other_names = _load_names(root / "names.csv", names)
     # the shipped lexicon is the base; a registry's own lexicon.toml extends it
     base = default_registry_dir()
     lex_files = [base / "lexicon.toml"]
@@ -440,7 +485,9 @@ def load_registry(root: str | Path) -> Registry:
     tables = [table] if table.is_file() else []
     lexicon = _load_lexicon(lex_files, tables[0] if tables else None, word_files)
     tracked = [root / "brands.csv"] + [
-        p for p in (root / "official_images.csv", root / "known_fakes.csv") if p.is_file()
+        p
+        for p in (root / "official_images.csv", root / "known_fakes.csv", root / "names.csv")
+        if p.is_file()
     ]
     fingerprint = _fingerprint(tracked + lex_files + tables + word_files)
     return Registry(
@@ -450,4 +497,5 @@ def load_registry(root: str | Path) -> Registry:
         known_fakes=fakes,
         lexicon=lexicon,
         fingerprint=fingerprint,
+        names=other_names,
     )

@@ -105,7 +105,7 @@ def sample_registry(
 ) -> Path:
     """Copy ``base`` to ``out`` and add official photos and known fakes for ``brands``."""
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("brands.csv", "lexicon.toml", "common_words.txt"):
+    for name in ("brands.csv", "names.csv", "lexicon.toml", "common_words.txt"):
         src = base.root / name
         if src.is_file():
             shutil.copyfile(src, out / name)

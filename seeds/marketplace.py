@@ -839,3 +839,429 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+#: brand names as sellers write them in other scripts, by language, written for this generator
+#: from those languages' marketplace titles (not read from the registry's names.csv), with the
+#: forms running text gives them: Russian case endings, Arabic and Hebrew prefixes, Arabic
+#: spelling variants (hamza, alef maksura, diacritics, tatweel), Japanese with and without the
+#: middle dot, Greek in capitals
+SCRIPT_NAMES: dict[str, dict[str, list[str]]] = {
+    "ja": {
+        "Rolex": ["ロレックス"],
+        "Louis Vuitton": ["ルイヴィトン", "ルイ・ヴィトン", "ルイ ヴィトン"],
+        "Chanel": ["シャネル"],
+        "Gucci": ["グッチ"],
+        "Hermès": ["エルメス"],
+        "Prada": ["プラダ"],
+        "Dior": ["ディオール"],
+        "Nike": ["ナイキ"],
+        "Adidas": ["アディダス"],
+        "Omega": ["オメガ"],
+        "Cartier": ["カルティエ"],
+        "Balenciaga": ["バレンシアガ"],
+        "Celine": ["セリーヌ"],
+        "Moncler": ["モンクレール"],
+        "Dyson": ["ダイソン"],
+        "Sony": ["ソニー"],
+        "New Balance": ["ニューバランス"],
+        "Tiffany & Co.": ["ティファニー"],
+    },
+    "ko": {
+        "Rolex": ["롤렉스"],
+        "Louis Vuitton": ["루이비통", "루이 비통"],
+        "Chanel": ["샤넬"],
+        "Gucci": ["구찌"],
+        "Hermès": ["에르메스"],
+        "Prada": ["프라다"],
+        "Dior": ["디올"],
+        "Nike": ["나이키"],
+        "Adidas": ["아디다스"],
+        "Balenciaga": ["발렌시아가"],
+        "Moncler": ["몽클레르"],
+        "Cartier": ["까르띠에"],
+        "Samsung": ["삼성"],
+        "Dyson": ["다이슨"],
+        "The North Face": ["노스페이스"],
+    },
+    "ru": {
+        "Rolex": ["Ролекс", "Ролекса"],
+        "Louis Vuitton": ["Луи Виттон", "Луи Виттона"],
+        "Chanel": ["Шанель"],
+        "Gucci": ["Гуччи"],
+        "Prada": ["Прада", "Прады"],
+        "Dior": ["Диор", "Диора"],
+        "Nike": ["Найк", "Найки"],
+        "Adidas": ["Адидас", "Адидаса"],
+        "Balenciaga": ["Баленсиага", "Баленсиаги"],
+        "Versace": ["Версаче"],
+        "Cartier": ["Картье"],
+        "Moncler": ["Монклер", "Монклера"],
+        "Dyson": ["Дайсон", "Дайсона"],
+        "Samsung": ["Самсунг"],
+        "New Balance": ["Нью Баланс"],
+    },
+    "ar": {
+        "Rolex": ["رولكس", "روليكس", "رُولِكْس", "ورولكس"],
+        "Louis Vuitton": ["لويس فيتون", "لوي فيتون"],
+        "Chanel": ["شانيل"],
+        "Gucci": ["غوتشي", "جوتشى", "قوتشي"],
+        "Dior": ["ديور"],
+        "Nike": ["نايكي", "نايكى"],
+        "Adidas": ["أديداس", "اديداس"],
+        "Cartier": ["كارتييه"],
+        "Versace": ["فيرساتشي"],
+        "Balenciaga": ["بالنسياغا"],
+        "Samsung": ["سامسونج", "سامسونغ"],
+    },
+    "he": {
+        "Rolex": ["רולקס", "הרולקס"],
+        "Louis Vuitton": ["לואי ויטון"],
+        "Chanel": ["שאנל"],
+        "Gucci": ["גוצ'י"],
+        "Prada": ["פראדה"],
+        "Nike": ["נייקי", "הנייקי"],
+        "Adidas": ["אדידס"],
+        "Balenciaga": ["בלנסיאגה"],
+        "Samsung": ["סמסונג"],
+        "Cartier": ["קרטייה"],
+    },
+    "th": {
+        "Rolex": ["โรเล็กซ์"],
+        "Louis Vuitton": ["หลุยส์วิตตอง", "หลุยส์ วิตตอง"],
+        "Chanel": ["ชาแนล"],
+        "Gucci": ["กุชชี่"],
+        "Prada": ["ปราด้า"],
+        "Dior": ["ดิออร์"],
+        "Nike": ["ไนกี้"],
+        "Adidas": ["อาดิดาส"],
+        "Balenciaga": ["บาเลนเซียก้า"],
+        "Samsung": ["ซัมซุง"],
+    },
+    "el": {
+        "Rolex": ["Ρόλεξ", "ΡΟΛΕΞ"],
+        "Louis Vuitton": ["Λουί Βιτόν"],
+        "Chanel": ["Σανέλ"],
+        "Gucci": ["Γκούτσι"],
+        "Prada": ["Πράντα"],
+        "Nike": ["Νάικι"],
+        "Adidas": ["Αντιντάς", "ΑΝΤΙΝΤΑΣ"],
+        "Versace": ["Βερσάτσε"],
+    },
+}
+#: product nouns by category in each language
+SCRIPT_NOUNS: dict[str, dict[str, list[str]]] = {
+    "ja": {
+        "watches": ["腕時計", "メンズ 時計", "自動巻き 腕時計"],
+        "bags": ["ショルダーバッグ", "ハンドバッグ", "トートバッグ", "長財布"],
+        "shoes": ["スニーカー", "ランニングシューズ"],
+        "fashion": ["パーカー", "Tシャツ", "ダウンジャケット"],
+        "perfume": ["香水 100ml"],
+        "jewelry": ["ネックレス", "リング"],
+        "home_appliances": ["掃除機", "ドライヤー"],
+        "electronics": ["ワイヤレスイヤホン", "ヘッドホン"],
+    },
+    "ko": {
+        "watches": ["시계", "남성 시계"],
+        "bags": ["숄더백", "토트백", "가방", "지갑"],
+        "shoes": ["운동화", "스니커즈"],
+        "fashion": ["후드티", "패딩", "티셔츠"],
+        "perfume": ["향수 100ml"],
+        "jewelry": ["목걸이", "반지"],
+        "home_appliances": ["청소기", "드라이기"],
+        "electronics": ["갤럭시 스마트폰", "무선 이어폰"],
+    },
+    "ru": {
+        "watches": ["часы мужские", "наручные часы"],
+        "bags": ["сумка женская", "сумка через плечо", "кошелек"],
+        "shoes": ["кроссовки", "кеды"],
+        "fashion": ["худи", "пуховик", "футболка"],
+        "perfume": ["духи 100 мл"],
+        "jewelry": ["колье", "кольцо"],
+        "home_appliances": ["пылесос", "фен"],
+        "electronics": ["смартфон", "наушники"],
+    },
+    "ar": {
+        "watches": ["ساعة رجالي", "ساعة يد"],
+        "bags": ["شنطة نسائية", "حقيبة يد"],
+        "shoes": ["حذاء رياضي", "كوتشي"],
+        "fashion": ["تيشيرت", "جاكيت"],
+        "perfume": ["عطر 100 مل"],
+        "electronics": ["جوال", "سماعة"],
+    },
+    "he": {
+        "watches": ["שעון יד", "שעון לגבר"],
+        "bags": ["תיק צד", "תיק יד"],
+        "shoes": ["נעלי ספורט", "סניקרס"],
+        "fashion": ["קפוצ'ון", "חולצה"],
+        "electronics": ["סמארטפון", "אוזניות"],
+    },
+    "th": {
+        "watches": ["นาฬิกาข้อมือ", "นาฬิกาผู้ชาย"],
+        "bags": ["กระเป๋าสะพาย", "กระเป๋าถือ"],
+        "shoes": ["รองเท้าผ้าใบ", "รองเท้าวิ่ง"],
+        "fashion": ["เสื้อยืด", "เสื้อฮู้ด"],
+        "perfume": ["น้ำหอม 100ml"],
+        "electronics": ["โทรศัพท์มือถือ", "หูฟัง"],
+    },
+    "el": {
+        "watches": ["ρολόι χειρός", "ανδρικό ρολόι"],
+        "bags": ["τσάντα ώμου", "τσάντα χειρός"],
+        "shoes": ["αθλητικά παπούτσια", "sneakers"],
+        "fashion": ["φούτερ", "μπλουζάκι"],
+        "perfume": ["άρωμα 100ml"],
+    },
+}
+#: counterfeit phrases as sellers of each language write them
+SCRIPT_FAKE_WORDS: dict[str, list[str]] = {
+    "ja": ["スーパーコピー", "N級品", "コピー品", "偽物", "S級品 レプリカ"],
+    "ko": ["레플리카", "짝퉁", "이미테이션", "미러급 레플리카", "가품"],
+    "ru": ["реплика", "копия", "люкс копия", "реплика 1:1", "подделка"],
+    "ar": ["تقليد", "ماستر كوبي", "هاي كوبي", "كوبي ون", "طبق الأصل"],
+    "he": ["חיקוי", "העתק", "רפליקה", "מזויף"],
+    "th": ["ของก๊อป", "งานก๊อป", "เกรดมิเรอร์", "ก๊อปเกรดพรีเมียม", "ของปลอม"],
+    "el": ["ρέπλικα", "απομίμηση", "μαϊμού"],
+}
+#: what honest sellers add ("genuine", "with receipt", "new")
+SCRIPT_GENUINE_WORDS: dict[str, list[str]] = {
+    "ja": ["正規品", "新品", "保証書付き", ""],
+    "ko": ["정품", "새상품", "국내 매장판", ""],
+    "ru": ["оригинал", "новые", "с чеком", ""],
+    "ar": ["أصلي", "جديد", ""],
+    "he": ["מקורי", "חדש", ""],
+    "th": ["ของแท้", "ของใหม่", ""],
+    "el": ["γνήσιο", "καινούργιο", ""],
+}
+
+
+def generate_scripts(registry: Registry, n: int, *, seed: int = 0) -> pl.DataFrame:
+    """``n`` labelled listings naming a brand in Japanese, Korean, Russian, Arabic, Hebrew, Thai
+    or Greek (:data:`SCRIPT_NAMES`), by turns genuine and counterfeit:
+
+    - ``genuine_script``: the name and a product noun of that language, at 85-120% of the
+      brand's reference price in its category, sometimes with "genuine" or "new";
+    - ``fake_script_phrase``: the name with a counterfeit phrase of that language, at 2-20%;
+    - ``fake_script_price``: the name alone at 2-12% of the reference (only the price says it).
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    rng = random.Random(seed)
+    refs = {
+        (b, c): p
+        for b, c, p in registry.brands.select("brand", "category", "reference_price").iter_rows()
+    }
+    choices = [
+        (lang, brand, cat)
+        for lang, names in SCRIPT_NAMES.items()
+        for brand in names
+        for (b, cat) in refs
+        if b == brand and cat in SCRIPT_NOUNS[lang]
+    ]
+    if not choices and n:
+        raise ValueError("no brand of the registry has a name in SCRIPT_NAMES")
+    rows: list[dict[str, object]] = []
+    for i in range(n):
+        lang, brand, cat = rng.choice(choices)
+        name = rng.choice(SCRIPT_NAMES[lang][brand])
+        noun = rng.choice(SCRIPT_NOUNS[lang][cat])
+        ref = refs[(brand, cat)] * _volume_share(cat, noun.replace(" ", ""))
+        fake = i % 2 == 1
+        if not fake:
+            kind, share = "genuine_script", rng.uniform(0.85, 1.2)
+            title = f"{name} {noun} {rng.choice(SCRIPT_GENUINE_WORDS[lang])}"
+        elif rng.random() < 0.6:
+            kind, share = "fake_script_phrase", rng.uniform(0.02, 0.2)
+            words = rng.choice(SCRIPT_FAKE_WORDS[lang])
+            title = rng.choice([f"{name} {noun} {words}", f"{words} {name} {noun}"])
+        else:
+            kind, share = "fake_script_price", rng.uniform(0.02, 0.12)
+            title = f"{name} {noun}"
+        listing = _listing(
+            f"x{seed}-{i:08d}", " ".join(title.split()), cat, ref * share, kind, rng, n
+        )
+        if rng.random() < 0.25:
+            listing["category"] = None
+        rows.append(listing)
+    return pl.DataFrame(rows, schema=LISTING_SCHEMA)
+
+
+#: filler sentences of product descriptions (no brand), for descriptions of realistic length
+FILLER = [
+    "Ships within two business days from our warehouse.",
+    "Please check the measurements before ordering.",
+    "Colour may look slightly different on your screen.",
+    "Comes in a gift box, ready to give.",
+    "We accept returns within 30 days of delivery.",
+    "Made with care and checked before dispatch.",
+    "Suitable for everyday wear and special occasions.",
+    "Water resistant and easy to clean with a soft cloth.",
+    "Message us with any question, we answer within a day.",
+    "Combined shipping available for multiple items.",
+    "Lightweight and comfortable, true to size.",
+    "Stainless steel case and scratch resistant glass.",
+    "Soft lining, magnetic closure and an inner zip pocket.",
+    "Adjustable strap fits most wrist sizes.",
+    "Tracking number provided for every order.",
+    "Store in a cool dry place away from sunlight.",
+    "Free gift wrapping on request.",
+    "Handled with care, smoke free home.",
+    "Battery included, ready to use out of the box.",
+    "Perfect present for birthdays, anniversaries and holidays.",
+    "All photos are of the actual item you will receive.",
+    "Stitching is tight and even, hardware feels solid.",
+    "Dimensions are listed in the photos.",
+    "Envío a todo el país, pago seguro.",
+    "Быстрая доставка по всей стране.",
+]
+
+
+def description_text(rng: random.Random, lead: list[str], words: tuple[int, int]) -> str:
+    """A description of ``words[0]``-``words[1]`` words: the ``lead`` sentences among the first
+    three, then filler sentences."""
+    target = rng.randint(*words)
+    sentences = list(lead)
+    at = min(len(sentences), rng.randint(0, 2))
+    filler: list[str] = []
+    count = sum(len(s.split()) for s in lead)
+    while count < target:
+        s = rng.choice(FILLER)
+        filler.append(s)
+        count += len(s.split())
+    return " ".join([*filler[:at], *sentences, *filler[at:]])
+
+
+#: honest descriptions naming a brand to say what an item fits or is like, and the titles,
+#: categories and prices of those items ({b}: the brand, {m}: one of its models)
+COMPARED = [
+    ("Replacement shoe laces 120cm", "shoes", (3, 12), "Fits Nike, Adidas and most sneakers."),
+    (
+        "Cordless stick vacuum cleaner",
+        "home_appliances",
+        (60, 150),
+        "Works like Dyson at a third of the price.",
+    ),
+    (
+        "Clear phone case shockproof",
+        "accessories",
+        (5, 20),
+        "Compatible with Apple iPhone 15. Not affiliated with Apple Inc.",
+    ),
+    (
+        "Automatic diver watch 40mm",
+        "watches",
+        (150, 400),
+        "A Rolex Submariner homage with a ceramic bezel, our own brand.",
+    ),
+    (
+        "Leather watch strap 20mm",
+        "accessories",
+        (10, 40),
+        "Fits Rolex, Omega and Seiko lug widths.",
+    ),
+    ("Quilted crossbody bag", "bags", (25, 80), "Chanel style quilting, vegan leather."),
+    ("Eau de parfum 50ml", "perfume", (15, 40), "Similar to Chanel No 5, our own house blend."),
+    ("Wireless earbuds", "electronics", (20, 60), "Better than AirPods for half the price."),
+    ("Sneaker cleaning kit", "shoes", (8, 25), "Safe for Nike, Jordan and Yeezy sneakers."),
+    (
+        "Watch winder for 2 watches",
+        "accessories",
+        (40, 120),
+        "Perfect for Rolex and Omega automatic watches.",
+    ),
+    ("Dust bag for handbags", "accessories", (5, 15), "Fits Louis Vuitton Neverfull MM."),
+    ("Silk scarf 90cm", "accessories", (20, 60), "Hermès inspired print, made in Italy."),
+]
+#: a brand named plainly in a description: {b} brand, {m} model
+DESCRIBED = [
+    "{b} {m}, full set with box and papers.",
+    "Original {b} {m}. Bought at the boutique in 2023.",
+    "{b} {m} in very good condition.",
+    "This is a {b} {m}, serial number on request.",
+    "Brand: {b}. Model: {m}.",
+]
+#: counterfeit descriptions: a brand and a counterfeit phrase
+DESCRIBED_FAKE = [
+    "{b} {m} replica, AAA quality, 1:1.",
+    "Top quality {b} {m} mirror copy, looks exactly like the original.",
+    "{b} {m} super clone, clean factory.",
+    "1:1 {b} {m}, same as original, best batch.",
+    "Réplica {b} {m} calidad espejo.",
+    "Реплика {b} {m} люкс качества.",
+]
+#: generic titles for a category, which name no brand
+PLAIN_TITLES: dict[str, list[str]] = {
+    "watches": ["Luxury diver watch", "Men's automatic watch", "Chronograph steel watch"],
+    "bags": ["Leather shoulder bag", "Designer tote bag", "Women's handbag"],
+    "shoes": ["Men's sneakers", "Running shoes", "Leather loafers"],
+    "fashion": ["Winter puffer jacket", "Oversized hoodie", "Cotton t-shirt"],
+    "perfume": ["Eau de parfum 100ml", "Perfume for women 100ml"],
+    "jewelry": ["Gold bracelet", "Love ring 18k", "Clover necklace"],
+    "eyewear": ["Aviator sunglasses", "Polarized sunglasses"],
+    "electronics": ["Wireless earbuds", "Noise cancelling headphones"],
+}
+
+
+def generate_descriptions(
+    registry: Registry, n: int, *, seed: int = 0, words: tuple[int, int] = (50, 300)
+) -> pl.DataFrame:
+    """``n`` labelled listings whose title names no brand, with descriptions of ``words``
+    words, by turns genuine and counterfeit:
+
+    - ``genuine_desc_brand``: the description names the brand and a model plainly, at 85-120%
+      of the brand's reference price in the category;
+    - ``genuine_desc_compared``: an honest description that names a brand to say what the item
+      fits or is like ("Fits Nike", "Works like Dyson", "Rolex Submariner homage"), at the
+      item's own price;
+    - ``fake_desc_phrase``: the description names the brand with a counterfeit phrase ("Rolex
+      Submariner replica, AAA quality, 1:1"), at 2-20% of the reference;
+    - ``fake_desc_price``: the description names the brand plainly, at 2-12% of it."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    rng = random.Random(seed)
+    brands = {b.name: b for b in _brands(registry)}
+    ambiguous = {brand_key(w) for w in registry.lexicon.ordinary}
+    choices = [
+        (b, cat, ref)
+        for b in brands.values()
+        for cat, ref in b.categories
+        if cat in PLAIN_TITLES
+        and b.key not in ambiguous
+        and re.fullmatch(r"[A-Za-z .&'-]+", b.name)
+    ]
+    rows: list[dict[str, object]] = []
+    for i in range(n):
+        fake = i % 2 == 1
+        brand, cat, ref = rng.choice(choices)
+        model = rng.choice([*MODELS.get(brand.name, [""]), ""])
+        title = rng.choice(PLAIN_TITLES[cat])
+        if fake:
+            if rng.random() < 0.6:
+                kind, share = "fake_desc_phrase", rng.uniform(0.02, 0.2)
+                lead = rng.choice(DESCRIBED_FAKE)
+            else:
+                kind, share = "fake_desc_price", rng.uniform(0.02, 0.12)
+                lead = rng.choice(DESCRIBED)
+            price = ref * share
+        elif rng.random() < 0.5:
+            kind, lead = "genuine_desc_brand", rng.choice(DESCRIBED)
+            price = ref * rng.uniform(0.85, 1.2)
+        else:
+            kind = "genuine_desc_compared"
+            title, cat, (low, high), lead = rng.choice(COMPARED)
+            price = rng.uniform(low, high)
+        sentence = " ".join(lead.format(b=brand.name, m=model).split())
+        listing = _listing(f"d{seed}-{i:08d}", title, cat, price, kind, rng, n)
+        listing["description"] = description_text(rng, [sentence], words)
+        rows.append(listing)
+    return pl.DataFrame(rows, schema=LISTING_SCHEMA)
+
+
+def with_descriptions(
+    listings: pl.DataFrame, *, seed: int = 0, words: tuple[int, int] = (50, 300)
+) -> pl.DataFrame:
+    """``listings`` with descriptions of ``words`` words: the listing's own description first,
+    then filler sentences (for speed measurements)."""
+    rng = random.Random(seed)
+    own = listings.get_column("description").fill_null("").to_list()
+    texts = [description_text(rng, [d] if d else [], words) for d in own]
+    return listings.with_columns(pl.Series("description", texts, dtype=pl.String))
