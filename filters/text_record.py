@@ -20,7 +20,6 @@ from rapidfuzz.distance import OSA
 
 from filters import textops
 from filters.normalise import MASK_CHARS, leet_readings, skeleton
-from pipelines.registry import category_key
 
 if TYPE_CHECKING:
     from filters.text import TextFilter
@@ -410,7 +409,9 @@ class TextRecordScorer:
         dkey = textops.brand_key_expr(None if declared_raw is None else str(declared_raw))
         declared = None if dkey is None else self.brand_by_key.get(dkey)
         cat_raw = record.get("category")
-        lcat = None if cat_raw is None else category_key(str(cat_raw))
+        read = self.f.taxonomy_.resolve(None if cat_raw is None else str(cat_raw))
+        # the registry categories the listing's category covers; None: none given, or unknown
+        lcats = read.categories if read.status == "known" else None
         n_strong = len(strong)
 
         # ordinary uses of brand words, by brand key, in hit order
@@ -456,10 +457,10 @@ class TextRecordScorer:
             if m.ambiguous and plain_kind:
                 capitalised = textops.titlecase(m.surface) in title or m.surface.upper() in title
                 corroborated = (
-                    (lcat is not None and (m.brand, lcat) in self.brand_cats)
+                    (lcats is not None and any((m.brand, c) in self.brand_cats for c in lcats))
                     or (declared is not None and declared == m.brand)
                     or n_strong > 0
-                    or (lcat is None and capitalised)
+                    or (lcats is None and capitalised)
                 )
                 if not corroborated:
                     continue

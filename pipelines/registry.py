@@ -1,8 +1,10 @@
 """Loading and validating the brand registry directory (CONTRACT.md section 2).
 
 A registry directory holds ``brands.csv`` (required), ``official_images.csv`` and
-``known_fakes.csv`` (optional), ``lexicon.toml`` (optional, extends the built-in lexicon) and
-``common_words.txt`` (optional, extends the built-in list of words never fuzzy-matched).
+``known_fakes.csv`` (optional), ``lexicon.toml`` (optional, extends the built-in lexicon),
+``common_words.txt`` (optional, extends the built-in list of words never fuzzy-matched) and
+``categories.csv`` (optional, extends the built-in category taxonomy: see
+:mod:`pipelines.taxonomy`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import polars as pl
 
 from pipelines.errors import RegistryError
 from pipelines.schema import csv_never_closed
+from pipelines.taxonomy import Taxonomy, default_category_rows, read_category_rows
 
 BRANDS_COLUMNS = ("brand", "category", "reference_price", "aliases")
 IMAGES_COLUMNS = ("image", "brand")
@@ -120,6 +123,8 @@ class Registry:
     official_images, known_fakes : ``image`` (absolute path), ``relpath``, ``brand``
     lexicon : counterfeit phrases, legitimate contexts, ordinary uses, common words
     fingerprint : sha256 of every registry file's content; changes whenever the registry does
+    taxonomy : how marketplaces' category names read as the registry's categories (the shipped
+        taxonomy over these brands' categories unless given)
     """
 
     root: Path
@@ -128,6 +133,14 @@ class Registry:
     known_fakes: pl.DataFrame
     lexicon: Lexicon
     fingerprint: str
+    taxonomy: Taxonomy = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.taxonomy is None:
+            categories = self.brands.get_column("category").unique().to_list()
+            object.__setattr__(
+                self, "taxonomy", Taxonomy.build(default_category_rows(), categories)
+            )
 
     @property
     def brand_names(self) -> list[str]:
@@ -383,10 +396,17 @@ def load_registry(root: str | Path) -> Registry:
     lex_files = [p for p in lex_files if p.is_file()]
     word_files = [p for p in word_files if p.is_file()]
     lexicon = _load_lexicon(lex_files, word_files)
+    # the shipped taxonomy is the base; a registry's own categories.csv extends it
+    category_files = [base / "categories.csv"]
+    if root.resolve() != base.resolve():
+        category_files.append(root / "categories.csv")
+    category_files = [p for p in category_files if p.is_file()]
+    rows = [r for p in category_files for r in read_category_rows(p, _read_text(p))]
+    taxonomy = Taxonomy.build(rows, brands.get_column("category").unique().to_list())
     tracked = [root / "brands.csv"] + [
         p for p in (root / "official_images.csv", root / "known_fakes.csv") if p.is_file()
     ]
-    fingerprint = _fingerprint(tracked + lex_files + word_files)
+    fingerprint = _fingerprint(tracked + lex_files + word_files + category_files)
     return Registry(
         root=root,
         brands=brands,
@@ -394,4 +414,5 @@ def load_registry(root: str | Path) -> Registry:
         known_fakes=fakes,
         lexicon=lexicon,
         fingerprint=fingerprint,
+        taxonomy=taxonomy,
     )
