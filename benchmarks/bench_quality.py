@@ -10,7 +10,9 @@ titles the text filter flags.
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 import polars as pl
 from sklearn.metrics import average_precision_score
@@ -102,8 +104,27 @@ def kind_table(scored: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def family_floors(scored: pl.DataFrame) -> dict[str, float]:
+    """Recall (fakes sent to review or block), block recall and zero-shot block precision."""
+    fakes = scored.filter(pl.col("label") == 1)
+    blocked = scored.filter(pl.col("decision") == "block")
+    return {
+        "n": scored.height,
+        "recall": float((fakes.get_column("decision") != "allow").mean() or 0.0),
+        "block_recall": float((fakes.get_column("decision") == "block").mean() or 0.0),
+        "block_precision": float(blocked.get_column("label").mean() or 0.0)
+        if blocked.height
+        else 1.0,
+    }
+
+
 def main() -> None:
-    from seeds.marketplace import generate_everyday, generate_marketplace, generate_small_goods
+    from seeds.marketplace import (
+        generate_categories,
+        generate_everyday,
+        generate_marketplace,
+        generate_small_goods,
+    )
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20_000)
@@ -145,6 +166,29 @@ def main() -> None:
             more = generate(registry, args.n // 10, seed=args.seed)
             more_scored = score_frame(more, plan).filter(pl.col("status") == "ok")
             print(title.format(more.height) + "\n", kind_table(more_scored), "\n")
+        # categories as marketplaces write them (paths in a dozen languages) or missing
+        more = generate_categories(registry, args.n // 4, seed=args.seed)
+        more_scored = score_frame(more, plan).filter(pl.col("status") == "ok")
+        floors = family_floors(more_scored)
+        print(
+            f"Marketplace categories ({more.height:,} more: paths, synonyms, none; books and "
+            "posters about brands)\n",
+            kind_table(more_scored),
+            "\n",
+            floors,
+            "\n",
+        )
+        results = {
+            "n": args.n,
+            "seed": args.seed,
+            "categories": {
+                "floors": floors,
+                "kinds": kind_table(more_scored).to_dicts(),
+            },
+        }
+        out = Path(__file__).parent / "results" / "bench_quality.json"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

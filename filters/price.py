@@ -503,6 +503,8 @@ class PriceFilter(Filter):
                 {
                     "category_status": pl.repeat("absent", n, dtype=pl.String, eager=True),
                     "category_covers": pl.repeat(None, n, dtype=pl.List(pl.String), eager=True),
+                    "category_ranks": pl.repeat(None, n, dtype=pl.List(pl.Int32), eager=True),
+                    "category_texts": pl.repeat(None, n, dtype=pl.List(pl.String), eager=True),
                     "category_matched": nulls,
                 }
             )
@@ -520,14 +522,20 @@ class PriceFilter(Filter):
                     "k": key.gather(known),
                     "line": lcat.gather(known).is_not_null(),
                     "c": read.get_column("category_covers").gather(known),
+                    "r": read.get_column("category_ranks").gather(known),
+                    "t": read.get_column("category_texts").gather(known),
                 }
             )
-            .explode("c")
+            .explode(["c", "r", "t"])
             .join(refs, on=["b", "c"], how="inner")
+            # the most specific segment of the path that covers one of the brand's categories
+            .filter(pl.col("r") == pl.col("r").min().over("i"))
         )
+        agreed = covered.unique("i", keep="first", maintain_order=True)
         agrees = pl.repeat(False, n, dtype=pl.Boolean, eager=True).scatter(
-            covered.get_column("i").unique(), True
+            agreed.get_column("i"), True
         )
+        level = nulls.clone().scatter(agreed.get_column("i"), agreed.get_column("t"))
         # of a product line's alias, its own rows
         member = pl.concat_str(["b", "k", "c"], separator="\x00")
         covered = covered.filter(~pl.col("line") | member.is_in(self.line_members_.implode()))
@@ -601,6 +609,7 @@ class PriceFilter(Filter):
                     "status": status,
                     "shown": pl.select(
                         pl.coalesce(
+                            level,
                             read.get_column("category_matched"),
                             frame.get_column("category").cast(pl.String)
                             if "category" in cols
@@ -786,7 +795,7 @@ class PriceFilter(Filter):
         text_brand, key = record.get("text_brand"), record.get("text_key")
         line = self.lines_.get((text_brand, key)) if text_brand and key else None
         rows = self.categories_by_brand_.get(brand, {}) if brand else {}
-        covered = [c for c in read.categories if c in rows] if read.status == "known" else []
+        covered, level = read.for_brand(rows)
         agrees = bool(covered)
         if line is not None:
             covered = [c for c in covered if c in line[0]]
@@ -825,7 +834,9 @@ class PriceFilter(Filter):
             lname = self.line_names_[(str(text_brand), str(key))]
         elif without and named:
             fref, fcat, tnoun = named[0]
-        shown = read.matched if read.matched is not None else category
+        shown = (
+            level if level is not None else read.matched if read.matched is not None else category
+        )
         basis = ""
         if brand is not None:
             if read.status == "absent":

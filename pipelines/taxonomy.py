@@ -8,7 +8,12 @@ synonyms, and a parent if it gives one). Every category of ``brands.csv`` is a n
 by itself.
 
 A listing's category is read as follows. A path ("Women > Bags > Shoulder Bags") matches by its
-most specific segment that names a known node (the last, reading left to right). A segment
+most specific segment that names a known node (the last, reading left to right); for a brand,
+by its most specific segment that covers one of the brand's categories ("Sporting Goods >
+Soccer > Clothing" is sports goods for a brand that sells no clothing); a segment of goods of
+no brand's, named as a whole ("Books > Arts & Photography > Fashion"), makes the whole path
+one of no brand's.
+A segment
 matches a node by name or synonym, ignoring case, accents, apostrophes, separators and an
 English plural ``s``/``es``; one that names several things ("Jewellery & Watches",
 "Clothing, Shoes & Accessories") matches each of its parts; a part that matches nothing as a
@@ -114,13 +119,33 @@ class Resolution(NamedTuple):
     """What a listing's category value says.
 
     ``status``: ``"absent"`` (no category), ``"unmatched"`` (no segment names a known node),
-    ``"known"``. ``categories``: the registry categories it covers (sorted; empty for a known
-    category of no brand's). ``matched``: the segment or part of the value that matched.
+    ``"known"``. ``categories``: the registry categories its segments cover (sorted; empty for
+    a category of no brand's goods); ``ranks`` and ``texts``, aligned with them: how specific
+    the segment that covers each one is (0: the most specific known segment) and that
+    segment's text. ``matched``: the most specific known segment.
     """
 
     status: str
     categories: tuple[str, ...]
     matched: str | None
+    ranks: tuple[int, ...] = ()
+    texts: tuple[str, ...] = ()
+
+    def for_brand(self, brand_categories: Iterable[str]) -> tuple[list[str], str | None]:
+        """Of ``brand_categories``, those the most specific segment that covers any of them
+        covers, and that segment's text (``[]`` and None where no segment covers one)."""
+        mine = set(brand_categories)
+        found = [
+            (r, c, t)
+            for c, r, t in zip(self.categories, self.ranks, self.texts, strict=True)
+            if c in mine
+        ]
+        if not found:
+            return [], None
+        best = min(r for r, _, _ in found)
+        return sorted(c for r, c, _ in found if r == best), next(
+            t for r, _, t in found if r == best
+        )
 
 
 ABSENT = Resolution("absent", (), None)
@@ -270,9 +295,14 @@ class Taxonomy:
     # ------------------------------------------------------------------ reading
 
     def _part_node(self, key: str) -> str | None:
+        """The node a part names as a whole, else by some of its words (see
+        :meth:`_word_node`)."""
         node = self.node_of.get(key)
-        if node is not None:
-            return node
+        return node if node is not None else self._word_node(key)
+
+    def _word_node(self, key: str) -> str | None:
+        """The node named by the longest run of a part's words (the rightmost of equals), or
+        by the longest known ending, then beginning, of a CJK word."""
         words = key.split(" ")
         if len(words) > 1:
             for size in range(len(words) - 1, 0, -1):
@@ -288,26 +318,33 @@ class Taxonomy:
                         return node
         return None
 
-    def _segment(self, segment: str) -> tuple[list[str], str] | None:
-        """The nodes one path segment names, and the text that named them."""
+    def _segment(self, segment: str) -> tuple[list[str], str, bool] | None:
+        """The nodes one path segment names, the text that named them, and whether one of
+        its parts was named as a whole (not by some of its words)."""
         whole = category_words(segment)
         if not whole:
             return None
         node = self.node_of.get(whole)
         if node is not None:
-            return [node], segment
+            return [node], segment, True
         parts = [p for p in PART_SEPARATORS.split(segment) if p and p.strip()]
         found: list[str] = []
         named: list[str] = []
+        exact = False
         for part in parts:
             key = category_words(part)
-            node = self._part_node(key) if key else None
+            if not key:
+                continue
+            node = self.node_of.get(key)
+            exact = exact or node is not None
+            if node is None:
+                node = self._word_node(key)
             if node is not None:
                 found.append(node)
                 named.append(part.strip())
         if not found:
             return None
-        return found, segment if len(parts) > 1 else named[0]
+        return found, segment if len(parts) > 1 else named[0], exact
 
     def resolve(self, value: str | None) -> Resolution:
         """What the category ``value`` says (see the module's documentation).
@@ -328,13 +365,31 @@ class Taxonomy:
             return found
         segments = [s for s in PATH_SEPARATORS.split(value) if s.strip()]
         out = ABSENT if not segments else UNMATCHED
-        for segment in reversed(segments):
+        # every segment of a path is true of the listing, the last the most specific; one
+        # filing goods of no brand's ("Books > Arts & Photography > Fashion": a book) decides
+        levels: list[tuple[tuple[str, ...], str]] = []
+        for segment in segments:
             hit = self._segment(segment)
             if hit is not None:
-                nodes, text = hit
-                cats = sorted({c for n in nodes for c in self.covers[n]})
-                out = Resolution("known", tuple(cats), text.strip())
-                break
+                nodes, text, exact = hit
+                cats = tuple(sorted({c for n in nodes for c in self.covers[n]}))
+                if not cats and exact:
+                    levels = [(cats, text.strip())]
+                    break
+                levels.append((cats, text.strip()))
+        if levels:
+            rank: dict[str, tuple[int, str]] = {}
+            for depth, (cats, text) in enumerate(reversed(levels)):
+                for c in cats:
+                    rank.setdefault(c, (depth, text))
+            ordered = sorted(rank)
+            out = Resolution(
+                "known",
+                tuple(ordered),
+                levels[-1][1],
+                tuple(rank[c][0] for c in ordered),
+                tuple(rank[c][1] for c in ordered),
+            )
         if len(self._cache) > 100_000:
             self._cache.clear()
         self._cache[value] = out
@@ -342,8 +397,8 @@ class Taxonomy:
 
     def resolve_column(self, values: pl.Series) -> pl.DataFrame:
         """:meth:`resolve` of every value, aligned with ``values``: ``category_status``,
-        ``category_covers`` (List[String]) and ``category_matched``. Computed once per
-        distinct value."""
+        ``category_covers``, ``category_ranks``, ``category_texts`` (lists) and
+        ``category_matched``. Computed once per distinct value."""
         text = values.cast(pl.String)
         uniq = text.unique().drop_nulls()
         found = [self.resolve(v) for v in uniq.to_list()]
@@ -352,12 +407,16 @@ class Taxonomy:
                 "v": uniq,
                 "category_status": [r.status for r in found],
                 "category_covers": [list(r.categories) for r in found],
+                "category_ranks": [list(r.ranks) for r in found],
+                "category_texts": [list(r.texts) for r in found],
                 "category_matched": [r.matched for r in found],
             },
             schema={
                 "v": pl.String,
                 "category_status": pl.String,
                 "category_covers": pl.List(pl.String),
+                "category_ranks": pl.List(pl.Int32),
+                "category_texts": pl.List(pl.String),
                 "category_matched": pl.String,
             },
         )

@@ -165,7 +165,9 @@ def test_an_ambiguous_name_stays_uncorroborated_in_another_category(scorer: Scor
 def test_category_values_read_as_registry_categories(
     registry: Registry, value: str, expected: tuple[str, ...]
 ) -> None:
-    assert registry.taxonomy.resolve(value).categories == expected
+    # the categories of the most specific segment that covers any
+    most_specific, _ = registry.taxonomy.resolve(value).for_brand(registry.categories)
+    assert tuple(most_specific) == expected
 
 
 def test_unknown_absent_and_known_categories_are_told_apart(registry: Registry) -> None:
@@ -371,7 +373,7 @@ def test_a_registry_extends_the_taxonomy_for_its_marketplace(tmp_path: Path) -> 
         "accessories,,Handbags\n",  # this marketplace files handbags with accessories
     )
     t = load_registry(root).taxonomy
-    assert t.resolve("Moda > Bolsas de grife").categories == ("bags",)
+    assert t.resolve("Moda > Bolsas de grife").for_brand(["bags", "fashion"])[0] == ["bags"]
     assert t.resolve("Hype").categories == ("fashion",)
     assert t.resolve("Handbags").categories == ("accessories",)
     assert t.resolve("Purses").categories == ("bags",)
@@ -434,3 +436,54 @@ def test_the_run_manifest_lists_the_categories_that_matched_nothing(tmp_path: Pa
         "values": 2,
         "counts": {"Widgets": 3, "Sprockets > Cogs": 1},
     }
+
+
+def test_a_path_reads_for_each_brand_by_its_most_specific_segment_that_covers_it(
+    registry: Registry,
+) -> None:
+    t = registry.taxonomy
+    soccer = t.resolve("Sporting Goods > Team Sports > Soccer > Clothing, Shoes & Accessories")
+    assert soccer.for_brand(["sports"]) == (["sports"], "Soccer")
+    assert soccer.for_brand(["fashion", "sports"]) == (
+        ["fashion"],
+        "Clothing, Shoes & Accessories",
+    )
+    watches = t.resolve("Joyas y Relojes > Relojes > Relojes de pulsera")
+    assert watches.for_brand(["watches"]) == (["watches"], "Relojes")
+    assert watches.for_brand(["bags"]) == ([], None)
+
+
+def test_a_segment_of_goods_of_no_brands_makes_the_path_none_of_any_brands(
+    registry: Registry, scorer: Scorer
+) -> None:
+    t = registry.taxonomy
+    assert t.resolve("Books > Arts & Photography > Fashion").categories == ()
+    assert t.resolve("Home & Garden > Home Décor > Posters & Prints").categories == ()
+    # named only by a word of a longer name, it does not decide: "Martial Arts" is no art
+    assert t.resolve("Sporting Goods > Boxing & Martial Arts").categories == ("sports",)
+    (row,) = both_paths(
+        scorer,
+        [{"title": "Prada catwalk book", "price": 40.0, "category": "Books > Arts > Fashion"}],
+    )
+    assert row["decision"] == "allow"
+    assert row["reasons"][-1].startswith('category "Books" is none of Prada\'s')
+
+
+def test_the_category_families_meet_their_floors(registry: Registry, plan: ScoringPlan) -> None:
+    from seeds.marketplace import generate_categories
+
+    listings = generate_categories(registry, 600, seed=3)
+    assert set(listings.get_column("kind")) == {
+        "genuine_category_path",
+        "genuine_no_category",
+        "genuine_brand_media",
+        "fake_category_path",
+        "fake_no_category",
+        "fake_ambiguous_category",
+    }
+    assert listings.equals(generate_categories(registry, 600, seed=3))
+    out = score_frame(listings, plan)
+    fakes = out.filter(pl.col("label") == 1)
+    blocked = out.filter(pl.col("decision") == "block")
+    assert (fakes.get_column("decision") != "allow").mean() >= 0.95
+    assert blocked.get_column("label").mean() >= 0.98
