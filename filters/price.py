@@ -47,7 +47,7 @@ from filters.base import (
 from filters.textops import brand_key_expr, pl_round, pl_str
 from pipelines.config import DEFAULT_CONDITION_FACTORS, DEFAULT_RATES, DEFAULT_STANDARD_VOLUMES
 from pipelines.registry import brand_key, category_key
-from pipelines.taxonomy import category_words, category_words_expr
+from pipelines.taxonomy import category_words, category_words_series
 
 if TYPE_CHECKING:
     from typing import Self
@@ -481,13 +481,18 @@ class PriceFilter(Filter):
         """Which of the brand's reference rows each listing is compared with, and why.
 
         ``__pref``/``__pcat``: the row its category gives, through the taxonomy: of the
-        brand's categories the category covers (those of the product line the title names,
-        if it names one), the cheapest the title's nouns name, else the cheapest.
-        ``__fref``/``__fcat``: the row used without one: the product line's cheapest, else the
-        cheapest the title's nouns name, else the brand's cheapest. ``__dref``/``__dcat``: the
-        brand's dearest row. ``__pweak``: a plain mention of the brand alone (no declared
-        brand, no counterfeit phrase) in a category that covers none of the brand's: not
-        priced. ``__pbasis``: the reason's note on where the row came from."""
+        brand's categories that the most specific segment covering any of them covers (those
+        of the product line the title names, if it names one), the cheapest the title's nouns
+        name, else the cheapest. ``__fref``/``__fcat``: the row used without one: the product
+        line's cheapest, else the cheapest the title's nouns name, else the brand's cheapest.
+        ``__dref``/``__dcat``: the brand's dearest row. ``__pweak``: a plain mention of the
+        brand alone (no declared brand, no counterfeit phrase) in a category that covers none
+        of the brand's: not priced. ``__pstatus``, ``__pagrees``, ``__plevel``,
+        ``__pmatched``, ``__pnamed``, ``__pnoun``, ``__tnoun``, ``__pcategory``: what the
+        reason's note says of where the row came from (see :meth:`_basis`).
+
+        The category's part is worked out once per distinct (brand, category, product line):
+        a batch has far fewer of those than rows."""
         n = frame.height
         brands = self.per_brand_
         bi = frame.select(index_of(pl.col("__pb"), brands.get_column("__pb"))).to_series()
@@ -496,61 +501,98 @@ class PriceFilter(Filter):
         )
         pb = frame.get_column("__pb")
         nulls = pl.repeat(None, n, dtype=pl.String, eager=True)
-        if "category" in cols:
-            read = self.taxonomy_.resolve_column(frame.get_column("category"))
-        else:
-            read = pl.DataFrame(
-                {
-                    "category_status": pl.repeat("absent", n, dtype=pl.String, eager=True),
-                    "category_covers": pl.repeat(None, n, dtype=pl.List(pl.String), eager=True),
-                    "category_ranks": pl.repeat(None, n, dtype=pl.List(pl.Int32), eager=True),
-                    "category_texts": pl.repeat(None, n, dtype=pl.List(pl.String), eager=True),
-                    "category_matched": nulls,
-                }
-            )
-        status = read.get_column("category_status")
+        falses = pl.repeat(False, n, dtype=pl.Boolean, eager=True)
+        category = frame.get_column("category").cast(pl.String) if "category" in cols else nulls
         key = frame.get_column("text_key").cast(pl.String) if "text_key" in cols else nulls
-        lcat, lref, lname = (frame.get_column(c) for c in ("__lcat", "__lref", "__lname"))
+        lcat, lref = frame.get_column("__lcat"), frame.get_column("__lref")
+        line_key = pl.select(pl.when(lcat.is_not_null()).then(key)).to_series()
         refs = self.references_.rename({"__pb": "b", "__pcat": "c", "__pref": "p"})
-        # the brand's rows the category covers: (row, category, price)
-        known = (pb.is_not_null() & (status == "known")).arg_true()
+        # per distinct (brand, category, line): what the category says for the brand; the
+        # key is a number: brand index and category index (a row naming a line is its own)
+        values = category.unique().drop_nulls()
+        vid = pl.select(index_of(pl.lit(category), values)).to_series()
+        pair = pl.select(
+            pl.when(line_key.is_null())
+            .then(
+                (bi.cast(pl.Int64).fill_null(-1) + 1) * (values.len() + 1)
+                + vid.cast(pl.Int64).fill_null(-1)
+                + 1
+            )
+            .otherwise(-pl.int_range(n, dtype=pl.Int64) - 1)
+        ).to_series()
+        firsts = pair.is_first_distinct()
+        distinct = pl.DataFrame({"b": pb, "v": category, "k": line_key}).filter(firsts)
+        back = pl.select(index_of(pl.lit(pair), pair.filter(firsts))).to_series()
+        read = pl.concat(
+            [distinct, self.taxonomy_.resolve_column(distinct.get_column("v"))], how="horizontal"
+        ).with_row_index("d")
         covered = (
-            pl.DataFrame(
-                {
-                    "i": known,
-                    "b": pb.gather(known),
-                    "k": key.gather(known),
-                    "line": lcat.gather(known).is_not_null(),
-                    "c": read.get_column("category_covers").gather(known),
-                    "r": read.get_column("category_ranks").gather(known),
-                    "t": read.get_column("category_texts").gather(known),
-                }
+            read.filter(pl.col("b").is_not_null() & (pl.col("category_status") == "known"))
+            .select(
+                "d",
+                "b",
+                "k",
+                pl.col("category_covers").alias("c"),
+                pl.col("category_ranks").alias("r"),
+                pl.col("category_texts").alias("t"),
             )
             .explode(["c", "r", "t"])
             .join(refs, on=["b", "c"], how="inner")
             # the most specific segment of the path that covers one of the brand's categories
-            .filter(pl.col("r") == pl.col("r").min().over("i"))
+            .filter(pl.col("r") == pl.col("r").min().over("d"))
         )
-        agreed = covered.unique("i", keep="first", maintain_order=True)
-        agrees = pl.repeat(False, n, dtype=pl.Boolean, eager=True).scatter(
-            agreed.get_column("i"), True
-        )
-        level = nulls.clone().scatter(agreed.get_column("i"), agreed.get_column("t"))
+        agreed = covered.unique("d", keep="first", maintain_order=True)
         # of a product line's alias, its own rows
         member = pl.concat_str(["b", "k", "c"], separator="\x00")
-        covered = covered.filter(~pl.col("line") | member.is_in(self.line_members_.implode()))
-        count = pl.repeat(0, n, dtype=pl.UInt32, eager=True).scatter(
-            *covered.group_by("i").agg(pl.len()).select("i", pl.col("len").cast(pl.UInt32))
+        covered = covered.filter(
+            pl.col("k").is_null() | member.is_in(self.line_members_.implode())
+        ).sort(["d", "p", "c"])
+        cheapest = covered.unique("d", keep="first", maintain_order=True)
+        counts = covered.group_by("d").agg(pl.len().cast(pl.UInt32).alias("count"))
+        m = read.height
+
+        def per_key(table: pl.DataFrame, col: str, dtype: pl.DataType, default: Any) -> pl.Series:
+            out = pl.repeat(default, m, dtype=dtype, eager=True)
+            return out.scatter(table.get_column("d"), table.get_column(col)).gather(back)
+
+        # "bags" under bags: the category as the registry names it, which a note would repeat
+        cheapest = cheapest.join(agreed.select("d", "t"), on="d", how="left", suffix="_level")
+        cheapest = cheapest.with_columns(
+            pl.Series(
+                "named",
+                [
+                    category_words(t) == c.replace("_", " ")
+                    for t, c in zip(
+                        cheapest.get_column("t_level").to_list(),
+                        cheapest.get_column("c").to_list(),
+                        strict=True,
+                    )
+                ],
+                dtype=pl.Boolean,
+            )
         )
+        agrees = per_key(agreed.with_columns(pl.lit(True).alias("a")), "a", pl.Boolean(), False)
+        as_named = per_key(cheapest, "named", pl.Boolean(), False)
+        level = per_key(agreed, "t", pl.String(), None)
+        count = per_key(counts, "count", pl.UInt32(), 0)
+        pref = per_key(cheapest, "p", pl.Float64(), None)
+        pcat = per_key(cheapest, "c", pl.String(), None)
+
+        def of_key(col: str) -> pl.Series:
+            return read.get_column(col).gather(back)
+
+        status = of_key("category_status")
+        matched = of_key("category_matched")
+        row_key = back
         strong = (
             frame.get_column("text_strong_phrases").fill_null(0) > 0
             if "text_strong_phrases" in cols
-            else pl.repeat(False, n, dtype=pl.Boolean, eager=True)
+            else falses
         )
         plain = (
             frame.get_column("text_match").is_in(["exact", "alias", "native"]).fill_null(False)
             if "text_match" in cols and "text_brand" in cols
-            else pl.repeat(False, n, dtype=pl.Boolean, eager=True)
+            else falses
         )
         weak = (
             (status == "known")
@@ -561,120 +603,105 @@ class PriceFilter(Filter):
             & pb.is_not_null()
         )
         without = pb.is_not_null() & (count == 0) & ~weak & lcat.is_null()
-        # the title's nouns of goods, read where they choose between rows
+        # the title's nouns of goods, read where they choose between rows (few rows)
         need = ((count > 1) | without).arg_true()
-        nouns = (
-            pl.DataFrame(
-                {"i": need, "b": pb.gather(need), "t": frame.get_column("title").gather(need)}
+        pnoun = tnoun = nulls
+        # the rows that name a product line take its cheapest row where they have no other
+        lines = lcat.is_not_null().arg_true()
+        if need.len():
+            titles = frame.get_column("title").cast(pl.String).gather(need)
+            # each distinct title read once
+            distinct_titles = titles.unique().drop_nulls()
+            words = category_words_series(distinct_titles)
+            found = pl.DataFrame({"t": distinct_titles, "w": words}).select(
+                "t", self.taxonomy_.title_nouns_expr(pl.col("w")).alias("noun")
             )
-            .select(
-                "i",
-                "b",
-                self.taxonomy_.title_nouns_expr(
-                    category_words_expr(pl.col("t").cast(pl.String))
-                ).alias("noun"),
+            nouns = (
+                pl.DataFrame(
+                    {"i": need, "b": pb.gather(need), "d": row_key.gather(need), "t": titles}
+                )
+                .join(found, on="t", how="inner")
+                .explode("noun")
+                .join(self.title_noun_categories_, on="noun", how="inner")
+                .join(refs, on=["b", "c"], how="inner")
+                .sort(["i", "p", "c", "noun"])
             )
-            .explode("noun")
-            .join(self.title_noun_categories_, on="noun", how="inner")
-            .join(refs, on=["b", "c"], how="inner")
-            .select("i", "c", "p", "noun")
-        )
-        first = ["i", "p", "c", "noun"]
-        # several of the brand's rows covered: the cheapest the title names, else the cheapest
-        named = covered.join(nouns, on=["i", "c", "p"], how="inner").select(first)
-        by_category = (
-            pl.concat([named, covered.select("i", "p", "c", pl.lit(None, pl.String).alias("noun"))])
-            .with_columns(pl.col("noun").is_null().alias("plain"))
-            .sort(["i", "plain", "p", "c", "noun"], nulls_last=True)
-            .unique("i", keep="first", maintain_order=True)
-        )
-        by_title = (
-            nouns.filter(pl.col("i").is_in(without.arg_true().implode()))
-            .sort(first)
-            .unique("i", keep="first", maintain_order=True)
-        )
-
-        def at(table: pl.DataFrame, col: str, dtype: pl.DataType) -> pl.Series:
-            out = pl.repeat(None, n, dtype=dtype, eager=True)
-            return out.scatter(table.get_column("i"), table.get_column(col))
-
-        pref, pcat = at(by_category, "p", pl.Float64()), at(by_category, "c", pl.String())
-        pnoun = at(by_category, "noun", pl.String())
-        tref, tcat = at(by_title, "p", pl.Float64()), at(by_title, "c", pl.String())
-        tnoun = at(by_title, "noun", pl.String())
-        basis = self._basis(
-            pl.DataFrame(
-                {
-                    "b": pb,
-                    "status": status,
-                    "shown": pl.select(
-                        pl.coalesce(
-                            level,
-                            read.get_column("category_matched"),
-                            frame.get_column("category").cast(pl.String)
-                            if "category" in cols
-                            else nulls,
-                        )
-                    ).to_series(),
-                    "pcat": pcat,
-                    "pnoun": pnoun,
-                    "lname": lname,
-                    "tnoun": tnoun,
-                    "agrees": agrees,
-                }
+            multi = (count > 1).gather(need)
+            # several of the brand's rows covered: the cheapest the title names
+            named = (
+                nouns.filter(pl.col("i").is_in(need.filter(multi).implode()))
+                .join(covered.select("d", "c"), on=["d", "c"], how="semi")
+                .unique("i", keep="first", maintain_order=True)
             )
-        )
+            by_title = nouns.filter(pl.col("i").is_in(need.filter(~multi).implode())).unique(
+                "i", keep="first", maintain_order=True
+            )
+            at = named.get_column("i")
+            pref = pref.scatter(at, named.get_column("p"))
+            pcat = pcat.scatter(at, named.get_column("c"))
+            pnoun = pnoun.clone().scatter(at, named.get_column("noun"))
+            at = by_title.get_column("i")
+            tnoun = tnoun.clone().scatter(at, by_title.get_column("noun"))
+            fref = fref.scatter(at, by_title.get_column("p"))
+            fcat = fcat.scatter(at, by_title.get_column("c"))
         return [
             pref.alias("__pref"),
             pcat.alias("__pcat"),
-            pl.select(pl.coalesce(lcat, tcat, fcat)).to_series().alias("__fcat"),
-            pl.select(pl.coalesce(lref, tref, fref)).to_series().alias("__fref"),
+            fcat.scatter(lines, lcat.gather(lines)).alias("__fcat"),
+            fref.scatter(lines, lref.gather(lines)).alias("__fref"),
             dcat.alias("__dcat"),
             dref.alias("__dref"),
             weak.alias("__pweak"),
-            basis.alias("__pbasis"),
-            read.get_column("category_matched").alias("__pshown"),
+            # what the reasons' note says (formatted for the rows that get a reason only)
+            status.alias("__pstatus"),
+            agrees.alias("__pagrees"),
+            level.alias("__plevel"),
+            matched.alias("__pmatched"),
+            (as_named & pnoun.is_null()).alias("__pnamed"),
+            pnoun.alias("__pnoun"),
+            tnoun.alias("__tnoun"),
+            category.alias("__pcategory"),
         ]
 
     @staticmethod
-    def _basis(rows: pl.DataFrame) -> pl.Series:
+    def _shown() -> pl.Expr:
+        """The listing's category as the reasons quote it: the segment that gave the brand's
+        category, else the most specific one known, else the value as written."""
+        return pl.coalesce("__plevel", "__pmatched", "__pcategory").str.replace_all(
+            '"', "'", literal=True
+        )
+
+    @classmethod
+    def _basis(cls) -> pl.Expr:
         """The note a price reason ends with: where its reference row came from (see
         :meth:`_references`); empty for a category named as the registry names it."""
-        shown = pl.col("shown").str.replace_all('"', "'", literal=True)
+        shown = cls._shown()
         where = (
-            pl.when(pl.col("status") == "absent")
+            pl.when(pl.col("__pstatus") == "absent")
             .then(pl.lit("no category"))
-            .when(pl.col("status") == "unmatched")
+            .when(pl.col("__pstatus") == "unmatched")
             .then(pl.format('category "{}" not known', shown))
-            .when(~pl.col("agrees"))
-            .then(pl.format('category "{}" is none of {}\'s', shown, pl.col("b")))
+            .when(~pl.col("__pagrees"))
+            .then(pl.format('category "{}" is none of {}\'s', shown, pl.col("__pb")))
             .otherwise(pl.format('listed under "{}"', shown))
         )
         why = (
-            pl.when(pl.col("pcat").is_not_null())
+            pl.when(pl.col("__pref").is_not_null())
             .then(
-                pl.when(pl.col("pnoun").is_not_null()).then(
-                    pl.format('the title says "{}"', pl.col("pnoun"))
+                pl.when(pl.col("__pnoun").is_not_null()).then(
+                    pl.format('the title says "{}"', pl.col("__pnoun"))
                 )
             )
-            .when(pl.col("lname").is_not_null())
-            .then(pl.format('the title names "{}"', pl.col("lname")))
-            .when(pl.col("tnoun").is_not_null())
-            .then(pl.format('the title says "{}"', pl.col("tnoun")))
-            .otherwise(pl.format("{}'s cheapest reference", pl.col("b")))
-        )
-        # "bags" under bags says nothing the reason does not
-        as_named = (
-            pl.col("pcat").is_not_null()
-            & pl.col("pnoun").is_null()
-            & (category_words_expr(pl.col("shown")) == pl.col("pcat").str.replace_all("_", " "))
+            .when(pl.col("__lname").is_not_null())
+            .then(pl.format('the title names "{}"', pl.col("__lname")))
+            .when(pl.col("__tnoun").is_not_null())
+            .then(pl.format('the title says "{}"', pl.col("__tnoun")))
+            .otherwise(pl.format("{}'s cheapest reference", pl.col("__pb")))
         )
         note = pl.format(" ({})", pl.concat_str(where, why, separator="; ", ignore_nulls=True))
-        return rows.select(
-            pl.when(pl.col("b").is_null() | as_named).then(pl.lit("")).otherwise(note)
-        ).to_series()
-
-    depends_on: ClassVar[tuple[str, ...]] = ("text",)
+        return (
+            pl.when(pl.col("__pb").is_null() | pl.col("__pnamed")).then(pl.lit("")).otherwise(note)
+        )
 
     def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """This filter's columns for one validated listing that already carries the text
@@ -977,7 +1004,7 @@ class PriceFilter(Filter):
             "price_ratio",
             "__refcat",
             "price_reference",
-            pl.concat_str(pl.col("__inote"), pl.col("__pbasis")),
+            pl.concat_str(pl.col("__inote"), self._basis()),
             volume=True,
         )
         share_pct = (pl.col("__ishare") * 100).round(1).cast(pl.String).str.replace(r"\.0$", "")
@@ -1045,7 +1072,7 @@ class PriceFilter(Filter):
                 pl.format(
                     'category "{}" is none of {}\'s and only the name points to it: price '
                     "not compared",
-                    pl.col("__pshown").str.replace_all('"', "'", literal=True),
+                    self._shown(),
                     pl.col("__pb"),
                 )
             ),

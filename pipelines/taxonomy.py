@@ -85,6 +85,26 @@ def category_words(text: str) -> str:
     return non_word.sub(" ", apostrophes.sub("", bare)).strip(WHITESPACE)
 
 
+def category_words_series(texts: pl.Series) -> pl.Series:
+    """:func:`category_words_expr` of a column: Unicode normalisation runs only on the texts
+    that are not ASCII (for ASCII it changes nothing)."""
+    ascii_ = (texts.str.len_bytes() == texts.str.len_chars()).fill_null(True)
+    # on ASCII, the classes of NON_WORD and APOSTROPHES are these (and faster to match)
+    cheap = texts.to_frame("t").select(
+        pl.col("t")
+        .str.to_lowercase()
+        .str.replace_all("['`]", "")
+        .str.replace_all("[^a-z0-9]+", " ")
+        .str.strip_chars()
+    )
+    out = cheap.to_series()
+    at = (~ascii_).arg_true()
+    if at.len():
+        rest = texts.gather(at).to_frame("t").select(category_words_expr(pl.col("t")))
+        out = out.scatter(at, rest.to_series())
+    return out.alias(texts.name)
+
+
 def category_words_expr(expr: pl.Expr) -> pl.Expr:
     """:func:`category_words` of a text column."""
     return (
