@@ -487,3 +487,12 @@ def test_the_category_families_meet_their_floors(registry: Registry, plan: Scori
     blocked = out.filter(pl.col("decision") == "block")
     assert (fakes.get_column("decision") != "allow").mean() >= 0.95
     assert blocked.get_column("label").mean() >= 0.98
+
+
+def test_score_one_equals_the_frame_path_on_the_category_families(
+    registry: Registry, scorer: Scorer
+) -> None:
+    from seeds.marketplace import generate_categories
+
+    listings = generate_categories(registry, 240, seed=5).drop("label", "kind")
+    both_paths(scorer, listings.to_dicts())
