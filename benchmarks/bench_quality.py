@@ -127,6 +127,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main() -> None:
     from seeds.marketplace import (
+        generate_categories,
         generate_descriptions,
         generate_everyday,
         generate_marketplace,
@@ -175,6 +176,7 @@ def main() -> None:
             more_scored = score_frame(more, plan).filter(pl.col("status") == "ok")
             print(title.format(more.height) + "\n", kind_table(more_scored), "\n")
         floors = []
+        kinds = {}
         for family, title, generate in (
             (
                 "scripts",
@@ -187,10 +189,17 @@ def main() -> None:
                 "Brands named only in the description ({:,} more; 50-300 words)",
                 generate_descriptions,
             ),
+            (
+                "categories",
+                "Marketplace categories ({:,} more: paths, synonyms, none; books and posters "
+                "about brands)",
+                generate_categories,
+            ),
         ):
             more = generate(registry, args.n // 4, seed=args.seed)
             more_scored = score_frame(more, plan).filter(pl.col("status") == "ok")
-            print(title.format(more.height) + "\n", kind_table(more_scored), "\n")
+            kinds[family] = kind_table(more_scored)
+            print(title.format(more.height) + "\n", kinds[family], "\n")
             floors.append(floors_table(more_scored, family))
         table = pl.concat(floors)
         print("Floors: recall >= 0.95 and block precision >= 0.98\n", table, "\n")
@@ -200,6 +209,7 @@ def main() -> None:
     data["families"] = {
         "command": f"python -m benchmarks.bench_quality --n {args.n} --seed {args.seed}",
         "rows": table.to_dicts(),
+        "kinds": {family: kt.to_dicts() for family, kt in kinds.items()},
     }
     out.write_text(json.dumps(data, indent=2) + "\n")
 

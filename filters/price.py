@@ -1,7 +1,14 @@
 """Price filter: is the asking price suspiciously low for the brand it claims?
 
 The price (converted to USD) is compared with the brand's new retail reference price for the
-listing's category, adjusted for condition (a used item typically sells for half). Where a
+listing's category, adjusted for condition (a used item typically sells for half). The category
+is read through the registry's taxonomy ("Handbags", "Women > Bags > Totes" are bags); where it
+covers several of the brand's categories ("Jewellery & Watches"), or there is none, or the
+taxonomy knows it not, the nouns of goods the title names ("bag", "sunglasses") choose the
+cheapest of the brand's categories they name, else the brand's cheapest reference is used; the
+reason says which and why. A plain mention of a brand, with no declared brand and no
+counterfeit phrase, in a category that covers none of the brand's (a "Rolex" toy under Toys) is
+not priced at all: nothing but a name points to the brand's goods. Where a
 (brand, category) group of the batch has enough rows, a robust z-score of the log price against
 the group's median/MAD adds evidence. Only low prices count. Listings that name the brand only as
 the target of an accessory ("strap for Rolex") are not compared with the brand's own price.
@@ -31,7 +38,6 @@ import polars as pl
 
 from filters.base import (
     Filter,
-    category_keys,
     check_is_fitted,
     declared_brands,
     index_of,
@@ -41,6 +47,7 @@ from filters.base import (
 from filters.textops import brand_key_expr, pl_round, pl_str
 from pipelines.config import DEFAULT_CONDITION_FACTORS, DEFAULT_RATES, DEFAULT_STANDARD_VOLUMES
 from pipelines.registry import brand_key, category_key
+from pipelines.taxonomy import category_words, category_words_series
 
 if TYPE_CHECKING:
     from typing import Self
@@ -220,10 +227,14 @@ class PriceFilter(Filter):
         # row) prices a title naming it with those rows, the cheapest where the listing's
         # category is none of them
         rows: dict[str, list[tuple[str, float, frozenset[str]]]] = {}
+        #: a line's name as the registry first writes it ("Apple Watch"), for reasons
+        self.line_names_: dict[tuple[str, str], str] = {}
         for b, c, p, aliases in brands.select(
             "brand", "category", "reference_price", "aliases"
         ).iter_rows():
             rows.setdefault(b, []).append((c, p, frozenset(brand_key(a) for a in aliases)))
+            for a in aliases:
+                self.line_names_.setdefault((b, brand_key(a)), a)
         self.lines_: dict[tuple[str, str], tuple[frozenset[str], str, float]] = {}
         for b, brand_rows in rows.items():
             for key in frozenset().union(*(keys for _, _, keys in brand_rows)):
@@ -233,14 +244,30 @@ class PriceFilter(Filter):
                     self.lines_[(b, key)] = (frozenset(c for c, _ in on), *cheapest)
         # the same as tables: a line's cheapest row, and every (brand, key, category) of lines
         self.line_rows_ = pl.DataFrame(
-            [(b, k, c, p) for (b, k), (_, c, p) in self.lines_.items()],
-            schema={"b": pl.String, "k": pl.String, "__lcat": pl.String, "__lref": pl.Float64},
+            [(b, k, c, p, self.line_names_[(b, k)]) for (b, k), (_, c, p) in self.lines_.items()],
+            schema={
+                "b": pl.String,
+                "k": pl.String,
+                "__lcat": pl.String,
+                "__lref": pl.Float64,
+                "__lname": pl.String,
+            },
             orient="row",
         )
         self.line_members_ = pl.Series(
             [f"{b}\x00{k}\x00{c}" for (b, k), (cats, _, _) in self.lines_.items() for c in cats],
             dtype=pl.String,
         )
+        # listings' categories as marketplaces name them, and the nouns of goods in titles
+        self.taxonomy_ = registry.taxonomy
+        self.title_noun_categories_ = pl.DataFrame(
+            [(n, c) for n, cats in self.taxonomy_.title_nouns.items() for c in cats],
+            schema={"noun": pl.String, "c": pl.String},
+            orient="row",
+        )
+        self.categories_by_brand_: dict[str, dict[str, float]] = {}
+        for b, c, p in self.references_.iter_rows():
+            self.categories_by_brand_.setdefault(b, {})[c] = p
         return self
 
     # ---- stages
@@ -311,9 +338,6 @@ class PriceFilter(Filter):
                 if "brand" in cols
                 else none
             ).alias("__declared"),
-            (category_keys(frame.get_column("category")) if "category" in cols else none).alias(
-                "__pcat"
-            ),
             *values,
         ).lazy()
         matched = pl.col("text_brand") if "text_brand" in cols else pl.lit(None, dtype=pl.String)
@@ -332,37 +356,12 @@ class PriceFilter(Filter):
             (pl.col("price").cast(pl.Float64) * pl.col("__prate")).alias("price_usd"),
             accessory.alias("__paccessory"),
         ).drop("__prate")
-        pair = pl.concat_str(["__pb", "__pcat"], separator="\x00")
-        refs, brands = self.references_, self.per_brand_
-        # each row's brand found once, its fallback and dearest categories gathered by it
-        lf = lf.with_columns(index_of(pl.col("__pb"), brands.get_column("__pb")).alias("__bi"))
+        chosen = lf.collect()
         lf = (
-            lf.with_columns(
-                pl.when(pl.col("__loff"))
-                .then(None)
-                .otherwise(
-                    pair.replace_strict(
-                        refs.select(
-                            pl.concat_str(["__pb", "__pcat"], separator="\x00")
-                        ).to_series(),
-                        refs["__pref"],
-                        default=None,
-                        return_dtype=pl.Float64,
-                    )
-                )
-                .alias("__pref"),
-                *(
-                    pl.lit(brands.get_column(c)).gather(pl.col("__bi")).alias(c)
-                    for c in ("__fcat", "__fref", "__dcat", "__dref")
-                ),
-            )
+            chosen.with_columns(self._references(chosen, cols))
+            .lazy()
             .with_columns(
-                # a product line's own cheapest row is its fallback
-                pl.coalesce("__lcat", "__fcat").alias("__fcat"),
-                pl.coalesce("__lref", "__fref").alias("__fref"),
-            )
-            .with_columns(
-                pl.when(pl.col("__paccessory"))
+                pl.when(pl.col("__paccessory") | pl.col("__pweak"))
                 .then(None)
                 .otherwise(pl.coalesce("__pref", "__fref"))
                 .alias("price_reference"),
@@ -451,43 +450,258 @@ class PriceFilter(Filter):
 
     def _product_lines(self, frame: pl.DataFrame, cols: set[str]) -> list[pl.Series]:
         """``__lcat``, ``__lref``: the cheapest row of the product line the title names, and
-        ``__loff``: the listing's category is none of the line's rows (its own reference does
-        not count). Null, null and false for the many rows that name no line."""
+        ``__lname`` its name. Null for the many rows that name no line."""
         n = frame.height
         lcat = pl.repeat(None, n, dtype=pl.String, eager=True).alias("__lcat")
         lref = pl.repeat(None, n, dtype=pl.Float64, eager=True).alias("__lref")
-        off = pl.repeat(False, n, dtype=pl.Boolean, eager=True).alias("__loff")
+        lname = pl.repeat(None, n, dtype=pl.String, eager=True).alias("__lname")
         if not self.lines_ or not {"text_key", "text_brand"} <= cols:
-            return [lcat, lref, off]
+            return [lcat, lref, lname]
         keys = frame.get_column("text_key").cast(pl.String)
         at = keys.is_in(self.line_rows_.get_column("k").implode()).arg_true()
         if at.len() == 0:
-            return [lcat, lref, off]
+            return [lcat, lref, lname]
         # a few rows a batch: those whose title names an alias of some product line
         sub = pl.DataFrame(
             {
                 "i": at,
                 "b": frame.get_column("text_brand").cast(pl.String).gather(at),
                 "k": keys.gather(at),
-                "c": (
-                    category_keys(frame.get_column("category").gather(at))
-                    if "category" in cols
-                    else pl.repeat(None, at.len(), dtype=pl.String, eager=True)
-                ),
             }
         )
-        member = pl.concat_str(["b", "k", "c"], separator="\x00")
-        hits = sub.join(self.line_rows_, on=["b", "k"], how="inner").with_columns(
-            (~member.is_in(self.line_members_.implode())).fill_null(True).alias("off")
-        )
+        hits = sub.join(self.line_rows_, on=["b", "k"], how="inner")
         where = hits.get_column("i")
         return [
             lcat.scatter(where, hits.get_column("__lcat")),
             lref.scatter(where, hits.get_column("__lref")),
-            off.scatter(where, hits.get_column("off")),
+            lname.scatter(where, hits.get_column("__lname")),
         ]
 
-    depends_on: ClassVar[tuple[str, ...]] = ("text",)
+    def _references(self, frame: pl.DataFrame, cols: set[str]) -> list[pl.Series]:
+        """Which of the brand's reference rows each listing is compared with, and why.
+
+        ``__pref``/``__pcat``: the row its category gives, through the taxonomy: of the
+        brand's categories that the most specific segment covering any of them covers (those
+        of the product line the title names, if it names one), the cheapest the title's nouns
+        name, else the cheapest. ``__fref``/``__fcat``: the row used without one: the product
+        line's cheapest, else the cheapest the title's nouns name, else the brand's cheapest.
+        ``__dref``/``__dcat``: the brand's dearest row. ``__pweak``: a plain mention of the
+        brand alone (no declared brand, no counterfeit phrase) in a category that covers none
+        of the brand's: not priced. ``__pstatus``, ``__pagrees``, ``__plevel``,
+        ``__pmatched``, ``__pnamed``, ``__pnoun``, ``__tnoun``, ``__pcategory``: what the
+        reason's note says of where the row came from (see :meth:`_basis`).
+
+        The category's part is worked out once per distinct (brand, category, product line):
+        a batch has far fewer of those than rows."""
+        n = frame.height
+        brands = self.per_brand_
+        bi = frame.select(index_of(pl.col("__pb"), brands.get_column("__pb"))).to_series()
+        fcat, fref, dcat, dref = (
+            brands.get_column(c).gather(bi) for c in ("__fcat", "__fref", "__dcat", "__dref")
+        )
+        pb = frame.get_column("__pb")
+        nulls = pl.repeat(None, n, dtype=pl.String, eager=True)
+        falses = pl.repeat(False, n, dtype=pl.Boolean, eager=True)
+        category = frame.get_column("category").cast(pl.String) if "category" in cols else nulls
+        key = frame.get_column("text_key").cast(pl.String) if "text_key" in cols else nulls
+        lcat, lref = frame.get_column("__lcat"), frame.get_column("__lref")
+        line_key = pl.select(pl.when(lcat.is_not_null()).then(key)).to_series()
+        refs = self.references_.rename({"__pb": "b", "__pcat": "c", "__pref": "p"})
+        # per distinct (brand, category, line): what the category says for the brand; the
+        # key is a number: brand index and category index (a row naming a line is its own)
+        values = category.unique().drop_nulls()
+        vid = pl.select(index_of(pl.lit(category), values)).to_series()
+        pair = pl.select(
+            pl.when(line_key.is_null())
+            .then(
+                (bi.cast(pl.Int64).fill_null(-1) + 1) * (values.len() + 1)
+                + vid.cast(pl.Int64).fill_null(-1)
+                + 1
+            )
+            .otherwise(-pl.int_range(n, dtype=pl.Int64) - 1)
+        ).to_series()
+        firsts = pair.is_first_distinct()
+        distinct = pl.DataFrame({"b": pb, "v": category, "k": line_key}).filter(firsts)
+        back = pl.select(index_of(pl.lit(pair), pair.filter(firsts))).to_series()
+        read = pl.concat(
+            [distinct, self.taxonomy_.resolve_column(distinct.get_column("v"))], how="horizontal"
+        ).with_row_index("d")
+        covered = (
+            read.filter(pl.col("b").is_not_null() & (pl.col("category_status") == "known"))
+            .select(
+                "d",
+                "b",
+                "k",
+                pl.col("category_covers").alias("c"),
+                pl.col("category_ranks").alias("r"),
+                pl.col("category_texts").alias("t"),
+            )
+            .explode(["c", "r", "t"])
+            .join(refs, on=["b", "c"], how="inner")
+            # the most specific segment of the path that covers one of the brand's categories
+            .filter(pl.col("r") == pl.col("r").min().over("d"))
+        )
+        agreed = covered.unique("d", keep="first", maintain_order=True)
+        # of a product line's alias, its own rows
+        member = pl.concat_str(["b", "k", "c"], separator="\x00")
+        covered = covered.filter(
+            pl.col("k").is_null() | member.is_in(self.line_members_.implode())
+        ).sort(["d", "p", "c"])
+        cheapest = covered.unique("d", keep="first", maintain_order=True)
+        counts = covered.group_by("d").agg(pl.len().cast(pl.UInt32).alias("count"))
+        m = read.height
+
+        def per_key(table: pl.DataFrame, col: str, dtype: pl.DataType, default: Any) -> pl.Series:
+            out = pl.repeat(default, m, dtype=dtype, eager=True)
+            return out.scatter(table.get_column("d"), table.get_column(col)).gather(back)
+
+        # "bags" under bags: the category as the registry names it, which a note would repeat
+        cheapest = cheapest.join(agreed.select("d", "t"), on="d", how="left", suffix="_level")
+        cheapest = cheapest.with_columns(
+            pl.Series(
+                "named",
+                [
+                    category_words(t) == c.replace("_", " ")
+                    for t, c in zip(
+                        cheapest.get_column("t_level").to_list(),
+                        cheapest.get_column("c").to_list(),
+                        strict=True,
+                    )
+                ],
+                dtype=pl.Boolean,
+            )
+        )
+        agrees = per_key(agreed.with_columns(pl.lit(True).alias("a")), "a", pl.Boolean(), False)
+        as_named = per_key(cheapest, "named", pl.Boolean(), False)
+        level = per_key(agreed, "t", pl.String(), None)
+        count = per_key(counts, "count", pl.UInt32(), 0)
+        pref = per_key(cheapest, "p", pl.Float64(), None)
+        pcat = per_key(cheapest, "c", pl.String(), None)
+
+        def of_key(col: str) -> pl.Series:
+            return read.get_column(col).gather(back)
+
+        status = of_key("category_status")
+        matched = of_key("category_matched")
+        row_key = back
+        strong = (
+            frame.get_column("text_strong_phrases").fill_null(0) > 0
+            if "text_strong_phrases" in cols
+            else falses
+        )
+        plain = (
+            frame.get_column("text_match").is_in(["exact", "alias", "native"]).fill_null(False)
+            if "text_match" in cols and "text_brand" in cols
+            else falses
+        )
+        weak = (
+            (status == "known")
+            & ~agrees
+            & plain
+            & frame.get_column("__declared").is_null()
+            & ~strong
+            & pb.is_not_null()
+        )
+        without = pb.is_not_null() & (count == 0) & ~weak & lcat.is_null()
+        # the title's nouns of goods, read where they choose between rows (few rows)
+        need = ((count > 1) | without).arg_true()
+        pnoun = tnoun = nulls
+        # the rows that name a product line take its cheapest row where they have no other
+        lines = lcat.is_not_null().arg_true()
+        if need.len():
+            titles = frame.get_column("title").cast(pl.String).gather(need)
+            # each distinct title read once
+            distinct_titles = titles.unique().drop_nulls()
+            words = category_words_series(distinct_titles)
+            found = pl.DataFrame({"t": distinct_titles, "w": words}).select(
+                "t", self.taxonomy_.title_nouns_expr(pl.col("w")).alias("noun")
+            )
+            nouns = (
+                pl.DataFrame(
+                    {"i": need, "b": pb.gather(need), "d": row_key.gather(need), "t": titles}
+                )
+                .join(found, on="t", how="inner")
+                .explode("noun")
+                .join(self.title_noun_categories_, on="noun", how="inner")
+                .join(refs, on=["b", "c"], how="inner")
+                .sort(["i", "p", "c", "noun"])
+            )
+            multi = (count > 1).gather(need)
+            # several of the brand's rows covered: the cheapest the title names
+            named = (
+                nouns.filter(pl.col("i").is_in(need.filter(multi).implode()))
+                .join(covered.select("d", "c"), on=["d", "c"], how="semi")
+                .unique("i", keep="first", maintain_order=True)
+            )
+            by_title = nouns.filter(pl.col("i").is_in(need.filter(~multi).implode())).unique(
+                "i", keep="first", maintain_order=True
+            )
+            at = named.get_column("i")
+            pref = pref.scatter(at, named.get_column("p"))
+            pcat = pcat.scatter(at, named.get_column("c"))
+            pnoun = pnoun.clone().scatter(at, named.get_column("noun"))
+            at = by_title.get_column("i")
+            tnoun = tnoun.clone().scatter(at, by_title.get_column("noun"))
+            fref = fref.scatter(at, by_title.get_column("p"))
+            fcat = fcat.scatter(at, by_title.get_column("c"))
+        return [
+            pref.alias("__pref"),
+            pcat.alias("__pcat"),
+            fcat.scatter(lines, lcat.gather(lines)).alias("__fcat"),
+            fref.scatter(lines, lref.gather(lines)).alias("__fref"),
+            dcat.alias("__dcat"),
+            dref.alias("__dref"),
+            weak.alias("__pweak"),
+            # what the reasons' note says (formatted for the rows that get a reason only)
+            status.alias("__pstatus"),
+            agrees.alias("__pagrees"),
+            level.alias("__plevel"),
+            matched.alias("__pmatched"),
+            (as_named & pnoun.is_null()).alias("__pnamed"),
+            pnoun.alias("__pnoun"),
+            tnoun.alias("__tnoun"),
+            category.alias("__pcategory"),
+        ]
+
+    @staticmethod
+    def _shown() -> pl.Expr:
+        """The listing's category as the reasons quote it: the segment that gave the brand's
+        category, else the most specific one known, else the value as written."""
+        return pl.coalesce("__plevel", "__pmatched", "__pcategory").str.replace_all(
+            '"', "'", literal=True
+        )
+
+    @classmethod
+    def _basis(cls) -> pl.Expr:
+        """The note a price reason ends with: where its reference row came from (see
+        :meth:`_references`); empty for a category named as the registry names it."""
+        shown = cls._shown()
+        where = (
+            pl.when(pl.col("__pstatus") == "absent")
+            .then(pl.lit("no category"))
+            .when(pl.col("__pstatus") == "unmatched")
+            .then(pl.format('category "{}" not known', shown))
+            .when(~pl.col("__pagrees"))
+            .then(pl.format('category "{}" is none of {}\'s', shown, pl.col("__pb")))
+            .otherwise(pl.format('listed under "{}"', shown))
+        )
+        why = (
+            pl.when(pl.col("__pref").is_not_null())
+            .then(
+                pl.when(pl.col("__pnoun").is_not_null()).then(
+                    pl.format('the title says "{}"', pl.col("__pnoun"))
+                )
+            )
+            .when(pl.col("__lname").is_not_null())
+            .then(pl.format('the title names "{}"', pl.col("__lname")))
+            .when(pl.col("__tnoun").is_not_null())
+            .then(pl.format('the title says "{}"', pl.col("__tnoun")))
+            .otherwise(pl.format("{}'s cheapest reference", pl.col("__pb")))
+        )
+        note = pl.format(" ({})", pl.concat_str(where, why, separator="; ", ignore_nulls=True))
+        return (
+            pl.when(pl.col("__pb").is_null() | pl.col("__pnamed")).then(pl.lit("")).otherwise(note)
+        )
 
     def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """This filter's columns for one validated listing that already carries the text
@@ -499,8 +713,6 @@ class PriceFilter(Filter):
         bkey = brand_key_expr(None if declared_raw is None else str(declared_raw))
         declared = None if bkey is None else self.brand_by_key_.get(bkey)
         brand = record.get("text_brand") or declared
-        category = record.get("category")
-        pcat = None if category is None else category_key(str(category))
         currency = record.get("currency")
         currency = "USD" if currency is None else str(currency).upper()
         condition = record.get("condition")
@@ -514,15 +726,8 @@ class PriceFilter(Filter):
         price_usd = None if rate is None or price is None else float(price) * rate
         factor = self.condition_factors_.get(condition, 1.0)
         accessory = bool(record.get("text_accessory") or False)
-        pref = self.reference_by_brand_category_.get((brand, pcat)) if brand else None
-        fcat, fref = self.fallback_by_brand_.get(brand, (None, None)) if brand else (None, None)
-        text_brand, key = record.get("text_brand"), record.get("text_key")
-        line = self.lines_.get((text_brand, key)) if text_brand and key else None
-        if line is not None:
-            fcat, fref = line[1], line[2]
-            if pcat not in line[0]:
-                pref = None
-        reference = None if accessory else (pref if pref is not None else fref)
+        pref, pcat, fcat, fref, weak, basis, shown = self._reference_record(record, brand, declared)
+        reference = None if accessory or weak else (pref if pref is not None else fref)
         refcat = pcat if pref is not None else fcat
         vfactor, vtext = 1.0, None
         standard = self.standard_volumes_.get(refcat) if refcat is not None else None
@@ -588,9 +793,15 @@ class PriceFilter(Filter):
                 note = ""
                 if item_ratio is not None:
                     note = f' (weighed x{self.item_weight:g}: "{item}" may sell for less)'
-                reasons.append(reason(ratio, refcat, reference, note, vtext))
+                reasons.append(reason(ratio, refcat, reference, note + basis, vtext))
         if accessory and brand is not None:
             reasons.append(f"accessory, part or packaging: price not compared with {brand}'s")
+        if weak and not accessory:
+            quoted = str(shown).replace('"', "'")
+            reasons.append(
+                f'category "{quoted}" is none of {brand}\'s and only the name points to it: '
+                "price not compared"
+            )
         return {
             "price_score": score,
             "price_reasons": reasons,
@@ -600,6 +811,85 @@ class PriceFilter(Filter):
             "price_ratio": ratio,
             "price_robust_z": None,
         }
+
+    def _reference_record(
+        self, record: Mapping[str, Any], brand: str | None, declared: str | None
+    ) -> tuple[float | None, str | None, str | None, float | None, bool, str, str | None]:
+        """:meth:`_references` for one listing: ``(pref, pcat, fcat, fref, weak, basis,
+        shown)``."""
+        category = record.get("category")
+        read = self.taxonomy_.resolve(None if category is None else str(category))
+        text_brand, key = record.get("text_brand"), record.get("text_key")
+        line = self.lines_.get((text_brand, key)) if text_brand and key else None
+        rows = self.categories_by_brand_.get(brand, {}) if brand else {}
+        covered, level = read.for_brand(rows)
+        agrees = bool(covered)
+        if line is not None:
+            covered = [c for c in covered if c in line[0]]
+        strong = (record.get("text_strong_phrases") or 0) > 0
+        plain = text_brand is not None and record.get("text_match") in ("exact", "alias", "native")
+        weak = (
+            read.status == "known"
+            and not agrees
+            and plain
+            and declared is None
+            and not strong
+            and brand is not None
+        )
+        without = brand is not None and not covered and not weak and line is None
+        named: list[tuple[float, str, str]] = []
+        title = record.get("title")
+        if (len(covered) > 1 or without) and title is not None:
+            words = category_words(str(title))
+            named = sorted(
+                (rows[c], c, noun)
+                for noun in self.taxonomy_.title_nouns_in(words)
+                for c in self.taxonomy_.title_nouns[noun]
+                if c in rows
+            )
+        pref = pcat = pnoun = None
+        if covered:
+            in_title = [x for x in named if x[1] in covered] if len(covered) > 1 else []
+            if in_title:
+                pref, pcat, pnoun = in_title[0]
+            else:
+                pref, pcat = min((rows[c], c) for c in covered)
+        fcat, fref = self.fallback_by_brand_.get(brand, (None, None)) if brand else (None, None)
+        tnoun = lname = None
+        if line is not None:
+            fcat, fref = line[1], line[2]
+            lname = self.line_names_[(str(text_brand), str(key))]
+        elif without and named:
+            fref, fcat, tnoun = named[0]
+        shown = (
+            level if level is not None else read.matched if read.matched is not None else category
+        )
+        basis = ""
+        if brand is not None:
+            if read.status == "absent":
+                where = "no category"
+            elif read.status == "unmatched":
+                where = f'category "{str(shown).replace(chr(34), chr(39))}" not known'
+            elif not agrees:
+                where = f'category "{str(shown).replace(chr(34), chr(39))}" is none of {brand}\'s'
+            else:
+                where = f'listed under "{str(shown).replace(chr(34), chr(39))}"'
+            if pcat is not None:
+                why = None if pnoun is None else f'the title says "{pnoun}"'
+            elif lname is not None:
+                why = f'the title names "{lname}"'
+            elif tnoun is not None:
+                why = f'the title says "{tnoun}"'
+            else:
+                why = f"{brand}'s cheapest reference"
+            as_named = (
+                pcat is not None
+                and pnoun is None
+                and category_words(str(shown)) == pcat.replace("_", " ")
+            )
+            if not as_named:
+                basis = f" ({'; '.join(x for x in (where, why) if x is not None)})"
+        return pref, pcat, fcat, fref, weak, basis, shown
 
     @staticmethod
     def _values(priced: pl.LazyFrame) -> pl.LazyFrame:
@@ -711,7 +1001,11 @@ class PriceFilter(Filter):
             ' (weighed x{}: "{}" may sell for less)', pl.lit(f"{self.item_weight:g}"), "__iname"
         )
         brand_reason = ratio_reason(
-            "price_ratio", "__refcat", "price_reference", pl.col("__inote"), volume=True
+            "price_ratio",
+            "__refcat",
+            "price_reference",
+            pl.concat_str(pl.col("__inote"), self._basis()),
+            volume=True,
         )
         share_pct = (pl.col("__ishare") * 100).round(1).cast(pl.String).str.replace(r"\.0$", "")
         item_reason = ratio_reason(
@@ -761,15 +1055,24 @@ class PriceFilter(Filter):
         by_ratio, by_z = pl.col("__sratio") >= 0.2, pl.col("__sz") >= 0.2
         by_item = pl.col("__ireason").is_not_null()
         accessory = pl.col("__paccessory") & pl.col("__pb").is_not_null()
+        weak = pl.col("__pweak") & ~pl.col("__paccessory")
         reasons = reasons_where(
             scored,
-            by_ratio | by_item | by_z | accessory,
+            by_ratio | by_item | by_z | accessory | weak,
             pl.col("__ireason"),
             pl.when(by_ratio).then(brand_reason),
             pl.when(by_z).then(z_reason),
             pl.when(accessory).then(
                 pl.format(
                     "accessory, part or packaging: price not compared with {}'s",
+                    pl.col("__pb"),
+                )
+            ),
+            pl.when(weak).then(
+                pl.format(
+                    'category "{}" is none of {}\'s and only the name points to it: price '
+                    "not compared",
+                    self._shown(),
                     pl.col("__pb"),
                 )
             ),

@@ -35,8 +35,9 @@ Edit budget per brand key length: <= 4 letters exact only, 5-7 one edit, >= 8 tw
 a transposition is one edit); a typo keeps the first letter. Common words of the language are
 never fuzzy-matched ("couch" is not "coach"), and brand words that are ordinary words (lexicon
 ``[ordinary]``: coach, shell, apple, omega...) count, when written plainly, only when
-corroborated: the listing's category is one of the brand's, the declared brand agrees, or a
-counterfeit phrase is present — and never inside an ordinary phrase
+corroborated: the listing's category covers one of the brand's (read through the registry's
+category taxonomy: "Sneakers" and "Men > Shoes > Trainers" are shoes), the declared brand
+agrees, or a counterfeit phrase is present — and never inside an ordinary phrase
 ("sea shell", "omega 3").
 """
 
@@ -56,7 +57,6 @@ from rapidfuzz.distance import OSA
 from filters.base import (
     Filter,
     RowMemo,
-    category_keys,
     check_is_fitted,
     compacted,
     declared_brands,
@@ -608,6 +608,8 @@ class TextFilter(Filter):
         self.brand_category_pairs_ = self.brand_categories_.select(
             pl.concat_str(["brand", "__tcat"], separator="\x00")
         ).to_series()
+        # listings' categories as marketplaces name them ("Sneakers", "Women > Jewellery")
+        self.taxonomy_ = registry.taxonomy
         self.brand_by_key_ = pl.DataFrame(
             {
                 "__dkey": [brand_key(b) for b in registry.brand_names],
@@ -1926,11 +1928,50 @@ class TextFilter(Filter):
             return pl.repeat(None, base.height, dtype=pl.String, eager=True).alias("__declared")
         return declared_brands(base.get_column("brand"), self.brand_by_key_).alias("__declared")
 
-    @staticmethod
-    def _categories(base: pl.DataFrame, cols: list[str]) -> pl.Series:
+    def _categories(self, base: pl.DataFrame, cols: list[str]) -> pl.Series:
+        """The registry categories each listing's category covers (through the taxonomy);
+        null where it has none or the taxonomy knows it not."""
         if "category" not in cols:
-            return pl.repeat(None, base.height, dtype=pl.String, eager=True).alias("__lcat")
-        return category_keys(base.get_column("category")).alias("__lcat")
+            return pl.repeat(None, base.height, dtype=pl.List(pl.String), eager=True).alias(
+                "__lcat"
+            )
+        read = self.taxonomy_.resolve_column(base.get_column("category"))
+        return (
+            read.select(
+                pl.when(pl.col("category_status") == "known").then(pl.col("category_covers"))
+            )
+            .to_series()
+            .alias("__lcat")
+        )
+
+    def _category_agrees(
+        self, cand: pl.DataFrame, rows: pl.DataFrame, tested: pl.Series
+    ) -> pl.Series:
+        """Per mention of ``cand``: whether its listing's category covers one of its brand's
+        categories; computed for the ``tested`` mentions only (false for the others)."""
+        out = pl.repeat(False, cand.height, dtype=pl.Boolean, eager=True).alias("__agrees")
+        if not tested.any():
+            return out
+        sub = cand.filter(tested).select(
+            pl.int_range(pl.len(), dtype=pl.UInt32).alias("__r"),
+            "brand",
+            rows.get_column("__lcat").gather(cand.filter(tested).get_column("__tid")).alias("c"),
+        )
+        agrees = (
+            sub.explode("c")
+            .with_columns(
+                pl.concat_str(["brand", "c"], separator="\x00")
+                .is_in(self.brand_category_pairs_.implode())
+                .fill_null(False)
+                .alias("a")
+            )
+            .group_by("__r")
+            .agg(pl.col("a").any())
+            .sort("__r")
+        )
+        return out.scatter(
+            tested.arg_true().gather(agrees.get_column("__r")), agrees.get_column("a")
+        )
 
     def _scored(
         self, base: pl.DataFrame, cols: list[str], found: pl.DataFrame, phrases: PhraseHits
@@ -1965,7 +2006,6 @@ class TextFilter(Filter):
                 rows.get_column(c).gather(at)
                 for c in (
                     "__declared",
-                    "__lcat",
                     "text_strong_phrases",
                     "__title",
                     "__raw",
@@ -1973,6 +2013,7 @@ class TextFilter(Filter):
                 )
             ),
             *(hiding.get_column(c).gather(at) for c in hiding.columns),
+            rows.get_column("__lcat").is_null().gather(at).alias("__lnone"),
         )
         # a few titles hold an ordinary phrase: their rows are found by a join of the keys
         # alone (a left join gathers every column of every mention)
@@ -2026,7 +2067,7 @@ class TextFilter(Filter):
             & (
                 pl.col("__compat_chars")
                 | pl.col("__zero_width")
-                | (pl.col("ambiguous") & pl.col("__lcat").is_null())
+                | (pl.col("ambiguous") & pl.col("__lnone"))
             )
         ).to_series()
         sub = cand.filter(tested).select("__tid", "surface", "__raw", "__title")
@@ -2092,17 +2133,27 @@ class TextFilter(Filter):
             .scatter(keyed.get_column("__k"), keyed.get_column("__accessory"))
             .alias("__accessory")
         ).with_columns(pl.coalesce("__accessory", "__compat").alias("__accessory"))
-        supported = (
-            pl.concat_str(["brand", "__lcat"], separator="\x00").is_in(
-                self.brand_category_pairs_.implode()
+        # the category agrees where the taxonomy reads it as one of the brand's ("Sneakers"
+        # for Air Jordan): asked of the mentions of ambiguous words that need support alone
+        support_kinds = ["exact", "alias", "native", "description", "typo", "glued"]
+        cand = cand.with_columns(
+            self._category_agrees(
+                cand,
+                rows,
+                cand.select(
+                    pl.col("ambiguous") & pl.col("kind").is_in(support_kinds) & ~pl.col("__lnone")
+                ).to_series(),
             )
+        )
+        supported = (
+            pl.col("__agrees")
             | (pl.col("__declared") == pl.col("brand"))
             | (pl.col("text_strong_phrases") > 0)
             | pl.col("__two_names")
         )
         # without a category, a capitalised brand word ("Omega Speedmaster") is support enough
         # for a plain mention; a misspelling needs the listing's own support
-        corroborated = supported | (pl.col("__lcat").is_null() & pl.col("__capitalised"))
+        corroborated = supported | (pl.col("__lnone") & pl.col("__capitalised"))
         # nobody obfuscates an ordinary word: only plain mentions (a native name too: "코치" is
         # a sports coach as well as Coach; a name in the description) and near misses of
         # ambiguous words (and edits of a first letter) need support

@@ -20,7 +20,6 @@ from rapidfuzz.distance import OSA
 
 from filters import textops
 from filters.normalise import MASK_CHARS, leet_readings, nfkc_lost_lookalikes, probe_folded
-from pipelines.registry import category_key
 
 if TYPE_CHECKING:
     from filters.text import TextFilter
@@ -575,7 +574,9 @@ class TextRecordScorer:
         dkey = textops.brand_key_expr(None if declared_raw is None else str(declared_raw))
         declared = None if dkey is None else self.brand_by_key.get(dkey)
         cat_raw = record.get("category")
-        lcat = None if cat_raw is None else category_key(str(cat_raw))
+        cat_read = self.f.taxonomy_.resolve(None if cat_raw is None else str(cat_raw))
+        # the registry categories the listing's category covers; None: none given, or unknown
+        lcats = cat_read.categories if cat_read.status == "known" else None
         n_strong = len(strong)
 
         # ordinary uses of brand words, by brand key, in hit order
@@ -629,12 +630,12 @@ class TextRecordScorer:
                 continue
             if m.ambiguous and kind in ("exact", "alias", "native", "description", "typo", "glued"):
                 supported = (
-                    (lcat is not None and (m.brand, lcat) in self.brand_cats)
+                    (lcats is not None and any((m.brand, c) in self.brand_cats for c in lcats))
                     or (declared is not None and declared == m.brand)
                     or n_strong > 0
                     or len(names.get(m.brand, ())) > 1
                 )
-                if kind in ("exact", "alias") and not supported and lcat is None:
+                if kind in ("exact", "alias") and not supported and lcats is None:
                     # without a category, a capitalised brand word is support enough (a script
                     # without case, Arabic or Hebrew, capitalises nothing)
                     supported = m.surface not in title and m.surface.upper() != m.surface

@@ -94,6 +94,26 @@ def _sum_counts(batches: list[dict[str, Any]], key: str) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
+#: the manifest lists this many unmatched category values, the most frequent first
+MAX_UNMATCHED_CATEGORIES = 200
+
+
+def unmatched_categories(batches: list[dict[str, Any]]) -> dict[str, Any]:
+    """The listings' category values that the taxonomy reads as no category, with their
+    numbers of rows (the most frequent :data:`MAX_UNMATCHED_CATEGORIES`), so that operators
+    can map them in the registry's ``categories.csv``."""
+    total: dict[str, int] = {}
+    for b in batches:
+        for k, v in b.get("unmatched_categories", {}).items():
+            total[k] = total.get(k, 0) + int(v)
+    ranked = sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {
+        "rows": sum(total.values()),
+        "values": len(total),
+        "counts": dict(ranked[:MAX_UNMATCHED_CATEGORIES]),
+    }
+
+
 def build_manifest(
     *,
     run_id: str,
@@ -127,6 +147,7 @@ def build_manifest(
         },
         "quarantined_by_rule": _sum_counts(batches, "quarantined_by_rule"),
         "decisions": _sum_counts(batches, "decisions"),
+        "unmatched_categories": unmatched_categories(batches),
         "registry_fingerprint": plan.registry.fingerprint,
         "model_card_sha256": model_hash,
         "libraries": library_versions(),

@@ -3,8 +3,10 @@
 A registry directory holds ``brands.csv`` (required), ``official_images.csv`` and
 ``known_fakes.csv`` (optional), ``lexicon.toml`` (optional, extends the built-in lexicon),
 ``common_words.txt`` (optional, one word a line: extends the shipped common words of ten
-languages, ``seeds/registry/wordfreq_words.tsv``, built from wordfreq) and ``names.csv``
-(optional: the brands' names in other scripts, with where each is in use).
+languages, ``seeds/registry/wordfreq_words.tsv``, built from wordfreq), ``names.csv``
+(optional: the brands' names in other scripts, with where each is in use) and
+``categories.csv`` (optional, extends the built-in category taxonomy: see
+:mod:`pipelines.taxonomy`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import polars as pl
 
 from pipelines.errors import RegistryError
 from pipelines.schema import csv_never_closed
+from pipelines.taxonomy import Taxonomy, default_category_rows, read_category_rows
 
 BRANDS_COLUMNS = ("brand", "category", "reference_price", "aliases")
 IMAGES_COLUMNS = ("image", "brand")
@@ -153,6 +156,8 @@ class Registry:
     fingerprint : sha256 of every registry file's content; changes whenever the registry does
     names : the brands' names in other scripts (``names.csv``): ``brand``, ``language``,
         ``name``, ``source``; the text filter reads them as more aliases of the brand
+    taxonomy : how marketplaces' category names read as the registry's categories (the shipped
+        taxonomy over these brands' categories unless given)
     """
 
     root: Path
@@ -162,6 +167,14 @@ class Registry:
     lexicon: Lexicon
     fingerprint: str
     names: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=NAMES_SCHEMA))
+    taxonomy: Taxonomy = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.taxonomy is None:
+            categories = self.brands.get_column("category").unique().to_list()
+            object.__setattr__(
+                self, "taxonomy", Taxonomy.build(default_category_rows(), categories)
+            )
 
     @property
     def brand_names(self) -> list[str]:
@@ -484,12 +497,19 @@ def load_registry(root: str | Path) -> Registry:
     word_files = [p for p in word_files if p.is_file()]
     tables = [table] if table.is_file() else []
     lexicon = _load_lexicon(lex_files, tables[0] if tables else None, word_files)
+    # the shipped taxonomy is the base; a registry's own categories.csv extends it
+    category_files = [base / "categories.csv"]
+    if root.resolve() != base.resolve():
+        category_files.append(root / "categories.csv")
+    category_files = [p for p in category_files if p.is_file()]
+    rows = [r for p in category_files for r in read_category_rows(p, _read_text(p))]
+    taxonomy = Taxonomy.build(rows, brands.get_column("category").unique().to_list())
     tracked = [root / "brands.csv"] + [
         p
         for p in (root / "official_images.csv", root / "known_fakes.csv", root / "names.csv")
         if p.is_file()
     ]
-    fingerprint = _fingerprint(tracked + lex_files + tables + word_files)
+    fingerprint = _fingerprint(tracked + lex_files + tables + word_files + category_files)
     return Registry(
         root=root,
         brands=brands,
@@ -498,4 +518,5 @@ def load_registry(root: str | Path) -> Registry:
         lexicon=lexicon,
         fingerprint=fingerprint,
         names=other_names,
+        taxonomy=taxonomy,
     )

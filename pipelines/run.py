@@ -418,6 +418,11 @@ def run_score(
                         raise FakestopError(f"{ledger}: cannot record strikes ({exc})") from None
                 t3 = time.perf_counter()
                 entry = _batch_entry(index, rows_in, scored)
+                if "category" in scored.columns:
+                    # categories the taxonomy reads as nothing: the manifest lists them
+                    entry["unmatched_categories"] = plan.registry.taxonomy.unmatched_counts(
+                        scored.get_column("category")
+                    )
                 done.append(entry)
                 # the part holds the batch's ids now
                 seen.release(index)

@@ -686,7 +686,13 @@ SMALL_GOODS: dict[str, list[tuple[str, str]]] = {
 
 
 def _listing(
-    listing_id: str, title: str, category: str, price: float, kind: str, rng: random.Random, n: int
+    listing_id: str,
+    title: str,
+    category: str | None,
+    price: float,
+    kind: str,
+    rng: random.Random,
+    n: int,
 ) -> dict[str, object]:
     """A listing of the side generators: new, in USD, no declared brand, by one of ``n // 20``
     sellers of its side."""
@@ -812,6 +818,82 @@ def generate_everyday(registry: Registry, n: int, *, seed: int = 0) -> pl.DataFr
             cat, ref = rng.choice([(c, r) for c, r in brand.categories if on is None or c in on])
             title = f"{alias} {rng.choice(NOUNS.get(cat, ['item']))} {colour}"
         rows.append(_listing(f"e{seed}-{i:08d}", title, cat, ref * share, kind, rng, n))
+    return pl.DataFrame(rows, schema=LISTING_SCHEMA)
+
+
+def generate_categories(registry: Registry, n: int, *, seed: int = 0) -> pl.DataFrame:
+    """``n`` labelled listings whose categories are written as marketplaces write them (the
+    paths of :mod:`seeds.marketplace_categories`, in a dozen languages) or are missing, by
+    turns genuine and counterfeit:
+
+    - ``genuine_category_path`` / ``fake_category_path``: a brand's goods at 85-125% / 2-12%
+      of the reference of the category the path files them under;
+    - ``genuine_no_category`` / ``fake_no_category``: the same without a category, the title
+      naming the goods ("shoulder bag", "sunglasses");
+    - ``fake_ambiguous_category``: a brand whose name is an ordinary word ("Jordan", "Coach",
+      "Pandora") at 2-12% under a path of one of its categories;
+    - ``genuine_brand_media``: a book or poster about a brand at $8-60, filed with books or
+      prints."""
+    from seeds.marketplace_categories import BRAND_MEDIA, BRAND_MEDIA_PATHS, MARKETPLACE_PATHS
+
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    rng = random.Random(seed)
+    brands = _brands(registry)
+    ambiguous = {brand_key(w) for w in registry.lexicon.ordinary}
+    plain = [b for b in brands if b.key not in ambiguous]
+    # an ordinary-word name a title may use, with its brand ("Jordan": Air Jordan)
+    words = [
+        (b, name)
+        for b in brands
+        for name in (b.name, *b.aliases)
+        if brand_key(name) in ambiguous and re.fullmatch(r"[A-Za-z ]+", name)
+    ]
+    # goods that are not a brand's small goods (a key ring is priced as a share of the
+    # brand's goods: another family)
+    small = registry.lexicon.small_goods_shares()
+    nouns = {
+        c: [x for x in ns if not any(re.search(rf"\b{re.escape(p)}\b", x) for p in small)]
+        for c, ns in NOUNS.items()
+    }
+    genuine = ["genuine_category_path", "genuine_no_category", "genuine_brand_media"]
+    fakes = ["fake_category_path", "fake_no_category", "fake_ambiguous_category"]
+    rows: list[dict[str, object]] = []
+    for i in range(n):
+        fake = i % 2 == 1
+        kind = rng.choice(fakes if fake else genuine)
+        colour = rng.choice(COLOURS)
+        if kind == "genuine_brand_media":
+            brand = rng.choice(plain)
+            title = rng.choice(BRAND_MEDIA).format(b=brand.name)
+            rows.append(
+                _listing(
+                    f"c{seed}-{i:08d}",
+                    title,
+                    rng.choice(BRAND_MEDIA_PATHS),
+                    rng.uniform(8, 60),
+                    kind,
+                    rng,
+                    n,
+                )
+            )
+            continue
+        if kind == "fake_ambiguous_category":
+            brand, name = rng.choice(words)
+        else:
+            brand = rng.choice(plain)
+            name = (
+                rng.choice([brand.name] * 3 + list(brand.aliases)) if brand.aliases else brand.name
+            )
+        cat, ref = rng.choice(brand.categories)
+        if any(a == name and cat not in cats for a, cats in brand.lines):
+            name = brand.name
+        noun = rng.choice(nouns.get(cat) or ["item"])
+        ref *= _volume_share(cat, noun)
+        title = f"{name} {noun} {colour}"
+        category = None if kind.endswith("no_category") else rng.choice(MARKETPLACE_PATHS[cat])
+        share = rng.uniform(0.02, 0.12) if fake else rng.uniform(0.85, 1.25)
+        rows.append(_listing(f"c{seed}-{i:08d}", title, category, ref * share, kind, rng, n))
     return pl.DataFrame(rows, schema=LISTING_SCHEMA)
 
 

@@ -104,7 +104,7 @@ def test_a_small_good_is_priced_as_a_share_of_the_brands_dearest_goods(
     assert genuine["price_score"] == 0.5
     assert genuine["price_reasons"] == [
         'price $19 is 2% of Apple electronics reference $999 (weighed x0.5: "charger" may sell '
-        "for less)"
+        "for less) (no category; Apple's cheapest reference)"
     ]
     assert fake["price_score"] > 0.85
     assert fake["price_reasons"][0] == (
@@ -243,7 +243,8 @@ def test_an_alias_on_some_rows_only_is_a_product_line_priced_with_them(
     out = f.score(frame).collect()
     assert out.get_column("price_reference").to_list() == [399.0, 399.0, 399.0, 999.0, 999.0, 179.0]
     assert out.get_column("price_reasons")[3].to_list() == [
-        "price $300 is 30% of Apple electronics reference $999"
+        'price $300 is 30% of Apple electronics reference $999 (listed under "accessories"; the '
+        'title names "iPhone")'
     ]
     for record, row in zip(frame.to_dicts(), out.rows(named=True), strict=True):
         single = f.score_record(record)
