@@ -40,7 +40,14 @@ import pyarrow.parquet as pq
 from pipelines.errors import FakestopError, SchemaError
 from pipelines.ledger import Ledger, frozen_sellers_blocked
 from pipelines.logs import RunLog
-from pipelines.manifest import build_manifest, file_digest, temporary_beside, write_json_atomic
+from pipelines.manifest import (
+    build_manifest,
+    file_digest,
+    relative_to_manifest,
+    temporary_beside,
+    write_json_atomic,
+)
+from pipelines.outputs import export_parts, output_format, refuse_output_over_inputs
 from pipelines.parquet_concat import NotConcatenable, concat_parquet
 from pipelines.schema import RULE_NAMES, SEEN_EARLIER, iter_listing_batches, resolve_sources
 from pipelines.stages import ScoringPlan, score_frame
@@ -87,7 +94,8 @@ class OutputLayout:
     """Where a run writes: its final output, the parts, the checkpoint, the manifest."""
 
     out: Path
-    as_dir: bool
+    #: ``parquet``, ``csv``, ``ndjson`` or ``parts`` (see :func:`pipelines.outputs.output_format`)
+    fmt: str
     parts_dir: Path
     checkpoint: Path
     manifest: Path
@@ -95,18 +103,22 @@ class OutputLayout:
 
     @classmethod
     def of(cls, out: str | Path) -> OutputLayout:
-        text = str(out)
-        path = Path(text)
-        as_dir = text.endswith(("/", os.sep)) or path.is_dir()
-        parts = path if as_dir else path.parent / f".{path.name}.parts"
+        fmt = output_format(out)
+        path = Path(str(out))
+        parts = path if fmt == "parts" else path.parent / f".{path.name}.parts"
         return cls(
             out=path,
-            as_dir=as_dir,
+            fmt=fmt,
             parts_dir=parts,
             checkpoint=parts / "_checkpoint.json",
             manifest=path.parent / f"{path.name}.manifest.json",
             lock=path.parent / f".{path.name}.lock",
         )
+
+    @property
+    def as_dir(self) -> bool:
+        """Whether the output is the directory of parts itself."""
+        return self.fmt == "parts"
 
     def part(self, index: int) -> Path:
         return self.parts_dir / f"part-{index:05d}.parquet"
@@ -354,6 +366,7 @@ def run_score(
     model_hash = model_hash or plan.model_hash
     files = resolve_sources(listings)
     layout = OutputLayout.of(out)
+    refuse_output_over_inputs(layout.out, layout.as_dir, listings, files)
     inputs = [_input_entry(f) for f in files]
     total_rows = _count_rows(files)
     run_id = run_identity(
@@ -477,19 +490,23 @@ def run_score(
             _stop_if_asked(stop_signal(), layout, done, summary)
             parts = [layout.part(e["index"]) for e in done]
             t0 = time.perf_counter()
-            if not layout.as_dir:
+            if layout.fmt == "parquet":
                 _merge_parts(parts, layout.out)
-                outputs = [layout.out]
+                outputs = [(layout.out, pq.ParquetFile(layout.out).metadata.num_rows)]
+            elif layout.as_dir:
+                outputs = [(p, pq.ParquetFile(p).metadata.num_rows) for p in parts]
             else:
-                outputs = parts
+                with _atomic_output(layout.out) as tmp:
+                    export_parts(parts, tmp, layout.fmt)
+                outputs = [(layout.out, summary.rows_out)]
             output_entries = [
                 {
-                    "path": str(p),
+                    "path": relative_to_manifest(p, layout.manifest),
                     "size": p.stat().st_size,
                     "sha256": file_digest(p),
-                    "rows": pq.ParquetFile(p).metadata.num_rows,
+                    "rows": rows,
                 }
-                for p in outputs
+                for p, rows in outputs
             ]
             timings["write"] += time.perf_counter() - t0
         finally:
@@ -501,7 +518,14 @@ def run_score(
             run_id=run_id,
             started=started,
             seconds=summary.seconds,
-            inputs=inputs,
+            inputs=[
+                {**i, "path": relative_to_manifest(Path(i["path"]), layout.manifest)}
+                for i in inputs
+            ],
+            output={
+                "path": relative_to_manifest(layout.out, layout.manifest),
+                "format": layout.fmt,
+            },
             outputs=output_entries,
             batches=done,
             plan=plan,
