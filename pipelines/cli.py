@@ -28,13 +28,24 @@ def _run_date(text: str | None) -> dt.date:
         raise FakestopError(f"--run-date {text!r} is not YYYY-MM-DD") from None
 
 
-def _cmd_score(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace) -> Any:
+    """The configuration file's settings with the command line's input options over them."""
     from pipelines.config import load_settings
+
+    return load_settings(args.config).with_input_options(
+        columns=args.columns,
+        csv_separator=args.csv_separator,
+        encoding=args.encoding,
+        price_locale=args.price_locale,
+    )
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
     from pipelines.registry import load_registry
     from pipelines.run import run_score
     from pipelines.stages import ScoringPlan
 
-    settings = load_settings(args.config)
+    settings = _settings(args)
     registry = load_registry(args.registry)
     plan = ScoringPlan.build(registry, settings=settings, images_root=args.images, model=args.model)
     if args.engine == "spark":
@@ -133,7 +144,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         target_precision=args.target_precision,
         review_share=args.review_share,
         seed=args.seed,
-        config=args.config,
+        config=_settings(args),
     )
     m = card["metrics"]
     th = card["thresholds"]
@@ -156,7 +167,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         label=args.label,
         test=args.test,
         seed=args.seed,
-        config=args.config,
+        config=_settings(args),
     )
     print(f"report: {paths['html']}\nmetrics: {paths['metrics']}\nsummary: {paths['summary']}")
     print(paths["summary"].read_text(encoding="utf-8"))
@@ -173,6 +184,36 @@ def _cmd_registry_build(args: argparse.Namespace) -> int:
         f"{report.unusable} unusable -> {report.path}"
     )
     return 0
+
+
+def _input_options(parser: argparse.ArgumentParser) -> None:
+    """Options saying how listings exports are written (also settable in the config's
+    ``[input]`` and ``[columns]``)."""
+    parser.add_argument(
+        "--columns",
+        default=None,
+        metavar="COL=HEADER,...",
+        help="export headers of listing columns, e.g. title=Name,price=Price "
+        "(headers are otherwise matched ignoring case and separators)",
+    )
+    parser.add_argument(
+        "--csv-separator",
+        default=None,
+        metavar="CHAR",
+        help="CSV field separator: one character, tab or auto (default: sniffed)",
+    )
+    parser.add_argument(
+        "--encoding",
+        default=None,
+        help="text encoding of CSV files, e.g. utf-8, utf-16, latin-1, cp1252 "
+        "(default: UTF-8, or what a byte-order mark says)",
+    )
+    parser.add_argument(
+        "--price-locale",
+        default=None,
+        choices=["auto", "point", "comma"],
+        help="decimal mark of ambiguous prices such as 1.299 (default auto: the currency's)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--engine", choices=["local", "spark"], default="local")
     score.add_argument("--master", default=None, help="Spark master URL (default local[*])")
     score.add_argument("--quiet", action="store_true", help="no progress or summary")
+    _input_options(score)
     score.set_defaults(func=_cmd_score)
 
     train = sub.add_parser("train", help="train the fusion model on labelled listings")
@@ -218,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--config", default=None)
+    _input_options(train)
     train.set_defaults(func=_cmd_train)
 
     bench = sub.add_parser("bench", help="precision/recall of every filter and the fusion")
@@ -230,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--label", default="label")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--config", default=None)
+    _input_options(bench)
     bench.set_defaults(func=_cmd_bench)
 
     registry = sub.add_parser("registry", help="brand registry tools")

@@ -131,7 +131,7 @@ def sign_currencies(sign: str) -> tuple[tuple[str, ...], str | None]:
     return found, None
 
 
-def _sign(pre: str, post: str) -> str | None | bool:
+def _sign(pre: str, post: str) -> str | bool | None:
     """The currency mark around a number (lower case), None if there is none, False if the
     text around the number is not a currency mark (or two marks disagree)."""
     marks = []

@@ -451,7 +451,7 @@ def run_score(
             with ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="score") as pool:
                 try:
                     t_read = time.perf_counter()
-                    numbered = enumerate(iter_listing_batches(listings, batch_size))
+                    numbered = enumerate(iter_listing_batches(listings, batch_size, plan.settings))
                     while True:
                         try:
                             index, batch = next(numbered)
@@ -509,6 +509,14 @@ def run_score(
                 for p, rows in outputs
             ]
             timings["write"] += time.perf_counter() - t0
+        except SchemaError:
+            # input that cannot be read before any batch was committed: there is nothing to
+            # resume, so nothing is left behind (a rerun with other options starts afresh)
+            if state is None or not state["batches"]:
+                layout.checkpoint.unlink(missing_ok=True)
+                if not layout.as_dir:
+                    shutil.rmtree(layout.parts_dir, ignore_errors=True)
+            raise
         finally:
             if strikes is not None:
                 strikes.close()

@@ -75,13 +75,13 @@ def _plan(bc: Broadcast[tuple[str, bytes]]) -> ScoringPlan:
     return plan
 
 
-def _frame(rb: pa.RecordBatch) -> pl.DataFrame:
+def _frame(rb: pa.RecordBatch, plan: ScoringPlan) -> pl.DataFrame:
     frame = pl.DataFrame(pa.Table.from_batches([rb]))
-    return conform(frame, source="Spark partition")
+    return conform(frame, source="Spark partition", settings=plan.settings)
 
 
-def _empty_input(schema: pa.Schema) -> pl.DataFrame:
-    return conform(pl.DataFrame(schema.empty_table()), source="listings")
+def _empty_input(schema: pa.Schema, plan: ScoringPlan) -> pl.DataFrame:
+    return conform(pl.DataFrame(schema.empty_table()), source="listings", settings=plan.settings)
 
 
 def _spark_arrow_type(t: pa.DataType) -> pa.DataType:
@@ -97,7 +97,7 @@ def _spark_arrow_type(t: pa.DataType) -> pa.DataType:
 
 def output_arrow_schema(input_schema: pa.Schema, plan: ScoringPlan) -> pa.Schema:
     """The output schema, declared once: what the local engine produces for this input."""
-    schema = score_frame(_empty_input(input_schema), plan).to_arrow().schema
+    schema = score_frame(_empty_input(input_schema, plan), plan).to_arrow().schema
     return pa.schema([f.with_type(_spark_arrow_type(f.type)) for f in schema])
 
 
@@ -193,7 +193,7 @@ def run_statistics(
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    probe = statistic_values(_empty_input(_arrow_schema(df)), plan)
+    probe = statistic_values(_empty_input(_arrow_schema(df), plan), plan)
     if not probe:
         return {}
     for name in probe:
@@ -217,7 +217,7 @@ def run_statistics(
                     pl.lit(name).alias(FILTER_COLUMN),
                     *(pl.col(c).alias(f"{name}__{c}") for c in frame.columns),
                 )
-                for name, frame in statistic_values(_frame(rb), plan).items()
+                for name, frame in statistic_values(_frame(rb, plan), plan).items()
             ]
             # an empty frame of every column first: a batch may lack some filter's rows
             table = pl.concat([empty, *parts], how="diagonal_relaxed").to_arrow()
@@ -272,7 +272,7 @@ def score_spark(
         def scored(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             plan = _plan(bc)
             for rb in batches:
-                table = score_frame(_frame(rb), plan, statistics=stats).to_arrow()
+                table = score_frame(_frame(rb, plan), plan, statistics=stats).to_arrow()
                 yield from table.cast(out_schema).to_batches()
 
         result = df.mapInArrow(scored, _spark_schema(out_schema)).withColumn(
