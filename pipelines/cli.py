@@ -19,13 +19,14 @@ from pipelines.errors import FakestopError
 os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:5000,muzzy_decay_ms:5000")
 
 
-def _run_date(text: str | None) -> dt.date:
+def _date(text: str | None, option: str = "--run-date") -> dt.date:
+    """The date an option gives (default today), or an error naming the option."""
     if text is None:
         return dt.date.today()
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise FakestopError(f"--run-date {text!r} is not YYYY-MM-DD") from None
+        raise FakestopError(f"{option} {text!r} is not YYYY-MM-DD") from None
 
 
 def _settings(args: argparse.Namespace) -> Any:
@@ -58,7 +59,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         restart=args.restart,
         ledger=args.ledger,
-        run_date=_run_date(args.run_date),
+        run_date=_date(args.run_date),
         log_format=args.log_format,
     )
     if not args.quiet and args.log_format == "text":
@@ -80,12 +81,12 @@ def _score_on_spark(args: argparse.Namespace, plan: Any) -> int:
         ) from None
     spark = spark_session(args.master or "local[*]")
     result = score_spark(
-        spark, [str(args.listings)], plan, str(args.out), run_date=_run_date(args.run_date)
+        spark, [str(args.listings)], plan, str(args.out), run_date=_date(args.run_date)
     )
     if not args.quiet:
         print(
             f"scored {result.count():,} listings on Spark -> {args.out} "
-            f"(run_date={_run_date(args.run_date).isoformat()})"
+            f"(run_date={_date(args.run_date).isoformat()})"
         )
     return 0
 
@@ -111,17 +112,63 @@ def _cmd_complaints_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_sellers(args: argparse.Namespace) -> int:
+def _print_table(table: Any, limit: int) -> None:
     import polars as pl
 
+    with pl.Config(
+        tbl_rows=limit,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        fmt_str_lengths=80,
+    ):
+        print(table.head(limit))
+
+
+def _cmd_sellers(args: argparse.Namespace) -> int:
     from pipelines.ledger import Ledger
 
-    with Ledger(args.ledger) as ledger:
-        table = ledger.sellers(as_of=_run_date(args.as_of))
-    with pl.Config(
-        tbl_rows=args.limit, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True
-    ):
-        print(table.head(args.limit))
+    if args.ledger is None:
+        raise FakestopError("sellers: --ledger FILE is required")
+    as_of = _date(args.as_of, "--as-of")
+    with Ledger(args.ledger, create=False) as ledger:
+        table = ledger.sellers(as_of=as_of)
+    _print_table(table, args.limit)
+    return 0
+
+
+def _cmd_sellers_unfreeze(args: argparse.Namespace) -> int:
+    from pipelines.ledger import Ledger
+
+    date = _date(args.date, "--date")
+    with Ledger(args.ledger, create=False) as ledger:
+        cleared = ledger.unfreeze(args.seller, date=date, reason=args.reason)
+    print(
+        f"seller {args.seller} unfrozen from {date.isoformat()}: its {cleared} strike(s) so far "
+        f"no longer count (recorded in {args.ledger})"
+    )
+    return 0
+
+
+def _cmd_strikes_remove(args: argparse.Namespace) -> int:
+    from pipelines.ledger import Ledger
+
+    date = _date(args.date, "--date")
+    with Ledger(args.ledger, create=False) as ledger:
+        sellers = ledger.remove_strike(args.listing, date=date, reason=args.reason)
+    print(
+        f"strike for listing {args.listing} (seller {', '.join(sellers)}) removed from "
+        f"{date.isoformat()} (recorded in {args.ledger})"
+    )
+    return 0
+
+
+def _cmd_strikes_list(args: argparse.Namespace) -> int:
+    from pipelines.ledger import Ledger
+
+    as_of = _date(args.as_of, "--as-of")
+    with Ledger(args.ledger, create=False) as ledger:
+        table = ledger.strikes(as_of=as_of, seller=args.seller)
+    _print_table(table, args.limit)
     return 0
 
 
@@ -295,11 +342,40 @@ def build_parser() -> argparse.ArgumentParser:
     cadd.add_argument("--ledger", required=True)
     cadd.set_defaults(func=_cmd_complaints_add)
 
-    sellers = sub.add_parser("sellers", help="sellers by status and strikes")
-    sellers.add_argument("--ledger", required=True)
+    sellers = sub.add_parser(
+        "sellers",
+        help="sellers by status and strikes; `sellers unfreeze` records an upheld appeal",
+    )
+    sellers.add_argument("--ledger", default=None, help="strike ledger (SQLite file)")
     sellers.add_argument("--as-of", default=None, help="YYYY-MM-DD (default today)")
-    sellers.add_argument("--limit", type=int, default=50)
+    sellers.add_argument("--limit", type=int, default=50, help="rows shown (default 50)")
     sellers.set_defaults(func=_cmd_sellers)
+    ssub = sellers.add_subparsers(dest="sellers_command")
+    unfreeze = ssub.add_parser(
+        "unfreeze", help="the seller's strikes so far no longer count (recorded, not deleted)"
+    )
+    unfreeze.add_argument("--ledger", required=True, help="strike ledger (SQLite file)")
+    unfreeze.add_argument("--seller", required=True, help="seller_id")
+    unfreeze.add_argument("--reason", required=True, help="why, for the audit trail")
+    unfreeze.add_argument("--date", default=None, help="from when, YYYY-MM-DD (default today)")
+    unfreeze.set_defaults(func=_cmd_sellers_unfreeze)
+
+    strikes = sub.add_parser("strikes", help="strikes and their appeals")
+    ksub = strikes.add_subparsers(dest="strikes_command", required=True)
+    remove = ksub.add_parser(
+        "remove", help="a listing's strike no longer counts (recorded, not deleted)"
+    )
+    remove.add_argument("--ledger", required=True, help="strike ledger (SQLite file)")
+    remove.add_argument("--listing", required=True, help="listing_id")
+    remove.add_argument("--reason", default=None, help="why, for the audit trail")
+    remove.add_argument("--date", default=None, help="from when, YYYY-MM-DD (default today)")
+    remove.set_defaults(func=_cmd_strikes_remove)
+    klist = ksub.add_parser("list", help="every strike, whether it counts, and why not")
+    klist.add_argument("--ledger", required=True, help="strike ledger (SQLite file)")
+    klist.add_argument("--seller", default=None, help="only this seller_id")
+    klist.add_argument("--as-of", default=None, help="YYYY-MM-DD (default today)")
+    klist.add_argument("--limit", type=int, default=50, help="rows shown (default 50)")
+    klist.set_defaults(func=_cmd_strikes_list)
 
     demo = sub.add_parser("demo", help="generate the sample marketplace and score it")
     demo.add_argument("--out", default="demo", help="output directory (default: demo/)")

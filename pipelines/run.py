@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.errors import FakestopError, SchemaError
-from pipelines.ledger import Ledger, frozen_sellers_blocked
+from pipelines.ledger import BLOCKED_BY_FREEZE, Ledger, frozen_sellers_blocked
 from pipelines.logs import RunLog
 from pipelines.manifest import (
     build_manifest,
@@ -420,7 +420,9 @@ def run_score(
             ) -> None:
                 scored, seconds = scoring.result()
                 t1 = time.perf_counter()
-                _write_parquet_atomic(scored, layout.part(index))
+                _write_parquet_atomic(
+                    scored.drop(BLOCKED_BY_FREEZE, strict=False), layout.part(index)
+                )
                 t2 = time.perf_counter()
                 if strikes is not None:
                     try:
