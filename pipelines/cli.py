@@ -74,20 +74,44 @@ def _score_on_spark(args: argparse.Namespace, plan: Any) -> int:
             "overwrites its run-date partition"
         )
     try:
-        from pipelines.spark import score_spark, spark_session
+        from pipelines.spark import (
+            check_inputs,
+            check_java,
+            check_master,
+            score_spark,
+            spark_error,
+            spark_session,
+        )
     except ImportError:
         raise FakestopError(
             "--engine spark needs the spark extra: pip install 'fakestop[spark]'"
         ) from None
-    spark = spark_session(args.master or "local[*]")
-    result = score_spark(
-        spark, [str(args.listings)], plan, str(args.out), run_date=_date(args.run_date)
-    )
+    from pipelines.outputs import refuse_output_over_inputs
+    from pipelines.schema import resolve_sources
+
+    master = args.master or "local[*]"
+    check_master(master)
+    check_inputs([str(args.listings)])
+    if "://" not in str(args.listings) and "://" not in str(args.out):
+        files = resolve_sources(args.listings)
+        refuse_output_over_inputs(args.out, True, args.listings, files)
+    check_java()
+    run_date = _date(args.run_date)
+    try:
+        spark = spark_session(master)
+        if not os.environ.get("FAKESTOP_DEBUG"):
+            # a failing task logs its Java stack trace; the failure is reported in one line
+            spark.sparkContext.setLogLevel("FATAL")
+        result = score_spark(spark, [str(args.listings)], plan, str(args.out), run_date=run_date)
+        count = result.count()
+    except FakestopError:
+        raise
+    except Exception as exc:  # any JVM or Spark failure, as one line
+        if os.environ.get("FAKESTOP_DEBUG"):
+            raise
+        raise spark_error(exc) from None
     if not args.quiet:
-        print(
-            f"scored {result.count():,} listings on Spark -> {args.out} "
-            f"(run_date={_date(args.run_date).isoformat()})"
-        )
+        print(f"scored {count:,} listings on Spark -> {args.out} (run_date={run_date.isoformat()})")
     return 0
 
 
@@ -193,6 +217,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         config=_settings(args),
     )
+    if args.quiet:
+        return 0
     m = card["metrics"]
     th = card["thresholds"]
     print(
@@ -263,83 +289,138 @@ def _input_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("fakestop")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+LISTINGS_HELP = (
+    "a Parquet, CSV or NDJSON/JSONL file, a directory of Parquet parts, or a glob of files "
+    "of any of these formats (quote it)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pipelines.run import DEFAULT_BATCH_SIZE
 
     parser = argparse.ArgumentParser(
         prog="fakestop", description="Score marketplace listings for counterfeit risk."
     )
+    parser.add_argument("--version", action="version", version=f"fakestop {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    score = sub.add_parser("score", help="score a listings file into a Parquet file or directory")
-    score.add_argument(
-        "listings", help="Parquet, CSV or NDJSON file, or a directory/glob of Parquet"
+    score = sub.add_parser(
+        "score", help="score listings into a Parquet, CSV or NDJSON file or a directory of parts"
     )
+    score.add_argument("listings", help=LISTINGS_HELP)
     score.add_argument("--registry", required=True, help="brand registry directory")
     score.add_argument("--images", default=None, help="directory that image paths are relative to")
     score.add_argument(
-        "--out", required=True, help="OUT.parquet, or OUT_DIR/ for one part per batch"
+        "--out",
+        required=True,
+        help="OUT.parquet, OUT.csv, OUT.ndjson or OUT.jsonl, or OUT_DIR/ for one Parquet "
+        "part per batch (never an input, nor inside an input directory)",
     )
     score.add_argument("--model", default=None, help="model file from `fakestop train`")
-    score.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    score.add_argument("--config", default=None, help="TOML file with rates and thresholds")
+    score.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"listings scored and committed at a time (default {DEFAULT_BATCH_SIZE:,})",
+    )
+    score.add_argument(
+        "--config", default=None, help="TOML file: rates, conditions, thresholds, input options"
+    )
     score.add_argument("--restart", action="store_true", help="discard an unfinished run's batches")
     score.add_argument("--ledger", default=None, help="seller strike ledger (SQLite file)")
     score.add_argument(
         "--run-date", default=None, help="date of the run, YYYY-MM-DD (default today)"
     )
-    score.add_argument("--log-format", choices=["text", "json"], default="text")
-    score.add_argument("--engine", choices=["local", "spark"], default="local")
+    score.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="progress off a terminal: one text line or JSON object per batch (default text)",
+    )
+    score.add_argument(
+        "--engine",
+        choices=["local", "spark"],
+        default="local",
+        help="local: this machine, streaming and resumable (default); spark: Apache Spark "
+        "(Parquet input, output partitioned by run date)",
+    )
     score.add_argument("--master", default=None, help="Spark master URL (default local[*])")
     score.add_argument("--quiet", action="store_true", help="no progress or summary")
     _input_options(score)
     score.set_defaults(func=_cmd_score)
 
     train = sub.add_parser("train", help="train the fusion model on labelled listings")
-    train.add_argument("labelled", help="listings with a 0/1 label column")
-    train.add_argument("--registry", required=True)
-    train.add_argument("--images", default=None)
+    train.add_argument("labelled", help=f"listings with a 0/1 label column: {LISTINGS_HELP}")
+    train.add_argument("--registry", required=True, help="brand registry directory")
+    train.add_argument("--images", default=None, help="directory that image paths are relative to")
     train.add_argument("--out", required=True, help="model file to write (skops)")
     train.add_argument("--label", default="label", help="label column (default: label)")
-    train.add_argument("--target-precision", type=float, default=0.99)
     train.add_argument(
-        "--review-share", type=float, default=0.02, help="review budget, share of listings"
+        "--target-precision",
+        type=float,
+        default=0.99,
+        help="block precision the block threshold is chosen for (default 0.99)",
     )
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--config", default=None)
+    train.add_argument(
+        "--review-share",
+        type=float,
+        default=0.02,
+        help="review budget, share of listings (default 0.02)",
+    )
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument(
+        "--config", default=None, help="TOML file: rates, conditions, thresholds, input options"
+    )
+    train.add_argument("--quiet", action="store_true", help="no summary line")
     _input_options(train)
     train.set_defaults(func=_cmd_train)
 
     bench = sub.add_parser("bench", help="precision/recall of every filter and the fusion")
-    bench.add_argument("labelled", help="listings with a 0/1 label column")
-    bench.add_argument("--registry", required=True)
-    bench.add_argument("--images", default=None)
+    bench.add_argument("labelled", help=f"listings with a 0/1 label column: {LISTINGS_HELP}")
+    bench.add_argument("--registry", required=True, help="brand registry directory")
+    bench.add_argument("--images", default=None, help="directory that image paths are relative to")
     bench.add_argument("--model", default=None, help="trained model (else cross-validated)")
     bench.add_argument("--report", required=True, help="directory for report.html etc.")
     bench.add_argument("--test", default=None, help="separate labelled test set")
-    bench.add_argument("--label", default="label")
-    bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--config", default=None)
+    bench.add_argument("--label", default="label", help="label column (default: label)")
+    bench.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    bench.add_argument(
+        "--config", default=None, help="TOML file: rates, conditions, thresholds, input options"
+    )
     _input_options(bench)
     bench.set_defaults(func=_cmd_bench)
 
     registry = sub.add_parser("registry", help="brand registry tools")
     rsub = registry.add_subparsers(dest="registry_command", required=True)
     rbuild = rsub.add_parser("build", help="hash the registry's images once into a cache")
-    rbuild.add_argument("dir")
+    rbuild.add_argument("dir", help="brand registry directory")
     rbuild.add_argument("--exact", action="store_true", help="full decode (imagehash-exact)")
-    rbuild.add_argument("--workers", type=int, default=2)
+    rbuild.add_argument(
+        "--workers", type=int, default=2, help="processes hashing photos (default 2)"
+    )
     rbuild.set_defaults(func=_cmd_registry_build)
 
     verify = sub.add_parser("verify", help="re-check a finished run against its manifest")
-    verify.add_argument("out", help="the --out of the run")
+    verify.add_argument("out", help="the output to check (its OUT.manifest.json must be beside it)")
     verify.set_defaults(func=_cmd_verify)
 
     complaints = sub.add_parser("complaints", help="rights-holder complaints")
     csub = complaints.add_subparsers(dest="complaints_command", required=True)
     cadd = csub.add_parser("add", help="import seller_id,listing_id,brand,date complaints")
-    cadd.add_argument("file")
-    cadd.add_argument("--ledger", required=True)
+    cadd.add_argument("file", help="CSV with seller_id,listing_id,brand,date columns")
+    cadd.add_argument(
+        "--ledger", required=True, help="strike ledger (SQLite file; made if missing)"
+    )
     cadd.set_defaults(func=_cmd_complaints_add)
 
     sellers = sub.add_parser(
@@ -380,8 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="generate the sample marketplace and score it")
     demo.add_argument("--out", default="demo", help="output directory (default: demo/)")
     demo.add_argument("--n", type=int, default=20_000, help="number of listings to generate")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--quiet", action="store_true", help="no progress or tables")
     demo.set_defaults(func=_cmd_demo)
     return parser
 
@@ -409,7 +490,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fakestop: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("fakestop: interrupted", file=sys.stderr)
+        hint = (
+            "; the batches committed so far are kept: rerun the same command to resume"
+            if getattr(args, "command", None) == "score" and getattr(args, "engine", "") == "local"
+            else ""
+        )
+        print(f"fakestop: interrupted{hint}", file=sys.stderr)
         return 130
     except Exception as exc:
         if os.environ.get("FAKESTOP_DEBUG"):

@@ -6,8 +6,8 @@ committed batch and produces the same rows as an uninterrupted run. A run over d
 registry, model or configuration refuses to reuse a previous run's batches (``restart=True``
 starts over). A finished run leaves ``<out>.manifest.json`` (see :mod:`pipelines.manifest`).
 
-SIGTERM asks a run to stop: it finishes and commits the batch in progress, then raises
-:class:`RunStopped`; rerunning the same command resumes. A write that fails (disk full,
+SIGTERM (and a first Ctrl-C) asks a run to stop: it finishes and commits the batch in progress,
+then raises :class:`RunStopped`; rerunning the same command resumes. A write that fails (disk full,
 read-only directory) raises a :class:`FakestopError` naming the file and leaves no partial file.
 """
 
@@ -61,8 +61,8 @@ CHECKPOINT_VERSION = 1
 
 
 class RunStopped(FakestopError):
-    """The run was asked to stop (SIGTERM) and stopped after committing a batch; rerunning
-    the same command resumes."""
+    """The run was asked to stop (SIGTERM, Ctrl-C) and stopped after committing a batch;
+    rerunning the same command resumes."""
 
     def __init__(self, message: str, *, signum: int) -> None:
         super().__init__(message)
@@ -259,10 +259,12 @@ def _exclusive(lock: Path, out: Path) -> Iterator[None]:
 
 @contextmanager
 def _stop_requests() -> Iterator[Callable[[], int | None]]:
-    """SIGTERM asks the run to stop at the next batch boundary instead of killing it.
+    """SIGTERM and a first SIGINT (Ctrl-C) ask the run to stop at the next batch boundary
+    instead of killing it; a second SIGINT stops at once (KeyboardInterrupt), which keeps the
+    batches committed so far as well.
 
     Yields a function returning the signal received so far (None: keep going). Signal
-    handlers can only be set in the main thread; elsewhere SIGTERM keeps its usual effect.
+    handlers can only be set in the main thread; elsewhere signals keep their usual effect.
     """
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
@@ -270,13 +272,22 @@ def _stop_requests() -> Iterator[Callable[[], int | None]]:
         return
 
     def handler(signum: int, frame: object) -> None:
+        if signum == signal.SIGINT and signal.SIGINT in received:
+            raise KeyboardInterrupt
         received.append(signum)
+        if signum == signal.SIGINT:
+            os.write(
+                2,
+                b"\nfakestop: stopping after the batch in progress (Ctrl-C again to stop now; "
+                b"either way, rerun the same command to resume)\n",
+            )
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield lambda: received[0] if received else None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 def run_identity(

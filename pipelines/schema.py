@@ -1003,6 +1003,8 @@ def input_renames(
     for column, header in (mapping or {}).items():
         if header in present:
             found = header
+        elif column in present:
+            continue  # named already (a frame this mapping was applied to)
         else:
             near = [n for n in names if column_key(n) == column_key(header)]
             if len(near) != 1:

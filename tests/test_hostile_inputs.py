@@ -171,7 +171,9 @@ ROWS = [
     Row("p-zero", LAMP, "0", rules=("price_positive",)),
     Row("p-minus-zero", LAMP, "-0.0", rules=("price_positive",)),
     Row("p-words", LAMP, "twelve dollars", rules=("price_positive",)),
-    Row("p-comma", LAMP, "1,5", rules=("price_positive",)),
+    Row("p-comma", LAMP, "1,5"),  # a decimal comma: 1.5
+    Row("p-groups", LAMP, "1,2,3", rules=("price_positive",)),
+    Row("p-symbols", LAMP, "$€5", rules=("price_positive",)),
     Row("p-hex", LAMP, "0x10", rules=("price_positive",)),
     Row("p-missing", LAMP, "", rules=("price_positive",)),
     Row("p-padded", LAMP, "  12.5  "),
