@@ -430,7 +430,8 @@ PRICE_TEXT = st.lists(
     st.sampled_from(
         list("0123456789") * 3
         + [".", ",", " ", "\u00a0", "'", "-", "+", "e", "$", "€", "£", "¥", "EUR", "usd", "kr"]
-        + [",-", "R$", "US$", "zł", "Fr.", "abc", "inf", "nan", "_", "\t"]
+        + [",-", ".–", "—", "R$", "US$", "zł", "Fr.", "CHF", "₹", "abc", "inf", "nan", "_"]
+        + ["\t", "’", "\u202f", "\u2009", "1.299", "0,", "12,50", "1,000"]
     ),
     min_size=0,
     max_size=12,
@@ -440,7 +441,7 @@ PRICE_TEXT = st.lists(
 @settings(max_examples=400, deadline=None)
 @given(
     texts=st.lists(PRICE_TEXT, min_size=1, max_size=20),
-    currency=st.sampled_from([None, "EUR", "USD", " jpy "]),
+    currency=st.sampled_from([None, "EUR", "USD", " jpy ", "SEK", ""]),
     locale=st.sampled_from(["auto", "point", "comma"]),
 )
 def test_batch_prices_equal_the_one_listing_rule(
