@@ -89,6 +89,7 @@ def _score_on_spark(args: argparse.Namespace, plan: Any) -> int:
     from pipelines.outputs import refuse_output_over_inputs
     from pipelines.schema import resolve_sources
 
+    run_date = _date(args.run_date)
     master = args.master or "local[*]"
     check_master(master)
     check_inputs([str(args.listings)])
@@ -96,7 +97,6 @@ def _score_on_spark(args: argparse.Namespace, plan: Any) -> int:
         files = resolve_sources(args.listings)
         refuse_output_over_inputs(args.out, True, args.listings, files)
     check_java()
-    run_date = _date(args.run_date)
     try:
         spark = spark_session(master)
         if not os.environ.get("FAKESTOP_DEBUG"):

@@ -297,7 +297,7 @@ def parsed_prices(
     ambiguous = stripped.str.contains(RE_AMBIGUOUS).fill_null(False)
     fast = stripped.cast(pl.Float64, strict=False)
     slow = (stripped.is_not_null() & (fast.is_null() | ambiguous)).arg_true()
-    signs = pl.Series("sign", [None] * texts.len(), dtype=pl.String)
+    signs = pl.repeat(None, texts.len(), dtype=pl.String, eager=True).alias("sign")
     if slow.len() == 0:
         return fast, signs
     currency = (
