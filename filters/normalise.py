@@ -1,4 +1,4 @@
-"""Text normalisation shared by the text filter: confusables, leetspeak, phrase spacing.
+"""Text normalisation shared by the text filter: UTS #39 skeletons, leetspeak, phrase spacing.
 
 Functions here work on single strings and are applied to *unique* tokens or to the lexicon,
 never per listing row.
@@ -6,67 +6,114 @@ never per listing row.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from pathlib import Path
 
-#: Cyrillic and Greek letters that look like Latin ones (lower case, after case folding)
-CONFUSABLES: dict[str, str] = {
-    # Cyrillic
-    "а": "a",
-    "в": "b",
-    "е": "e",
-    "ё": "e",
-    "з": "3",
-    "к": "k",
-    "м": "m",
-    "н": "h",
-    "о": "o",
-    "р": "p",
-    "с": "c",
-    "т": "t",
-    "у": "y",
-    "х": "x",
-    "ѕ": "s",
-    "і": "i",
-    "ї": "i",
-    "ј": "j",
-    "һ": "h",
-    "ԁ": "d",
-    "ԛ": "q",
-    "ԝ": "w",
-    "ү": "y",
-    "ɡ": "g",
-    "ı": "i",
-    "ℓ": "l",
-    # Greek
-    "α": "a",
-    "β": "b",
-    "ε": "e",
-    "η": "n",
-    "ι": "i",
-    "κ": "k",
-    "ν": "v",
-    "ο": "o",
-    "ρ": "p",
-    "τ": "t",
-    "υ": "u",
-    "χ": "x",
-    "γ": "y",
-    "ω": "w",
-    "μ": "u",
-    "ϲ": "c",
-    "ς": "c",  # NFKC turns the lunate sigma "ϲ" into a final sigma
-    "ϳ": "j",
-    # Latin look-alikes outside ASCII
-    "ɑ": "a",
-    "ɩ": "i",
-    "ʀ": "r",
-    "ꜱ": "s",
-    "ᴄ": "c",
-    "ᴏ": "o",
-    "ᴜ": "u",
-}
-_CONFUSABLE_TABLE = str.maketrans(CONFUSABLES)
+#: Unicode's confusables (UTS #39), shipped as the consortium publishes it
+CONFUSABLES_FILE = Path(__file__).resolve().parent / "data" / "confusables.txt"
+
+
+@functools.cache
+def confusables() -> dict[str, str]:
+    """Each confusable character and its prototype (UTS #39 ``confusables.txt``)."""
+    table: dict[str, str] = {}
+    for line in CONFUSABLES_FILE.read_text(encoding="utf-8-sig").splitlines():
+        data = line.split("#", 1)[0].strip()
+        if not data:
+            continue
+        source, target, *_ = (part.strip() for part in data.split(";"))
+        table[chr(int(source, 16))] = "".join(chr(int(c, 16)) for c in target.split())
+    return table
+
+
+@functools.cache
+def confusables_version() -> str:
+    """The Unicode version of the shipped confusables data ("17.0.0")."""
+    for line in CONFUSABLES_FILE.read_text(encoding="utf-8-sig").splitlines()[:20]:
+        if line.startswith("# Version:"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+@functools.cache
+def nfkc_lost_lookalikes() -> dict[str, str]:
+    """Compatibility letters that look like an ASCII letter but that NFKC and lower case turn
+    into a letter that does not (Greek lunate sigma "ϲ" looks like "c", NFKC makes it a final
+    sigma; fullwidth "Ｉ" looks like "l", NFKC and lower case make it "i"), each with the ASCII
+    letter it looks like: titles are read with these mapped before NFKC. Letters of an
+    alphabet (Cyrillic "Н") are kept: their words are words of that script."""
+    out = {}
+    for c in confusables():
+        kept = unicodedata.normalize("NFKC", c)
+        if kept == c or not unicodedata.category(c).startswith("L"):
+            continue
+        seen = skeleton(c)
+        read = skeleton(unicodedata.normalize("NFKC", c).lower())
+        if seen.isascii() and seen.isalpha() and read.lower() != seen.lower():
+            out[c] = seen
+    return out
+
+
+@functools.cache
+def capital_lookalikes() -> dict[str, str]:
+    """Small letters whose capital looks like another ASCII letter than they do (Greek "ι"
+    reads "i", its capital "Ι" reads "l"), each with the capital's reading (lower case)."""
+    out = {}
+    for c in confusables():
+        small = c.lower()
+        if small == c or len(small) != 1:
+            continue
+        seen = skeleton(c).lower()
+        if seen.isascii() and seen.isalpha() and skeleton(small).lower() != seen:
+            out[small] = seen
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _reads_ascii(c: str) -> bool:
+    return skeleton(c).isascii()
+
+
+#: at most this many letters of a form are read both ways (2 ** 4 readings)
+MAX_CAPITAL_READINGS = 4
+
+
+def capital_readings(form: str) -> list[str]:
+    """The lower-case skeletons of a (lower-case) form with each small letter of
+    :func:`capital_lookalikes` read as its own look-alike or as its capital's, other than the
+    plain reading; none if it has no such letter or more than :data:`MAX_CAPITAL_READINGS`."""
+    table = capital_lookalikes()
+    spots = [i for i, c in enumerate(form) if c in table]
+    if not spots or len(spots) > MAX_CAPITAL_READINGS:
+        return []
+    # every other letter must read as ASCII already (most words of other scripts fail here)
+    if not all(i in spots or _reads_ascii(c) for i, c in enumerate(form)):
+        return []
+    out = []
+    for mask in range(1, 1 << len(spots)):
+        chars = list(form)
+        for bit, i in enumerate(spots):
+            if mask >> bit & 1:
+                chars[i] = table[form[i]]
+        out.append(skeleton("".join(chars)).lower())
+    return out
+
+
+def skeleton(text: str) -> str:
+    """The UTS #39 skeleton of ``text`` (NFD, each character by its prototype, NFD again),
+    with combining marks then dropped, as the filter ignores accents. Two strings that look
+    alike have equal skeletons; a skeleton is lossy ("m" is "rn"), so skeletons are compared
+    for equality, never by edit distance.
+
+    >>> skeleton("gucсі") == skeleton("gucci")  # Cyrillic с and і
+    True
+    """
+    table = confusables()
+    mapped = "".join(table.get(c, c) for c in unicodedata.normalize("NFD", text))
+    return "".join(c for c in unicodedata.normalize("NFD", mapped) if not unicodedata.combining(c))
+
 
 #: leetspeak digits and symbols; "1" and "|" are ambiguous (i or l): both readings are tried
 LEET: dict[str, str] = {
@@ -122,15 +169,6 @@ def is_cjk(text: str) -> bool:
         "\u3040" <= c <= "\u30ff" or "\u3400" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af"
         for c in text
     )
-
-
-def skeleton(token: str) -> str | None:
-    """The ASCII reading of a token written with look-alike letters, or None if it has none
-    (or still has non-ASCII letters after mapping: it is then a real word of another script)."""
-    if token.isascii():
-        return None
-    mapped = token.translate(_CONFUSABLE_TABLE)
-    return mapped if mapped.isascii() and mapped.isalnum() else None
 
 
 def leet_readings(token: str) -> list[str]:

@@ -60,15 +60,16 @@ from filters.base import (
 )
 from filters.normalise import (
     CJK_CLASS,
-    CONFUSABLES,
     LEET,
     MASK_CHARS,
     PHRASE_KEEP,
     ZERO_WIDTH_CLASS,
-    fold,
+    capital_readings,
+    confusables,
     is_cjk,
     is_masked,
     leet_readings,
+    nfkc_lost_lookalikes,
     skeleton,
 )
 from filters.textops import SPACED_NEXT_WORD
@@ -89,7 +90,8 @@ KIND_RANK = {
     "leet": 4,
     "spaced": 5,
     "typo": 6,
-    "native": 7,
+    "glued": 7,
+    "native": 8,
     "alias": 9,
     "exact": 9,
 }
@@ -101,6 +103,7 @@ KIND_SCORE = {
     "alias": 0.10,
     "native": 0.10,
     "typo": 0.80,
+    "glued": 0.40,
     "leet": 0.85,
     "masked": 0.85,
     "spaced": 0.80,
@@ -110,6 +113,7 @@ KIND_SCORE = {
 }
 KIND_NOTE = {
     "typo": "{edits} edit{plural}",
+    "glued": "glued to digits or a word",
     "leet": "leetspeak",
     "masked": "masked letters",
     "spaced": "spaced letters",
@@ -222,8 +226,65 @@ def plural_key(key: str) -> str | None:
     return key + ("es" if key.endswith(("x", "z", "ch", "sh")) else "s")
 
 
+#: a name glued to a word: the name's and the word's fewest letters ("guccishop")
+MIN_GLUE_KEY = 5
+MIN_GLUE_WORD = 3
+
+
+def glued_core(form: str) -> str | None:
+    """The letters of a form that has digits glued to either end ("burberry5" -> "burberry",
+    "2gucci" -> "gucci"), else None."""
+    core = form.strip("0123456789")
+    return core if core != form and core.isascii() and core.isalpha() else None
+
+
 def allowed_edits(key_len: int) -> int:
     return 0 if key_len <= 4 else 1 if key_len <= 7 else 2
+
+
+#: a name made only of words at least this common (Zipf frequency: 3.5 is about three times in
+#: a million words) in one of the word list's languages is ambiguous
+AMBIGUOUS_ZIPF = 3.5
+#: the shortest run of letters of a name that counts as one of its words ("D&G" has none)
+MIN_NAME_WORD = 2
+
+
+def name_words(surface: str) -> list[str]:
+    """The words of a brand name as the word list spells them ("Tod's" -> ["tod"]): letters
+    only, folded, two letters or more; digits and single letters do not count."""
+    words = (brand_key(w) for w in re.split(r"[\W_]+", surface))
+    return [w for w in words if len(w) >= MIN_NAME_WORD and w.isalpha()]
+
+
+def ambiguous_surfaces(
+    surfaces: Sequence[str], words: pl.DataFrame, min_zipf: float = AMBIGUOUS_ZIPF
+) -> set[str]:
+    """The names (of ``surfaces``) made only of common words: each word at least ``min_zipf``
+    common in ``words`` (``word``, ``zipf``: the lexicon's word table). "Guess", "Shell" and
+    "The North Face" are; "Gucci" (1-2 per million words, as a name) is not.
+
+    >>> table = pl.DataFrame({"word": ["shell", "gucci"], "zipf": [4.4, 3.3]})
+    >>> sorted(ambiguous_surfaces(["Shell", "Gucci", "D&G"], table))
+    ['Shell']
+    """
+    split = {s: name_words(s) for s in surfaces}
+    wanted = sorted({w for ws in split.values() for w in ws})
+    common = set(
+        words.filter(pl.col("word").is_in(wanted) & (pl.col("zipf") >= min_zipf))
+        .get_column("word")
+        .to_list()
+    )
+    return {s for s, ws in split.items() if ws and all(w in common for w in ws)}
+
+
+def ambiguous_keys(registry: Registry, min_zipf: float = AMBIGUOUS_ZIPF) -> set[str]:
+    """The keys of a registry's names and aliases made only of common words (see
+    :func:`ambiguous_surfaces`): "shell", "thenorthface"."""
+    surfaces = [
+        *registry.brand_names,
+        *(a for al in registry.brands.get_column("aliases").to_list() for a in al),
+    ]
+    return {brand_key(s) for s in ambiguous_surfaces(surfaces, registry.lexicon.words, min_zipf)}
 
 
 FORM_MATCH_SCHEMA: dict[str, pl.DataType] = {
@@ -321,6 +382,9 @@ class TextFilter(Filter):
     max_edits_long : edits allowed for brand keys of 8 or more letters
     min_fuzzy_len : shortest token that is fuzzy-matched
     use_description : also search the description for counterfeit phrases
+    ambiguous_zipf : a name made only of words at least this common (Zipf frequency in one
+        of the word list's languages) is ambiguous: its plain mentions and misspellings count
+        only when something corroborates them
 
     Examples
     --------
@@ -354,11 +418,13 @@ class TextFilter(Filter):
         max_edits_long: int = 2,
         min_fuzzy_len: int = 4,
         use_description: bool = True,
+        ambiguous_zipf: float = AMBIGUOUS_ZIPF,
     ) -> None:
         self.max_edits_medium = max_edits_medium
         self.max_edits_long = max_edits_long
         self.min_fuzzy_len = min_fuzzy_len
         self.use_description = use_description
+        self.ambiguous_zipf = ambiguous_zipf
 
     # ------------------------------------------------------------------ fit
 
@@ -367,11 +433,13 @@ class TextFilter(Filter):
 
     def fit(self, registry: Registry) -> Self:
         lex = registry.lexicon
-        ordinary_keys = {brand_key(k) for k in lex.ordinary}
         rows: list[tuple[str, str, str, str | None, bool]] = []
         aliases_of: dict[str, set[str]] = {}
         for brand, aliases in registry.brands.select("brand", "aliases").iter_rows():
             aliases_of.setdefault(brand, set()).update(aliases)
+        # names made only of common words ("Shell", "Guess", "The North Face"), by the word list
+        surfaces = [*registry.brand_names, *(a for al in aliases_of.values() for a in al)]
+        ambiguous = ambiguous_surfaces(surfaces, lex.words, self.ambiguous_zipf)
         for brand in registry.brand_names:
             aliases = sorted(aliases_of.get(brand, ()))
             for surface, kind in [(brand, "exact"), *((a, "alias") for a in aliases)]:
@@ -384,7 +452,7 @@ class TextFilter(Filter):
                 # word lengths as the listing tokeniser splits them ("Tod's" -> 3,1)
                 words = tuple(len(brand_key(w)) for w in re.split(r"[\W_]+", surface))
                 sig = ",".join(str(n) for n in words if n)
-                rows.append((key, brand, kind, sig, key in ordinary_keys))
+                rows.append((key, brand, kind, sig, surface in ambiguous))
         keys = pl.DataFrame(
             rows, schema=["key", "brand", "kind", "sig", "ambiguous"], orient="row"
         ).unique(subset=["key", "kind"], keep="first", maintain_order=True)
@@ -421,11 +489,8 @@ class TextFilter(Filter):
         self.native_ = keys.filter(pl.col("kind") == "native").select(
             pl.col("key").str.to_lowercase().alias("native"), "brand"
         )
-        self.fuzzy_keys_ = [
-            k
-            for k in latin.filter(~pl.col("ambiguous"))["key"].to_list()
-            if self._edits_for(len(k)) > 0
-        ]
+        # ambiguous names too: their misspellings count when corroborated
+        self.fuzzy_keys_ = [k for k in latin["key"].to_list() if self._edits_for(len(k)) > 0]
         # first letter and length a near miss can have: a key's, within its edit budget
         self.multi_fuzzy_keys_ = [
             k for k in self.fuzzy_keys_ if "," in (self.key_info_[k][3] or "")
@@ -440,8 +505,25 @@ class TextFilter(Filter):
                         heads.add(f"{k[0]}{size}")
             return sorted(heads)
 
-        self.typo_heads_ = near(self.fuzzy_keys_)
+        # a one-token near miss may differ in its first letter: any length within a budget
+        self.typo_lengths_ = sorted({int(h[1:]) for h in near(self.fuzzy_keys_)})
         self.multi_typo_heads_ = near(self.multi_fuzzy_keys_)
+        # look-alike readings (UTS #39 skeletons) of the keys, in lower and upper case: Greek
+        # capital eta looks like H, its small letter like n
+        self.look_lower_: dict[str, str] = {}
+        self.look_upper_: dict[str, str] = {}
+        for k in self.key_info_:
+            self.look_lower_.setdefault(skeleton(k).lower(), k)
+            self.look_upper_.setdefault(skeleton(k.upper()), k)
+        # the ASCII letters UTS #39 reads as others ("m" as "rn"): an ASCII form is tried as a
+        # look-alike only when replacing them gives a key's reading
+        table = confusables()
+        self.ascii_looks_ = {c: table[c] for c in "abcdefghijklmnopqrstuvwxyz" if c in table}
+        # names that digits glued to either end still spell ("burberry5"): five letters or more
+        self.glue_keys_ = sorted(
+            k for k in self.key_info_ if re.fullmatch(rf"[a-z]{{{MIN_GLUE_KEY},}}", k)
+        )
+        self.glue_keys_set_ = frozenset(self.glue_keys_)
         self.brand_categories_ = registry.brands.select(
             "brand", pl.col("category").alias("__tcat")
         ).unique()
@@ -454,25 +536,14 @@ class TextFilter(Filter):
                 "__declared": registry.brand_names,
             }
         )
-        # titles are accent-folded before lookup, so the word list must be too ("botón")
-        # (folding an ASCII word is lower-casing it, done in one query: fold() on all 38k words
-        # took 0.2 s a start, a Python loop lower-casing them 20 ms)
-        vocab = pl.Series("common", list(lex.common_words), dtype=pl.String)
-        ascii_ = vocab.str.len_bytes() == vocab.str.len_chars()
-        others = [fold(w) for w in vocab.filter(~ascii_).to_list()]
-        self.common_ = (
-            pl.concat(
-                [vocab, vocab.filter(ascii_).str.to_lowercase(), pl.Series(others, dtype=pl.String)]
-            )
-            .unique()
-            .sort()
-            .alias("common")
-        )
+        # the word list is folded as titles are (accents stripped, lower case), and sorted
+        self.common_ = lex.words.get_column("word").alias("common")
         # plurals are plain mentions ("Timberlands", "Ray Bans", "Uggs", "AF1s"), found by exact
         # lookup only: read through leetspeak "iPhone 5" would be "iphones", and a plural lends
         # no edit budget ("nikee" is no near miss of "nikes"); never a word of its own
         # ("benefits") nor another key
-        common = set(self.common_.to_list())
+        plurals = sorted({p for p in map(plural_key, self.key_info_) if p is not None})
+        common = set(self.common_.filter(self.common_.is_in(plurals)).to_list())
         plural_rows = []
         self.plural_base_: dict[str, str] = {}
         for name, owner, how, words_sig, amb in self.keys_.iter_rows():
@@ -613,8 +684,12 @@ class TextFilter(Filter):
             # precedes it nor is a cased letter), so the folded title is folded once
             other = df[at].with_columns(folded(title).alias("__ftitle"))
             ftitle = pl.col("__ftitle")
+            # tokens are read from the title with the look-alikes NFKC would lose mapped first
+            # (Greek lunate sigma "ϲ" is a "c", not the final sigma NFKC makes of it)
+            lost = nfkc_lost_lookalikes()
+            tokens = folded(title.str.replace_many(list(lost), list(lost.values())))
             rest = other.select(
-                ftitle.str.replace_all(f"({CJK_CLASS}+)", " ${1} ").alias("__norm"),
+                tokens.str.replace_all(f"({CJK_CLASS}+)", " ${1} ").alias("__norm"),
                 _padded_words(pl.concat_str(ftitle, pl.lit(" | "), folded(desc))).alias("__ptext"),
                 lower.str.normalize("NFD").str.replace_all(MARKS_BUT_HIDDEN, "").alias("__raw"),
             )
@@ -716,10 +791,18 @@ class TextFilter(Filter):
         form, n = pl.col("form"), pl.col("n")
         length = form.str.len_chars()
         head = pl.concat_str(form.str.slice(0, 1), length.cast(pl.String))
-        # look-alike and leetspeak readings map letter for letter: a form is tried only if its
-        # reading is a key (the readings here equal filters.normalise's on these forms)
+        # an ASCII form reads as a look-alike only through the few ASCII letters UTS #39 maps
+        # ("rnoncler"): tried only if the mapped form is a key's reading; a form with other
+        # characters is read in Python (few distinct forms have them)
+        ascii_looks = self.ascii_looks_
+        looks = (
+            form.str.replace_many(list(ascii_looks), list(ascii_looks.values()))
+            .str.to_lowercase()
+            .is_in(list(self.look_lower_))
+            if ascii_looks
+            else pl.lit(False)
+        ) | ~form.str.contains(r"^[a-z0-9]+$")
         keys = list(self.key_info_)
-        looks = form.str.replace_many(list(CONFUSABLES), list(CONFUSABLES.values())).is_in(keys)
         digits = [d for d in LEET if d.isdigit()]
         leet = (
             form.str.contains(r"\p{L}")
@@ -731,20 +814,28 @@ class TextFilter(Filter):
                 ).is_in(keys)
             )
         )
-        near = ((n == 1) & head.is_in(self.typo_heads_)) | (
-            (n > 1) & head.is_in(self.multi_typo_heads_)
+        # digits glued to a name of five letters or more ("burberry5")
+        glued = (n == 1) & form.str.strip_chars("0123456789").is_in(self.glue_keys_)
+        near = (
+            ((n == 1) & length.is_in(self.typo_lengths_))
+            | ((n > 1) & head.is_in(self.multi_typo_heads_))
+            # a name glued to a word
+            | ((n == 1) & (length >= MIN_GLUE_KEY + MIN_GLUE_WORD))
         )
         candidates = distinct.join(exact.select("form", "n"), on=["form", "n"], how="anti")
-        # each reading is tried only on the forms it applies to: look-alikes on forms with
-        # other characters than a-z and 0-9, leetspeak on forms with digits, near misses on
-        # a-z forms (each query over every form cost more than the readings)
+        # each reading is tried only on the forms it applies to: look-alikes on forms of
+        # letters only or with other characters than a-z and 0-9, leetspeak on
+        # forms with digits, glued digits on letters with digits at an end, near misses on a-z
+        # forms (each query over every form cost more than the readings)
         applies = candidates.select(
-            (~form.str.contains(r"^[a-z0-9]+$")).alias("looks"),
+            (~form.str.contains(r"^[a-z0-9]+$") | form.str.contains(r"^[a-z]+$")).alias("looks"),
             form.str.contains(r"[0-9]").alias("leet"),
+            form.str.contains(r"^[0-9]+[a-z]+[0-9]*$|^[a-z]+[0-9]+$").alias("glued"),
             form.str.contains(r"^[a-z]+$").alias("near"),
         )
         could = np.zeros(candidates.height, dtype=bool)
-        for where, test in zip(applies.get_columns(), (looks, leet, near), strict=True):
+        tests = (looks, leet, glued, near)
+        for where, test in zip(applies.get_columns(), tests, strict=True):
             at = where.arg_true()
             if at.len():
                 hit = candidates[at].select(test.fill_null(False)).to_series()
@@ -794,40 +885,91 @@ class TextFilter(Filter):
         passes only forms that could read as a key."""
         key_info = self.key_info_
         extra: list[tuple[str, int, str, str, int, bool, str | None]] = []
-        # look-alike letters: the skeleton must equal a key exactly
-        for form, n in rest.filter(~pl.col("form").str.contains(r"^[a-z0-9]+$")).iter_rows():
-            sk = skeleton(form)
-            if sk is not None and sk in key_info:
-                b, _, amb, ksig = key_info[sk]
-                extra.append((form, n, b, "confusable", 0, amb, ksig))
+        form = pl.col("form")
+        # no ordinary word of the word list's languages is a misspelt or look-alike name
+        common = set(rest.filter(form.is_in(self.common_.implode()))["form"].to_list())
+        # look-alike letters: the UTS #39 skeleton must equal a key's exactly
+        looks = ~form.str.contains(r"^[a-z0-9]+$") | form.str.contains(r"^[a-z]+$")
+        for text, n in rest.filter(looks).iter_rows():
+            key = None if text in common else self._look_alike(text)
+            if key is not None:
+                b, _, amb, ksig = key_info[key]
+                extra.append((text, n, b, "confusable", 0, amb, ksig))
         # near misses: length-bucketed cdist over distinct forms, never common words
         fuzzy = rest.filter(
-            pl.col("form").str.contains(r"^[a-z]+$")
-            & (pl.col("form").str.len_chars() >= self.min_fuzzy_len)
+            form.str.contains(r"^[a-z]+$") & (form.str.len_chars() >= self.min_fuzzy_len)
         )
-        single = fuzzy.filter((pl.col("n") == 1) & ~pl.col("form").is_in(self.common_.implode()))[
-            "form"
-        ].to_list()
+        single = [f for f in fuzzy.filter(pl.col("n") == 1)["form"].to_list() if f not in common]
         multi = fuzzy.filter(pl.col("n") > 1)["form"].to_list()
-        for form, key, d in self._near_misses(single, self.fuzzy_keys_):
+        for text, key, d, first in self._near_misses(single, self.fuzzy_keys_):
             b, _, amb, ksig = key_info[key]
-            if form not in _partials(key, ksig):
-                extra.append((form, 1, b, "typo", d, amb, ksig))
-        for form, key, d in self._near_misses(multi, self.multi_fuzzy_keys_):
+            if text not in _partials(key, ksig):
+                # an edit of the first letter asks for corroboration, as an ambiguous name does
+                extra.append((text, 1, b, "typo", d, amb or first, ksig))
+        for text, key, d, _ in self._near_misses(multi, self.multi_fuzzy_keys_, same_first=True):
             b, _, amb, ksig = key_info[key]
             # as many tokens as the name has words: "calvin klein t" is not a typo
             n = len((ksig or "").split(","))
             if n <= MAX_NGRAM:
-                extra.append((form, n, b, "typo", d, amb, ksig))
+                extra.append((text, n, b, "typo", d, amb, ksig))
         # leetspeak over whole forms, so multi-word names read too ("bott3ga veneta", "7he north")
-        for form, n in rest.filter(pl.col("form").str.contains(r"[0-9]")).iter_rows():
-            hit = next((r for r in leet_readings(form) if r in key_info), None)
+        for text, n in rest.filter(form.str.contains(r"[0-9]")).iter_rows():
+            hit = next((r for r in leet_readings(text) if r in key_info), None)
             if hit is not None:
                 b, _, amb, ksig = key_info[hit]
-                extra.append((form, n, b, "leet", 0, amb, ksig))
+                extra.append((text, n, b, "leet", 0, amb, ksig))
+            elif n == 1 and (core := glued_core(text)) is not None and core in self.glue_keys_set_:
+                b, _, amb, ksig = key_info[core]
+                extra.append((text, n, b, "glued", 0, amb, ksig))
+        # a name glued to a common word ("guccishop", "shopgucci")
+        words = rest.filter(
+            (pl.col("n") == 1)
+            & form.str.contains(r"^[a-z]+$")
+            & (form.str.len_chars() >= MIN_GLUE_KEY + MIN_GLUE_WORD)
+        ).get_column("form")
+        if not words.is_empty():
+            for text, key in self._glued_words(words.filter(~words.is_in(list(common)))):
+                b, _, amb, ksig = key_info[key]
+                extra.append((text, 1, b, "glued", 0, amb, ksig))
         return pl.DataFrame(extra, schema=FORM_MATCH_SCHEMA, orient="row").unique(
             subset=["form", "n"], keep="first", maintain_order=True
         )
+
+    def _glued_words(self, forms: pl.Series) -> list[tuple[str, str]]:
+        """(form, key) for forms that are a key of five letters or more glued to a common
+        word of three or more ("guccishop", "shopgucci"): the longest key, at the start first."""
+        found: dict[str, str] = {}
+        frame = forms.to_frame("form")
+        size = pl.col("form").str.len_chars()
+        for length in sorted({len(k) for k in self.glue_keys_}, reverse=True):
+            at_start = frame.filter(
+                (size >= length + MIN_GLUE_WORD)
+                & pl.col("form").str.slice(0, length).is_in(self.glue_keys_)
+                & pl.col("form").str.slice(length).is_in(self.common_.implode())
+            ).select("form", pl.col("form").str.slice(0, length).alias("key"))
+            at_end = frame.filter(
+                (size >= length + MIN_GLUE_WORD)
+                & pl.col("form").str.slice(-length).is_in(self.glue_keys_)
+                & pl.col("form").str.slice(0, size - length).is_in(self.common_.implode())
+            ).select("form", pl.col("form").str.slice(-length).alias("key"))
+            for text, key in [*at_start.iter_rows(), *at_end.iter_rows()]:
+                found.setdefault(text, key)
+        return sorted(found.items())
+
+    def _look_alike(self, form: str) -> str | None:
+        """The key a form reads as through look-alike characters (UTS #39 skeletons compared
+        in lower and in upper case), else None. Titles are read in lower case, which loses
+        the look of some capitals (Greek capital iota looks like "l", its small letter like
+        "i"): a small letter whose capital reads as another ASCII letter is read both ways."""
+        key = self.look_lower_.get(skeleton(form).lower())
+        if key is None:
+            key = self.look_upper_.get(skeleton(form.upper()))
+        if key is None:
+            key = next(
+                (self.look_lower_[r] for r in capital_readings(form) if r in self.look_lower_),
+                None,
+            )
+        return key if key != form else None
 
     def _masked_brand(self, surface: str) -> str | None:
         """The one brand whose key (4+ letters) fits a masked surface ("gu**i"), else None.
@@ -1073,11 +1215,14 @@ class TextFilter(Filter):
             "ambiguous",
         )
 
-    def _near_misses(self, queries: list[str], keys: list[str]) -> list[tuple[str, str, int]]:
-        """(query, key, edits) within each key's edit budget, nearest key per query."""
+    def _near_misses(
+        self, queries: list[str], keys: list[str], *, same_first: bool = False
+    ) -> list[tuple[str, str, int, bool]]:
+        """(query, key, edits, first letter differs) within each key's edit budget, nearest
+        key per query (``same_first``: only keys the query shares its first letter with)."""
         if not queries or not keys:
             return []
-        out: list[tuple[str, str, int]] = []
+        out: list[tuple[str, str, int, bool]] = []
         q_len = np.fromiter((len(q) for q in queries), dtype=np.int64, count=len(queries))
         for length in sorted({len(k) for k in keys}):
             budget = self._edits_for(length)
@@ -1096,13 +1241,15 @@ class TextFilter(Filter):
             )
             qi, ki = np.nonzero(dist <= budget)
             for a, b in zip(qi.tolist(), ki.tolist(), strict=True):
-                # misspellings keep the first letter; dropping a leading word does not make a
-                # typo ("creuset" is not "Le Creuset", "for jordan" is not "Air Jordan")
-                if bucket[a][0] == bucket_keys[b][0]:
-                    out.append((bucket[a], bucket_keys[b], int(dist[a, b])))
-        best: dict[str, tuple[str, str, int]] = {}
-        for q, k, d in sorted(out, key=lambda t: (t[0], t[2], t[1])):
-            best.setdefault(q, (q, k, d))
+                first = bucket[a][0] != bucket_keys[b][0]
+                # a name of several words keeps its first letter: dropping a leading word makes
+                # no typo ("creuset" is not "Le Creuset", "for jordan" is not "Air Jordan")
+                if not (same_first and first):
+                    out.append((bucket[a], bucket_keys[b], int(dist[a, b]), first))
+        # nearest key first; of equals, one keeping the first letter
+        best: dict[str, tuple[str, str, int, bool]] = {}
+        for q, k, d, first in sorted(out, key=lambda t: (t[0], t[2], t[3], t[1])):
+            best.setdefault(q, (q, k, d, first))
         return list(best.values())
 
     def _phrase_counts(self, titles: pl.DataFrame) -> PhraseHits:
@@ -1385,6 +1532,8 @@ class TextFilter(Filter):
         hiding = rows.filter(other).select(
             raw.str.contains(r"[\uff01-\uff5e]").alias("__fullwidth"),
             raw.str.contains(ZERO_WIDTH_CLASS).alias("__zero_width"),
+            # other compatibility characters: mathematical letters, circled, ligatures
+            (raw.str.normalize("NFKC") != raw.str.normalize("NFC")).alias("__compat_chars"),
         )
         hiding = hiding.select(
             spread(hiding.get_column(c), other).fill_null(False) for c in hiding.columns
@@ -1421,11 +1570,29 @@ class TextFilter(Filter):
                 cand[hit].with_columns(keyed.get_column("__oph")),
             ]
         )
+        # two names of one brand in a title corroborate each other ("apple iphone 15"): counted
+        # for ambiguous mentions only, outside ordinary phrases
+        amb = cand.select(pl.col("ambiguous") & pl.col("__oph").is_null()).to_series()
+        names = (
+            cand.filter(amb)
+            .group_by("__tid", "brand")
+            .agg(pl.col("form").n_unique().alias("__names"))
+            .filter(pl.col("__names") > 1)
+        )
+        cand = cand.with_columns(
+            amb.alias("__two_names")
+            & pl.concat_str(["__tid", "brand"], separator="\x00").is_in(
+                names.select(pl.concat_str(["__tid", "brand"], separator="\x00"))
+                .to_series()
+                .implode()
+            )
+        )
         in_raw = pl.col("__raw").str.contains(pl.col("surface"), literal=True).alias("__in_raw")
-        capitalised = (
-            pl.col("__title").str.contains(pl.col("surface").str.to_titlecase(), literal=True)
-            | pl.col("__title").str.contains(pl.col("surface").str.to_uppercase(), literal=True)
-        ).alias("__capitalised")
+        # written with a capital letter somewhere ("Omega", "OMEGA", "iPhone"): the title does
+        # not hold the name in lower case
+        capitalised = (~pl.col("__title").str.contains(pl.col("surface"), literal=True)).alias(
+            "__capitalised"
+        )
         # two kinds of mention read these substring tests: a plain one in a title with
         # fullwidth or zero-width characters (were they hiding it?) and a plain mention of an
         # ambiguous word without a category (is it capitalised?); the others keep the default
@@ -1433,7 +1600,7 @@ class TextFilter(Filter):
         tested = cand.select(
             plain_kind
             & (
-                pl.col("__fullwidth")
+                pl.col("__compat_chars")
                 | pl.col("__zero_width")
                 | (pl.col("ambiguous") & pl.col("__lcat").is_null())
             )
@@ -1456,13 +1623,16 @@ class TextFilter(Filter):
             spread(tests.get_column("__in_raw"), tested).fill_null(True),
             spread(tests.get_column("__capitalised"), tested).fill_null(False),
         )
-        # a plain match whose surface is not in the raw title hid behind fullwidth/zero-width
+        # a plain match whose surface is not in the raw title hid behind fullwidth, zero-width
+        # or other compatibility characters ("𝐆𝐮𝐜𝐜𝐢": look-alikes NFKC reads)
         hidden = pl.col("kind").is_in(["exact", "alias"]) & ~pl.col("__in_raw")
         kind = (
             pl.when(hidden & pl.col("__fullwidth"))
             .then(pl.lit("fullwidth"))
             .when(hidden & pl.col("__zero_width"))
             .then(pl.lit("zero_width"))
+            .when(hidden & pl.col("__compat_chars"))
+            .then(pl.lit("confusable"))
             .otherwise(pl.col("kind"))
         )
         # "laces for Nike": an accessory for the brand if any mention of it follows a prefix,
@@ -1498,19 +1668,28 @@ class TextFilter(Filter):
             .scatter(keyed.get_column("__k"), keyed.get_column("__accessory"))
             .alias("__accessory")
         ).with_columns(pl.coalesce("__accessory", "__compat").alias("__accessory"))
-        # without a category, a capitalised brand word ("Omega Speedmaster") is support enough
-        capitalised = pl.col("__capitalised")
-        corroborated = (
+        supported = (
             pl.concat_str(["brand", "__lcat"], separator="\x00").is_in(
                 self.brand_category_pairs_.implode()
             )
             | (pl.col("__declared") == pl.col("brand"))
             | (pl.col("text_strong_phrases") > 0)
-            | (pl.col("__lcat").is_null() & capitalised)
+            | pl.col("__two_names")
         )
-        # nobody obfuscates an ordinary word: only plain mentions of ambiguous words need support
-        plain = pl.col("kind").is_in(["exact", "alias"])
-        usable = pl.col("__oph").is_null() & (~pl.col("ambiguous") | ~plain | corroborated)
+        # without a category, a capitalised brand word ("Omega Speedmaster") is support enough
+        # for a plain mention; a misspelling needs the listing's own support
+        corroborated = supported | (pl.col("__lcat").is_null() & pl.col("__capitalised"))
+        # nobody obfuscates an ordinary word: only plain mentions and near misses of ambiguous
+        # words (and edits of a first letter) need support
+        kind_now = pl.col("kind")
+        needs = (
+            pl.when(kind_now.is_in(["exact", "alias"]))
+            .then(corroborated)
+            .when(kind_now.is_in(["typo", "glued"]))
+            .then(supported)
+            .otherwise(pl.lit(True))
+        )
+        usable = pl.col("__oph").is_null() & (~pl.col("ambiguous") | needs)
         suppressed = (
             cand.filter(~usable & pl.col("__oph").is_not_null())
             .sort(["__tid", "pos", "n", "form", "__oph"])

@@ -19,7 +19,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from filters import textops
-from filters.normalise import MASK_CHARS, leet_readings, skeleton
+from filters.normalise import MASK_CHARS, leet_readings, nfkc_lost_lookalikes
 from pipelines.registry import category_key
 
 if TYPE_CHECKING:
@@ -76,13 +76,24 @@ class TextRecordScorer:
     """Lookups of a fitted :class:`~filters.text.TextFilter`, arranged for one listing."""
 
     def __init__(self, f: TextFilter) -> None:
-        from filters.text import KIND_NOTE, KIND_RANK, KIND_SCORE, MAX_NGRAM, PLAIN_KINDS, _partials
+        from filters.text import (
+            KIND_NOTE,
+            KIND_RANK,
+            KIND_SCORE,
+            MAX_NGRAM,
+            PLAIN_KINDS,
+            _partials,
+            glued_core,
+        )
 
         self.f = f
         self.kind_rank, self.kind_score, self.kind_note = KIND_RANK, KIND_SCORE, KIND_NOTE
         self.plain_kinds = PLAIN_KINDS
         self.max_ngram = MAX_NGRAM
         self.partials = _partials
+        self.unlost = str.maketrans(nfkc_lost_lookalikes())
+        self.glued_core = glued_core
+        self.glue_lengths = sorted({len(k) for k in f.glue_keys_}, reverse=True)
         self.key_info: dict[str, Match] = {
             k: Match(b, kind, 0, bool(amb), ksig)
             for k, b, kind, ksig, amb in f.keys_.select(
@@ -102,7 +113,9 @@ class TextRecordScorer:
         self.fuzzy_keys = list(f.fuzzy_keys_)
         self.multi_keys = list(f.multi_fuzzy_keys_)
         self.max_budget = max((f._edits_for(len(k)) for k in self.fuzzy_keys), default=0)
-        self.common = frozenset(f.common_.to_list())
+        # the word list stays a sorted column: a set of its 300,000 words would cost a few
+        # tenths of a second to build, a lookup by bisection a few microseconds
+        self.common_words = f.common_
         self.brand_cats = frozenset(f.brand_categories_.iter_rows())
         self.brand_by_key: dict[str, str] = {}
         for k, b in f.brand_by_key_.iter_rows():
@@ -133,6 +146,7 @@ class TextRecordScorer:
         self._caches()
 
     def _caches(self) -> None:
+        self.is_common = lru_cache(maxsize=200_000)(self._is_common)
         self.form_match = lru_cache(maxsize=200_000)(self._form_match)
         self.surface_match = lru_cache(maxsize=50_000)(self._surface_match)
         self.masked_brand = lru_cache(maxsize=50_000)(self.f._masked_brand)
@@ -141,6 +155,7 @@ class TextRecordScorer:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["form_match"], state["surface_match"], state["masked_brand"]
+        del state["is_common"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -149,55 +164,95 @@ class TextRecordScorer:
 
     # ------------------------------------------------------------ matching (cached)
 
-    def _nearest(self, query: str, keys: list[str]) -> tuple[str, int] | None:
-        """The nearest key within its edit budget that keeps the first letter (ties: the
-        alphabetically first), as ``TextFilter._near_misses``."""
+    def _is_common(self, word: str) -> bool:
+        """Whether ``word`` is in the filter's (sorted) word list."""
+        words = self.common_words
+        at = words.search_sorted(word)
+        return bool(at < words.len() and words[at] == word)
+
+    def _glued_word(self, form: str) -> str | None:
+        """The key a form glues to a common word, as ``TextFilter._glued_words``."""
+        from filters.text import MIN_GLUE_KEY, MIN_GLUE_WORD
+
+        if len(form) < MIN_GLUE_KEY + MIN_GLUE_WORD:
+            return None
+        keys = self.f.glue_keys_set_
+        for length in self.glue_lengths:
+            if len(form) < length + MIN_GLUE_WORD:
+                continue
+            head, tail = form[:length], form[length:]
+            if head in keys and self.is_common(tail):
+                return head
+            head, tail = form[: len(form) - length], form[len(form) - length :]
+            if tail in keys and self.is_common(head):
+                return tail
+        return None
+
+    def _nearest(
+        self, query: str, keys: list[str], *, same_first: bool = False
+    ) -> tuple[str, int, bool] | None:
+        """The nearest key within its edit budget (of equals, one keeping the first letter,
+        then the alphabetically first), as ``TextFilter._near_misses``: (key, edits, whether
+        the first letter differs)."""
         if not keys or self.max_budget == 0:
             return None
-        best: tuple[int, str] | None = None
+        best: tuple[int, bool, str] | None = None
         for key, dist, _ in process.extract(
             query, keys, scorer=OSA.distance, score_cutoff=self.max_budget, limit=None
         ):
             budget = self.f._edits_for(len(key))
-            if dist <= budget and abs(len(query) - len(key)) <= budget and query[0] == key[0]:
-                cand = (int(dist), key)
+            first = query[0] != key[0]
+            if dist <= budget and abs(len(query) - len(key)) <= budget:
+                if same_first and first:
+                    continue
+                cand = (int(dist), first, key)
                 if best is None or cand < best:
                     best = cand
-        return None if best is None else (best[1], best[0])
+        return None if best is None else (best[2], best[0], best[1])
 
     def _form_match(self, form: str, n: int) -> Match | None:
-        """The brand match of one n-gram form (``TextFilter.brand_matches``, by form)."""
+        """The brand match of one n-gram form (``TextFilter.form_matches``, by form)."""
         info = self.key_info
         hit = self.exact_info.get(form)
         if hit is not None:
             return hit
-        if not RE_LOWER_ALNUM.fullmatch(form):
-            sk = skeleton(form)
-            if sk is not None and sk in info:
-                m = info[sk]
+        lower = RE_LOWER.fullmatch(form) is not None
+        if (lower or not RE_LOWER_ALNUM.fullmatch(form)) and not self.is_common(form):
+            key = self.f._look_alike(form)
+            if key is not None:
+                m = info[key]
                 return Match(m.brand, "confusable", 0, m.ambiguous, m.ksig)
-        if RE_LOWER.fullmatch(form) and len(form) >= self.f.min_fuzzy_len:
-            if n == 1 and form not in self.common:
+        if lower and len(form) >= self.f.min_fuzzy_len:
+            if n == 1 and not self.is_common(form):
                 near = self._nearest(form, self.fuzzy_keys)
                 if near is not None:
-                    key, d = near
+                    key, d, first = near
                     m = info[key]
                     if form not in self.partials(key, m.ksig):
-                        return Match(m.brand, "typo", d, m.ambiguous, m.ksig)
+                        return Match(m.brand, "typo", d, m.ambiguous or first, m.ksig)
+                glued = self._glued_word(form)
+                if glued is not None:
+                    m = info[glued]
+                    return Match(m.brand, "glued", 0, m.ambiguous, m.ksig)
             elif n > 1:
-                near = self._nearest(form, self.multi_keys)
+                near = self._nearest(form, self.multi_keys, same_first=True)
                 if near is not None:
-                    key, d = near
+                    key, d, _ = near
                     m = info[key]
                     # the match row is keyed by the name's word count, as in the batch path
                     if len((m.ksig or "").split(",")) == n:
                         return Match(m.brand, "typo", d, m.ambiguous, m.ksig)
             return None
-        if RE_DIGIT.search(form) and RE_LETTER.search(form):
-            reading = next((r for r in leet_readings(form) if r in info), None)
-            if reading is not None:
-                m = info[reading]
-                return Match(m.brand, "leet", 0, m.ambiguous, m.ksig)
+        if RE_DIGIT.search(form):
+            if RE_LETTER.search(form):
+                reading = next((r for r in leet_readings(form) if r in info), None)
+                if reading is not None:
+                    m = info[reading]
+                    return Match(m.brand, "leet", 0, m.ambiguous, m.ksig)
+            core = self.glued_core(form) if n == 1 else None
+            if core is not None and core in self.f.glue_keys_set_:
+                m = info[core]
+                return Match(m.brand, "glued", 0, m.ambiguous, m.ksig)
         return None
 
     def _surface_match(self, surface: str) -> Match | None:
@@ -386,7 +441,7 @@ class TextRecordScorer:
             ptext = " " + textops.strip_chars(textops.RE_PHRASE_KEEP.sub(" ", text.lower())) + " "
             raw = title.lower()
         else:
-            norm = textops.RE_CJK_RUN.sub(r" \1 ", textops.folded(title))
+            norm = textops.RE_CJK_RUN.sub(r" \1 ", textops.folded(title.translate(self.unlost)))
             ptext = textops.phrase_text(text)
             raw = textops.RE_MARKS_BUT_HIDDEN.sub("", _nfd(title.lower()))
 
@@ -428,6 +483,8 @@ class TextRecordScorer:
                     kind = "fullwidth"
                 elif textops.RE_ZERO_WIDTH.search(raw):
                     kind = "zero_width"
+                elif unicodedata.normalize("NFKC", raw) != unicodedata.normalize("NFC", raw):
+                    kind = "confusable"
             for oph in ordinary_by_key.get(m.form, [None]):
                 rows.append((m, kind, oph))
 
@@ -446,22 +503,29 @@ class TextRecordScorer:
             for m, _, _ in rows:
                 accessory.setdefault(m.brand, compat)
 
+        # two names of one brand corroborate each other (ambiguous mentions outside ordinary
+        # phrases, as TextFilter._scored)
+        names: dict[str, set[str]] = {}
+        for m, _, oph in rows:
+            if m.ambiguous and oph is None:
+                names.setdefault(m.brand, set()).add(m.form)
         usable: list[tuple[Mention, str]] = []
         suppressed: list[tuple[int, int, str, str, str]] = []
         for m, kind, oph in rows:
             if oph is not None:
                 suppressed.append((m.pos, m.n, m.form, oph, m.surface))
                 continue
-            plain_kind = kind in ("exact", "alias")
-            if m.ambiguous and plain_kind:
-                capitalised = textops.titlecase(m.surface) in title or m.surface.upper() in title
-                corroborated = (
+            if m.ambiguous and kind in ("exact", "alias", "typo", "glued"):
+                supported = (
                     (lcat is not None and (m.brand, lcat) in self.brand_cats)
                     or (declared is not None and declared == m.brand)
                     or n_strong > 0
-                    or (lcat is None and capitalised)
+                    or len(names.get(m.brand, ())) > 1
                 )
-                if not corroborated:
+                if kind in ("exact", "alias") and not supported and lcat is None:
+                    # without a category, a capitalised brand word is support enough
+                    supported = m.surface not in title
+                if not supported:
                     continue
             usable.append((m, kind))
         oreason = None

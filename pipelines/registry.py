@@ -2,7 +2,8 @@
 
 A registry directory holds ``brands.csv`` (required), ``official_images.csv`` and
 ``known_fakes.csv`` (optional), ``lexicon.toml`` (optional, extends the built-in lexicon) and
-``common_words.txt`` (optional, extends the built-in list of words never fuzzy-matched).
+``common_words.txt`` (optional, one word a line: extends the shipped common words of ten
+languages, ``seeds/registry/wordfreq_words.tsv``, built from wordfreq).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tomllib
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -42,6 +44,9 @@ LEXICON_KINDS: dict[str, tuple[str, ...]] = {
     ),
     "products": ("main", "bundle"),
 }
+#: the shipped common words (``seeds/tools/build_common_words.py`` builds it from wordfreq)
+WORDS_FILE = "wordfreq_words.tsv"
+WORDS_SCHEMA = {"word": pl.String, "zipf": pl.Float64, "lang": pl.String}
 #: ``[small_goods."3%"]``: a share of a brand's dearest reference price
 RE_SHARE = re.compile(r"(\d+(?:\.\d+)?)%")
 
@@ -84,7 +89,12 @@ class Lexicon:
     counterfeit: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     legitimate: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     ordinary: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    common_words: frozenset[str] = frozenset()
+    #: common words (folded as titles are) and their highest Zipf frequency over the languages
+    #: of the word list; a registry's own words have an infinite one
+    words: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema={"word": pl.String, "zipf": pl.Float64}),
+        compare=False,
+    )
     #: share of the brand's dearest reference ("3%") -> the small goods sold for about that
     small_goods: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: ``main``: nouns of the goods reference prices are for; ``bundle``: words adding an item
@@ -105,6 +115,11 @@ class Lexicon:
     def phrases(self, section: str, kind: str) -> tuple[str, ...]:
         table: Mapping[str, tuple[str, ...]] = getattr(self, section)
         return table.get(kind, ())
+
+    @cached_property
+    def common_words(self) -> frozenset[str]:
+        """The common words as a set (built on first use: it takes a few tenths of a second)."""
+        return frozenset(self.words.get_column("word").to_list())
 
 
 @dataclass(frozen=True)
@@ -316,7 +331,53 @@ def _lexicon_tables(path: Path, data: dict[str, object]) -> dict[str, dict[str, 
     return out
 
 
-def _load_lexicon(paths: list[Path], word_files: list[Path]) -> Lexicon:
+def fold_word(word: str) -> str:
+    """A word folded as the text filter folds titles: NFKC, lower case, accents stripped."""
+    lowered = unicodedata.normalize("NFKC", word).lower()
+    decomposed = unicodedata.normalize("NFKD", lowered)
+    bare = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+    return unicodedata.normalize("NFC", bare)
+
+
+def _load_words(table: Path | None, word_files: list[Path]) -> pl.DataFrame:
+    """The shipped word table and a registry's own words (one a line, ``#`` comments)."""
+    frames = []
+    if table is not None:
+        try:
+            frames.append(
+                pl.read_csv(
+                    table,
+                    separator="\t",
+                    comment_prefix="#",
+                    quote_char=None,
+                    schema=WORDS_SCHEMA,
+                ).select("word", "zipf")
+            )
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise RegistryError(
+                f"{table}: unreadable word table ({exc}); expected tab-separated word, zipf, lang"
+            ) from None
+    own: set[str] = set()
+    for wf in word_files:
+        for raw in _read_text(wf).splitlines():
+            w = raw.strip()
+            if w and not w.startswith("#"):
+                own.add(fold_word(w))
+    if own:
+        frames.append(
+            pl.DataFrame(
+                {"word": sorted(own), "zipf": [math.inf] * len(own)},
+                schema={"word": pl.String, "zipf": pl.Float64},
+            )
+        )
+    if not frames:
+        return pl.DataFrame(schema={"word": pl.String, "zipf": pl.Float64})
+    if len(frames) == 1 and table is not None:
+        return frames[0]  # built sorted, one row a word
+    return pl.concat(frames).group_by("word").agg(pl.col("zipf").max()).sort("word")
+
+
+def _load_lexicon(paths: list[Path], words: Path | None, word_files: list[Path]) -> Lexicon:
     merged: dict[str, dict[str, list[str]]] = {s: {} for s in LEXICON_SECTIONS}
     for path in paths:
         text = _read_text(path)
@@ -330,12 +391,6 @@ def _load_lexicon(paths: list[Path], word_files: list[Path]) -> Lexicon:
         for section, table in _lexicon_tables(path, data).items():
             for kind, phrases in table.items():
                 merged[section].setdefault(kind, []).extend(phrases)
-    words: set[str] = set()
-    for wf in word_files:
-        for raw in _read_text(wf).splitlines():
-            w = raw.strip().casefold()
-            if w and not w.startswith("#"):
-                words.add(w)
 
     def freeze(table: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
         return {k: tuple(dict.fromkeys(v)) for k, v in table.items()}
@@ -344,7 +399,7 @@ def _load_lexicon(paths: list[Path], word_files: list[Path]) -> Lexicon:
         counterfeit=freeze(merged["counterfeit"]),
         legitimate=freeze(merged["legitimate"]),
         ordinary=freeze(merged["ordinary"]),
-        common_words=frozenset(words),
+        words=_load_words(words, word_files),
         small_goods=freeze(merged["small_goods"]),
         products=freeze(merged["products"]),
     )
@@ -378,17 +433,18 @@ def load_registry(root: str | Path) -> Registry:
     # the shipped lexicon is the base; a registry's own lexicon.toml extends it
     base = default_registry_dir()
     lex_files = [base / "lexicon.toml"]
-    word_files = [base / "common_words.txt"]
+    table = base / WORDS_FILE
+    word_files = [root / "common_words.txt"]
     if root.resolve() != base.resolve():
         lex_files += [p for p in [root / "lexicon.toml"] if p.is_file()]
-        word_files += [p for p in [root / "common_words.txt"] if p.is_file()]
     lex_files = [p for p in lex_files if p.is_file()]
     word_files = [p for p in word_files if p.is_file()]
-    lexicon = _load_lexicon(lex_files, word_files)
+    tables = [table] if table.is_file() else []
+    lexicon = _load_lexicon(lex_files, tables[0] if tables else None, word_files)
     tracked = [root / "brands.csv"] + [
         p for p in (root / "official_images.csv", root / "known_fakes.csv") if p.is_file()
     ]
-    fingerprint = _fingerprint(tracked + lex_files + word_files)
+    fingerprint = _fingerprint(tracked + lex_files + tables + word_files)
     return Registry(
         root=root,
         brands=brands,

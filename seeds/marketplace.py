@@ -31,7 +31,7 @@ from pathlib import Path
 
 import polars as pl
 
-from filters.text import plural_key
+from filters.text import ambiguous_keys, plural_key
 from pipelines.config import DEFAULT_STANDARD_VOLUMES
 from pipelines.registry import Registry, brand_key, default_registry_dir, load_registry
 
@@ -427,7 +427,7 @@ def generate_marketplace(
     rng = random.Random(seed)
     brands = _brands(registry)
     keys = {brand_key(x) for b in brands for x in (b.name, *b.aliases)}
-    ambiguous = {brand_key(w) for w in registry.lexicon.ordinary}
+    ambiguous = ambiguous_keys(registry)
     eligible = {f: [b for b in brands if _eligible(b, f, keys, ambiguous)] for f in OBFUSCATIONS}
     plain = [b for b in brands if brand_key(b.name) not in ambiguous]
     native = [b for b in plain if b.native]
@@ -670,7 +670,7 @@ def generate_everyday(registry: Registry, n: int, *, seed: int = 0) -> pl.DataFr
         raise ValueError(f"n must be >= 0, got {n}")
     rng = random.Random(seed)
     brands = _brands(registry)
-    ambiguous = {brand_key(w) for w in registry.lexicon.ordinary}
+    ambiguous = ambiguous_keys(registry)
     common = {w.lower() for w in registry.lexicon.common_words}
     # one-word names whose plural is the name and "s", and no word of its own
     plural = [

@@ -1,43 +1,72 @@
-"""Regenerate ``seeds/registry/common_words.txt``: words the text filter never fuzzy-matches.
+"""Regenerate ``seeds/registry/wordfreq_words.tsv``: the common words of ten languages.
 
-The most common words of English (20,000) and of Spanish, French, German, Portuguese and Italian
-(5,000 each), from the ``wordfreq`` package (a development-time tool, not a runtime dependency),
-lower case, letters only, at least 3 letters. Brand names and aliases of ``brands.csv`` are left
-out: a brand word that is also an ordinary word ("coach", "shell") is declared in
-``lexicon.toml``'s ``[ordinary]`` section instead, with the phrases that show its ordinary use.
+Every word that ``wordfreq`` counts at least once per million words (Zipf frequency >= 3.0) in
+English, German, French, Spanish, Portuguese, Italian, Dutch, Polish, Russian or Turkish, folded
+as the text filter folds titles (NFKC, lower case, accents stripped), letters only, two letters
+or more, with its highest Zipf frequency over the ten languages and the language that gives it.
 
-Run: ``pip install wordfreq && python seeds/tools/build_common_words.py``
+The text filter never reads one of these words as a misspelt brand (Turkish "anket" is not
+Anker), and a brand name made only of words at least as common as its ``ambiguous_zipf``
+(Guess, Mango, Shell) is ambiguous: a plain mention of it counts only when something
+corroborates it.
+
+The file is data built from a maintained resource, not a runtime dependency: the filter reads
+it in a few milliseconds, where asking wordfreq for ten languages takes seconds. The header
+records the wordfreq version, the languages and the threshold; ``tests/test_wordfreq_words.py``
+checks that the shipped file is what this script writes with the installed wordfreq.
+
+Run: ``pip install wordfreq && python -m seeds.tools.build_common_words``
 """
 
 from __future__ import annotations
 
+import math
+from importlib.metadata import version
 from pathlib import Path
 
-import wordfreq
+import regex
 
-from pipelines.registry import brand_key, load_registry
+from filters.textops import folded
 
-REGISTRY = Path(__file__).resolve().parents[1] / "registry"
-SIZES = {"en": 20_000, "es": 5_000, "fr": 5_000, "de": 5_000, "pt": 5_000, "it": 5_000}
+OUT = Path(__file__).resolve().parents[1] / "registry" / "wordfreq_words.tsv"
+LANGUAGES = ("en", "de", "fr", "es", "pt", "it", "nl", "pl", "ru", "tr")
+#: once per million words
+MIN_ZIPF = 3.0
+RE_WORD = regex.compile(r"\p{L}{2,}")
+
+
+def build() -> bytes:
+    """The table as text (the same wordfreq gives the same file)."""
+    import wordfreq
+
+    best: dict[str, tuple[float, str]] = {}
+    floor = 10 ** (MIN_ZIPF - 9)
+    for lang in LANGUAGES:
+        for word, freq in wordfreq.get_frequency_dict(lang, wordlist="best").items():
+            if freq < floor:
+                continue
+            form = folded(word)
+            if not RE_WORD.fullmatch(form):
+                continue
+            zipf = round(math.log10(freq) + 9, 2)
+            if form not in best or zipf > best[form][0]:
+                best[form] = (zipf, lang)
+    header = [
+        f"# wordfreq {version('wordfreq')}, wordlist 'best'; languages {','.join(LANGUAGES)}; "
+        f"zipf >= {MIN_ZIPF}",
+        "# built by seeds/tools/build_common_words.py: word (folded), its highest zipf frequency"
+        " over the languages, that language",
+        "word\tzipf\tlang",
+    ]
+    lines = [f"{w}\t{z:.2f}\t{lang}" for w, (z, lang) in sorted(best.items())]
+    text = "\n".join(header + lines) + "\n"
+    return text.encode("utf-8")
 
 
 def main() -> None:
-    registry = load_registry(REGISTRY)
-    brand_keys = {brand_key(b) for b in registry.brand_names}
-    for aliases in registry.brands.get_column("aliases").to_list():
-        brand_keys.update(brand_key(a) for a in aliases)
-    words: set[str] = set()
-    for lang, n in SIZES.items():
-        for w in wordfreq.top_n_list(lang, n):
-            w = w.casefold()
-            if len(w) >= 3 and w.isalpha() and w not in brand_keys:
-                words.add(w)
-    header = (
-        "# common words never fuzzy-matched to a brand; built by seeds/tools/build_common_words.py"
-    )
-    text = "\n".join([header, *sorted(words)]) + "\n"
-    (REGISTRY / "common_words.txt").write_text(text, encoding="utf-8")
-    print(f"{len(words)} words")
+    data = build()
+    OUT.write_bytes(data)
+    print(f"{OUT}: {len(data):,} bytes")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,249 @@
+"""Text evidence from maintained reference data: the common words of ten languages (wordfreq),
+Unicode's confusables (UTS #39) and the typo families of dnstwist, each checked on data the
+project does not write, and on both the batch and the one-listing paths."""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from typing import Any
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from filters.normalise import confusables, confusables_version, skeleton
+from filters.text import TextFilter, ambiguous_keys, ambiguous_surfaces
+from pipelines.registry import Registry
+
+LANGUAGES = ("en", "de", "fr", "es", "pt", "it", "nl", "pl", "ru", "tr")
+
+
+@pytest.fixture(scope="module")
+def text_filter(seed_registry: Registry) -> TextFilter:
+    return TextFilter().fit(seed_registry)
+
+
+def both(f: TextFilter, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row's text columns from the batch path, after checking the one-listing path gives
+    the same."""
+    frame = pl.DataFrame(rows, schema={k: pl.String for k in rows[0]})
+    batch = f.score(frame).collect().rows(named=True)
+    for row, got in zip(rows, batch, strict=True):
+        alone = f.score_record(row)
+        for column, value in alone.items():
+            assert got[column] == value, (row, column, got[column], value)
+    return batch
+
+
+# ---------------------------------------------------------------- common words (wordfreq)
+
+
+def test_shipped_word_table_is_what_the_build_script_writes(seed_registry: Registry) -> None:
+    """The table is derived data: rebuilt from the installed wordfreq, byte for byte."""
+    pytest.importorskip("wordfreq")
+    from seeds.tools.build_common_words import OUT, build
+
+    assert OUT.read_bytes() == build()
+
+
+def test_word_table_records_its_source() -> None:
+    from seeds.tools.build_common_words import OUT
+
+    header = OUT.read_text(encoding="utf-8").splitlines()[0]
+    assert header.startswith("# wordfreq ") and "zipf >= 3.0" in header
+    assert all(lang in header for lang in LANGUAGES)
+
+
+@pytest.mark.parametrize(
+    ("title", "language"),
+    [
+        ("Anket formu 50 adet", "tr"),
+        ("Pada deszcz cały dzień", "pl"),
+        ("Logisch denken lernen Buch", "de"),
+        ("Tênis leves para corrida", "pt"),
+        ("Prado verde con flores", "es"),
+    ],
+)
+def test_ordinary_words_of_ten_languages_are_never_typos(
+    text_filter: TextFilter, title: str, language: str
+) -> None:
+    [row] = both(text_filter, [{"title": title}])
+    assert row["text_brand"] is None, (language, row["text_reasons"])
+
+
+def test_a_registry_adds_its_own_common_words(tmp_path: Any, seed_registry: Registry) -> None:
+    from pipelines.registry import load_registry
+
+    (tmp_path / "brands.csv").write_text(
+        "brand,category,reference_price,aliases\nGucci,bags,1800,\nZorblax,toys,40,\n",
+        encoding="utf-8",
+    )
+    plain = TextFilter().fit(load_registry(tmp_path))
+    assert both(plain, [{"title": "Guccy bag"}])[0]["text_brand"] == "Gucci"
+    (tmp_path / "common_words.txt").write_text("# ours\nGuccy\nZorblax\n", encoding="utf-8")
+    registry = load_registry(tmp_path)
+    assert "guccy" in registry.lexicon.common_words
+    own = TextFilter().fit(registry)
+    assert both(own, [{"title": "Guccy bag"}])[0]["text_brand"] is None
+    # a name made of a registry's own words is ambiguous
+    assert "zorblax" in ambiguous_keys(registry)
+
+
+def test_names_made_only_of_common_words_are_ambiguous(seed_registry: Registry) -> None:
+    keys = ambiguous_keys(seed_registry)
+    for ordinary in ("apple", "shell", "coach", "boss", "omega", "thenorthface"):
+        assert ordinary in keys
+    for name in ("gucci", "prada", "rolex", "burberry", "balenciaga", "dolcegabbana"):
+        assert name not in keys
+    words = pl.DataFrame(
+        {"word": ["guess", "mango", "dove", "gucci"], "zipf": [5.2, 3.9, 6.0, 3.3]}
+    )
+    assert ambiguous_surfaces(["Guess", "Mango", "Dove", "Gucci", "D&G"], words) == {
+        "Guess",
+        "Mango",
+        "Dove",
+    }
+
+
+def test_an_ambiguous_name_needs_corroboration_written_plainly_or_misspelt(
+    text_filter: TextFilter,
+) -> None:
+    rows = both(
+        text_filter,
+        [
+            {"title": "Apple scented candle", "category": "home"},
+            {"title": "apple iphone 15 128gb", "category": None},  # two names of one brand
+            {"title": "Samsnug Galaxy S24", "category": "electronics"},
+            {"title": "Samsnug phone case", "category": "home"},
+            {"title": "Adidass sneakers", "category": "shoes"},
+            {"title": "Adidass sneakers", "category": None},
+        ],
+    )
+    assert [r["text_brand"] for r in rows] == [None, "Apple", "Samsung", None, "Adidas", None]
+    assert rows[2]["text_match"] == "typo"
+
+
+# ---------------------------------------------------------------- dnstwist typo families
+
+
+@pytest.mark.parametrize(
+    ("title", "category", "brand", "kind"),
+    [
+        ("urberry scarf", "fashion", "Burberry", "typo"),  # omission of the first letter
+        ("Xburberry scarf", "fashion", "Burberry", "typo"),  # insertion before it
+        ("Vurberry scarf", "fashion", "Burberry", "typo"),  # keyboard neighbour of the first
+        ("Bruberry scarf", "fashion", "Burberry", "typo"),  # transposition
+        ("burberry5 scarf", "fashion", "Burberry", "glued"),  # a digit glued to the end
+        ("Burbeery scarf", None, "Burberry", "typo"),
+        ("Gicci bag", None, "Gucci", "typo"),  # a bit flip (u ^ 0x1c), a vowel swap
+    ],
+)
+def test_typo_families_are_read_at_every_position(
+    text_filter: TextFilter, title: str, category: str | None, brand: str, kind: str
+) -> None:
+    [row] = both(text_filter, [{"title": title, "category": category}])
+    assert (row["text_brand"], row["text_match"]) == (brand, kind), row["text_reasons"]
+
+
+def test_an_edit_of_the_first_letter_needs_corroboration(text_filter: TextFilter) -> None:
+    # a name one edit from another at its first letter is often another name ("Pucci" is a
+    # common word of the list, Emilio Pucci's brand): the listing must support the reading
+    rows = both(
+        text_filter,
+        [
+            {"title": "Hucci silk scarf", "category": None},
+            {"title": "Hucci silk scarf", "category": "toys"},
+            {"title": "Hucci bag replica", "category": None},
+            {"title": "Hucci shoulder bag", "category": "bags"},
+            {"title": "Pucci bag replica", "category": None},
+        ],
+    )
+    assert [r["text_brand"] for r in rows] == [None, None, "Gucci", "Gucci", None]
+
+
+def test_dnstwist_variants_are_read_on_both_paths(text_filter: TextFilter) -> None:
+    """Every fuzzer of dnstwist, in-process (no network), on a few brands; the one-listing
+    path agrees with the batch path on every variant."""
+    dnstwist = pytest.importorskip("dnstwist")
+    rng = random.Random(3)
+    rows = []
+    for brand, category in (("burberry", "fashion"), ("moncler", "fashion"), ("rolex", "watches")):
+        fuzzer = dnstwist.Fuzzer(f"{brand}.com")
+        fuzzer.generate()
+        variants = sorted(
+            {p["domain"].rsplit(".", 1)[0] for p in fuzzer.permutations(unicode=True)}
+        )
+        for v in rng.sample(variants, min(40, len(variants))):
+            rows.append({"title": f"{v} new", "category": category})
+    out = both(text_filter, rows)
+    found = sum(r["text_brand"] is not None for r in out)
+    assert found >= 0.6 * len(rows)
+
+
+# ---------------------------------------------------------------- UTS #39 look-alikes
+
+
+def test_confusables_are_unicodes_file_with_its_version() -> None:
+    assert confusables_version().count(".") == 2
+    table = confusables()
+    assert len(table) > 6000
+    assert table["\u0430"] == "a" and table["m"] == "rn"  # Cyrillic a; m looks like rn
+
+
+def _latin_lookalikes() -> dict[str, list[str]]:
+    """Lower-case ASCII letter -> characters of other scripts UTS #39 reads as it."""
+    out: dict[str, list[str]] = {}
+    for source, target in confusables().items():
+        letter = unicodedata.category(source).startswith("L")
+        if letter and len(target) == 1 and "a" <= target <= "z" and not source.isascii():
+            out.setdefault(target, []).append(source)
+    return out
+
+
+LOOKS = _latin_lookalikes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_any_lookalike_spelling_of_a_name_reads_as_the_name(
+    text_filter: TextFilter, data: st.DataObject
+) -> None:
+    names = ["gucci", "prada", "rolex", "burberry", "versace", "fendi"]
+    name = data.draw(st.sampled_from(names))
+    spots = [i for i, c in enumerate(name) if c in LOOKS]
+    chosen = data.draw(st.lists(st.sampled_from(spots), min_size=1, max_size=3, unique=True))
+    chars = list(name)
+    for i in chosen:
+        chars[i] = data.draw(st.sampled_from(LOOKS[name[i]]))
+    written = "".join(chars)
+    assert skeleton(written).lower() == skeleton(name).lower()
+    [row] = both(text_filter, [{"title": f"{written} bag"}])
+    assert row["text_brand"] is not None, written
+    # read as obfuscation: look-alike or fullwidth characters (or, where NFKC and lower case
+    # turn a look-alike into another letter, "roＩex", a misspelling)
+    assert row["text_score"] >= 0.75, (written, row)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "𝐆𝐮𝐜𝐜𝐢",  # mathematical bold
+        "ᑭrada",  # Canadian syllabics
+        "ΗERMES",  # Greek capital eta
+        "Guϲcі",  # Greek lunate sigma, which NFKC would make a final sigma
+        "ɡuccі",  # Latin script g, Cyrillic i
+        "rnoncler",  # ASCII "rn" for "m"
+    ],
+)
+def test_lookalikes_from_every_script_are_obfuscation(
+    text_filter: TextFilter, written: str
+) -> None:
+    [row] = both(text_filter, [{"title": f"{written} new"}])
+    assert row["text_match"] == "confusable" and row["text_score"] >= 0.9, row
+
+
+def test_a_word_of_another_script_is_not_a_lookalike(text_filter: TextFilter) -> None:
+    rows = both(text_filter, [{"title": "Сова рисунок"}, {"title": "Μαμά και παιδί"}])
+    assert [r["text_brand"] for r in rows] == [None, None]
