@@ -624,6 +624,22 @@ class TextFilter(Filter):
         )
         self.secondhand_ = secondhand
         self.refurbished_ = refurbished
+        # "Apple Watch band 44mm": the head noun (the last product or accessory noun before a
+        # bundle word) is an accessory; a noun that names a main product or a brand's own small
+        # good too is not one ("bracelet", "charger")
+        products = _phrase_forms(lex.phrases("products", "main"))
+        own = set(self.small_goods_.get_column("__ifrom").to_list())
+        self.product_nouns_ = products
+        self.head_nouns_ = [
+            f for f in self.accessory_nouns_ if f not in set(products) and f not in own
+        ]
+        bundle = _phrase_forms(lex.phrases("products", "bundle"))
+        self.bundle_cut_ = (
+            "(?:" + "|".join(re.escape(b) for b in bundle) + ").*$" if bundle else None
+        )
+        self.title_accessory_probe_ = sorted(
+            {*self.title_accessory_probe_, *_single_spaced(self.head_nouns_)}
+        )
         # one pass over every title finds those that may hold a phrase of any group
         self.phrase_probe_ = sorted(
             {
@@ -831,7 +847,7 @@ class TextFilter(Filter):
             (~form.str.contains(r"^[a-z0-9]+$") | form.str.contains(r"^[a-z]+$")).alias("looks"),
             form.str.contains(r"[0-9]").alias("leet"),
             form.str.contains(r"^[0-9]+[a-z]+[0-9]*$|^[a-z]+[0-9]+$").alias("glued"),
-            form.str.contains(r"^[a-z]+$").alias("near"),
+            (form.str.contains(r"^[a-z0-9]+$") & form.str.contains(r"[a-z]")).alias("near"),
         )
         could = np.zeros(candidates.height, dtype=bool)
         tests = (looks, leet, glued, near)
@@ -900,18 +916,28 @@ class TextFilter(Filter):
             form.str.contains(r"^[a-z]+$") & (form.str.len_chars() >= self.min_fuzzy_len)
         )
         single = [f for f in fuzzy.filter(pl.col("n") == 1)["form"].to_list() if f not in common]
+        # a digit typed for a letter or between letters ("burb4erry"): read after leetspeak
+        # and glued digits, which come first below
+        mixed = rest.filter(
+            (pl.col("n") == 1)
+            & form.str.contains(r"^[a-z0-9]+$")
+            & form.str.contains(r"[0-9]")
+            & form.str.contains(r"[a-z]")
+            & (form.str.len_chars() >= self.min_fuzzy_len)
+        )["form"].to_list()
         multi = fuzzy.filter(pl.col("n") > 1)["form"].to_list()
         for text, key, d, first in self._near_misses(single, self.fuzzy_keys_):
             b, _, amb, ksig = key_info[key]
             if text not in _partials(key, ksig):
-                # an edit of the first letter asks for corroboration, as an ambiguous name does
-                extra.append((text, 1, b, "typo", d, amb or first, ksig))
+                # an edit of the first letter, or two edits ("sapling" for Spalding), ask for
+                # corroboration, as an ambiguous name does
+                extra.append((text, 1, b, "typo", d, amb or first or d >= 2, ksig))
         for text, key, d, _ in self._near_misses(multi, self.multi_fuzzy_keys_, same_first=True):
             b, _, amb, ksig = key_info[key]
             # as many tokens as the name has words: "calvin klein t" is not a typo
             n = len((ksig or "").split(","))
             if n <= MAX_NGRAM:
-                extra.append((text, n, b, "typo", d, amb, ksig))
+                extra.append((text, n, b, "typo", d, amb or d >= 2, ksig))
         # leetspeak over whole forms, so multi-word names read too ("bott3ga veneta", "7he north")
         for text, n in rest.filter(form.str.contains(r"[0-9]")).iter_rows():
             hit = next((r for r in leet_readings(text) if r in key_info), None)
@@ -921,6 +947,10 @@ class TextFilter(Filter):
             elif n == 1 and (core := glued_core(text)) is not None and core in self.glue_keys_set_:
                 b, _, amb, ksig = key_info[core]
                 extra.append((text, n, b, "glued", 0, amb, ksig))
+        for text, key, d, first in self._near_misses(mixed, self.fuzzy_keys_):
+            b, _, amb, ksig = key_info[key]
+            if text not in _partials(key, ksig):
+                extra.append((text, 1, b, "typo", d, amb or first or d >= 2, ksig))
         # a name glued to a common word ("guccishop", "shopgucci")
         words = rest.filter(
             (pl.col("n") == 1)
@@ -1360,9 +1390,27 @@ class TextFilter(Filter):
                     first(self.accessory_nouns_),
                     first(self.compatible_),
                 ),
+                self._head_noun(spaced),
             )
         )
         return spread(notes.to_series(), where).alias("__compat")
+
+    def _head_noun(self, spaced: pl.Expr) -> pl.Expr:
+        """The reason a title whose head noun is an accessory sells an accessory ("Apple Watch
+        band 44mm", "Galaxy S24 case"), else null: of the product and accessory nouns before
+        any bundle word, leftmost-first, the last is an accessory."""
+        if not self.head_nouns_:
+            return pl.lit(None, dtype=pl.String)
+        head = spaced if self.bundle_cut_ is None else spaced.str.replace(self.bundle_cut_, "")
+        nouns = head.str.extract_many(
+            [*self.product_nouns_, *self.head_nouns_], overlapping=False, leftmost=True
+        )
+        last = nouns.list.last()
+        return (
+            pl.when(last.is_in(self.head_nouns_))
+            .then(pl.format('"{}" is what the title sells: accessory for the brand', _words(last)))
+            .otherwise(pl.lit(None, dtype=pl.String))
+        )
 
     def _title_items(self, base: pl.DataFrame, where: pl.Series) -> pl.DataFrame:
         """Per title, aligned with ``base``: ``text_item``, the brand's own small good the

@@ -131,6 +131,10 @@ class TextRecordScorer:
         self.fitted = textops.PatternSet(f.fitted_)
         self.title_accessory_probe = tuple(f.title_accessory_probe_)
         self.accessory_nouns = textops.PatternSet(f.accessory_nouns_)
+        self.head_nouns = frozenset(f.head_nouns_)
+        self.product_nouns = frozenset(f.product_nouns_)
+        self.head_patterns = textops.PatternSet([*f.product_nouns_, *f.head_nouns_])
+        self.bundle_cut = None if f.bundle_cut_ is None else regex.compile(f.bundle_cut_)
         self.item_probe = tuple(f.item_probe_)
         self.small_goods = textops.PatternSet(f.small_goods_.get_column("__ifrom").to_list())
         self.item_of: dict[str, tuple[str, float]] = {
@@ -229,7 +233,7 @@ class TextRecordScorer:
                     key, d, first = near
                     m = info[key]
                     if form not in self.partials(key, m.ksig):
-                        return Match(m.brand, "typo", d, m.ambiguous or first, m.ksig)
+                        return Match(m.brand, "typo", d, m.ambiguous or first or d >= 2, m.ksig)
                 glued = self._glued_word(form)
                 if glued is not None:
                     m = info[glued]
@@ -241,7 +245,7 @@ class TextRecordScorer:
                     m = info[key]
                     # the match row is keyed by the name's word count, as in the batch path
                     if len((m.ksig or "").split(",")) == n:
-                        return Match(m.brand, "typo", d, m.ambiguous, m.ksig)
+                        return Match(m.brand, "typo", d, m.ambiguous or d >= 2, m.ksig)
             return None
         if RE_DIGIT.search(form):
             if RE_LETTER.search(form):
@@ -253,6 +257,19 @@ class TextRecordScorer:
             if core is not None and core in self.f.glue_keys_set_:
                 m = info[core]
                 return Match(m.brand, "glued", 0, m.ambiguous, m.ksig)
+            # a digit typed for a letter or between letters, as TextFilter._classify_forms
+            if (
+                n == 1
+                and RE_LOWER_ALNUM.fullmatch(form)
+                and RE_LETTER.search(form)
+                and len(form) >= self.f.min_fuzzy_len
+            ):
+                near = self._nearest(form, self.fuzzy_keys)
+                if near is not None:
+                    key, d, first = near
+                    m = info[key]
+                    if form not in self.partials(key, m.ksig):
+                        return Match(m.brand, "typo", d, m.ambiguous or first or d >= 2, m.ksig)
         return None
 
     def _surface_match(self, surface: str) -> Match | None:
@@ -404,13 +421,23 @@ class TextRecordScorer:
         fitted = self.fitted.extract(spaced) if self.fitted.patterns else []
         if fitted:
             return f'"{_words(fitted[0])}" in the title: made for the brand\'s product'
-        if not self.compatible.patterns or not self.accessory_nouns.patterns:
+        word = self.compatible.extract(spaced) if self.compatible.patterns else []
+        noun = self.accessory_nouns.extract(spaced) if self.accessory_nouns.patterns else []
+        if word and noun:
+            return (
+                f'"{_words(noun[0])}" and "{_words(word[0])}" in the title: accessory for the brand'
+            )
+        return self._head_noun(spaced)
+
+    def _head_noun(self, spaced: str) -> str | None:
+        """:meth:`TextFilter._head_noun` of one title's spaced text."""
+        if not self.head_nouns:
             return None
-        word = self.compatible.extract(spaced)
-        noun = self.accessory_nouns.extract(spaced)
-        if not word or not noun:
+        head = spaced if self.bundle_cut is None else self.bundle_cut.sub("", spaced, count=1)
+        nouns = self.head_patterns.extract_leftmost(head)
+        if not nouns or nouns[-1] not in self.head_nouns:
             return None
-        return f'"{_words(noun[0])}" and "{_words(word[0])}" in the title: accessory for the brand'
+        return f'"{_words(nouns[-1])}" is what the title sells: accessory for the brand'
 
     def _title_item(self, norm: str, ptext: str) -> tuple[str | None, float | None]:
         """:meth:`TextFilter._title_items` of one normalised title."""

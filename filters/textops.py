@@ -107,6 +107,7 @@ class PatternSet:
 
     def __init__(self, patterns: Sequence[str]) -> None:
         self.patterns = tuple(dict.fromkeys(p for p in patterns if p))
+        self._order = {p: i for i, p in enumerate(self.patterns)}
         # a space-padded phrase can only occur where its first word is a word of the text:
         # index those by that word, so a text is searched only for the phrases it may hold
         self.by_first_word: dict[str, list[str]] = {}
@@ -151,6 +152,24 @@ class PatternSet:
 
     def extract(self, text: str) -> list[str]:
         return [text[s:e] for s, e in self._matches(text)]
+
+    def extract_leftmost(self, text: str) -> list[str]:
+        """``extract_many(..., leftmost=True)``: leftmost-first, non-overlapping (of the
+        matches starting first, the pattern listed first; the scan resumes where it ended)."""
+        order = self._order
+        occ: list[tuple[int, int, str]] = []
+        for p in self._candidates(text):
+            i = text.find(p)
+            while i >= 0:
+                occ.append((i, order[p], p))
+                i = text.find(p, i + 1)
+        occ.sort()
+        out, resume = [], 0
+        for start, _, p in occ:
+            if start >= resume:
+                out.append(p)
+                resume = start + len(p)
+        return out
 
     def replace(self, text: str, with_: str) -> str:
         parts, last = [], 0

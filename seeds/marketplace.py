@@ -8,7 +8,11 @@ genuine
     ``genuine_sale`` 55-80% of retail; ``genuine_used`` / ``genuine_refurbished`` second-hand;
     ``genuine_accessory`` "case compatible with iPhone 15" at accessory prices;
     ``genuine_ordinary`` brand words as ordinary words ("coach jacket", "omega 3 fish oil");
-    ``genuine_replica_nobrand`` legitimate replicas with no brand (ship models, props)
+    ``genuine_replica_nobrand`` legitimate replicas with no brand (ship models, props);
+    ``genuine_word_brand`` a brand name that is an ordinary word, used as that word in a
+    category none of the brand's ("Scallop shell soap dish" under home);
+    ``genuine_fits`` accessories made to fit a brand's product, written in several languages
+    ("Funda para iPhone 15", "Armband kompatibel mit Apple Watch", "iPhone 15 için kılıf")
 counterfeit
     ``fake_phrase`` blatant phrases in several languages; ``fake_native`` native-script names;
     ``fake_typo`` / ``fake_confusable`` / ``fake_fullwidth`` / ``fake_zero_width`` /
@@ -36,7 +40,9 @@ from pipelines.config import DEFAULT_STANDARD_VOLUMES
 from pipelines.registry import Registry, brand_key, default_registry_dir, load_registry
 
 GENUINE_KINDS: dict[str, float] = {
-    "genuine_generic": 0.40,
+    "genuine_generic": 0.32,
+    "genuine_word_brand": 0.03,
+    "genuine_fits": 0.05,
     "genuine_authorised": 0.19,
     "genuine_sale": 0.08,
     "genuine_used": 0.10,
@@ -173,6 +179,87 @@ ORDINARY = [
     ("Crocodile leather look notebook", None),
     ("Camper vans model kit", "toys"),
     ("Canon in D sheet music", None),
+]
+#: brand names that are ordinary words, used as those words in categories none of the brand's:
+#: (title, category); what a shop sells, not phrases the filter knows
+WORD_BRANDS: dict[str, list[tuple[str, str]]] = {
+    "Apple": [
+        ("Apple scented soy candle 200g", "home"),
+        ("Dried apple rings 500g organic", "food"),
+        ("Apple tree sapling 1.5m Braeburn", "garden"),
+        ("Apple slicer and corer stainless steel", "home"),
+    ],
+    "Shell": [
+        ("Scallop shell soap dish ceramic", "home"),
+        ("Shell shaped cake mould silicone", "home"),
+        ("Shell fossil specimen polished", "collectibles"),
+    ],
+    "Coach": [
+        ("Coach tactics board magnetic 45cm", "sports"),
+        ("Vintage coach lamp brass outdoor", "home"),
+    ],
+    "Boss": [
+        ("Boss lady wall sign wooden", "home"),
+        ("Boss battle board game expansion", "games"),
+    ],
+    "Omega": [("Omega pendant charm stainless steel", "crafts")],
+    "Puma": [("Puma wildlife photography calendar 2025", "books")],
+    "Canon": [("Canon law handbook paperback", "books")],
+    "Diesel": [("Diesel heater 5kW for garage", "home_appliances")],
+    "Shark": [("Shark tooth necklace cord", "crafts"), ("Shark kite for kids", "toys")],
+    "Fossil": [("Fossil hunting kit for kids", "toys")],
+    "Citizen": [("Citizen science field guide paperback", "books")],
+    "Supreme": [("Supreme pizza seasoning 80g", "food")],
+    "Beats": [("Lo-fi beats vinyl record", "music")],
+    "Creed": [("Creed soundtrack vinyl LP", "music")],
+    "Jordan": [("Jordan travel guide 2025 paperback", "books")],
+    "Braun": [("Braun sauce recipe cookbook", "books")],
+    "Wilson": [("Wilson family history book hardcover", "books")],
+}
+#: categories the generator lists goods under besides the registry's
+OTHER_CATEGORIES = frozenset(
+    {"accessories", "toys", *(c for uses in WORD_BRANDS.values() for _, c in uses)}
+)
+#: accessories made to fit a brand's product, by language ({m}: the product)
+FITS = [
+    "Silicone band for {m} 41mm",
+    "Fits {m} - replacement strap black",
+    "Compatible with {m} fast charger 20W",
+    "Designed for {m} magnetic car mount",
+    "{m} case shockproof clear",
+    "{m} screen protector 2 pack",
+    "Funda para {m} silicona",
+    "Correa compatible con {m}",
+    "Soporte de coche para {m}",
+    "Coque pour {m} antichoc",
+    "Bracelet compatible avec {m}",
+    "Chargeur conçu pour {m}",
+    "Hülle für {m} transparent",
+    "Armband kompatibel mit {m}",
+    "Halterung passend für {m}",
+    "Custodia per {m}",
+    "Cinturino compatibile con {m}",
+    "Capa para {m} anti-impacto",
+    "Pulseira compatível com {m}",
+    "Чехол для {m}",
+    "Ремешок для {m}",
+    "{m} için kılıf şeffaf",
+    "{m} ile uyumlu kordon",
+]
+#: products accessories are made to fit (as a title writes them)
+FIT_PRODUCTS = [
+    "Apple Watch",
+    "iPhone 15 Pro",
+    "AirPods Pro",
+    "iPad Air",
+    "Galaxy S24",
+    "Galaxy Watch",
+    "Garmin Fenix 7",
+    "Fitbit Charge 6",
+    "Pixel 8",
+    "Xiaomi Redmi Note 13",
+    "Huawei Watch GT 4",
+    "Sony WH-1000XM5",
 ]
 REPLICA_NOBRAND = [
     "Titanic replica ship model 1:350",
@@ -432,6 +519,7 @@ def generate_marketplace(
     plain = [b for b in brands if brand_key(b.name) not in ambiguous]
     native = [b for b in plain if b.native]
     accessory_brands = [b for b in brands if any(c in ACCESSORY for c, _ in b.categories)]
+    registry_names = set(registry.brand_names)
     genuine_kinds, genuine_w = list(GENUINE_KINDS), list(GENUINE_KINDS.values())
     fake_kinds, fake_w = list(FAKE_KINDS), list(FAKE_KINDS.values())
     fake_sellers = max(1, n // 40)
@@ -511,6 +599,17 @@ def generate_marketplace(
         elif kind == "genuine_ordinary":
             title, cat = rng.choice(ORDINARY)
             price = rng.uniform(5, 60)
+        elif kind == "genuine_word_brand":
+            words = [w for w in WORD_BRANDS if w in registry_names]
+            word = rng.choice(words)
+            title, cat = rng.choice(WORD_BRANDS[word])
+            price = rng.uniform(5, 45)
+        elif kind == "genuine_fits":
+            product = rng.choice(FIT_PRODUCTS)
+            title = rng.choice(FITS).format(m=product)
+            # listed as an accessory, or under the product's own category
+            cat = "accessories" if rng.random() < 0.7 else "electronics"
+            price = rng.uniform(4, 40)
         elif kind == "genuine_replica_nobrand":
             title, cat, price = rng.choice(REPLICA_NOBRAND), "toys", rng.uniform(15, 250)
         elif kind == "fake_phrase":

@@ -247,3 +247,92 @@ def test_lookalikes_from_every_script_are_obfuscation(
 def test_a_word_of_another_script_is_not_a_lookalike(text_filter: TextFilter) -> None:
     rows = both(text_filter, [{"title": "Сова рисунок"}, {"title": "Μαμά και παιδί"}])
     assert [r["text_brand"] for r in rows] == [None, None]
+
+
+# ---------------------------------------------------------------- accessories made to fit
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    patterns=st.lists(st.sampled_from([" a ", " a  b ", " b ", " c ", " b  c ", "x"]), min_size=1),
+    words=st.lists(st.sampled_from(["a", "b", "c", "x", "d"]), max_size=8),
+)
+def test_leftmost_search_has_polars_semantics(patterns: list[str], words: list[str]) -> None:
+    from filters.textops import PatternSet
+
+    text = "  " + "  ".join(words) + "  "
+    want = (
+        pl.Series([text])
+        .str.extract_many(list(dict.fromkeys(patterns)), overlapping=False, leftmost=True)
+        .to_list()[0]
+    )
+    assert PatternSet(patterns).extract_leftmost(text) == want
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Apple Watch band 44mm black",
+        "iPhone 15 case clear",
+        "Correa para Apple Watch 44mm",
+        "Coque pour iPhone 15 transparente",
+        "Hülle für Galaxy S24 Ultra",
+        "Custodia per iPhone 15",
+        "Capa compatível com iPhone 15",
+        "Чехол для iPhone 15",
+        "iPhone 15 için kılıf",
+        "Rolex watch strap 20mm leather",
+        "Fits Dyson V11 replacement filter",
+        "Designed for AirPods Pro case",
+    ],
+)
+def test_accessories_made_to_fit_in_every_lexicon_language(
+    text_filter: TextFilter, title: str
+) -> None:
+    [row] = both(text_filter, [{"title": title}])
+    assert row["text_brand"] is not None and row["text_accessory"], (title, row["text_reasons"])
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Apple Watch Series 9 45mm with sport band",  # the band comes with the watch
+        "Cartier Love bracelet 18k",  # a bracelet is the product
+        "Apple 20W USB-C charger",  # the brand's own small good
+        "Gucci Marmont bag with dust bag",
+        "Rolex Submariner watch",
+    ],
+)
+def test_a_product_is_not_an_accessory(text_filter: TextFilter, title: str) -> None:
+    [row] = both(text_filter, [{"title": title}])
+    assert row["text_brand"] is not None and not row["text_accessory"], row["text_reasons"]
+
+
+# ---------------------------------------------------------------- generated hard negatives
+
+
+def test_generated_word_brands_and_fitting_accessories_are_not_the_brands_goods(
+    seed_registry: Registry, text_filter: TextFilter
+) -> None:
+    """The generator's hard negatives: a brand word used as a word, in a category none of the
+    brand's, names no brand; an accessory made to fit a protected brand's product is read as
+    an accessory in every language it is written in."""
+    from seeds.marketplace import generate_marketplace
+
+    frame = generate_marketplace(seed_registry, 4000, seed=3)
+    words = frame.filter(pl.col("kind") == "genuine_word_brand")
+    fits = frame.filter(pl.col("kind") == "genuine_fits")
+    assert words.height > 50 and fits.height > 100
+    pairs = set(seed_registry.brands.select("brand", "category").iter_rows())
+    for title, category in words.select("title", "category").iter_rows():
+        assert not any((b, category) in pairs for b in seed_registry.brand_names if b in title)
+    read = text_filter.score(words.drop("label", "kind")).collect()
+    assert read["text_brand"].null_count() == read.height, read.filter(
+        pl.col("text_brand").is_not_null()
+    ).select("title", "text_reasons")
+    read = text_filter.score(fits.drop("label", "kind")).collect()
+    named = read.filter(pl.col("text_brand").is_not_null())
+    assert named.height > 0.4 * read.height  # some products fitted are not protected
+    assert named["text_accessory"].all(), named.filter(~pl.col("text_accessory")).select(
+        "title", "text_reasons"
+    )
