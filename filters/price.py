@@ -39,7 +39,12 @@ from filters.base import (
     reasons_where,
 )
 from filters.textops import brand_key_expr, pl_round, pl_str
-from pipelines.config import DEFAULT_CONDITION_FACTORS, DEFAULT_RATES, DEFAULT_STANDARD_VOLUMES
+from pipelines.config import (
+    DEFAULT_CONDITION_FACTORS,
+    DEFAULT_RATES,
+    DEFAULT_STANDARD_VOLUMES,
+    PARTS,
+)
 from pipelines.registry import brand_key, category_key
 
 if TYPE_CHECKING:
@@ -320,6 +325,8 @@ class PriceFilter(Filter):
         accessory = (
             pl.col("text_accessory").fill_null(False) if "text_accessory" in cols else pl.lit(False)
         )
+        # goods sold for parts or not working are not compared with the brand's price either
+        accessory = accessory | (pl.col("__pcond") == PARTS).fill_null(False)
         item, share = (
             (pl.col("text_item"), pl.col("text_item_share").cast(pl.Float64))
             if {"text_item", "text_item_share"} <= cols
@@ -513,7 +520,7 @@ class PriceFilter(Filter):
         price = record.get("price")
         price_usd = None if rate is None or price is None else float(price) * rate
         factor = self.condition_factors_.get(condition, 1.0)
-        accessory = bool(record.get("text_accessory") or False)
+        accessory = bool(record.get("text_accessory") or False) or condition == PARTS
         pref = self.reference_by_brand_category_.get((brand, pcat)) if brand else None
         fcat, fref = self.fallback_by_brand_.get(brand, (None, None)) if brand else (None, None)
         text_brand, key = record.get("text_brand"), record.get("text_key")
