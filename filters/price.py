@@ -45,7 +45,12 @@ from filters.base import (
     reasons_where,
 )
 from filters.textops import brand_key_expr, pl_round, pl_str
-from pipelines.config import DEFAULT_CONDITION_FACTORS, DEFAULT_RATES, DEFAULT_STANDARD_VOLUMES
+from pipelines.config import (
+    DEFAULT_CONDITION_FACTORS,
+    DEFAULT_RATES,
+    DEFAULT_STANDARD_VOLUMES,
+    PARTS,
+)
 from pipelines.registry import brand_key, category_key
 from pipelines.taxonomy import category_words, category_words_series
 
@@ -344,6 +349,8 @@ class PriceFilter(Filter):
         accessory = (
             pl.col("text_accessory").fill_null(False) if "text_accessory" in cols else pl.lit(False)
         )
+        # goods sold for parts or not working are not compared with the brand's price either
+        accessory = accessory | (pl.col("__pcond") == PARTS).fill_null(False)
         item, share = (
             (pl.col("text_item"), pl.col("text_item_share").cast(pl.Float64))
             if {"text_item", "text_item_share"} <= cols
@@ -725,7 +732,7 @@ class PriceFilter(Filter):
         price = record.get("price")
         price_usd = None if rate is None or price is None else float(price) * rate
         factor = self.condition_factors_.get(condition, 1.0)
-        accessory = bool(record.get("text_accessory") or False)
+        accessory = bool(record.get("text_accessory") or False) or condition == PARTS
         pref, pcat, fcat, fref, weak, basis, shown = self._reference_record(record, brand, declared)
         reference = None if accessory or weak else (pref if pref is not None else fref)
         refcat = pcat if pref is not None else fcat

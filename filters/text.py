@@ -719,13 +719,19 @@ class TextFilter(Filter):
         self.refurbished_ = refurbished
         # "Apple Watch band 44mm": the head noun (the last product or accessory noun before a
         # bundle word) is an accessory; a noun that names a main product or a brand's own small
-        # good too is not one ("bracelet", "charger")
+        # good too is not one ("bracelet", "charger", "glasses case")
         products = _phrase_forms(lex.phrases("products", "main"))
         own = set(self.small_goods_.get_column("__ifrom").to_list())
         self.product_nouns_ = products
         self.head_nouns_ = [
             f for f in self.accessory_nouns_ if f not in set(products) and f not in own
         ]
+        # the nouns a title's head is read from, longest first, so that a brand's own small
+        # good is read whole ("glasses case", "power adapter"), never as its last word's
+        # accessory noun ("case", "adapter")
+        self.head_patterns_ = sorted(
+            dict.fromkeys([*own, *products, *self.head_nouns_]), key=len, reverse=True
+        )
         bundle = _phrase_forms(lex.phrases("products", "bundle"))
         self.bundle_cut_ = (
             "(?:" + "|".join(re.escape(b) for b in bundle) + ").*$" if bundle else None
@@ -1618,9 +1624,7 @@ class TextFilter(Filter):
         if not self.head_nouns_:
             return pl.lit(None, dtype=pl.String)
         head = spaced if self.bundle_cut_ is None else spaced.str.replace(self.bundle_cut_, "")
-        nouns = head.str.extract_many(
-            [*self.product_nouns_, *self.head_nouns_], overlapping=False, leftmost=True
-        )
+        nouns = head.str.extract_many(self.head_patterns_, overlapping=False, leftmost=True)
         last = nouns.list.last()
         return (
             pl.when(last.is_in(self.head_nouns_))

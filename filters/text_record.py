@@ -146,7 +146,7 @@ class TextRecordScorer:
         self.accessory_nouns = textops.PatternSet(f.accessory_nouns_)
         self.head_nouns = frozenset(f.head_nouns_)
         self.product_nouns = frozenset(f.product_nouns_)
-        self.head_patterns = textops.PatternSet([*f.product_nouns_, *f.head_nouns_])
+        self.head_patterns = textops.PatternSet(f.head_patterns_)
         self.bundle_cut = None if f.bundle_cut_ is None else regex.compile(f.bundle_cut_)
         self.item_probe = tuple(f.item_probe_)
         self.small_goods = textops.PatternSet(f.small_goods_.get_column("__ifrom").to_list())

@@ -23,7 +23,7 @@ from pipelines.config import Settings, load_settings
 from pipelines.errors import ValidationError
 from pipelines.record import coerce_record, score_record, supports_records
 from pipelines.registry import load_registry
-from pipelines.schema import INPUT_SCHEMA, PARSE_ERROR, PRICE_RAW, RULE_NAMES, conform
+from pipelines.schema import INPUT_SCHEMA, PARSE_ERROR, PRICE_RAW, PRICE_SIGN, RULE_NAMES, conform
 from pipelines.stages import OUTPUT_SCHEMA, ScoringPlan, score_frame
 
 OnError = Literal["raise", "quarantine"]
@@ -43,6 +43,8 @@ class ScoreResult:
     reasons: tuple[str, ...]
     status: str
     error: str | None
+    #: the price as written
+    price_raw: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> ScoreResult:
@@ -57,6 +59,7 @@ class ScoreResult:
             reasons=tuple(row.get("reasons") or ()),
             status=row["status"],
             error=row.get("error"),
+            price_raw=row.get("price_raw"),
         )
 
 
@@ -115,7 +118,7 @@ class Scorer:
 
     def score(self, listings: pl.DataFrame, *, keep_evidence: bool = False) -> pl.DataFrame:
         """Score a polars DataFrame of listings; one output row per input row, in order."""
-        frame = conform(listings, source="listings frame")
+        frame = conform(listings, source="listings frame", settings=self.plan.settings)
         return score_frame(frame, self.plan, keep_evidence=keep_evidence)
 
     # ---- single listings
@@ -129,7 +132,7 @@ class Scorer:
         series = []
         for c in columns:
             values = [r.get(c) for r in records]
-            if c in INPUT_SCHEMA or c in (PRICE_RAW, PARSE_ERROR):
+            if c in INPUT_SCHEMA or c in (PRICE_RAW, PARSE_ERROR, PRICE_SIGN):
                 dtype = INPUT_SCHEMA.get(c, pl.String())
                 if c == "image" and any(isinstance(v, bytes) for v in values):
                     dtype = pl.Binary()
@@ -166,7 +169,7 @@ class Scorer:
         return results
 
     def _score_frame_records(self, records: list[dict[str, Any]]) -> list[ScoreResult]:
-        coerced = [coerce_record(r) for r in records]
+        coerced = [coerce_record(r, self.plan.settings) for r in records]
         # a column holds paths or raw bytes, not both: score the two kinds separately
         groups: dict[bool, list[int]] = {}
         for i, rec in enumerate(coerced):
@@ -224,7 +227,7 @@ def _validation_error(result: ScoreResult) -> ValidationError:
         "title_present": "title",
         "price_positive": "price",
         "currency_known": "currency",
-        "condition_known": "condition",
+        "currency_agrees": "currency",
     }
     field = next((field_by_rule[r] for r in rules if r in field_by_rule), None)
     return ValidationError(f"listing {result.listing_id!r}: {error}", field=field, rules=rules)

@@ -19,22 +19,34 @@ from pipelines.errors import FakestopError
 os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:5000,muzzy_decay_ms:5000")
 
 
-def _run_date(text: str | None) -> dt.date:
+def _date(text: str | None, option: str = "--run-date") -> dt.date:
+    """The date an option gives (default today), or an error naming the option."""
     if text is None:
         return dt.date.today()
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise FakestopError(f"--run-date {text!r} is not YYYY-MM-DD") from None
+        raise FakestopError(f"{option} {text!r} is not YYYY-MM-DD") from None
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    """The configuration file's settings with the command line's input options over them."""
+    from pipelines.config import load_settings
+
+    return load_settings(args.config).with_input_options(
+        columns=args.columns,
+        csv_separator=args.csv_separator,
+        encoding=args.encoding,
+        price_locale=args.price_locale,
+    )
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from pipelines.config import load_settings
     from pipelines.registry import load_registry
     from pipelines.run import run_score
     from pipelines.stages import ScoringPlan
 
-    settings = load_settings(args.config)
+    settings = _settings(args)
     registry = load_registry(args.registry)
     plan = ScoringPlan.build(registry, settings=settings, images_root=args.images, model=args.model)
     if args.engine == "spark":
@@ -47,7 +59,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         restart=args.restart,
         ledger=args.ledger,
-        run_date=_run_date(args.run_date),
+        run_date=_date(args.run_date),
         log_format=args.log_format,
     )
     if not args.quiet and args.log_format == "text":
@@ -62,20 +74,44 @@ def _score_on_spark(args: argparse.Namespace, plan: Any) -> int:
             "overwrites its run-date partition"
         )
     try:
-        from pipelines.spark import score_spark, spark_session
+        from pipelines.spark import (
+            check_inputs,
+            check_java,
+            check_master,
+            score_spark,
+            spark_error,
+            spark_session,
+        )
     except ImportError:
         raise FakestopError(
             "--engine spark needs the spark extra: pip install 'fakestop[spark]'"
         ) from None
-    spark = spark_session(args.master or "local[*]")
-    result = score_spark(
-        spark, [str(args.listings)], plan, str(args.out), run_date=_run_date(args.run_date)
-    )
+    from pipelines.outputs import refuse_output_over_inputs
+    from pipelines.schema import resolve_sources
+
+    run_date = _date(args.run_date)
+    master = args.master or "local[*]"
+    check_master(master)
+    check_inputs([str(args.listings)])
+    if "://" not in str(args.listings) and "://" not in str(args.out):
+        files = resolve_sources(args.listings)
+        refuse_output_over_inputs(args.out, True, args.listings, files)
+    check_java()
+    try:
+        spark = spark_session(master)
+        if not os.environ.get("FAKESTOP_DEBUG"):
+            # a failing task logs its Java stack trace; the failure is reported in one line
+            spark.sparkContext.setLogLevel("FATAL")
+        result = score_spark(spark, [str(args.listings)], plan, str(args.out), run_date=run_date)
+        count = result.count()
+    except FakestopError:
+        raise
+    except Exception as exc:  # any JVM or Spark failure, as one line
+        if os.environ.get("FAKESTOP_DEBUG"):
+            raise
+        raise spark_error(exc) from None
     if not args.quiet:
-        print(
-            f"scored {result.count():,} listings on Spark -> {args.out} "
-            f"(run_date={_run_date(args.run_date).isoformat()})"
-        )
+        print(f"scored {count:,} listings on Spark -> {args.out} (run_date={run_date.isoformat()})")
     return 0
 
 
@@ -100,17 +136,63 @@ def _cmd_complaints_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_sellers(args: argparse.Namespace) -> int:
+def _print_table(table: Any, limit: int) -> None:
     import polars as pl
 
+    with pl.Config(
+        tbl_rows=limit,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        fmt_str_lengths=80,
+    ):
+        print(table.head(limit))
+
+
+def _cmd_sellers(args: argparse.Namespace) -> int:
     from pipelines.ledger import Ledger
 
-    with Ledger(args.ledger) as ledger:
-        table = ledger.sellers(as_of=_run_date(args.as_of))
-    with pl.Config(
-        tbl_rows=args.limit, tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True
-    ):
-        print(table.head(args.limit))
+    if args.ledger is None:
+        raise FakestopError("sellers: --ledger FILE is required")
+    as_of = _date(args.as_of, "--as-of")
+    with Ledger(args.ledger, create=False) as ledger:
+        table = ledger.sellers(as_of=as_of)
+    _print_table(table, args.limit)
+    return 0
+
+
+def _cmd_sellers_unfreeze(args: argparse.Namespace) -> int:
+    from pipelines.ledger import Ledger
+
+    date = _date(args.date, "--date")
+    with Ledger(args.ledger, create=False) as ledger:
+        cleared = ledger.unfreeze(args.seller, date=date, reason=args.reason)
+    print(
+        f"seller {args.seller} unfrozen from {date.isoformat()}: its {cleared} strike(s) so far "
+        f"no longer count (recorded in {args.ledger})"
+    )
+    return 0
+
+
+def _cmd_strikes_remove(args: argparse.Namespace) -> int:
+    from pipelines.ledger import Ledger
+
+    date = _date(args.date, "--date")
+    with Ledger(args.ledger, create=False) as ledger:
+        sellers = ledger.remove_strike(args.listing, date=date, reason=args.reason)
+    print(
+        f"strike for listing {args.listing} (seller {', '.join(sellers)}) removed from "
+        f"{date.isoformat()} (recorded in {args.ledger})"
+    )
+    return 0
+
+
+def _cmd_strikes_list(args: argparse.Namespace) -> int:
+    from pipelines.ledger import Ledger
+
+    as_of = _date(args.as_of, "--as-of")
+    with Ledger(args.ledger, create=False) as ledger:
+        table = ledger.strikes(as_of=as_of, seller=args.seller)
+    _print_table(table, args.limit)
     return 0
 
 
@@ -133,8 +215,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         target_precision=args.target_precision,
         review_share=args.review_share,
         seed=args.seed,
-        config=args.config,
+        config=_settings(args),
     )
+    if args.quiet:
+        return 0
     m = card["metrics"]
     th = card["thresholds"]
     print(
@@ -156,7 +240,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         label=args.label,
         test=args.test,
         seed=args.seed,
-        config=args.config,
+        config=_settings(args),
     )
     print(f"report: {paths['html']}\nmetrics: {paths['metrics']}\nsummary: {paths['summary']}")
     print(paths["summary"].read_text(encoding="utf-8"))
@@ -175,93 +259,210 @@ def _cmd_registry_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _input_options(parser: argparse.ArgumentParser) -> None:
+    """Options saying how listings exports are written (also settable in the config's
+    ``[input]`` and ``[columns]``)."""
+    parser.add_argument(
+        "--columns",
+        default=None,
+        metavar="COL=HEADER,...",
+        help="export headers of listing columns, e.g. title=Name,price=Price "
+        "(headers are otherwise matched ignoring case and separators)",
+    )
+    parser.add_argument(
+        "--csv-separator",
+        default=None,
+        metavar="CHAR",
+        help="CSV field separator: one character, tab or auto (default: sniffed)",
+    )
+    parser.add_argument(
+        "--encoding",
+        default=None,
+        help="text encoding of CSV files, e.g. utf-8, utf-16, latin-1, cp1252 "
+        "(default: UTF-8, or what a byte-order mark says)",
+    )
+    parser.add_argument(
+        "--price-locale",
+        default=None,
+        choices=["auto", "point", "comma"],
+        help="decimal mark of ambiguous prices such as 1.299 (default auto: the currency's)",
+    )
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("fakestop")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+LISTINGS_HELP = (
+    "a Parquet, CSV or NDJSON/JSONL file, a directory of Parquet parts, or a glob of files "
+    "of any of these formats (quote it)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pipelines.run import DEFAULT_BATCH_SIZE
 
     parser = argparse.ArgumentParser(
         prog="fakestop", description="Score marketplace listings for counterfeit risk."
     )
+    parser.add_argument("--version", action="version", version=f"fakestop {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    score = sub.add_parser("score", help="score a listings file into a Parquet file or directory")
-    score.add_argument(
-        "listings", help="Parquet, CSV or NDJSON file, or a directory/glob of Parquet"
+    score = sub.add_parser(
+        "score", help="score listings into a Parquet, CSV or NDJSON file or a directory of parts"
     )
+    score.add_argument("listings", help=LISTINGS_HELP)
     score.add_argument("--registry", required=True, help="brand registry directory")
     score.add_argument("--images", default=None, help="directory that image paths are relative to")
     score.add_argument(
-        "--out", required=True, help="OUT.parquet, or OUT_DIR/ for one part per batch"
+        "--out",
+        required=True,
+        help="OUT.parquet, OUT.csv, OUT.ndjson or OUT.jsonl, or OUT_DIR/ for one Parquet "
+        "part per batch (never an input, nor inside an input directory)",
     )
     score.add_argument("--model", default=None, help="model file from `fakestop train`")
-    score.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    score.add_argument("--config", default=None, help="TOML file with rates and thresholds")
+    score.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"listings scored and committed at a time (default {DEFAULT_BATCH_SIZE:,})",
+    )
+    score.add_argument(
+        "--config", default=None, help="TOML file: rates, conditions, thresholds, input options"
+    )
     score.add_argument("--restart", action="store_true", help="discard an unfinished run's batches")
     score.add_argument("--ledger", default=None, help="seller strike ledger (SQLite file)")
     score.add_argument(
         "--run-date", default=None, help="date of the run, YYYY-MM-DD (default today)"
     )
-    score.add_argument("--log-format", choices=["text", "json"], default="text")
-    score.add_argument("--engine", choices=["local", "spark"], default="local")
+    score.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="progress off a terminal: one text line or JSON object per batch (default text)",
+    )
+    score.add_argument(
+        "--engine",
+        choices=["local", "spark"],
+        default="local",
+        help="local: this machine, streaming and resumable (default); spark: Apache Spark "
+        "(Parquet input, output partitioned by run date)",
+    )
     score.add_argument("--master", default=None, help="Spark master URL (default local[*])")
     score.add_argument("--quiet", action="store_true", help="no progress or summary")
+    _input_options(score)
     score.set_defaults(func=_cmd_score)
 
     train = sub.add_parser("train", help="train the fusion model on labelled listings")
-    train.add_argument("labelled", help="listings with a 0/1 label column")
-    train.add_argument("--registry", required=True)
-    train.add_argument("--images", default=None)
+    train.add_argument("labelled", help=f"listings with a 0/1 label column: {LISTINGS_HELP}")
+    train.add_argument("--registry", required=True, help="brand registry directory")
+    train.add_argument("--images", default=None, help="directory that image paths are relative to")
     train.add_argument("--out", required=True, help="model file to write (skops)")
     train.add_argument("--label", default="label", help="label column (default: label)")
-    train.add_argument("--target-precision", type=float, default=0.99)
     train.add_argument(
-        "--review-share", type=float, default=0.02, help="review budget, share of listings"
+        "--target-precision",
+        type=float,
+        default=0.99,
+        help="block precision the block threshold is chosen for (default 0.99)",
     )
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--config", default=None)
+    train.add_argument(
+        "--review-share",
+        type=float,
+        default=0.02,
+        help="review budget, share of listings (default 0.02)",
+    )
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument(
+        "--config", default=None, help="TOML file: rates, conditions, thresholds, input options"
+    )
+    train.add_argument("--quiet", action="store_true", help="no summary line")
+    _input_options(train)
     train.set_defaults(func=_cmd_train)
 
     bench = sub.add_parser("bench", help="precision/recall of every filter and the fusion")
-    bench.add_argument("labelled", help="listings with a 0/1 label column")
-    bench.add_argument("--registry", required=True)
-    bench.add_argument("--images", default=None)
+    bench.add_argument("labelled", help=f"listings with a 0/1 label column: {LISTINGS_HELP}")
+    bench.add_argument("--registry", required=True, help="brand registry directory")
+    bench.add_argument("--images", default=None, help="directory that image paths are relative to")
     bench.add_argument("--model", default=None, help="trained model (else cross-validated)")
     bench.add_argument("--report", required=True, help="directory for report.html etc.")
     bench.add_argument("--test", default=None, help="separate labelled test set")
-    bench.add_argument("--label", default="label")
-    bench.add_argument("--seed", type=int, default=0)
-    bench.add_argument("--config", default=None)
+    bench.add_argument("--label", default="label", help="label column (default: label)")
+    bench.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    bench.add_argument(
+        "--config", default=None, help="TOML file: rates, conditions, thresholds, input options"
+    )
+    _input_options(bench)
     bench.set_defaults(func=_cmd_bench)
 
     registry = sub.add_parser("registry", help="brand registry tools")
     rsub = registry.add_subparsers(dest="registry_command", required=True)
     rbuild = rsub.add_parser("build", help="hash the registry's images once into a cache")
-    rbuild.add_argument("dir")
+    rbuild.add_argument("dir", help="brand registry directory")
     rbuild.add_argument("--exact", action="store_true", help="full decode (imagehash-exact)")
-    rbuild.add_argument("--workers", type=int, default=2)
+    rbuild.add_argument(
+        "--workers", type=int, default=2, help="processes hashing photos (default 2)"
+    )
     rbuild.set_defaults(func=_cmd_registry_build)
 
     verify = sub.add_parser("verify", help="re-check a finished run against its manifest")
-    verify.add_argument("out", help="the --out of the run")
+    verify.add_argument("out", help="the output to check (its OUT.manifest.json must be beside it)")
     verify.set_defaults(func=_cmd_verify)
 
     complaints = sub.add_parser("complaints", help="rights-holder complaints")
     csub = complaints.add_subparsers(dest="complaints_command", required=True)
     cadd = csub.add_parser("add", help="import seller_id,listing_id,brand,date complaints")
-    cadd.add_argument("file")
-    cadd.add_argument("--ledger", required=True)
+    cadd.add_argument("file", help="CSV with seller_id,listing_id,brand,date columns")
+    cadd.add_argument(
+        "--ledger", required=True, help="strike ledger (SQLite file; made if missing)"
+    )
     cadd.set_defaults(func=_cmd_complaints_add)
 
-    sellers = sub.add_parser("sellers", help="sellers by status and strikes")
-    sellers.add_argument("--ledger", required=True)
+    sellers = sub.add_parser(
+        "sellers",
+        help="sellers by status and strikes; `sellers unfreeze` records an upheld appeal",
+    )
+    sellers.add_argument("--ledger", default=None, help="strike ledger (SQLite file)")
     sellers.add_argument("--as-of", default=None, help="YYYY-MM-DD (default today)")
-    sellers.add_argument("--limit", type=int, default=50)
+    sellers.add_argument("--limit", type=int, default=50, help="rows shown (default 50)")
     sellers.set_defaults(func=_cmd_sellers)
+    ssub = sellers.add_subparsers(dest="sellers_command")
+    unfreeze = ssub.add_parser(
+        "unfreeze", help="the seller's strikes so far no longer count (recorded, not deleted)"
+    )
+    unfreeze.add_argument("--ledger", required=True, help="strike ledger (SQLite file)")
+    unfreeze.add_argument("--seller", required=True, help="seller_id")
+    unfreeze.add_argument("--reason", required=True, help="why, for the audit trail")
+    unfreeze.add_argument("--date", default=None, help="from when, YYYY-MM-DD (default today)")
+    unfreeze.set_defaults(func=_cmd_sellers_unfreeze)
+
+    strikes = sub.add_parser("strikes", help="strikes and their appeals")
+    ksub = strikes.add_subparsers(dest="strikes_command", required=True)
+    remove = ksub.add_parser(
+        "remove", help="a listing's strike no longer counts (recorded, not deleted)"
+    )
+    remove.add_argument("--ledger", required=True, help="strike ledger (SQLite file)")
+    remove.add_argument("--listing", required=True, help="listing_id")
+    remove.add_argument("--reason", default=None, help="why, for the audit trail")
+    remove.add_argument("--date", default=None, help="from when, YYYY-MM-DD (default today)")
+    remove.set_defaults(func=_cmd_strikes_remove)
+    klist = ksub.add_parser("list", help="every strike, whether it counts, and why not")
+    klist.add_argument("--ledger", required=True, help="strike ledger (SQLite file)")
+    klist.add_argument("--seller", default=None, help="only this seller_id")
+    klist.add_argument("--as-of", default=None, help="YYYY-MM-DD (default today)")
+    klist.add_argument("--limit", type=int, default=50, help="rows shown (default 50)")
+    klist.set_defaults(func=_cmd_strikes_list)
 
     demo = sub.add_parser("demo", help="generate the sample marketplace and score it")
     demo.add_argument("--out", default="demo", help="output directory (default: demo/)")
     demo.add_argument("--n", type=int, default=20_000, help="number of listings to generate")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--quiet", action="store_true")
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument("--quiet", action="store_true", help="no progress or tables")
     demo.set_defaults(func=_cmd_demo)
     return parser
 
@@ -289,7 +490,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fakestop: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("fakestop: interrupted", file=sys.stderr)
+        hint = (
+            "; the batches committed so far are kept: rerun the same command to resume"
+            if getattr(args, "command", None) == "score" and getattr(args, "engine", "") == "local"
+            else ""
+        )
+        print(f"fakestop: interrupted{hint}", file=sys.stderr)
         return 130
     except Exception as exc:
         if os.environ.get("FAKESTOP_DEBUG"):

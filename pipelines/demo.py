@@ -79,7 +79,9 @@ def run_demo(out: Path, *, n: int = 20_000, seed: int = 0, quiet: bool = False) 
     train_model(train_path, registry=registry_dir, images=images, out=model_path, seed=seed)
     plan = ScoringPlan.build(registry, images_root=images, model=model_path)
     scores_path = out / "scores.parquet"
-    run_score(listings_path, plan, scores_path, quiet=quiet)
+    summary = run_score(listings_path, plan, scores_path, quiet=quiet)
+    if not quiet:
+        print(summary.line())
     report = bench_labelled(
         listings_path,
         registry=registry_dir,

@@ -28,7 +28,7 @@ BASELINE_COLUMNS = {"mean": "mean of filters", "max": "max of filters"}
 def scored_evidence(path: str | Path, plan: ScoringPlan, *, label: str) -> tuple[pl.DataFrame, int]:
     """Score a labelled file keeping every filter's evidence; returns the scored valid rows
     and the number of quarantined rows left out."""
-    frame = read_listings(path)
+    frame = read_listings(path, plan.settings)
     if label not in frame.columns:
         raise FakestopError(f"{path}: no label column {label!r} (0/1 or true/false expected)")
     scored = score_frame(frame, plan, keep_evidence=True)

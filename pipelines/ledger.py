@@ -2,7 +2,13 @@
 
 A strike is a ``block`` decision or a rights-holder complaint about one listing. Strikes are
 keyed by ``(seller_id, listing_id)``, so rerunning a batch or importing the same complaint twice
-never counts twice. Every write is one transaction: a crash leaves the ledger as it was before
+never counts twice. A block that only the freeze caused (the listing would have been allowed or
+reviewed) is not a strike: a frozen seller's strikes age out like anyone's.
+
+Appeals are recorded, never deleted: ``strikes remove`` adds an event after which that
+listing's strike no longer counts, and ``sellers unfreeze`` one after which the seller's strikes
+recorded so far no longer count (later strikes do). Both keep the strike rows and say who did
+what when and why. Every write is one transaction: a crash leaves the ledger as it was before
 the write or after it, never in between.
 """
 
@@ -20,6 +26,10 @@ from pipelines.errors import FakestopError
 
 STRIKES_TO_FREEZE = 3
 WINDOW_DAYS = 365
+#: a column of scored rows: blocked only because the seller is frozen (not a strike)
+BLOCKED_BY_FREEZE = "__blocked_by_freeze"
+STRIKE_REMOVED = "strike_removed"
+SELLER_UNFROZEN = "seller_unfrozen"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS strikes (
@@ -32,6 +42,25 @@ CREATE TABLE IF NOT EXISTS strikes (
     PRIMARY KEY (seller_id, listing_id)
 );
 CREATE INDEX IF NOT EXISTS strikes_by_seller_date ON strikes (seller_id, date);
+CREATE TABLE IF NOT EXISTS events (
+    id          INTEGER PRIMARY KEY,
+    recorded_at TEXT NOT NULL,         -- UTC time the event was recorded
+    date        TEXT NOT NULL,         -- ISO date from which it applies
+    action      TEXT NOT NULL,         -- 'strike_removed' or 'seller_unfrozen'
+    seller_id   TEXT NOT NULL,
+    listing_id  TEXT,                  -- strike_removed: the listing whose strike is removed
+    up_to       INTEGER,               -- seller_unfrozen: strikes up to this rowid are cleared
+    reason      TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_seller ON events (seller_id, action);
+"""
+
+#: per strike, whether it counts on date ?1: not removed, not cleared by an unfreeze
+_COUNTS = f"""
+NOT EXISTS (SELECT 1 FROM events e WHERE e.action = '{STRIKE_REMOVED}'
+            AND e.seller_id = s.seller_id AND e.listing_id = s.listing_id AND e.date <= ?1)
+AND NOT EXISTS (SELECT 1 FROM events e WHERE e.action = '{SELLER_UNFROZEN}'
+            AND e.seller_id = s.seller_id AND e.up_to >= s.rowid AND e.date <= ?1)
 """
 
 
@@ -43,18 +72,36 @@ def _parse_date(text: str, where: str) -> dt.date:
 
 
 class Ledger:
-    """Strikes and frozen sellers, stored in one SQLite file."""
+    """Strikes, appeals and frozen sellers, stored in one SQLite file.
 
-    def __init__(self, path: str | Path) -> None:
+    ``create``: make the file if it does not exist (a run's ``--ledger``, ``complaints add``);
+    the commands that read or amend a ledger refuse a file that is not there, so that a typo
+    is not an empty ledger.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not create and not self.path.is_file():
+            raise FakestopError(
+                f"{self.path}: no such strike ledger (one is made by "
+                "`fakestop score --ledger` or `fakestop complaints add`)"
+            )
         try:
+            if create:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None)
+            if not create and not self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'strikes'"
+            ).fetchone():
+                self._db.close()
+                raise FakestopError(f"{self.path}: not a strike ledger (it has no strikes)")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise FakestopError(f"{self.path}: not a usable strike ledger ({exc})") from None
+        except OSError as exc:
+            raise FakestopError(f"{self.path}: cannot open ({exc.strerror or exc})") from None
 
     def close(self) -> None:
         self._db.close()
@@ -81,15 +128,17 @@ class Ledger:
         return added
 
     def record_blocks(self, scored: pl.DataFrame, *, date: dt.date, run_id: str) -> int:
-        """Strike every blocked listing of a scored batch that names a seller."""
+        """Strike every blocked listing of a scored batch that names a seller, except those
+        blocked only because their seller is frozen (:data:`BLOCKED_BY_FREEZE`)."""
         if "seller_id" not in scored.columns:
             return 0
-        blocked = scored.filter(
-            (pl.col("decision") == "block") & pl.col("seller_id").is_not_null()
-        ).select("seller_id", "listing_id", "matched_brand")
+        blocked = (pl.col("decision") == "block") & pl.col("seller_id").is_not_null()
+        if BLOCKED_BY_FREEZE in scored.columns:
+            blocked = blocked & ~pl.col(BLOCKED_BY_FREEZE).fill_null(False)
+        blocked_rows = scored.filter(blocked).select("seller_id", "listing_id", "matched_brand")
         return self.add_strikes(
             (str(s), str(lid), b, date.isoformat(), "block", run_id)
-            for s, lid, b in blocked.iter_rows()
+            for s, lid, b in blocked_rows.iter_rows()
         )
 
     def import_complaints(self, path: str | Path) -> int:
@@ -127,14 +176,18 @@ class Ledger:
         return self.add_strikes(rows)
 
     def sellers(self, *, as_of: dt.date) -> pl.DataFrame:
-        """Sellers with strikes: total, strikes within the window, status (frozen/active)."""
+        """Sellers with strikes: the strikes that count (not removed nor cleared by an
+        unfreeze), those within the window, the last strike's date, and the status
+        (frozen/active) on ``as_of``."""
+        day = as_of.isoformat()
         since = (as_of - dt.timedelta(days=WINDOW_DAYS)).isoformat()
         rows = self._db.execute(
-            """SELECT seller_id, COUNT(*),
-                      SUM(CASE WHEN date > ? AND date <= ? THEN 1 ELSE 0 END),
-                      MAX(date)
-               FROM strikes GROUP BY seller_id""",
-            (since, as_of.isoformat()),
+            f"""SELECT seller_id, SUM(counts),
+                      SUM(CASE WHEN counts AND date > ?2 AND date <= ?1 THEN 1 ELSE 0 END),
+                      MAX(CASE WHEN counts THEN date END)
+               FROM (SELECT s.seller_id, s.date, ({_COUNTS}) AS counts FROM strikes s)
+               GROUP BY seller_id""",
+            (day, since),
         ).fetchall()
         frame = pl.DataFrame(
             rows,
@@ -158,11 +211,113 @@ class Ledger:
         s = self.sellers(as_of=as_of)
         return s.filter(pl.col("status") == "frozen").select("seller_id", "strikes_365d")
 
+    def strikes(self, *, as_of: dt.date, seller: str | None = None) -> pl.DataFrame:
+        """Every strike (of ``seller``, or all), with whether it counts on ``as_of`` and, if
+        not, the event that says why: the audit trail of appeals."""
+        day = as_of.isoformat()
+        rows = self._db.execute(
+            f"""SELECT s.seller_id, s.listing_id, s.brand, s.date, s.source, ({_COUNTS}),
+                   (SELECT e.action || ' on ' || e.date || COALESCE(': ' || e.reason, '')
+                    FROM events e WHERE e.seller_id = s.seller_id AND e.date <= ?1 AND (
+                        (e.action = '{STRIKE_REMOVED}' AND e.listing_id = s.listing_id)
+                        OR (e.action = '{SELLER_UNFROZEN}' AND e.up_to >= s.rowid))
+                    ORDER BY e.id LIMIT 1)
+               FROM strikes s WHERE ?2 IS NULL OR s.seller_id = ?2
+               ORDER BY s.seller_id, s.date, s.listing_id""",
+            (day, seller),
+        ).fetchall()
+        return pl.DataFrame(
+            rows,
+            schema={
+                "seller_id": pl.String,
+                "listing_id": pl.String,
+                "brand": pl.String,
+                "date": pl.String,
+                "source": pl.String,
+                "counts": pl.Boolean,
+                "appeal": pl.String,
+            },
+            orient="row",
+        )
+
+    def events(self) -> pl.DataFrame:
+        """Every appeal event, in the order they were recorded."""
+        rows = self._db.execute(
+            "SELECT recorded_at, date, action, seller_id, listing_id, reason FROM events "
+            "ORDER BY id"
+        ).fetchall()
+        return pl.DataFrame(
+            rows,
+            schema=dict.fromkeys(
+                ["recorded_at", "date", "action", "seller_id", "listing_id", "reason"], pl.String
+            ),
+            orient="row",
+        )
+
+    def _write(self, sql: str, rows: list[tuple[object, ...]]) -> None:
+        cur = self._db.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            cur.executemany(sql, rows)
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+
+    def remove_strike(self, listing_id: str, *, date: dt.date, reason: str | None) -> list[str]:
+        """Record that the strike for ``listing_id`` no longer counts from ``date`` on (an
+        appeal upheld); returns the sellers whose strike it was. The strike stays in the
+        ledger. Refused if the listing has no strike that still counts."""
+        day = date.isoformat()
+        sellers = [
+            s
+            for (s,) in self._db.execute(
+                f"SELECT s.seller_id FROM strikes s WHERE s.listing_id = ?2 AND ({_COUNTS})",
+                (day, listing_id),
+            ).fetchall()
+        ]
+        if not sellers:
+            known = self._db.execute(
+                "SELECT COUNT(*) FROM strikes WHERE listing_id = ?", (listing_id,)
+            ).fetchone()[0]
+            what = "its strike no longer counts" if known else "it has no strike"
+            raise FakestopError(f"{self.path}: listing {listing_id}: {what}")
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self._write(
+            "INSERT INTO events (recorded_at, date, action, seller_id, listing_id, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(now, day, STRIKE_REMOVED, s, listing_id, reason) for s in sellers],
+        )
+        return sellers
+
+    def unfreeze(self, seller_id: str, *, date: dt.date, reason: str) -> int:
+        """Record that ``seller_id``'s strikes recorded so far no longer count from ``date``
+        on (strikes recorded later do); returns how many strikes it clears. Refused if the
+        seller is not frozen on ``date``."""
+        status = self.sellers(as_of=date).filter(pl.col("seller_id") == seller_id)
+        if status.height == 0 or status.get_column("status").item() != "frozen":
+            n = 0 if status.height == 0 else status.get_column("strikes_365d").item()
+            raise FakestopError(
+                f"{self.path}: seller {seller_id} is not frozen on {date.isoformat()} "
+                f"({n} strike(s) within {WINDOW_DAYS} days)"
+            )
+        (up_to,) = self._db.execute(
+            "SELECT MAX(rowid) FROM strikes WHERE seller_id = ?", (seller_id,)
+        ).fetchone()
+        now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self._write(
+            "INSERT INTO events (recorded_at, date, action, seller_id, up_to, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(now, date.isoformat(), SELLER_UNFROZEN, seller_id, up_to, reason)],
+        )
+        return int(status.get_column("strikes").item())
+
 
 def frozen_sellers_blocked(scored: pl.DataFrame, frozen: pl.DataFrame) -> pl.DataFrame:
-    """Block every ok listing of a frozen seller, with the reason first."""
+    """Block every ok listing of a frozen seller, with the reason first; the listings that
+    were not blocked on their own are marked :data:`BLOCKED_BY_FREEZE` (they are no strike)."""
     if frozen.height == 0 or "seller_id" not in scored.columns:
-        return scored
+        return scored.with_columns(pl.lit(False).alias(BLOCKED_BY_FREEZE))
     hit = pl.col("seller_id").is_in(frozen.get_column("seller_id").implode()) & (
         pl.col("status") == "ok"
     )
@@ -180,6 +335,7 @@ def frozen_sellers_blocked(scored: pl.DataFrame, frozen: pl.DataFrame) -> pl.Dat
             maintain_order="left",
         )
         .with_columns(
+            (hit & (pl.col("decision") != "block")).fill_null(False).alias(BLOCKED_BY_FREEZE),
             pl.when(hit).then(pl.lit("block")).otherwise(pl.col("decision")).alias("decision"),
             pl.when(hit)
             .then(pl.concat_list(pl.concat_list(reason), pl.col("reasons")).list.head(5))

@@ -82,4 +82,7 @@ class RunLog:
             self.bar = False
 
     def done(self, text: str) -> None:
-        self._emit("done", text, summary=text)
+        """The run's summary: a JSON event; as text it is the command's to print, once, on
+        standard output (on standard error too it would show twice off a terminal)."""
+        if self.fmt == "json":
+            self._emit("done", text, summary=text)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from pipelines.errors import FakestopError
 
@@ -120,6 +119,7 @@ def build_manifest(
     started: float,
     seconds: float,
     inputs: list[dict[str, Any]],
+    output: dict[str, str],
     outputs: list[dict[str, Any]],
     batches: list[dict[str, Any]],
     plan: Any,
@@ -138,6 +138,7 @@ def build_manifest(
         "wall_seconds": round(seconds, 3),
         "throughput_rows_per_s": round(rows_in / seconds, 1) if seconds > 0 else None,
         "inputs": inputs,
+        "output": output,
         "outputs": outputs,
         "rows": {
             "in": rows_in,
@@ -187,8 +188,33 @@ def manifest_path(out: str | Path) -> Path:
     return path.parent / f"{path.name}.manifest.json"
 
 
+def relative_to_manifest(path: Path, manifest: Path) -> str:
+    """``path`` as the manifest stores it: relative to the manifest's directory, with ``/``."""
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(manifest.parent))
+    return Path(rel).as_posix()
+
+
+def _given_output(entry: str, recorded: str, out: Path, base: Path) -> Path:
+    """Where the output file the manifest recorded as ``entry`` is now: the output the run
+    wrote (``recorded``) is the one named on the command line (``out``), wherever it was
+    copied or moved to, so a part ``scores/part-00000.parquet`` is ``out/part-00000.parquet``."""
+    if entry == recorded:
+        return out
+    prefix = recorded.rstrip("/") + "/"
+    if entry.startswith(prefix):
+        return out / entry[len(prefix) :]
+    return base / entry
+
+
 def verify_run(out: str | Path) -> list[str]:
-    """Re-check a finished run against its manifest; returns the problems found (none = ok)."""
+    """Re-check a finished run against its manifest; returns the problems found (none = ok).
+
+    The files checked are those at ``out`` (a copy or a moved output is checked, not the
+    place the run wrote to); the manifest is ``<out>.manifest.json`` beside it, and the other
+    paths it names are relative to it.
+    """
+    from pipelines.outputs import output_columns, output_rows
+
     mpath = manifest_path(out)
     try:
         manifest = json.loads(mpath.read_text())
@@ -196,10 +222,16 @@ def verify_run(out: str | Path) -> list[str]:
         raise FakestopError(f"{mpath}: cannot read the run manifest ({exc.strerror})") from None
     except ValueError as exc:
         raise FakestopError(f"{mpath}: not a valid manifest ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("output"), dict):
+        raise FakestopError(f"{mpath}: not a run manifest of this fakestop version (no output)")
+    base = mpath.parent
+    given = Path(str(out).rstrip("/" + os.sep) or "/")
+    recorded = str(manifest["output"].get("path", ""))
+    fmt = str(manifest["output"].get("format", "parquet"))
     problems: list[str] = []
     frames = []
     for entry in manifest.get("outputs", []):
-        p = Path(entry["path"])
+        p = _given_output(str(entry["path"]), recorded, given, base)
         if not p.is_file():
             problems.append(f"{p}: output file is missing")
             continue
@@ -208,16 +240,17 @@ def verify_run(out: str | Path) -> list[str]:
         if file_digest(p) != entry["sha256"]:
             problems.append(f"{p}: sha256 differs from the manifest (file was modified)")
             continue
+        file_fmt = "parquet" if fmt == "parts" else fmt
         try:
-            rows = pq.ParquetFile(p).metadata.num_rows
-        except OSError as exc:
-            problems.append(f"{p}: unreadable Parquet ({exc})")
+            rows = output_rows(p, file_fmt)
+            frames.append(output_columns(p, file_fmt, ["status", "decision"]))
+        except (OSError, pl.exceptions.PolarsError, ValueError) as exc:
+            problems.append(f"{p}: unreadable output ({str(exc).splitlines()[0]})")
             continue
         if rows != entry["rows"]:
             problems.append(f"{p}: {rows} rows != manifest {entry['rows']}")
-        frames.append(pl.read_parquet(p, columns=["status", "decision"]))
     if frames and not problems:
-        data = pl.concat(frames)
+        data = pl.concat(frames, how="diagonal_relaxed")
         rows = manifest["rows"]
         if data.height != rows["out"] or rows["out"] != rows["in"]:
             problems.append(f"rows out {data.height} != rows in {rows['in']}")
@@ -231,7 +264,7 @@ def verify_run(out: str | Path) -> list[str]:
         if dict(sorted(decisions.items())) != manifest["decisions"]:
             problems.append(f"decisions {decisions} != manifest {manifest['decisions']}")
     for entry in manifest.get("inputs", []):
-        p = Path(entry["path"])
+        p = base / entry["path"]
         if p.is_file() and p.stat().st_size != entry["size"]:
             problems.append(f"{p}: input changed since the run (size differs)")
     return problems

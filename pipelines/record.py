@@ -19,16 +19,23 @@ from decimal import Decimal
 from typing import Any
 
 import polars as pl
-import regex
 
 from filters.textops import pl_round, pl_str, strip_chars
+from pipelines.conditions import canonical_condition
 from pipelines.config import Settings
-from pipelines.schema import INPUT_SCHEMA, PARSE_ERROR, PRICE_RAW
+from pipelines.prices import parse_price, sign_currencies
+from pipelines.schema import (
+    INPUT_SCHEMA,
+    PARSE_ERROR,
+    PRICE_RAW,
+    PRICE_SIGN,
+    VALIDATION_NOTE,
+    input_renames,
+)
 from pipelines.stages import FILTER_ORDER, MAX_REASONS, OUTPUT_SCHEMA, ScoringPlan
 
 #: fields read as text (``image`` may also be bytes)
 TEXT_FIELDS = tuple(c for c, t in INPUT_SCHEMA.items() if t == pl.String() and c != "image")
-RE_NUMBER = regex.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|nan)", regex.I)
 
 
 def _is_number(value: object) -> bool:
@@ -51,15 +58,23 @@ def _as_text(value: Any) -> str:
         return f"{_as_float(value):g}"
 
 
-def coerce_record(listing: Mapping[str, Any]) -> dict[str, Any]:
-    """The listing with contract fields in their Python types, plus ``__price_raw`` and a
-    ``__parse_error`` naming every field whose value has the wrong type.
+def coerce_record(listing: Mapping[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+    """The listing with contract fields in their Python types, plus ``price_raw``,
+    ``__price_sign`` and a ``__parse_error`` naming every field whose value has the wrong type.
 
-    Text fields take strings, and numbers as their decimal text; ``price`` takes numbers and
-    numeric strings; ``label`` takes integers (and integral floats); ``image`` takes a path
-    string or bytes. Anything else is a parse error, and the field counts as missing.
+    Fields are named as :func:`pipelines.schema.input_renames` names a file's columns. Text
+    fields take strings, and numbers as their decimal text; ``price`` takes numbers and prices
+    written as text (:func:`pipelines.prices.parse_price`); ``label`` takes integers (and
+    integral floats); ``image`` takes a path string or bytes. Anything else is a parse error,
+    and the field counts as missing.
     """
+    settings = settings or Settings()
     out = dict(listing)
+    renames = input_renames(
+        [k for k in out if isinstance(k, str)], settings.columns, source="listing"
+    )
+    for old, new in renames.items():
+        out[new] = out.pop(old)
     problems: list[str] = []
     for name in TEXT_FIELDS:
         if name not in out:
@@ -74,13 +89,15 @@ def coerce_record(listing: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = None
     raw = out.get("price")
     price: float | None = None
+    sign: str | None = None
     if raw is None:
         price_raw = None
     elif isinstance(raw, str):
         price_raw = raw
-        text = raw.strip()
-        if RE_NUMBER.fullmatch(text):
-            price = float(text)
+        currency = out.get("currency")
+        price, sign = parse_price(
+            raw, settings.price_locale, currency if isinstance(currency, str) else None
+        )
     elif _is_number(raw):
         price = _as_float(raw)
         price_raw = pl_str(price)
@@ -89,6 +106,7 @@ def coerce_record(listing: Mapping[str, Any]) -> dict[str, Any]:
         problems.append(f"price: expected a number, got {type(raw).__name__}")
     out["price"] = price
     out[PRICE_RAW] = price_raw
+    out[PRICE_SIGN] = sign
     if "label" in out and out["label"] is not None:
         label = out["label"]
         if _is_number(label) and _as_float(label).is_integer():
@@ -115,13 +133,16 @@ def _blank(value: object) -> bool:
 
 def validated_record(rec: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """:func:`pipelines.schema.validated_listings` for one (coerced) listing: adds ``status``
-    and ``error`` and normalises ``currency`` and ``condition``."""
+    and ``error``, sets ``currency`` and ``condition``, and the note of an unknown condition."""
     known_currencies = sorted(settings.rates)
-    known_conditions = sorted(settings.condition_factors)
     currency_value = rec.get("currency")
-    condition_value = rec.get("condition")
     currency = None if currency_value is None else strip_chars(currency_value).upper()
-    condition = None if condition_value is None else strip_chars(condition_value).lower()
+    sign = rec.get(PRICE_SIGN)
+    marks, default = sign_currencies(sign) if sign is not None else ((), None)
+    effective = currency if currency else default
+    condition, note = canonical_condition(
+        rec.get("condition"), settings.conditions, settings.condition_synonyms
+    )
     price = rec.get("price")
     errors: list[str] = []
     if rec.get(PARSE_ERROR) is not None:
@@ -136,20 +157,29 @@ def validated_record(rec: dict[str, Any], settings: Settings) -> dict[str, Any]:
             "price_positive: price "
             f"{'(missing)' if raw is None else raw} is not a finite number > 0"
         )
-    if currency and currency not in known_currencies:
+    if effective and effective not in known_currencies:
         errors.append(
-            f"currency_known: currency {currency} has no configured rate "
+            f"currency_known: currency {effective} has no configured rate "
             f"(known: {', '.join(known_currencies)})"
         )
-    if condition and condition not in known_conditions:
-        errors.append(
-            f"condition_known: condition {condition} is not one of {', '.join(known_conditions)}"
-        )
+    if sign is not None:
+        shown = ", ".join(marks)
+        if currency and currency not in marks:
+            errors.append(
+                f"currency_agrees: price {rec.get(PRICE_RAW)} is in {shown}, "
+                f"but currency is {currency}"
+            )
+        elif not currency and default is None:
+            errors.append(
+                f"currency_agrees: price {rec.get(PRICE_RAW)} may be in {shown}; "
+                "the currency column must say which"
+            )
     out = dict(rec)
     out["error"] = "; ".join(errors) or None
     out["status"] = "ok" if not errors else "quarantined"
-    out["currency"] = currency or "USD"
-    out["condition"] = condition or "new"
+    out["currency"] = effective or "USD"
+    out["condition"] = condition
+    out[VALIDATION_NOTE] = note
     return out
 
 
@@ -172,6 +202,9 @@ def _explained(row: dict[str, Any]) -> list[str]:
     merged = [r for _, reasons in parts for r in reasons if r is not None]
     if row["decision"] != "allow" and not merged:
         merged = [f"risk {pl_str(pl_round(row['risk'], 2))} from several weak signals"]
+    note = row.get(VALIDATION_NOTE)
+    if note is not None:
+        return [*merged[: MAX_REASONS - 1], note]
     return merged[:MAX_REASONS]
 
 
@@ -180,11 +213,13 @@ def score_record(listing: Mapping[str, Any], plan: ScoringPlan) -> dict[str, Any
 
     ``listing`` is a mapping of input fields; :func:`coerce_record` is applied first.
     """
-    rec = validated_record(coerce_record(listing), plan.settings)
+    rec = validated_record(coerce_record(listing, plan.settings), plan.settings)
     out: dict[str, Any] = {"listing_id": rec.get("listing_id")}
     if rec["status"] != "ok":
         out.update(dict.fromkeys(OUTPUT_SCHEMA))
-        out.update(status=rec["status"], error=rec["error"], reasons=None)
+        out.update(
+            status=rec["status"], error=rec["error"], reasons=None, price_raw=rec.get(PRICE_RAW)
+        )
         return out
     row = dict(rec)
     for f in plan.filters:

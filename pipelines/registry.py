@@ -27,7 +27,6 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.errors import RegistryError
-from pipelines.schema import csv_never_closed
 from pipelines.taxonomy import Taxonomy, default_category_rows, read_category_rows
 
 BRANDS_COLUMNS = ("brand", "category", "reference_price", "aliases")
@@ -236,6 +235,9 @@ def _csv_rows(path: Path, expected: tuple[str, ...]) -> list[tuple[int, dict[str
 
 def _never_closed(text: str, line: int) -> bool:
     """Whether the CSV record starting on ``line`` opens a quoted field that never closes."""
+    # imported here: the listings readers import the filters, which import this module
+    from pipelines.schema import csv_never_closed
+
     return csv_never_closed("".join(io.StringIO(text).readlines()[line - 1 :]))
 
 

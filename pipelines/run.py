@@ -6,8 +6,8 @@ committed batch and produces the same rows as an uninterrupted run. A run over d
 registry, model or configuration refuses to reuse a previous run's batches (``restart=True``
 starts over). A finished run leaves ``<out>.manifest.json`` (see :mod:`pipelines.manifest`).
 
-SIGTERM asks a run to stop: it finishes and commits the batch in progress, then raises
-:class:`RunStopped`; rerunning the same command resumes. A write that fails (disk full,
+SIGTERM (and a first Ctrl-C) asks a run to stop: it finishes and commits the batch in progress,
+then raises :class:`RunStopped`; rerunning the same command resumes. A write that fails (disk full,
 read-only directory) raises a :class:`FakestopError` naming the file and leaves no partial file.
 """
 
@@ -38,9 +38,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.errors import FakestopError, SchemaError
-from pipelines.ledger import Ledger, frozen_sellers_blocked
+from pipelines.ledger import BLOCKED_BY_FREEZE, Ledger, frozen_sellers_blocked
 from pipelines.logs import RunLog
-from pipelines.manifest import build_manifest, file_digest, temporary_beside, write_json_atomic
+from pipelines.manifest import (
+    build_manifest,
+    file_digest,
+    relative_to_manifest,
+    temporary_beside,
+    write_json_atomic,
+)
+from pipelines.outputs import export_parts, output_format, refuse_output_over_inputs
 from pipelines.parquet_concat import NotConcatenable, concat_parquet
 from pipelines.schema import RULE_NAMES, SEEN_EARLIER, iter_listing_batches, resolve_sources
 from pipelines.stages import ScoringPlan, score_frame
@@ -54,8 +61,8 @@ CHECKPOINT_VERSION = 1
 
 
 class RunStopped(FakestopError):
-    """The run was asked to stop (SIGTERM) and stopped after committing a batch; rerunning
-    the same command resumes."""
+    """The run was asked to stop (SIGTERM, Ctrl-C) and stopped after committing a batch;
+    rerunning the same command resumes."""
 
     def __init__(self, message: str, *, signum: int) -> None:
         super().__init__(message)
@@ -87,7 +94,8 @@ class OutputLayout:
     """Where a run writes: its final output, the parts, the checkpoint, the manifest."""
 
     out: Path
-    as_dir: bool
+    #: ``parquet``, ``csv``, ``ndjson`` or ``parts`` (see :func:`pipelines.outputs.output_format`)
+    fmt: str
     parts_dir: Path
     checkpoint: Path
     manifest: Path
@@ -95,18 +103,22 @@ class OutputLayout:
 
     @classmethod
     def of(cls, out: str | Path) -> OutputLayout:
-        text = str(out)
-        path = Path(text)
-        as_dir = text.endswith(("/", os.sep)) or path.is_dir()
-        parts = path if as_dir else path.parent / f".{path.name}.parts"
+        fmt = output_format(out)
+        path = Path(str(out))
+        parts = path if fmt == "parts" else path.parent / f".{path.name}.parts"
         return cls(
             out=path,
-            as_dir=as_dir,
+            fmt=fmt,
             parts_dir=parts,
             checkpoint=parts / "_checkpoint.json",
             manifest=path.parent / f"{path.name}.manifest.json",
             lock=path.parent / f".{path.name}.lock",
         )
+
+    @property
+    def as_dir(self) -> bool:
+        """Whether the output is the directory of parts itself."""
+        return self.fmt == "parts"
 
     def part(self, index: int) -> Path:
         return self.parts_dir / f"part-{index:05d}.parquet"
@@ -247,10 +259,12 @@ def _exclusive(lock: Path, out: Path) -> Iterator[None]:
 
 @contextmanager
 def _stop_requests() -> Iterator[Callable[[], int | None]]:
-    """SIGTERM asks the run to stop at the next batch boundary instead of killing it.
+    """SIGTERM and a first SIGINT (Ctrl-C) ask the run to stop at the next batch boundary
+    instead of killing it; a second SIGINT stops at once (KeyboardInterrupt), which keeps the
+    batches committed so far as well.
 
     Yields a function returning the signal received so far (None: keep going). Signal
-    handlers can only be set in the main thread; elsewhere SIGTERM keeps its usual effect.
+    handlers can only be set in the main thread; elsewhere signals keep their usual effect.
     """
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
@@ -258,13 +272,22 @@ def _stop_requests() -> Iterator[Callable[[], int | None]]:
         return
 
     def handler(signum: int, frame: object) -> None:
+        if signum == signal.SIGINT and signal.SIGINT in received:
+            raise KeyboardInterrupt
         received.append(signum)
+        if signum == signal.SIGINT:
+            os.write(
+                2,
+                b"\nfakestop: stopping after the batch in progress (Ctrl-C again to stop now; "
+                b"either way, rerun the same command to resume)\n",
+            )
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield lambda: received[0] if received else None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
 def run_identity(
@@ -354,6 +377,7 @@ def run_score(
     model_hash = model_hash or plan.model_hash
     files = resolve_sources(listings)
     layout = OutputLayout.of(out)
+    refuse_output_over_inputs(layout.out, layout.as_dir, listings, files)
     inputs = [_input_entry(f) for f in files]
     total_rows = _count_rows(files)
     run_id = run_identity(
@@ -407,7 +431,9 @@ def run_score(
             ) -> None:
                 scored, seconds = scoring.result()
                 t1 = time.perf_counter()
-                _write_parquet_atomic(scored, layout.part(index))
+                _write_parquet_atomic(
+                    scored.drop(BLOCKED_BY_FREEZE, strict=False), layout.part(index)
+                )
                 t2 = time.perf_counter()
                 if strikes is not None:
                     try:
@@ -443,7 +469,7 @@ def run_score(
             with ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="score") as pool:
                 try:
                     t_read = time.perf_counter()
-                    numbered = enumerate(iter_listing_batches(listings, batch_size))
+                    numbered = enumerate(iter_listing_batches(listings, batch_size, plan.settings))
                     while True:
                         try:
                             index, batch = next(numbered)
@@ -482,21 +508,33 @@ def run_score(
             _stop_if_asked(stop_signal(), layout, done, summary)
             parts = [layout.part(e["index"]) for e in done]
             t0 = time.perf_counter()
-            if not layout.as_dir:
+            if layout.fmt == "parquet":
                 _merge_parts(parts, layout.out)
-                outputs = [layout.out]
+                outputs = [(layout.out, pq.ParquetFile(layout.out).metadata.num_rows)]
+            elif layout.as_dir:
+                outputs = [(p, pq.ParquetFile(p).metadata.num_rows) for p in parts]
             else:
-                outputs = parts
+                with _atomic_output(layout.out) as tmp:
+                    export_parts(parts, tmp, layout.fmt)
+                outputs = [(layout.out, summary.rows_out)]
             output_entries = [
                 {
-                    "path": str(p),
+                    "path": relative_to_manifest(p, layout.manifest),
                     "size": p.stat().st_size,
                     "sha256": file_digest(p),
-                    "rows": pq.ParquetFile(p).metadata.num_rows,
+                    "rows": rows,
                 }
-                for p in outputs
+                for p, rows in outputs
             ]
             timings["write"] += time.perf_counter() - t0
+        except SchemaError:
+            # input that cannot be read before any batch was committed: there is nothing to
+            # resume, so nothing is left behind (a rerun with other options starts afresh)
+            if state is None or not state["batches"]:
+                layout.checkpoint.unlink(missing_ok=True)
+                if not layout.as_dir:
+                    shutil.rmtree(layout.parts_dir, ignore_errors=True)
+            raise
         finally:
             if strikes is not None:
                 strikes.close()
@@ -506,7 +544,14 @@ def run_score(
             run_id=run_id,
             started=started,
             seconds=summary.seconds,
-            inputs=inputs,
+            inputs=[
+                {**i, "path": relative_to_manifest(Path(i["path"]), layout.manifest)}
+                for i in inputs
+            ],
+            output={
+                "path": relative_to_manifest(layout.out, layout.manifest),
+                "format": layout.fmt,
+            },
             outputs=output_entries,
             batches=done,
             plan=plan,

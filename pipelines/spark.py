@@ -26,6 +26,9 @@ import argparse
 import datetime as dt
 import os
 import pickle
+import re
+import shutil
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
@@ -34,7 +37,15 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import pyarrow as pa
 
-from pipelines.schema import ROW, SEEN_EARLIER, conform
+from pipelines.errors import FakestopError
+from pipelines.schema import (
+    PARQUET_SUFFIXES,
+    ROW,
+    SEEN_EARLIER,
+    conform,
+    input_renames,
+    resolve_sources,
+)
 from pipelines.stages import ScoringPlan, score_frame, statistic_values
 
 if TYPE_CHECKING:
@@ -46,6 +57,76 @@ _PLANS: dict[str, ScoringPlan] = {}
 RUN_DATE = "run_date"
 #: which filter a row of the statistics pass belongs to
 FILTER_COLUMN = "__filter"
+
+
+#: Spark master URLs fakestop passes on (a typo would otherwise fail deep in the JVM)
+MASTER_URL = re.compile(
+    r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+,\d+,\d+\]|spark://[^\s/]+:\d+(,[^\s/]+:\d+)*"
+    r"|yarn|k8s://\S+"
+)
+#: the oldest Java that Spark 4 runs on
+JAVA_MAJOR = 17
+
+
+def check_master(master: str) -> None:
+    """Refuse a master URL Spark would not accept, in one line."""
+    if not MASTER_URL.fullmatch(master):
+        raise FakestopError(
+            f"--master {master!r} is not a Spark master URL "
+            "(local, local[N], local[*], spark://HOST:PORT, yarn, k8s://URL)"
+        )
+
+
+def check_java() -> None:
+    """Refuse to start Spark without a Java it runs on, in one line (instead of the JVM
+    gateway's failure and stack trace)."""
+    home = os.environ.get("JAVA_HOME")
+    java = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    if not java or not os.access(java, os.X_OK):
+        where = f"JAVA_HOME={home} has no bin/java" if home else "no java on PATH"
+        raise FakestopError(f"--engine spark needs Java {JAVA_MAJOR} or later: {where}")
+    try:
+        found = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise FakestopError(f"--engine spark: cannot run {java} ({exc})") from None
+    version = re.search(r'version "(\d+)(?:\.(\d+))?', found.stderr + found.stdout)
+    if version is None:
+        raise FakestopError(f"--engine spark: {java} -version says no version")
+    major = int(version.group(1))
+    if major == 1 and version.group(2):  # "1.8.0_392" is Java 8
+        major = int(version.group(2))
+    if major < JAVA_MAJOR:
+        raise FakestopError(
+            f"--engine spark needs Java {JAVA_MAJOR} or later; {java} is Java {major}"
+        )
+
+
+def check_inputs(listings: Sequence[str]) -> None:
+    """Refuse, in one line, local inputs that Spark's Parquet reader would fail on with a
+    stack trace: missing paths and files of other formats. Paths with a scheme (hdfs://,
+    s3a://) are left to Spark."""
+    for text in listings:
+        if "://" in text:
+            continue
+        for f in resolve_sources(text):
+            if f.suffix.lower() not in PARQUET_SUFFIXES:
+                kind = f.suffix.lower().lstrip(".").upper() or "not Parquet"
+                raise FakestopError(
+                    f"{f}: --engine spark reads Parquet only and this is {kind}; score it "
+                    "with the local engine (the default), or convert it to Parquet"
+                )
+
+
+def spark_error(exc: BaseException) -> FakestopError:
+    """A Spark or JVM failure as one line: its first line, without the Java stack trace."""
+    text = str(exc).strip()
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    java = re.search(r"(?:Exception|Error): (.+)", text)
+    if java and (not first or first.startswith(("An error occurred", "py4j"))):
+        first = java.group(1).strip()
+    return FakestopError(f"Spark: {first or type(exc).__name__}")
 
 
 def spark_session(master: str | None = None, *, app: str = "fakestop") -> SparkSession:
@@ -75,13 +156,13 @@ def _plan(bc: Broadcast[tuple[str, bytes]]) -> ScoringPlan:
     return plan
 
 
-def _frame(rb: pa.RecordBatch) -> pl.DataFrame:
+def _frame(rb: pa.RecordBatch, plan: ScoringPlan) -> pl.DataFrame:
     frame = pl.DataFrame(pa.Table.from_batches([rb]))
-    return conform(frame, source="Spark partition")
+    return conform(frame, source="Spark partition", settings=plan.settings)
 
 
-def _empty_input(schema: pa.Schema) -> pl.DataFrame:
-    return conform(pl.DataFrame(schema.empty_table()), source="listings")
+def _empty_input(schema: pa.Schema, plan: ScoringPlan) -> pl.DataFrame:
+    return conform(pl.DataFrame(schema.empty_table()), source="listings", settings=plan.settings)
 
 
 def _spark_arrow_type(t: pa.DataType) -> pa.DataType:
@@ -97,7 +178,7 @@ def _spark_arrow_type(t: pa.DataType) -> pa.DataType:
 
 def output_arrow_schema(input_schema: pa.Schema, plan: ScoringPlan) -> pa.Schema:
     """The output schema, declared once: what the local engine produces for this input."""
-    schema = score_frame(_empty_input(input_schema), plan).to_arrow().schema
+    schema = score_frame(_empty_input(input_schema, plan), plan).to_arrow().schema
     return pa.schema([f.with_type(_spark_arrow_type(f.type)) for f in schema])
 
 
@@ -193,7 +274,7 @@ def run_statistics(
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    probe = statistic_values(_empty_input(_arrow_schema(df)), plan)
+    probe = statistic_values(_empty_input(_arrow_schema(df), plan), plan)
     if not probe:
         return {}
     for name in probe:
@@ -217,7 +298,7 @@ def run_statistics(
                     pl.lit(name).alias(FILTER_COLUMN),
                     *(pl.col(c).alias(f"{name}__{c}") for c in frame.columns),
                 )
-                for name, frame in statistic_values(_frame(rb), plan).items()
+                for name, frame in statistic_values(_frame(rb, plan), plan).items()
             ]
             # an empty frame of every column first: a batch may lack some filter's rows
             table = pl.concat([empty, *parts], how="diagonal_relaxed").to_arrow()
@@ -262,7 +343,11 @@ def score_spark(
     from pyspark import StorageLevel
 
     # read by the statistics pass and the scoring pass: read and mark repeated ids once
-    df = _with_positions(spark.read.parquet(*paths)).persist(StorageLevel.MEMORY_AND_DISK)
+    raw = spark.read.parquet(*paths)
+    renames = input_renames(raw.columns, plan.settings.columns, source=", ".join(paths))
+    if renames:
+        raw = raw.withColumnsRenamed(renames)
+    df = _with_positions(raw).persist(StorageLevel.MEMORY_AND_DISK)
     bc = spark.sparkContext.broadcast((uuid.uuid4().hex, pickle.dumps(plan)))
     try:
         stats = run_statistics(df, plan, bc)
@@ -272,7 +357,7 @@ def score_spark(
         def scored(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
             plan = _plan(bc)
             for rb in batches:
-                table = score_frame(_frame(rb), plan, statistics=stats).to_arrow()
+                table = score_frame(_frame(rb, plan), plan, statistics=stats).to_arrow()
                 yield from table.cast(out_schema).to_batches()
 
         result = df.mapInArrow(scored, _spark_schema(out_schema)).withColumn(

@@ -19,7 +19,7 @@ from models.thresholds import Thresholds
 from models.zeroshot import ZeroShotFusion
 from pipelines.config import Settings
 from pipelines.registry import Registry
-from pipelines.schema import PARSE_ERROR, PRICE_RAW, ROW, validated_listings
+from pipelines.schema import PARSE_ERROR, PRICE_RAW, ROW, VALIDATION_NOTE, validated_listings
 
 #: filters run in this order: later filters read earlier filters' evidence (price reads text_brand)
 FILTER_ORDER = ("text", "image", "price")
@@ -36,6 +36,7 @@ OUTPUT_SCHEMA: dict[str, pl.DataType] = {
     "reasons": pl.List(pl.String()),
     "status": pl.String(),
     "error": pl.String(),
+    "price_raw": pl.String(),
 }
 
 
@@ -224,7 +225,8 @@ def _ranked_reasons(frame: pl.DataFrame, names: list[str]) -> pl.Series:
 def explained(lf: pl.LazyFrame) -> pl.LazyFrame:
     """Merge the filters' reasons, strongest filter first, at most :data:`MAX_REASONS`.
 
-    A flagged row always gets at least one reason.
+    A flagged row always gets at least one reason. Validation's note (an unknown condition)
+    comes last, always kept.
     """
     frame = lf.collect()
     present = [n for n in FILTER_ORDER if f"{n}_reasons" in frame.columns]
@@ -256,7 +258,15 @@ def explained(lf: pl.LazyFrame) -> pl.LazyFrame:
         .then(pl.concat_list(fallback))
         .otherwise(merged)
     )
-    return frame.lazy().with_columns(reasons_out.list.head(MAX_REASONS).alias("reasons"))
+    reasons_out = reasons_out.list.head(MAX_REASONS)
+    if VALIDATION_NOTE in frame.columns and frame.get_column(VALIDATION_NOTE).is_not_null().any():
+        note = pl.col(VALIDATION_NOTE)
+        reasons_out = (
+            pl.when(note.is_null())
+            .then(reasons_out)
+            .otherwise(pl.concat_list(reasons_out.list.head(MAX_REASONS - 1), note))
+        )
+    return frame.lazy().with_columns(reasons_out.alias("reasons"))
 
 
 def scored_listings(

@@ -171,7 +171,9 @@ ROWS = [
     Row("p-zero", LAMP, "0", rules=("price_positive",)),
     Row("p-minus-zero", LAMP, "-0.0", rules=("price_positive",)),
     Row("p-words", LAMP, "twelve dollars", rules=("price_positive",)),
-    Row("p-comma", LAMP, "1,5", rules=("price_positive",)),
+    Row("p-comma", LAMP, "1,5"),  # a decimal comma: 1.5
+    Row("p-groups", LAMP, "1,2,3", rules=("price_positive",)),
+    Row("p-symbols", LAMP, "$€5", rules=("price_positive",)),
     Row("p-hex", LAMP, "0x10", rules=("price_positive",)),
     Row("p-missing", LAMP, "", rules=("price_positive",)),
     Row("p-padded", LAMP, "  12.5  "),
@@ -361,7 +363,11 @@ FATAL: dict[str, tuple[bytes | None, str]] = {
     "header_never_closed.csv": (b'listing_id,"title,price\n1,a,5\n', "line 1"),
     "no_price.csv": (b"listing_id,title\n1,a\n", "missing required column(s) price"),
     "zero_bytes.csv": (b"", "missing required column(s)"),
-    "utf16.csv": ("listing_id,title,price\n1,a,5\n".encode("utf-16"), "missing required"),
+    # UTF-16 with a byte-order mark is read (tests/test_exports.py); without one it is refused
+    "utf16_no_mark.csv": (
+        "listing_id,title,price\n1,a,5\n".encode("utf-16-le"),
+        "UTF-16 or UTF-32 text without a byte-order mark",
+    ),
     "listings.xlsx": (b"PK\x03\x04", "unknown format .xlsx"),
     "missing.csv": (None, "no such file"),
 }

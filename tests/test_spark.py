@@ -211,3 +211,39 @@ def test_photos_are_hashed_on_the_executors_like_locally(
     assert any("escapes the images directory" in r for r in reasons[0])
     assert any("image not usable" in r for r in reasons[1])
     assert any("escapes the images directory" in r for r in reasons[2])
+
+
+def test_a_failing_spark_job_is_one_line_without_a_java_trace(
+    spark: Any, tiny_registry_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipelines.cli import main
+
+    src = tmp_path / "listings.parquet"
+    src.write_bytes(b"PAR1 this is not a Parquet file at all PAR1")
+    argv = ["score", str(src), "--registry", str(tiny_registry_dir), "--out",
+            f"{tmp_path}/out/", "--engine", "spark", "--master", "local[2]", "--quiet"]  # fmt: skip
+    try:
+        assert main(argv) == 2
+    finally:
+        spark.sparkContext.setLogLevel("ERROR")
+    err = capsys.readouterr().err
+    assert err.startswith("fakestop: error: Spark: ") and err.count("\n") == 1, err
+    assert "\tat " not in err and "Traceback" not in err
+
+
+def test_export_headers_are_matched_on_spark(spark: Any, plan: ScoringPlan, tmp_path: Path) -> None:
+    data = frame(200).rename({"listing_id": "Listing_ID", "title": "Item Title"})
+    src = tmp_path / "in.parquet"
+    data.write_parquet(src)
+    from pipelines.config import Settings
+
+    mapped = ScoringPlan(
+        registry=plan.registry,
+        filters=plan.filters,
+        fusion=plan.fusion,
+        thresholds=plan.thresholds,
+        settings=Settings(columns={"title": "Item Title"}),
+    )
+    got = spark_rows(spark, [str(src)], mapped, tmp_path / "out")
+    local = score_frame(frame(200), plan).sort("pos")
+    assert_same(got, local)

@@ -299,6 +299,9 @@ def test_accessories_made_to_fit_in_every_lexicon_language(
         "Apple Watch Series 9 45mm with sport band",  # the band comes with the watch
         "Cartier Love bracelet 18k",  # a bracelet is the product
         "Apple 20W USB-C charger",  # the brand's own small good
+        "Ray-Ban glasses case",  # a small good of two words, not a "case" for something
+        "DJI power adapter 30W",
+        "Persol lens cleaning cloth",
         "Gucci Marmont bag with dust bag",
         "Rolex Submariner watch",
     ],
