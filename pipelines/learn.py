@@ -99,9 +99,10 @@ def training_set(
     with ``drop_inputs``, a copy of it with optional inputs dropped at random
     (:func:`with_inputs_dropped`)."""
     if isinstance(source, pl.DataFrame):
-        frame, path = conform(source, source="listings frame"), "listings frame"
+        frame = conform(source, source="listings frame", settings=plan.settings)
+        path = "listings frame"
     else:
-        frame, path = read_listings(source), str(source)
+        frame, path = read_listings(source, plan.settings), str(source)
     if label not in frame.columns:
         raise FakestopError(f"{path}: no label column {label!r} (0/1 or true/false expected)")
     present = present_inputs(frame)
