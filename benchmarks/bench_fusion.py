@@ -2,10 +2,11 @@
 
 Run: ``python -m benchmarks.bench_fusion --n 100000``
 
-- features for ``n`` generated listings are computed once (text + price, no photos), then
+- features for ``n`` generated listings and a copy of each with optional inputs dropped at
+  random (as ``fakestop train`` scores them; text + price, no photos) are computed once, then
   :func:`models.fusion.train` (5-fold out-of-fold metrics and thresholds, then a refit) is timed
   against the named baseline: one plain ``HistGradientBoostingClassifier`` fit on the same matrix;
-- held-out quality: train on the first 60%, score the rest.
+- held-out quality: train on the first 60% (and their copies), score the rest.
 
 API latency is measured by :mod:`benchmarks.bench_api`.
 """
@@ -23,8 +24,9 @@ from sklearn.metrics import average_precision_score
 from models.features import FEATURES
 from models.fusion import feature_matrix, train
 from models.report import precision_at_recall
+from pipelines.learn import training_set
 from pipelines.registry import default_registry_dir, load_registry
-from pipelines.stages import ScoringPlan, score_frame
+from pipelines.stages import ScoringPlan
 from seeds.marketplace import generate_marketplace
 
 
@@ -44,8 +46,9 @@ def main() -> None:
     plan = ScoringPlan.build(registry)
     market = generate_marketplace(registry, args.n, seed=args.seed)
     t = time.perf_counter()
-    scored = score_frame(market, plan, keep_evidence=True).filter(pl.col("status") == "ok")
+    data = training_set(market, plan, seed=0)
     t_features = time.perf_counter() - t
+    scored = data.frame
 
     X = feature_matrix(scored)
     y = scored.get_column("label").to_numpy().astype(np.int64)
@@ -54,20 +57,36 @@ def main() -> None:
     HistGradientBoostingClassifier(random_state=0).fit(X[:, ~np.isnan(X).all(axis=0)], y)
     t_plain = time.perf_counter() - t
     t = time.perf_counter()
-    train(scored, registry_fingerprint=registry.fingerprint, seed=0)
+    train(
+        scored,
+        registry_fingerprint=registry.fingerprint,
+        seed=0,
+        groups=data.groups,
+        augmented=data.augmented,
+    )
     t_train = time.perf_counter() - t
 
-    cut = int(scored.height * 0.6)
-    fusion = train(scored.head(cut), registry_fingerprint=registry.fingerprint, seed=0)
-    test = scored.slice(cut)
+    cut = int(market.height * 0.6)
+    first = pl.Series(data.groups < cut)
+    fusion = train(
+        scored.filter(first),
+        registry_fingerprint=registry.fingerprint,
+        seed=0,
+        groups=data.groups[first.to_numpy()],
+        augmented=data.augmented[first.to_numpy()],
+    )
+    test = scored.filter(~first & ~pl.Series(data.augmented))
     risk = fusion.predict(test)
     yt = test.get_column("label").to_numpy()
     block = risk >= fusion.thresholds.block
 
-    print(f"## Learned fusion, {scored.height:,} listings, {len(FEATURES)} features\n")
+    print(
+        f"## Learned fusion, {market.height:,} listings + {int(data.augmented.sum()):,} copies "
+        f"with inputs dropped, {len(FEATURES)} features\n"
+    )
     print("| step | seconds | ratio |")
     print("|---|---|---|")
-    print(f"| features (text + price chain) | {t_features:.1f} | |")
+    print(f"| features (text + price chain, listings and copies) | {t_features:.1f} | |")
     print(f"| baseline: one HistGradientBoosting fit | {t_plain:.1f} | 1.0 |")
     print(f"| fakestop train (5-fold OOF + calibrated refit) | {t_train:.1f} | "
           f"{t_train / t_plain:.1f} |")  # fmt: skip

@@ -41,13 +41,16 @@ def confusables_version() -> str:
 def nfkc_lost_lookalikes() -> dict[str, str]:
     """Compatibility letters that look like an ASCII letter but that NFKC and lower case turn
     into a letter that does not (Greek lunate sigma "ϲ" looks like "c", NFKC makes it a final
-    sigma; fullwidth "Ｉ" looks like "l", NFKC and lower case make it "i"), each with the ASCII
-    letter it looks like: titles are read with these mapped before NFKC. Letters of an
-    alphabet (Cyrillic "Н") are kept: their words are words of that script."""
+    sigma; mathematical "𝐈" looks like "l", NFKC and lower case make it "i"), each with the
+    ASCII letter it looks like: titles are read with these mapped before NFKC. Letters of an
+    alphabet (Cyrillic "Н") are kept: their words are words of that script. Fullwidth forms
+    of ASCII letters are kept too: they are the letter itself, written wide ("ＧＵＣＣＩ" is
+    "gucci" in fullwidth characters, not a misspelt "guccl")."""
     out = {}
     for c in confusables():
         kept = unicodedata.normalize("NFKC", c)
-        if kept == c or not unicodedata.category(c).startswith("L"):
+        fullwidth = "\uff01" <= c <= "\uff5e"
+        if kept == c or fullwidth or not unicodedata.category(c).startswith("L"):
             continue
         seen = skeleton(c)
         read = skeleton(unicodedata.normalize("NFKC", c).lower())

@@ -5,8 +5,9 @@ scikit-learn's ``predict_proba`` costs milliseconds per call whatever the number
 well under a millisecond, so :class:`CompiledFusion` walks all boosted trees of all calibration
 folds at once with numpy and applies the calibrators itself. It reproduces ``predict_proba``:
 the trees' leaf values are summed in the booster's order, and the isotonic and sigmoid
-calibrators use scikit-learn's (scipy's) formulas. ``tests/test_record_path.py`` checks it
-against ``predict_proba``.
+calibrators use scikit-learn's (scipy's) formulas, then the model's smoothing
+(:func:`models.fusion.smoothed`). ``tests/test_record_path.py`` checks it against
+``predict_proba``.
 """
 
 from __future__ import annotations
@@ -129,10 +130,12 @@ class CompiledFusion:
         active: npt.NDArray[np.bool_],
         forests: _Forests,
         calibrators: list[_Calibrator] | None,
+        smoothing_n: float,
     ) -> None:
         self.active = active
         self.forests = forests
         self.calibrators = calibrators
+        self.smoothing_n = smoothing_n
 
     @classmethod
     def of(cls, model: FusionModel) -> CompiledFusion | None:
@@ -141,6 +144,7 @@ class CompiledFusion:
             return None
         fitted = model.calibrated_
         active = np.asarray(model.active_features_)
+        n = float(model.smoothing_n_)
         try:
             if isinstance(fitted, CalibratedClassifierCV):
                 boosters, cals = [], []
@@ -150,9 +154,9 @@ class CompiledFusion:
                         return None
                     boosters.append(cc.estimator)
                     cals.append(cal)
-                return cls(active, _Forests(boosters), cals)
+                return cls(active, _Forests(boosters), cals, n)
             if isinstance(fitted, HistGradientBoostingClassifier):
-                return cls(active, _Forests([fitted]), None)
+                return cls(active, _Forests([fitted]), None, n)
         except (ValueError, AttributeError, KeyError):
             return None
         return None
@@ -162,11 +166,15 @@ class CompiledFusion:
         x = np.array([math.nan if v is None else v for v in features], dtype=np.float64)
         raws = self.forests.raw(x[self.active])
         if self.calibrators is None:
-            return min(max(float(expit(raws[0])), 0.0), 1.0)
-        total = 0.0
-        for raw, cal in zip(raws, self.calibrators, strict=True):
-            p = cal(raw)
-            if 1.0 < p <= 1.0 + 1e-5:
-                p = 1.0
-            total += p
-        return min(max(total / len(self.calibrators), 0.0), 1.0)
+            p = float(expit(raws[0]))
+        else:
+            total = 0.0
+            for raw, cal in zip(raws, self.calibrators, strict=True):
+                q = cal(raw)
+                if 1.0 < q <= 1.0 + 1e-5:
+                    q = 1.0
+                total += q
+            p = total / len(self.calibrators)
+        # models.fusion.smoothed, for two classes
+        n = self.smoothing_n
+        return (min(max(p, 0.0), 1.0) * n + 1.0) / (n + 2)

@@ -5,6 +5,10 @@ feature whose source column is absent is null for every row, and a null source v
 (the model handles missing values itself, so zero-filling would only hide "unknown"). The one
 exception is indicators derived from a column that *is* present: a null ``text_match`` means
 "no brand matched", so both match-kind indicators are 0 rather than unknown.
+
+``zero_shot_risk`` is the zero-shot fusion's risk (:mod:`models.zeroshot`): the learned model
+gets the documented combination of the filter scores as one more (monotone) feature, so that a
+strong single-filter signal is evidence it has seen in every training row.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from filters.textops import strip_chars
+from models.zeroshot import ZeroShotFusion
 
 #: match kinds where the brand is written as itself (or an official alias / native script)
 PLAIN_KINDS: tuple[str, ...] = ("exact", "alias", "native")
@@ -51,8 +56,21 @@ FEATURES: tuple[str, ...] = (
     "image_present",
     "seller_share_high_text",
     "seller_luxury_low_price",
+    "zero_shot_risk",
 )
 
+#: the optional input columns and the evidence each one feeds; a model is trained with each of
+#: them dropped at random (see :func:`pipelines.learn.with_inputs_dropped`)
+OPTIONAL_INPUTS: dict[str, str] = {
+    "seller_id": "the seller's shares of suspicious listings",
+    "image": "photo matches",
+    "category": "category agreement and the category's reference price",
+    "description": "phrases in the description",
+    "condition": "used and refurbished reference prices",
+    "brand": "declared-brand mismatches",
+}
+
+_ZERO_SHOT = ZeroShotFusion()
 _NULL = pl.lit(None, dtype=pl.Float64)
 
 
@@ -107,6 +125,7 @@ def feature_exprs(cols: set[str]) -> dict[str, pl.Expr]:
         # run-level statistics of the seller filter (filters/seller.py)
         "seller_share_high_text": _num(cols, "seller_share_high_text"),
         "seller_luxury_low_price": _num(cols, "seller_luxury_low_price"),
+        "zero_shot_risk": _ZERO_SHOT.risk_expr(cols),
     }
     assert tuple(exprs) == FEATURES  # keeps the list and the expressions in step
     return {name: e.cast(pl.Float64).alias(name) for name, e in exprs.items()}
@@ -148,6 +167,7 @@ def feature_values(row: Mapping[str, Any]) -> list[float | None]:
         "image_present": _value(row, "image_present"),
         "seller_share_high_text": _value(row, "seller_share_high_text"),
         "seller_luxury_low_price": _value(row, "seller_luxury_low_price"),
+        "zero_shot_risk": _ZERO_SHOT.risk_record(row),
     }
     return [values[name] for name in FEATURES]
 
@@ -166,3 +186,47 @@ def feature_frame(lf: pl.LazyFrame) -> pl.LazyFrame:
     """
     cols = set(lf.collect_schema().names())
     return lf.select(list(feature_exprs(cols).values()))
+
+
+# ---------------------------------------------------------------- legitimate context
+
+#: the listing's own condition values that explain a low price
+SECOND_HAND: tuple[str, ...] = ("used", "refurbished")
+
+
+def legitimate_context_expr(cols: set[str]) -> pl.Expr:
+    """What legitimate context a scored listing states, as text (null = none): an accessory,
+    part or packaging; a second-hand claim in the title or the ``condition`` column; or a
+    legitimate-context phrase of the lexicon ("compatible with", "for parts")."""
+    parts: list[pl.Expr] = []
+    if "text_accessory" in cols:
+        accessory = pl.col("text_accessory").fill_null(False)
+        parts.append(pl.when(accessory).then(pl.lit("accessory, part or packaging")))
+    if "text_condition" in cols:
+        claim = pl.col("text_condition").cast(pl.String)
+        parts.append(pl.when(claim.is_not_null()).then(pl.format("title says {}", claim)))
+    if "condition" in cols:
+        cond = pl.col("condition").cast(pl.String).str.strip_chars().str.to_lowercase()
+        parts.append(pl.when(cond.is_in(SECOND_HAND)).then(pl.format("condition {}", cond)))
+    if "text_legit" in cols:
+        legit = pl.col("text_legit").fill_null(0) > 0
+        parts.append(pl.when(legit).then(pl.lit("legitimate-context phrase in the title")))
+    if not parts:
+        return pl.lit(None, dtype=pl.String)
+    return pl.coalesce(parts)
+
+
+def legitimate_context(row: Mapping[str, Any]) -> str | None:
+    """:func:`legitimate_context_expr` of one scored listing."""
+    if row.get("text_accessory"):
+        return "accessory, part or packaging"
+    claim = row.get("text_condition")
+    if claim is not None:
+        return f"title says {claim}"
+    condition = row.get("condition")
+    cond = None if condition is None else strip_chars(str(condition)).lower()
+    if cond in SECOND_HAND:
+        return f"condition {cond}"
+    if (row.get("text_legit") or 0) > 0:
+        return "legitimate-context phrase in the title"
+    return None

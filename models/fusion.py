@@ -5,12 +5,24 @@ missing values natively, wrapped in probability calibration). :class:`LearnedFus
 drop-in replacement for :class:`models.zeroshot.ZeroShotFusion` in the scoring chain, and
 :func:`train` fits one from labelled, scored listings with cross-validated metrics and
 decision thresholds picked on out-of-fold scores.
+
+Three rules keep a trained model from failing silently:
+
+- probabilities are smoothed (one pseudo-listing of each class added to the training
+  listings), so no risk is exactly 0 or 1 and thresholds never collapse onto them;
+- the zero-shot risk is a monotone feature, and a listing the zero-shot fusion scores at
+  :data:`EVIDENCE_FLOOR_RISK` or more is at least reviewed unless it states a legitimate
+  context (:func:`evidence_floor_exprs`);
+- :func:`train` refuses a degenerate model (:data:`MIN_CLASS_EXAMPLES`,
+  :data:`MIN_DISTINCT_RISKS`, a block threshold that flags nothing out of fold) unless told
+  to keep it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,15 +32,24 @@ import polars as pl
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from filters.textops import pl_round, pl_str
 from models.compiled import CompiledFusion
-from models.features import FEATURES, feature_frame, feature_values
+from models.features import (
+    FEATURES,
+    OPTIONAL_INPUTS,
+    feature_frame,
+    feature_values,
+    legitimate_context,
+    legitimate_context_expr,
+)
 from models.report import labels, pr_metrics
-from models.thresholds import Thresholds, thresholds_from_scores
-from pipelines.errors import ModelError
+from models.thresholds import Thresholds, pick_block_threshold, pick_review_threshold
+from models.zeroshot import ZeroShotFusion
+from pipelines.errors import DegenerateModelError, ModelError
 
 #: known directions: +1 = a higher value never lowers the risk, -1 = never raises it
 MONOTONE: dict[str, int] = {
@@ -38,7 +59,19 @@ MONOTONE: dict[str, int] = {
     "text_strong_phrases": 1,
     # a lower price relative to the brand's reference never makes a listing look more genuine
     "price_log_ratio": -1,
+    "zero_shot_risk": 1,
 }
+
+#: a listing the zero-shot fusion scores at or above this is at least reviewed under a model,
+#: unless it states a legitimate context (see :func:`evidence_floor_exprs`)
+EVIDENCE_FLOOR_RISK = 0.95
+#: fewer labelled listings of a class than this and ``train`` refuses: each of the 5
+#: out-of-fold models then holds out at least 10 of each class, and each calibration fold sees
+#: both classes in numbers
+MIN_CLASS_EXAMPLES = 50
+#: out-of-fold risks taking fewer distinct values than this mean the calibration collapsed into
+#: a step (risks of about 0 and 1 only): no threshold can be placed between listings
+MIN_DISTINCT_RISKS = 10
 
 
 def auto_monotonic_cst(feature_names: Sequence[str]) -> list[int]:
@@ -60,6 +93,12 @@ class FusionModel(ClassifierMixin, BaseEstimator):
     max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization,
     early_stopping : passed to :class:`~sklearn.ensemble.HistGradientBoostingClassifier`
     random_state : seed of the boosting and of the calibration folds
+
+    Probabilities are smoothed as if one listing of each class were added to the ``n``
+    training listings: ``p' = (n * p + 1) / (n + k)`` for ``k`` classes. That keeps every
+    probability strictly between 0 and 1 (an isotonic calibration gives exact 0 and 1 where the
+    training data separates perfectly, which claims more certainty than ``n`` examples can
+    support) without changing the order of any two listings.
     """
 
     def __init__(
@@ -167,6 +206,8 @@ class FusionModel(ClassifierMixin, BaseEstimator):
             # too few members of a class to hold any out for calibration: raw probabilities
             self.calibrated_ = booster.fit(X, y_enc)
         self.n_iter_ = self._boosting_iterations()
+        # the pseudo-counts' weight: see the class docstring
+        self.smoothing_n_ = float(len(y_enc))
         return self
 
     def _active(self, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -185,13 +226,70 @@ class FusionModel(ClassifierMixin, BaseEstimator):
         """Calibrated class probabilities, columns in the order of ``classes_``."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64)
-        proba = self.calibrated_.predict_proba(self._active(X))
-        return np.asarray(proba, dtype=np.float64)
+        proba = np.asarray(self.calibrated_.predict_proba(self._active(X)), dtype=np.float64)
+        return smoothed(proba, self.smoothing_n_)
 
     def predict(self, X: Any) -> npt.NDArray[Any]:
         """The most probable class."""
         proba = self.predict_proba(X)
         return np.asarray(self.classes_[np.argmax(proba, axis=1)])
+
+
+def smoothed(proba: npt.NDArray[np.float64], n: float) -> npt.NDArray[np.float64]:
+    """Class probabilities with one pseudo-observation of each class added to ``n``."""
+    k = proba.shape[1] if proba.ndim == 2 else 2
+    return (np.clip(proba, 0.0, 1.0) * n + 1.0) / (n + k)
+
+
+# ---------------------------------------------------------------- evidence floor
+
+
+def evidence_floor_exprs(cols: set[str], thresholds: Thresholds) -> dict[str, pl.Expr]:
+    """``risk`` raised to ``thresholds.review`` where the zero-shot fusion scores a listing at
+    :data:`EVIDENCE_FLOOR_RISK` or more and it states no legitimate context, and
+    ``fusion_reasons`` saying so (or saying which legitimate context let the model allow
+    such a listing). Needs ``risk`` and ``zero_shot_risk``."""
+    zs = pl.col("zero_shot_risk")
+    risk = pl.col("risk")
+    context = legitimate_context_expr(cols)
+    strong = (zs >= EVIDENCE_FLOOR_RISK).fill_null(False) & (risk < thresholds.review)
+    floor = strong & context.is_null()
+    reason = (
+        pl.when(floor)
+        .then(
+            pl.format(
+                "zero-shot risk {} and no legitimate context: at least review (model risk {})",
+                zs.round(2),
+                risk.round(3),
+            )
+        )
+        .when(strong)
+        .then(pl.format("zero-shot risk {} lowered by the model: {}", zs.round(2), context))
+    )
+    return {
+        "risk": pl.when(floor).then(pl.lit(thresholds.review)).otherwise(risk).alias("risk"),
+        "fusion_reasons": pl.when(reason.is_not_null())
+        .then(pl.concat_list(reason))
+        .otherwise(pl.lit([], dtype=pl.List(pl.String)))
+        .alias("fusion_reasons"),
+    }
+
+
+def evidence_floor_record(
+    row: Mapping[str, Any], thresholds: Thresholds
+) -> tuple[float, list[str]]:
+    """:func:`evidence_floor_exprs` for one scored listing: ``(risk, fusion_reasons)``."""
+    risk = float(row["risk"])
+    zs = row.get("zero_shot_risk")
+    if zs is None or not (zs >= EVIDENCE_FLOOR_RISK and risk < thresholds.review):
+        return risk, []
+    context = legitimate_context(row)
+    shown = pl_str(pl_round(zs, 2))
+    if context is None:
+        model = pl_str(pl_round(risk, 3))
+        why = f"zero-shot risk {shown} and no legitimate context: at least review"
+        return thresholds.review, [f"{why} (model risk {model})"]
+    return risk, [f"zero-shot risk {shown} lowered by the model: {context}"]
 
 
 # ---------------------------------------------------------------- fusion
@@ -201,7 +299,8 @@ class FusionModel(ClassifierMixin, BaseEstimator):
 class LearnedFusion:
     """A trained :class:`FusionModel` with its features, thresholds and model card.
 
-    ``risk`` has the same interface as :meth:`models.zeroshot.ZeroShotFusion.risk`.
+    ``risk`` has the same interface as :meth:`models.zeroshot.ZeroShotFusion.risk`;
+    :meth:`evidence_floor` then applies the zero-shot evidence floor for the run's thresholds.
     """
 
     model: FusionModel
@@ -241,13 +340,49 @@ class LearnedFusion:
         return compiled
 
     def risk(self, lf: pl.LazyFrame) -> pl.LazyFrame:
-        """Add ``risk`` (Float64 in [0, 1]).
+        """Add ``risk`` (Float64 in (0, 1)) and ``zero_shot_risk``.
 
         Collects ``lf``: the model predicts on a matrix.
         """
         frame = lf.collect()
         risk = pl.Series("risk", self.predict(frame), dtype=pl.Float64)
-        return frame.with_columns(risk).lazy()
+        zero = ZeroShotFusion().risk_expr(set(frame.columns)).alias("zero_shot_risk")
+        return frame.with_columns(risk).with_columns(zero).lazy()
+
+    def evidence_floor(self, lf: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
+        """Raise ``risk`` to ``thresholds.review`` where strong zero-shot evidence stands
+        unexplained, and add ``fusion_reasons`` (see :func:`evidence_floor_exprs`)."""
+        cols = set(lf.collect_schema().names())
+        return lf.with_columns(**evidence_floor_exprs(cols, thresholds))
+
+    def evidence_floor_record(
+        self, row: Mapping[str, Any], thresholds: Thresholds
+    ) -> tuple[float, list[str]]:
+        """:meth:`evidence_floor` of one listing whose ``risk`` is set: ``(risk, reasons)``."""
+        if "zero_shot_risk" not in row:
+            row = {**row, "zero_shot_risk": ZeroShotFusion().risk_record(row)}
+        return evidence_floor_record(row, thresholds)
+
+    @property
+    def trained_inputs(self) -> tuple[str, ...]:
+        """The optional input columns the model was trained with (see ``train``)."""
+        inputs = self.card.get("inputs", {}).get("trained_with", [])
+        return tuple(str(c) for c in inputs)
+
+    def missing_inputs(self, present: Iterable[str]) -> list[str]:
+        """The optional inputs the model was trained with that ``present`` lacks."""
+        have = set(present)
+        return [c for c in self.trained_inputs if c not in have]
+
+
+def missing_inputs_message(missing: Sequence[str]) -> str:
+    """One line naming the inputs a model was trained with that the listings lack."""
+    parts = [f"{c} ({OPTIONAL_INPUTS.get(c, 'its evidence')})" for c in missing]
+    return (
+        "the model was trained with optional inputs these listings lack: "
+        + "; ".join(parts)
+        + ". It was trained for their absence too, but their evidence is missing."
+    )
 
 
 def feature_matrix(
@@ -276,14 +411,94 @@ def out_of_fold(
     *,
     folds: int = 5,
     seed: int = 0,
+    groups: npt.ArrayLike | None = None,
 ) -> npt.NDArray[np.float64]:
-    """Out-of-fold positive-class probabilities from stratified ``folds``-fold training."""
+    """Out-of-fold positive-class probabilities from stratified ``folds``-fold training.
+
+    Rows sharing a ``groups`` value (a listing and its copies with inputs dropped) are held
+    out together, so that no listing is predicted by a model trained on a copy of itself.
+    """
     oof = np.empty(len(y), dtype=np.float64)
-    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    for train_idx, test_idx in splitter.split(X, y):
+    splitter: StratifiedKFold | StratifiedGroupKFold
+    if groups is None:
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+        splits = splitter.split(X, y)
+    else:
+        splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+        splits = splitter.split(X, y, np.asarray(groups))
+    for train_idx, test_idx in splits:
         fold = FusionModel(**model.get_params()).fit(X[train_idx], y[train_idx])
         oof[test_idx] = fold.predict_proba(X[test_idx])[:, 1]
     return oof
+
+
+def flag_rates(
+    y: npt.NDArray[np.int64], risk: npt.NDArray[np.float64], thresholds: Thresholds
+) -> dict[str, float | int | None]:
+    """Share of listings at or above each threshold, and block precision / recall."""
+    n = len(y)
+    block = risk >= thresholds.block
+    review = (risk >= thresholds.review) & ~block
+    tp = int((block & (y == 1)).sum())
+    flagged = int(block.sum())
+    positives = int((y == 1).sum())
+    return {
+        "n": n,
+        "block": flagged / n if n else None,
+        "review": int(review.sum()) / n if n else None,
+        "block_precision": tp / flagged if flagged else None,
+        "block_recall": tp / positives if positives else None,
+    }
+
+
+def too_few_examples(counts: npt.NDArray[np.int64]) -> str | None:
+    """Why ``counts`` (genuine, counterfeit) are too few to train on (None = enough)."""
+    if counts.min() >= MIN_CLASS_EXAMPLES:
+        return None
+    return (
+        f"{int(counts[1])} counterfeit and {int(counts[0])} genuine listings, fewer than the "
+        f"{MIN_CLASS_EXAMPLES} of each class a model needs"
+    )
+
+
+def degenerate_reasons(
+    counts: npt.NDArray[np.int64], oof: npt.NDArray[np.float64], block_flags: int
+) -> list[str]:
+    """Why a trained model would not work (empty when it is fine)."""
+    problems = [] if (few := too_few_examples(counts)) is None else [few]
+    distinct = len(np.unique(oof))
+    if distinct < MIN_DISTINCT_RISKS:
+        problems.append(
+            f"the calibration collapsed: out-of-fold risks take only {distinct} distinct "
+            f"values (at least {MIN_DISTINCT_RISKS} expected)"
+        )
+    if block_flags == 0:
+        problems.append("the block threshold flags no listing of its own out-of-fold data")
+    return problems
+
+
+def choose_thresholds(
+    y: npt.NDArray[np.int64],
+    oof: npt.NDArray[np.float64],
+    copies: npt.NDArray[np.bool_] | None = None,
+    *,
+    target_precision: float = 0.99,
+    review_share: float = 0.02,
+) -> tuple[Thresholds, float]:
+    """Thresholds from out-of-fold risks: ``block`` the lowest risk whose precision reaches
+    ``target_precision`` on the listings as given and on their ``copies`` (with inputs
+    dropped) each, ``review`` the review budget's on the listings as given. Returns the
+    thresholds (capped at 1.0) and the uncapped block threshold (above 1.0 = never blocks)."""
+    copies = np.zeros(len(y), dtype=bool) if copies is None else copies
+    given = ~copies
+    blocks = [
+        pick_block_threshold(y[part], oof[part], target_precision=target_precision)
+        for part in (given, copies)
+        if part.any() and y[part].min() != y[part].max()
+    ]
+    block = max(blocks) if blocks else pick_block_threshold(y, oof)
+    review = pick_review_threshold(oof[given], share=review_share, block=block)
+    return Thresholds(block=min(block, 1.0), review=min(review, 1.0)), block
 
 
 def train(
@@ -295,6 +510,10 @@ def train(
     review_share: float = 0.02,
     seed: int = 0,
     folds: int = 5,
+    groups: npt.ArrayLike | None = None,
+    augmented: npt.ArrayLike | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    allow_degenerate: bool = False,
     **params: Any,
 ) -> LearnedFusion:
     """Train a :class:`LearnedFusion` on scored, labelled listings.
@@ -302,39 +521,83 @@ def train(
     Metrics and thresholds come from ``folds``-fold stratified out-of-fold probabilities (so
     they describe unseen listings); the returned model is then refit on all rows. ``params``
     go to :class:`FusionModel`.
+
+    ``augmented`` marks rows that are copies of other rows with optional inputs dropped, and
+    ``groups`` ties each copy to its listing (see :func:`pipelines.learn.with_inputs_dropped`):
+    copies are held out with their listing, the block threshold reaches ``target_precision``
+    on the listings as given and on the copies each, and the class counts are of the listings
+    as given. ``inputs`` goes to the card as it is.
+
+    Raises :class:`~pipelines.errors.DegenerateModelError` (one line naming every problem)
+    when a class has fewer than :data:`MIN_CLASS_EXAMPLES` listings, the out-of-fold risks
+    take fewer than :data:`MIN_DISTINCT_RISKS` values, or the block threshold flags nothing
+    out of fold; with ``allow_degenerate`` the model is returned with the problems in its
+    card's ``warnings`` and a :class:`UserWarning`.
     """
     try:
         y = labels(frame, label)
     except ValueError as e:
         raise ModelError(f"cannot train: {e}") from e
-    counts = np.bincount(y, minlength=2)
+    copies = (
+        np.zeros(len(y), dtype=bool) if augmented is None else np.asarray(augmented, dtype=bool)
+    )
+    if copies.shape != y.shape:
+        raise ValueError("augmented must have one flag per row")
+    given = ~copies
+    counts = np.bincount(y[given], minlength=2)
     if counts.min() < folds:
         raise ModelError(
             f"cannot train: need at least {folds} listings of each class, "
             f"have {int(counts[0])} genuine and {int(counts[1])} counterfeit"
         )
+    few = too_few_examples(counts)
+    if few is not None and not allow_degenerate:
+        # refused before the cross-validation's cost
+        raise DegenerateModelError(f"cannot train: {few} (--allow-degenerate to keep it)")
     X = feature_matrix(frame)
     model = FusionModel(feature_names=FEATURES, random_state=seed, **params)
-    oof = out_of_fold(model, X, y, folds=folds, seed=seed)
-    thresholds, block_enabled = thresholds_from_scores(
-        y, oof, target_precision=target_precision, review_share=review_share
+    oof = out_of_fold(model, X, y, folds=folds, seed=seed, groups=groups)
+    thresholds, block = choose_thresholds(
+        y, oof, copies, target_precision=target_precision, review_share=review_share
     )
+    rates = {"as_given": flag_rates(y[given], oof[given], thresholds)}
+    if copies.any():
+        rates["inputs_dropped"] = flag_rates(y[copies], oof[copies], thresholds)
+    block_flags = int((oof >= block).sum())
+    problems = degenerate_reasons(counts, oof, block_flags)
+    if problems and not allow_degenerate:
+        raise DegenerateModelError(
+            "cannot train: " + "; ".join(problems) + " (--allow-degenerate to keep it)"
+        )
+    for problem in problems:
+        warnings.warn(f"degenerate model kept: {problem}", UserWarning, stacklevel=2)
     model.fit(X, y)
     card: dict[str, Any] = {
         "features": list(FEATURES),
         "registry_fingerprint": registry_fingerprint,
         "training_data_sha256": data_hash(X, y),
-        "n_rows": len(y),
+        "n_rows": int(given.sum()),
+        "n_rows_with_inputs_dropped": int(copies.sum()),
         "class_balance": {"genuine": int(counts[0]), "counterfeit": int(counts[1])},
-        "cv": {"folds": folds, "seed": seed, "stratified": True},
-        "metrics": pr_metrics(y, oof),
+        "inputs": dict(inputs or {}),
+        "cv": {"folds": folds, "seed": seed, "stratified": True, "grouped": groups is not None},
+        "metrics": pr_metrics(y[given], oof[given]),
+        "metrics_inputs_dropped": pr_metrics(y[copies], oof[copies]) if copies.any() else None,
+        "oof_flag_rates": rates,
         "thresholds": {
             "block": thresholds.block,
             "review": thresholds.review,
-            "block_enabled": block_enabled,
+            "block_enabled": block <= 1.0,
             "target_precision": target_precision,
             "review_share": review_share,
         },
+        "calibration": {
+            "method": model.method,
+            "smoothing": "one pseudo-listing of each class: p' = (n p + 1) / (n + 2)",
+            "distinct_oof_risks": len(np.unique(oof)),
+        },
+        "evidence_floor": {"zero_shot_risk": EVIDENCE_FLOOR_RISK, "at_least": "review"},
+        "warnings": problems,
         "params": {k: v for k, v in model.get_params().items() if k != "feature_names"},
     }
     return LearnedFusion(model=model, thresholds=thresholds, features=FEATURES, card=card)

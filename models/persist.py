@@ -21,7 +21,8 @@ from pipelines.errors import ModelError
 from pipelines.manifest import file_digest, library_versions, write_bytes_atomic, write_json_atomic
 
 FORMAT = "fakestop-fusion"
-FORMAT_VERSION = 1
+#: 2: the zero-shot risk feature, smoothed probabilities, the inputs trained with
+FORMAT_VERSION = 2
 #: the only types a saved fusion model may contain beyond skops' own safe defaults
 TRUSTED_TYPES: tuple[str, ...] = (
     "models.fusion.FusionModel",
@@ -87,7 +88,7 @@ def read_card(path: str | os.PathLike[str]) -> dict[str, Any]:
     if card.get("format_version") != FORMAT_VERSION:
         raise ModelError(
             f"{cpath}: model format version {card.get('format_version')!r}, "
-            f"this fakestop reads version {FORMAT_VERSION}"
+            f"this fakestop reads version {FORMAT_VERSION}; retrain with `fakestop train`"
         )
     if card.get("model_sha256") != file_digest(path):
         raise ModelError(f"{path}: content does not match its model card (sha256); refusing it")

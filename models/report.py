@@ -105,26 +105,31 @@ def _confusion(y: npt.NDArray[np.int64], flagged: npt.NDArray[np.bool_]) -> dict
     return {"tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": int(tn)}
 
 
-def _flagged(frame: pl.DataFrame) -> npt.NDArray[np.bool_] | None:
-    if "decision" in frame.columns:
-        flags = frame.get_column("decision").is_in(["block", "review"]).fill_null(False)
-        return flags.to_numpy().astype(bool)
-    if "risk" in frame.columns:
-        flags = (frame.get_column("risk") >= DEFAULT_FLAG_RISK).fill_null(False)
-        return flags.to_numpy().astype(bool)
-    return None
+def _flags(frame: pl.DataFrame, column: str) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """(blocked, reviewed or blocked) of a decision column (null = allow)."""
+    decision = frame.get_column(column).fill_null("allow")
+    block = (decision == "block").to_numpy().astype(bool)
+    flagged = decision.is_in(["block", "review"]).to_numpy().astype(bool)
+    return block, flagged
 
 
 def _safe_div(a: int, b: int) -> float | None:
     return a / b if b else None
 
 
-def bench(frame: pl.DataFrame, *, label: str = "label", scores: dict[str, str]) -> dict[str, Any]:
+def bench(
+    frame: pl.DataFrame,
+    *,
+    label: str = "label",
+    scores: dict[str, str],
+    decisions: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Benchmark each scorer (``column -> display name``) against ``label``.
 
-    Adds confusion matrices at the decision thresholds when ``decision`` exists, per-``kind``
-    recall / flag rate when ``kind`` exists, and the most confidently wrong listings when
-    ``risk`` exists.
+    ``decisions`` names decision columns (``display name -> column``; by default
+    ``decision`` as "fusion" when it exists): each gets a confusion matrix at its thresholds
+    and, when ``kind`` exists, recall and flag rate per kind. The most confidently wrong
+    listings are those of the first decision column (or of ``risk`` >= 0.5 without one).
     """
     y = labels(frame, label)
     out: dict[str, Any] = {
@@ -136,48 +141,80 @@ def bench(frame: pl.DataFrame, *, label: str = "label", scores: dict[str, str]) 
     for column, name in scores.items():
         metrics = pr_metrics(y, scorer_values(frame, column))
         out["scorers"][name] = {"column": column, **metrics}
-
-    if "decision" in frame.columns:
-        decision = frame.get_column("decision").fill_null("allow")
-        block = (decision == "block").to_numpy().astype(bool)
-        review = decision.is_in(["block", "review"]).to_numpy().astype(bool)
-        out["confusion"] = {"block": _confusion(y, block), "review_or_block": _confusion(y, review)}
-
-    flagged = _flagged(frame)
-    if "kind" in frame.columns and flagged is not None:
+    if decisions is None:
+        decisions = {"fusion": "decision"} if "decision" in frame.columns else {}
+    decisions = {n: c for n, c in decisions.items() if c in frame.columns}
+    flags = {name: _flags(frame, column) for name, column in decisions.items()}
+    if flags:
+        out["confusion"] = {}
+        for name, (block, flagged) in flags.items():
+            b, f = _confusion(y, block), _confusion(y, flagged)
+            out["confusion"][name] = {
+                "block": b,
+                "review_or_block": f,
+                "block_precision": _safe_div(b["tp"], b["tp"] + b["fp"]),
+                "block_recall": _safe_div(b["tp"], b["tp"] + b["fn"]),
+            }
+    if "kind" in frame.columns and flags:
         kinds = frame.get_column("kind").cast(pl.String).fill_null("(none)").to_numpy()
         rows = []
         for kind in sorted(set(kinds.tolist())):
             mask = kinds == kind
             pos = mask & (y == 1)
-            rows.append(
-                {
-                    "kind": kind,
-                    "n": int(mask.sum()),
-                    "positives": int(pos.sum()),
-                    "recall": _safe_div(int((flagged & pos).sum()), int(pos.sum())),
-                    "flag_rate": _safe_div(int((flagged & mask).sum()), int(mask.sum())),
-                }
-            )
+            row: dict[str, Any] = {"kind": kind, "n": int(mask.sum()), "positives": int(pos.sum())}
+            for name, (_, flagged) in flags.items():
+                row[f"{name}: recall"] = _safe_div(int((flagged & pos).sum()), int(pos.sum()))
+                row[f"{name}: flag rate"] = _safe_div(int((flagged & mask).sum()), int(mask.sum()))
+            rows.append(row)
         out["by_kind"] = rows
-
     if "risk" in frame.columns:
-        out["most_wrong"] = most_wrong(frame, label=label)
+        first = next(iter(decisions.values()), None)
+        out["most_wrong"] = most_wrong(frame, label=label, decision=first)
     return out
 
 
-def most_wrong(frame: pl.DataFrame, *, label: str = "label", k: int = TOP_WRONG) -> list[dict]:
-    """The ``k`` listings on the wrong side of risk 0.5 whose risk is furthest from their label."""
-    cols = [c for c in ("listing_id", "title") if c in frame.columns]
+#: columns shown for each of the most confidently wrong listings, where the frame has them
+WRONG_COLUMNS: tuple[str, ...] = (
+    "listing_id",
+    "title",
+    "kind",
+    "price",
+    "decision",
+    "risk",
+    "zero_shot_risk",
+    "reasons",
+    "image",
+)
+
+
+def most_wrong(
+    frame: pl.DataFrame,
+    *,
+    label: str = "label",
+    k: int = TOP_WRONG,
+    decision: str | None = "decision",
+) -> list[dict[str, Any]]:
+    """The ``k`` wrongly decided listings whose risk is furthest from their label: genuine
+    listings reviewed or blocked, counterfeit ones allowed (by the ``decision`` column; by
+    risk 0.5 without one), with their reasons and photo path where the frame has them."""
     y = pl.col(label).cast(pl.Float64)
-    wrong = (
-        frame.with_columns((y - pl.col("risk").cast(pl.Float64).fill_null(0.0)).abs().alias("__w"))
-        .filter(pl.col("__w") > 0.5)
+    risk = pl.col("risk").cast(pl.Float64).fill_null(0.0)
+    if decision is not None and decision in frame.columns:
+        flagged = pl.col(decision).fill_null("allow") != "allow"
+        wrong = (flagged & (y == 0)) | (~flagged & (y == 1))
+    else:
+        wrong = (y - risk).abs() > 1.0 - DEFAULT_FLAG_RISK
+    cols = [c for c in WRONG_COLUMNS if c in frame.columns]
+    if decision is not None and decision != "decision" and decision in frame.columns:
+        cols = [decision if c == "decision" else c for c in cols]
+    rows = (
+        frame.filter(wrong)
+        .with_columns((y - risk).abs().alias("__w"))
         .sort("__w", descending=True, maintain_order=True)
         .head(k)
-        .select([*cols, pl.col(label).cast(pl.Int64).alias("label"), pl.col("risk")])
+        .select([*cols, pl.col(label).cast(pl.Int64).alias("label")])
     )
-    return wrong.to_dicts()
+    return rows.to_dicts()
 
 
 # ---------------------------------------------------------------- report
@@ -193,11 +230,35 @@ def _fmt(v: object) -> str:
 
 def _md_table(header: list[str], rows: list[list[object]]) -> str:
     def esc(v: object) -> str:
-        return _fmt(v).replace("|", "\\|").replace("\n", " ")
+        return _cell(v).replace("|", "\\|").replace("\n", " ")
 
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def setup_lines(metrics: dict[str, Any]) -> list[str]:
+    """What was measured, in sentences: the scorer, the thresholds and where they came from,
+    the split, and any warnings (from ``metrics["setup"]``)."""
+    setup = metrics.get("setup") or {}
+    lines = []
+    if setup.get("scorer"):
+        lines.append(f"Scorer: {setup['scorer']}.")
+    for name, th in (setup.get("thresholds") or {}).items():
+        lines.append(
+            f"{name}: block at risk >= {_fmt(th.get('block'))}, review at risk >= "
+            f"{_fmt(th.get('review'))} (thresholds from {th.get('from', 'unknown')})."
+        )
+    if setup.get("split"):
+        lines.append(f"Split: {setup['split']}.")
+    lines += [f"Warning: {w}" for w in setup.get("warnings") or []]
+    return lines
+
+
+def _cell(v: object) -> str:
+    if isinstance(v, list | tuple):
+        return "; ".join(str(x) for x in v)
+    return _fmt(v)
 
 
 def _tables(metrics: dict[str, Any]) -> list[tuple[str, list[str], list[list[object]]]]:
@@ -214,32 +275,66 @@ def _tables(metrics: dict[str, Any]) -> list[tuple[str, list[str], list[list[obj
         )
     tables.append(("Scorers", header, rows))
     if "confusion" in metrics:
-        crow = [[k, c["tp"], c["fp"], c["fn"], c["tn"]] for k, c in metrics["confusion"].items()]
-        header = ["flag", "TP", "FP", "FN", "TN"]
+        crow: list[list[object]] = []
+        for name, c in metrics["confusion"].items():
+            for flag in ("block", "review_or_block"):
+                m = c[flag]
+                crow.append([name, flag, m["tp"], m["fp"], m["fn"], m["tn"]])
+        header = ["scorer", "flag", "TP", "FP", "FN", "TN"]
         tables.append(("Confusion at the decision thresholds", header, crow))
-    if "by_kind" in metrics:
-        krow = [
-            [r["kind"], r["n"], r["positives"], r["recall"], r["flag_rate"]]
-            for r in metrics["by_kind"]
-        ]
-        tables.append(("By kind", ["kind", "n", "positives", "recall", "flag rate"], krow))
-    if metrics.get("most_wrong"):
-        wrong = metrics["most_wrong"]
-        wcols = list(wrong[0])
-        tables.append(("Most confidently wrong", wcols, [[r[c] for c in wcols] for r in wrong]))
+    if metrics.get("by_kind"):
+        kcols = list(metrics["by_kind"][0])
+        krow = [[r[c] for c in kcols] for r in metrics["by_kind"]]
+        tables.append(("Recall and flag rate (review or block) by kind", kcols, krow))
     return tables
 
 
+def _wrong_table(metrics: dict[str, Any]) -> tuple[list[str], list[list[object]]] | None:
+    wrong = metrics.get("most_wrong")
+    if not wrong:
+        return None
+    cols = [c for c in wrong[0] if c != "image"]
+    return cols, [[r[c] for c in cols] for r in wrong]
+
+
 def summary_markdown(metrics: dict[str, Any]) -> str:
-    """The metrics as Markdown tables."""
+    """The metrics as Markdown: what was measured, then the tables."""
     parts = [
         "# fakestop benchmark",
         "",
         f"{metrics.get('n')} listings, {metrics.get('positives')} counterfeit.",
     ]
+    setup = setup_lines(metrics)
+    if setup:
+        parts += ["", *[f"- {line}" for line in setup]]
     for title, header, rows in _tables(metrics):
         parts += ["", f"## {title}", "", _md_table(header, rows)]
+    wrong = _wrong_table(metrics)
+    if wrong is not None:
+        header, rows = wrong
+        parts += ["", "## Most confidently wrong", "", _md_table(header, rows)]
     return "\n".join(parts) + "\n"
+
+
+#: longest side of a photo thumbnail in the report, in pixels
+THUMBNAIL = 96
+
+
+def thumbnail(path: object, images: str | Path | None) -> str | None:
+    """A small JPEG of a listing photo as base64, or None when there is none or it cannot be
+    read (the same safe decoding as the image filter: a path leaving ``images`` is refused)."""
+    if path is None or images is None:
+        return None
+    from filters.image import ImageRejected, open_image
+
+    try:
+        img = open_image(str(path), root=images, draft=THUMBNAIL * 2)
+    except (ImageRejected, OSError, ValueError):
+        return None
+    img.thumbnail((THUMBNAIL, THUMBNAIL))
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=80)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _png(fig: Any) -> str:
@@ -298,26 +393,64 @@ def _figures(metrics: dict[str, Any], frame: pl.DataFrame, label: str) -> list[t
     return out
 
 
-def report_html(metrics: dict[str, Any], frame: pl.DataFrame, *, label: str = "label") -> str:
-    """A self-contained HTML page: the tables plus embedded PNG charts."""
+def _html_table(header: list[str], rows: list[list[object]]) -> list[str]:
+    parts = ["<table><tr>", *[f"<th>{html.escape(h)}</th>" for h in header], "</tr>"]
+    for row in rows:
+        cells = "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row)
+        parts.append(f"<tr>{cells}</tr>")
+    parts.append("</table>")
+    return parts
+
+
+def _wrong_html(metrics: dict[str, Any], images: str | Path | None) -> list[str]:
+    """The most confidently wrong listings, each with its reasons as a list and its photo."""
+    wrong = metrics.get("most_wrong") or []
+    if not wrong:
+        return []
+    cols = [c for c in wrong[0] if c not in ("image", "reasons")]
+    parts = ["<h2>Most confidently wrong</h2><table><tr><th>photo</th>"]
+    parts += [f"<th>{html.escape(c)}</th>" for c in cols] + ["<th>reasons</th></tr>"]
+    for r in wrong:
+        thumb = thumbnail(r.get("image"), images)
+        photo = (
+            f'<img alt="listing photo" src="data:image/jpeg;base64,{thumb}">'
+            if thumb is not None
+            else "–"
+        )
+        reasons = "".join(f"<li>{html.escape(str(x))}</li>" for x in r.get("reasons") or [])
+        cells = "".join(f"<td>{html.escape(_cell(r[c]))}</td>" for c in cols)
+        parts.append(f"<tr><td>{photo}</td>{cells}<td><ul>{reasons}</ul></td></tr>")
+    parts.append("</table>")
+    return parts
+
+
+def report_html(
+    metrics: dict[str, Any],
+    frame: pl.DataFrame,
+    *,
+    label: str = "label",
+    images: str | Path | None = None,
+) -> str:
+    """A self-contained HTML page: what was measured, the tables, the most confidently wrong
+    listings with their reasons and photo thumbnails (``images``: the directory listing
+    photos are relative to) and embedded PNG charts. All listing text is escaped."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><title>fakestop benchmark</title>',
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;"
-        "margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
-        "</style></head><body>",
+        "margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;"
+        "vertical-align:top}ul{margin:0;padding-left:1.2em}</style></head><body>",
         "<h1>fakestop benchmark</h1>",
         f"<p>{html.escape(str(metrics.get('n')))} listings, "
         f"{html.escape(str(metrics.get('positives')))} counterfeit.</p>",
     ]
+    setup = setup_lines(metrics)
+    if setup:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in setup) + "</ul>")
     for title, header, rows in _tables(metrics):
-        parts.append(f"<h2>{html.escape(title)}</h2><table><tr>")
-        parts += [f"<th>{html.escape(h)}</th>" for h in header]
-        parts.append("</tr>")
-        for row in rows:
-            cells = "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row)
-            parts.append(f"<tr>{cells}</tr>")
-        parts.append("</table>")
+        parts.append(f"<h2>{html.escape(title)}</h2>")
+        parts += _html_table(header, rows)
+    parts += _wrong_html(metrics, images)
     parts.append("<h2>Charts</h2>")
     for caption, png in _figures(metrics, frame, label):
         alt = html.escape(caption, quote=True)
@@ -330,7 +463,12 @@ def report_html(metrics: dict[str, Any], frame: pl.DataFrame, *, label: str = "l
 
 
 def write_report(
-    metrics: dict[str, Any], frame: pl.DataFrame, out_dir: str | Path, *, label: str = "label"
+    metrics: dict[str, Any],
+    frame: pl.DataFrame,
+    out_dir: str | Path,
+    *,
+    label: str = "label",
+    images: str | Path | None = None,
 ) -> dict[str, Path]:
     """Write ``metrics.json``, ``summary.md`` and ``report.html`` into ``out_dir``."""
     out = Path(out_dir)
@@ -344,5 +482,7 @@ def write_report(
         json.dumps(metrics, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
     )
     paths["summary"].write_text(summary_markdown(metrics), encoding="utf-8")
-    paths["html"].write_text(report_html(metrics, frame, label=label), encoding="utf-8")
+    paths["html"].write_text(
+        report_html(metrics, frame, label=label, images=images), encoding="utf-8"
+    )
     return paths

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import (
+    DegenerateModelError,
     FakestopError,
+    MissingInputWarning,
     ModelError,
     NotFittedError,
     RegistryError,
@@ -17,7 +19,9 @@ if TYPE_CHECKING:
     from pipelines.api import Scorer
 
 __all__ = [
+    "DegenerateModelError",
     "FakestopError",
+    "MissingInputWarning",
     "ModelError",
     "NotFittedError",
     "RegistryError",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import threading
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +22,11 @@ import polars as pl
 from PIL import Image
 
 from pipelines.config import Settings, load_settings
-from pipelines.errors import ValidationError
+from pipelines.errors import MissingInputWarning, ValidationError
 from pipelines.record import coerce_record, score_record, supports_records
 from pipelines.registry import load_registry
 from pipelines.schema import INPUT_SCHEMA, PARSE_ERROR, PRICE_RAW, PRICE_SIGN, RULE_NAMES, conform
-from pipelines.stages import OUTPUT_SCHEMA, ScoringPlan, score_frame
+from pipelines.stages import OUTPUT_SCHEMA, ScoringPlan, inputs_with_values, score_frame
 
 OnError = Literal["raise", "quarantine"]
 
@@ -89,6 +91,10 @@ class Scorer:
 
     Build it once (``from_registry``) and share it: scoring keeps no mutable state, so
     concurrent ``score_one`` calls from several threads are safe.
+
+    With a trained model, listings that lack an optional input the model was trained with
+    (``seller_id``, ``image``...) raise a :class:`~pipelines.errors.MissingInputWarning`, once
+    per scorer and input.
     """
 
     def __init__(self, plan: ScoringPlan, *, on_error: OnError = "raise") -> None:
@@ -98,6 +104,8 @@ class Scorer:
         self.on_error = on_error
         #: whether score_one takes the one-listing path (every stage has a record twin)
         self.records = supports_records(plan)
+        self._warned: set[str] = set()
+        self._warn_lock = threading.Lock()
 
     @classmethod
     def from_registry(
@@ -119,7 +127,21 @@ class Scorer:
     def score(self, listings: pl.DataFrame, *, keep_evidence: bool = False) -> pl.DataFrame:
         """Score a polars DataFrame of listings; one output row per input row, in order."""
         frame = conform(listings, source="listings frame", settings=self.plan.settings)
+        self._check_inputs(inputs_with_values(frame))
         return score_frame(frame, self.plan, keep_evidence=keep_evidence)
+
+    def _check_inputs(self, present: Iterable[str]) -> None:
+        """Warn once per input the model was trained with that listings lack."""
+        missing = self.plan.missing_inputs(present)
+        if not missing or self._warned.issuperset(missing):
+            return
+        with self._warn_lock:
+            new = [c for c in missing if c not in self._warned]
+            self._warned.update(new)
+        if new:
+            from models.fusion import missing_inputs_message
+
+            warnings.warn(missing_inputs_message(new), MissingInputWarning, stacklevel=3)
 
     # ---- single listings
 
@@ -149,6 +171,7 @@ class Scorer:
         with ``on_error="quarantine"``, in which case a quarantined result is returned.
         """
         record = _with_image_bytes(_as_mapping(listing))
+        self._check_inputs(k for k, v in record.items() if v is not None)
         if self.records:
             result = ScoreResult.from_row(score_record(record, self.plan))
         else:
@@ -161,6 +184,7 @@ class Scorer:
         """Score listings together, as one batch of ``fakestop score`` (batch statistics,
         such as robust price statistics per brand, are computed over them)."""
         records = [_with_image_bytes(_as_mapping(item)) for item in listings]
+        self._check_inputs({k for r in records for k, v in r.items() if v is not None})
         results = self._score_frame_records(records)
         if self.on_error == "raise":
             for r in results:

@@ -204,26 +204,36 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    import warnings
+
     from pipelines.learn import train_model
 
-    card = train_model(
-        args.labelled,
-        registry=args.registry,
-        images=args.images,
-        out=args.out,
-        label=args.label,
-        target_precision=args.target_precision,
-        review_share=args.review_share,
-        seed=args.seed,
-        config=_settings(args),
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        card = train_model(
+            args.labelled,
+            registry=args.registry,
+            images=args.images,
+            out=args.out,
+            label=args.label,
+            target_precision=args.target_precision,
+            review_share=args.review_share,
+            seed=args.seed,
+            config=_settings(args),
+            allow_degenerate=args.allow_degenerate,
+        )
+    for w in caught:
+        print(f"fakestop: warning: {w.message}", file=sys.stderr)
     if args.quiet:
         return 0
     m = card["metrics"]
     th = card["thresholds"]
+    rates = card["oof_flag_rates"]["as_given"]
+    auc = "–" if m["pr_auc"] is None else f"{m['pr_auc']:.4f}"
     print(
-        f"model -> {args.out} (card {args.out}.card.json): cross-validated PR-AUC "
-        f"{m['pr_auc']:.4f}; block >= {th['block']:.4f}, review >= {th['review']:.4f}"
+        f"model -> {args.out} (card {args.out}.card.json): cross-validated PR-AUC {auc}; "
+        f"block >= {th['block']:.4f} ({rates['block']:.1%} of listings out of fold), "
+        f"review >= {th['review']:.4f} ({rates['review']:.1%})"
     )
     return 0
 
@@ -380,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     train.add_argument(
         "--config", default=None, help="TOML file: rates, conditions, thresholds, input options"
+    )
+    train.add_argument(
+        "--allow-degenerate",
+        action="store_true",
+        help="keep a model that never flags, has too few examples of a class or whose "
+        "calibration collapsed (with a warning) instead of failing",
     )
     train.add_argument("--quiet", action="store_true", help="no summary line")
     _input_options(train)

@@ -145,6 +145,9 @@ class Settings:
     encoding: str | None = None
     #: how an ambiguous price (``1.299``) is read: ``auto``, ``point`` or ``comma``
     price_locale: str = AUTO
+    #: the configuration file whose ``[decision]`` set the thresholds (None = defaults); set
+    #: thresholds override a trained model's own
+    decision_from: str | None = None
 
     @property
     def conditions(self) -> tuple[str, ...]:
@@ -438,6 +441,8 @@ def load_settings(path: str | Path | Settings | None = None) -> Settings:
     for name, read in SECTIONS.items():
         if name in data:
             changes.update(read(path, _table(path, name, data[name]), settings))
+    if "decision" in data:
+        changes["decision_from"] = str(path)
     settings = replace(settings, **changes)
     known = settings.conditions
     for name, target in settings.condition_synonyms.items():

@@ -28,5 +28,15 @@ class ModelError(FakestopError):
     """A model file is missing, foreign, tampered with or incompatible."""
 
 
+class DegenerateModelError(ModelError):
+    """Training produced a model that would not work (one that never flags, too few examples
+    of a class, a calibration collapsed to a step); ``--allow-degenerate`` keeps it anyway."""
+
+
+class MissingInputWarning(UserWarning):
+    """Listings lack an input column the trained model was trained with (its evidence is
+    missing for them)."""
+
+
 class NotFittedError(FakestopError, ValueError, AttributeError):
     """A filter or model was used before ``fit``."""

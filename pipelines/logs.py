@@ -41,6 +41,17 @@ class RunLog:
             self.stream.write(text + "\n")
         self.stream.flush()
 
+    def warning(self, text: str, **fields: Any) -> None:
+        """A warning: written even when ``quiet`` (it is no progress), once per call."""
+        if self.bar:
+            self.stream.write("\n")
+        if self.fmt == "json":
+            record = {"ts": round(time.time(), 3), "event": "warning", "message": text, **fields}
+            self.stream.write(json.dumps(record) + "\n")
+        else:
+            self.stream.write(f"fakestop: warning: {text}\n")
+        self.stream.flush()
+
     def batch(self, index: int, rows: int, *, skipped: bool = False) -> None:
         self.rows += rows
         elapsed = max(time.perf_counter() - self.start, 1e-9)

@@ -156,6 +156,7 @@ def build_manifest(
             **plan.settings.as_dict(),
             "block_threshold": plan.thresholds.block,
             "review_threshold": plan.thresholds.review,
+            "thresholds_from": plan.thresholds_from,
             "batch_size": batch_size,
             "run_date": run_date.isoformat(),
             "filters": [type(f).__name__ for f in plan.filters],
@@ -166,6 +167,13 @@ def build_manifest(
         "stage_rows_per_s": {k: round(rows_in / v, 1) for k, v in timings.items() if v > 0},
         "batches": len(batches),
     }
+    trained_with = list(getattr(plan.fusion, "trained_inputs", ()))
+    if trained_with:
+        seen = {c for b in batches for c in b.get("inputs", ())}
+        manifest["model_inputs"] = {
+            "trained_with": trained_with,
+            "missing": [c for c in trained_with if c not in seen],
+        }
     labelled = [b["labels"] for b in batches if "labels" in b]
     if labelled:
         lab = {k: sum(x[k] for x in labelled) for k in labelled[0]}

@@ -199,7 +199,8 @@ def _explained(row: dict[str, Any]) -> list[str]:
             score = row.get(f"{name}_score")
             parts.append((-1.0 if score is None else score, list(row[f"{name}_reasons"] or [])))
     parts.sort(reverse=True)
-    merged = [r for _, reasons in parts for r in reasons if r is not None]
+    merged = list(row.get("fusion_reasons") or [])
+    merged += [r for _, reasons in parts for r in reasons if r is not None]
     if row["decision"] != "allow" and not merged:
         merged = [f"risk {pl_str(pl_round(row['risk'], 2))} from several weak signals"]
     note = row.get(VALIDATION_NOTE)
@@ -231,6 +232,10 @@ def score_record(listing: Mapping[str, Any], plan: ScoringPlan) -> dict[str, Any
     risk = plan.fusion.risk_record(row)  # type: ignore[attr-defined]
     row["risk"] = risk
     t = plan.thresholds
+    floor = getattr(plan.fusion, "evidence_floor_record", None)
+    if floor is not None:
+        risk, row["fusion_reasons"] = floor(row, t)
+        row["risk"] = risk
     row["decision"] = "block" if risk >= t.block else "review" if risk >= t.review else "allow"
     row["reasons"] = _explained(row)
     for name in OUTPUT_SCHEMA:

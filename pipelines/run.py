@@ -50,7 +50,7 @@ from pipelines.manifest import (
 from pipelines.outputs import export_parts, output_format, refuse_output_over_inputs
 from pipelines.parquet_concat import NotConcatenable, concat_parquet
 from pipelines.schema import RULE_NAMES, SEEN_EARLIER, iter_listing_batches, resolve_sources
-from pipelines.stages import ScoringPlan, score_frame
+from pipelines.stages import ScoringPlan, inputs_with_values, score_frame
 
 DEFAULT_BATCH_SIZE = 100_000
 #: batches scored at once: polars keeps about 1.5 of 2 cores busy on one batch (Python and
@@ -482,6 +482,8 @@ def run_score(
                                 commit(*pending.popleft())
                             raise
                         timings["read"] += time.perf_counter() - t_read
+                        if index == 0:
+                            _warn_missing_inputs(plan, batch, log)
                         if index < resumed:
                             log.batch(index, batch.height, skipped=True)
                             _tally_entry(summary, done[index])
@@ -699,6 +701,15 @@ def _count_rows(files: list[Path]) -> int | None:
     return total
 
 
+def _warn_missing_inputs(plan: ScoringPlan, batch: pl.DataFrame, log: RunLog) -> None:
+    """Say once, on the first batch, which inputs the model was trained with are missing."""
+    missing = plan.missing_inputs(inputs_with_values(batch))
+    if missing:
+        from models.fusion import missing_inputs_message
+
+        log.warning(missing_inputs_message(missing), missing_inputs=missing)
+
+
 def _batch_entry(index: int, rows_in: int, scored: pl.DataFrame) -> dict[str, Any]:
     """Counts of one committed batch, kept in the checkpoint and summed into the manifest."""
     status = scored.get_column("status")
@@ -723,6 +734,7 @@ def _batch_entry(index: int, rows_in: int, scored: pl.DataFrame) -> dict[str, An
             str(d): int(n)
             for d, n in scored.get_column("decision").drop_nulls().value_counts().iter_rows()
         },
+        "inputs": inputs_with_values(scored),
     }
     if "label" in scored.columns:
         ok = scored.filter((status == "ok") & pl.col("label").is_not_null())

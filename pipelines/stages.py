@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,6 +16,7 @@ import polars as pl
 
 from filters import REGISTRY, Filter
 from filters.base import spread
+from models.features import OPTIONAL_INPUTS
 from models.thresholds import Thresholds
 from models.zeroshot import ZeroShotFusion
 from pipelines.config import Settings
@@ -79,6 +81,9 @@ class ScoringPlan:
     settings: Settings = field(default_factory=Settings)
     #: sha256 of the trained model's card (None for the zero-shot fusion)
     model_hash: str | None = None
+    #: where ``thresholds`` came from: "configuration FILE", "model card FILE", "defaults"
+    #: or "given"
+    thresholds_from: str = "defaults"
 
     @classmethod
     def build(
@@ -91,26 +96,41 @@ class ScoringPlan:
         thresholds: Thresholds | None = None,
         model: str | Path | None = None,
     ) -> ScoringPlan:
-        """Fit the filters; ``model`` is a file from ``fakestop train`` (its thresholds apply
-        unless ``thresholds`` is given), else the zero-shot fusion is used."""
+        """Fit the filters; ``model`` is a file from ``fakestop train``, else the zero-shot
+        fusion is used.
+
+        Thresholds: ``thresholds`` if given, else the configuration's ``[decision]`` if it
+        has one, else the model's own, else the defaults (:attr:`thresholds_from` says which).
+        """
         settings = settings or Settings()
         model_hash = None
+        configured = Thresholds(block=settings.block_threshold, review=settings.review_threshold)
+        source = "given" if thresholds is not None else "defaults"
+        if thresholds is None and settings.decision_from is not None:
+            thresholds, source = configured, f"configuration {settings.decision_from}"
         if model is not None:
             from models.persist import card_path, load_model
 
             learned = load_model(model, registry_fingerprint=registry.fingerprint)
             fusion = learned
-            thresholds = thresholds or learned.thresholds
+            if thresholds is None:
+                thresholds, source = learned.thresholds, f"model card {card_path(model)}"
             model_hash = hashlib.sha256(card_path(model).read_bytes()).hexdigest()
         return cls(
             registry=registry,
             filters=build_filters(registry, settings, images_root=images_root),
             fusion=fusion or ZeroShotFusion(),
-            thresholds=thresholds
-            or Thresholds(block=settings.block_threshold, review=settings.review_threshold),
+            thresholds=thresholds or configured,
             settings=settings,
             model_hash=model_hash,
+            thresholds_from=source,
         )
+
+    def missing_inputs(self, present: Iterable[str]) -> list[str]:
+        """The optional inputs the trained model was trained with that ``present`` lacks
+        (none for the zero-shot fusion)."""
+        missing = getattr(self.fusion, "missing_inputs", None)
+        return [] if missing is None else list(missing(present))
 
 
 # ---------------------------------------------------------------- stages
@@ -164,6 +184,22 @@ def matched_brands(lf: pl.LazyFrame) -> pl.LazyFrame:
     sources = [c for c in ("text_brand", "price_brand", "image_brand") if c in cols]
     brand = pl.coalesce(sources) if sources else pl.lit(None, dtype=pl.String)
     return lf.with_columns(brand.cast(pl.String).alias("matched_brand"))
+
+
+def inputs_with_values(frame: pl.DataFrame) -> list[str]:
+    """The optional input columns of ``frame`` that hold a value in at least one row."""
+    return [
+        c
+        for c in OPTIONAL_INPUTS
+        if c in frame.columns and frame.get_column(c).null_count() < frame.height
+    ]
+
+
+def evidence_floors(lf: pl.LazyFrame, plan: ScoringPlan) -> pl.LazyFrame:
+    """A trained model's floor under strong zero-shot evidence (see
+    :func:`models.fusion.evidence_floor_exprs`); the zero-shot fusion has none."""
+    floor = getattr(plan.fusion, "evidence_floor", None)
+    return lf if floor is None else floor(lf, plan.thresholds)
 
 
 def decisions(lf: pl.LazyFrame, thresholds: Thresholds) -> pl.LazyFrame:
@@ -223,7 +259,8 @@ def _ranked_reasons(frame: pl.DataFrame, names: list[str]) -> pl.Series:
 
 
 def explained(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Merge the filters' reasons, strongest filter first, at most :data:`MAX_REASONS`.
+    """Merge the filters' reasons, strongest filter first, at most :data:`MAX_REASONS`;
+    the fusion's own reasons (``fusion_reasons``, under a trained model) lead.
 
     A flagged row always gets at least one reason. Validation's note (an unknown condition)
     comes last, always kept.
@@ -252,6 +289,9 @@ def explained(lf: pl.LazyFrame) -> pl.LazyFrame:
             used = [c for n in names for c in (f"{n}_score", f"{n}_reasons")]
             aligned = spread(_ranked_reasons(frame.select(used).filter(several), names), several)
             merged = pl.when(several).then(pl.lit(aligned)).otherwise(merged)
+    if "fusion_reasons" in frame.columns:
+        fused = pl.col("fusion_reasons").fill_null(pl.lit([], dtype=pl.List(pl.String)))
+        merged = pl.concat_list(fused, merged)
     fallback = pl.format("risk {} from several weak signals", pl.col("risk").round(2))
     reasons_out = (
         pl.when((pl.col("decision") != "allow") & (merged.list.len() == 0))
@@ -277,6 +317,7 @@ def scored_listings(
         lf.pipe(filter_scores, plan.filters, statistics)
         .pipe(matched_brands)
         .pipe(plan.fusion.risk)
+        .pipe(evidence_floors, plan)
         .pipe(decisions, plan.thresholds)
         .pipe(explained)
     )

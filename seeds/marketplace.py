@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -504,13 +505,25 @@ def generate_marketplace(
     seed: int = 0,
     fake_share: float = 0.35,
     true_brand: bool = False,
+    kinds: Mapping[str, float] | None = None,
 ) -> pl.DataFrame:
     """``n`` labelled listings over ``registry``: contract columns plus ``label`` and ``kind``
-    (and ``true_brand``, the brand the listing is about, when asked for)."""
+    (and ``true_brand``, the brand the listing is about, when asked for).
+
+    ``kinds`` replaces the weights of the named kinds (:data:`GENUINE_KINDS`,
+    :data:`FAKE_KINDS`) for another mix of cases; the weights of each side are relative.
+    """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     if not 0.0 <= fake_share <= 1.0:
         raise ValueError(f"fake_share must be within [0, 1], got {fake_share}")
+    weights = {**GENUINE_KINDS, **FAKE_KINDS}
+    for kind, weight in (kinds or {}).items():
+        if kind not in weights:
+            raise ValueError(f"unknown kind {kind!r}; known: {', '.join(weights)}")
+        if not weight >= 0.0:
+            raise ValueError(f"the weight of {kind!r} must be >= 0, got {weight}")
+        weights[kind] = float(weight)
     rng = random.Random(seed)
     brands = _brands(registry)
     keys = {brand_key(x) for b in brands for x in (b.name, *b.aliases)}
@@ -520,8 +533,11 @@ def generate_marketplace(
     native = [b for b in plain if b.native]
     accessory_brands = [b for b in brands if any(c in ACCESSORY for c, _ in b.categories)]
     registry_names = set(registry.brand_names)
-    genuine_kinds, genuine_w = list(GENUINE_KINDS), list(GENUINE_KINDS.values())
-    fake_kinds, fake_w = list(FAKE_KINDS), list(FAKE_KINDS.values())
+    genuine_kinds, fake_kinds = list(GENUINE_KINDS), list(FAKE_KINDS)
+    genuine_w = [weights[k] for k in genuine_kinds]
+    fake_w = [weights[k] for k in fake_kinds]
+    if not sum(genuine_w) > 0 or not sum(fake_w) > 0:
+        raise ValueError("kinds leaves a side (genuine or counterfeit) with no weight")
     fake_sellers = max(1, n // 40)
     honest_sellers = max(1, n // 25)
 

@@ -146,7 +146,11 @@ def test_train_accepts_quiet(
 ) -> None:
     import pipelines.learn
 
-    card = {"metrics": {"pr_auc": 0.9}, "thresholds": {"block": 0.8, "review": 0.5}}
+    card = {
+        "metrics": {"pr_auc": 0.9},
+        "thresholds": {"block": 0.8, "review": 0.5},
+        "oof_flag_rates": {"as_given": {"block": 0.3, "review": 0.02}},
+    }
     monkeypatch.setattr(pipelines.learn, "train_model", lambda *a, **k: card)
     argv = ["train", "l.parquet", "--registry", "r", "--out", str(tmp_path / "m.skops")]
     assert main(argv) == 0

@@ -38,7 +38,7 @@ import skops.io as sio
 from PIL import Image
 
 from models.features import FEATURES
-from models.persist import card_path
+from models.persist import FORMAT_VERSION, card_path
 from pipelines import Scorer, ValidationError
 from pipelines.registry import default_registry_dir, load_registry
 from pipelines.schema import RULE_NAMES
@@ -437,7 +437,7 @@ def write_card(model: Path, fingerprint: str) -> None:
     """A card that vouches for ``model`` as it is now (the attacker ships both files)."""
     card = {
         "format": "fakestop-fusion",
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "features": list(FEATURES),
         "registry_fingerprint": fingerprint,
         "thresholds": {"block": 0.9, "review": 0.5},

@@ -27,9 +27,10 @@ from models.compiled import CompiledFusion
 from models.features import FEATURES
 from models.fusion import FusionModel, LearnedFusion, train
 from pipelines import Scorer, ValidationError
+from pipelines.learn import training_set
 from pipelines.record import coerce_record, score_record
 from pipelines.registry import Registry, default_registry_dir, load_registry
-from pipelines.stages import OUTPUT_SCHEMA, ScoringPlan, score_frame
+from pipelines.stages import OUTPUT_SCHEMA, ScoringPlan
 from seeds.images import attach_images, sample_registry
 from seeds.marketplace import generate_marketplace
 
@@ -282,9 +283,16 @@ def _plan(registry: Registry, fusion: LearnedFusion | None = None) -> ScoringPla
 
 @pytest.fixture(scope="module")
 def learned(registry: Registry, market: pl.DataFrame) -> LearnedFusion:
-    plan = _plan(registry)
-    scored = score_frame(market, plan, keep_evidence=True)
-    return train(scored, registry_fingerprint=registry.fingerprint, folds=3, seed=0)
+    # trained as `fakestop train` trains: each listing and a copy with inputs dropped
+    data = training_set(market, _plan(registry))
+    return train(
+        data.frame,
+        registry_fingerprint=registry.fingerprint,
+        folds=3,
+        seed=0,
+        groups=data.groups,
+        augmented=data.augmented,
+    )
 
 
 def _one_by_one(plan: ScoringPlan, records: list[dict[str, Any]]) -> None:
