@@ -15,8 +15,9 @@ import polars as pl
 import pytest
 from sklearn.metrics import average_precision_score
 
+from filters.textops import pl_round, pl_str
 from models.compiled import CompiledFusion
-from models.features import FEATURES, OPTIONAL_INPUTS
+from models.features import FEATURES, OPTIONAL_INPUTS, legitimate_context_expr
 from models.fusion import (
     EVIDENCE_FLOOR_RISK,
     MIN_CLASS_EXAMPLES,
@@ -396,6 +397,54 @@ def test_strong_zero_shot_evidence_is_at_least_reviewed(
                 batch[c],
             )
         assert set(OUTPUT_SCHEMA) <= set(single)
+
+
+def test_no_strong_zero_shot_block_is_allowed_without_a_legitimate_context(
+    seed_registry: Registry, blind_fusion: LearnedFusion
+) -> None:
+    """The floor as a property of whole marketplaces: a model that learned nothing allows
+    most listings, yet none the zero-shot fusion scores >= 0.95 unless a legitimate context
+    is stated, and each one it allows says which context."""
+    plan = ScoringPlan.build(seed_registry)
+    plan.fusion, plan.thresholds = blind_fusion, blind_fusion.thresholds
+    frame = pl.concat(
+        [
+            generate_marketplace(seed_registry, 1500, seed=21),
+            generate_marketplace(seed_registry, 1500, seed=22, kinds=_STEALTH_AND_LEGIT),
+        ]
+    )
+    for variant in (frame, frame.drop("seller_id"), frame.drop("condition")):
+        scored = score_frame(variant, plan, keep_evidence=True).filter(pl.col("status") == "ok")
+        context = legitimate_context_expr(set(scored.columns)).alias("context")
+        strong = scored.with_columns(context).filter(
+            pl.col("zero_shot_risk") >= EVIDENCE_FLOOR_RISK
+        )
+        raised = strong.filter(pl.col("context").is_null())
+        # the model alone would allow them: the floor is what keeps them in review
+        assert raised.height >= 50, raised.height
+        assert (raised.get_column("decision") != "allow").all(), raised.filter(
+            pl.col("decision") == "allow"
+        ).select("title", "risk", "reasons")
+        allowed = strong.filter(pl.col("decision") == "allow")
+        for row in allowed.iter_rows(named=True):
+            assert row["context"] is not None
+            assert row["reasons"][0] == (
+                f"zero-shot risk {pl_str(pl_round(row['zero_shot_risk'], 2))} lowered by the "
+                f"model: {row['context']}"
+            ), row
+
+
+#: disguised and phrase-led counterfeits beside accessories, used and refurbished goods
+_STEALTH_AND_LEGIT = {
+    "fake_phrase": 0.15,
+    "fake_native": 0.05,
+    "fake_typo": 0.05,
+    "fake_confusable": 0.05,
+    "fake_low_price": 0.10,
+    "genuine_accessory": 0.25,
+    "genuine_used": 0.25,
+    "genuine_refurbished": 0.10,
+}
 
 
 def test_copies_drop_each_input_at_random() -> None:
