@@ -22,13 +22,14 @@ Evidence, per listing, as ``(kind, key)``:
 
 What does not link: a photo that matches one of the brand's official photos (authorised
 resellers share them), the brand's own names (removed from the text), short texts (fewer than
-``min_tokens`` words), and any key shared by more than ``max_shared_by`` sellers (a template
+``min_shingles`` rare shingles), and any key shared by more than ``max_shared_by`` sellers (a template
 phrase, a stock photo, the marketplace's own URL). The rest is weighted by rarity, as the
 evidence a coincidence would leave: among ``N`` sellers a key shared by ``n`` weighs
-``weight[kind] * log(N / n) / log(N / 2)`` (1 x the kind's weight for two sellers, less the more
-sellers share it: a photo shared by 2 sellers says more than one shared by 2,000). Two sellers
-are linked when their shared keys weigh at least
-``link_threshold``; rings are the connected components of those links
+``weight[kind] * log(N / max(n, r)) / log(N / r)`` with ``r = rare_up_to`` (full weight for a
+handful of sellers, less the more share it: a photo shared by 2 sellers says more than one
+shared by 2,000). Each kind's sum is capped at its weight times ``keys_per_kind`` (1, photos 2):
+many weak traces of one kind do not add up. Two sellers are linked when their shared keys weigh
+at least ``link_threshold``; rings are the connected components of those links
 (:func:`scipy.sparse.csgraph.connected_components`).
 """
 
@@ -112,7 +113,7 @@ class NetworkSettings:
     weights: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     account_columns: tuple[str, ...] = ACCOUNT_COLUMNS
     long_text_shingles: int = 12
-    long_text_weight: float = 1.0
+    long_text_weight: float = 1.25
     rare_up_to: int = 4
     keys_per_kind: Mapping[str, float] = field(default_factory=lambda: {"photo": 2.0})
     minhash_perms: int = 32
@@ -638,7 +639,8 @@ def seller_evidence(
         .group_by("seller_id", "kind", "key")
         .agg(pl.col("shown").first(), pl.col("base").max(), pl.len().alias("listings"))
     )
-    n_sellers = max(3, sellers.get_column("seller_id").n_unique())
+    # a handful of sellers all count as rare (and the scale never collapses to log(1))
+    n_sellers = max(2 * settings.rare_up_to, sellers.get_column("seller_id").n_unique())
     return (
         per_seller.with_columns(pl.len().over("kind", "key").alias("shared_by"))
         .filter(pl.col("shared_by").is_between(2, settings.max_shared_by))

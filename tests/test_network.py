@@ -143,26 +143,43 @@ def test_operations_are_found_and_honest_shops_are_not(market: dict) -> None:
 
 
 def test_without_photos_the_other_evidence_still_links(market: dict) -> None:
+    # a1 and a2 still share a long template that nobody else writes: a fingerprint
     result = find_rings(market["frame"].drop("image"), market["registry"], settings=SETTINGS)
-    # a1 and a2 now share only a description: corroboration is missing, a2-a3 and b stay
-    assert ring_sets(result.rings) == [{"a2", "a3"}, {"b1", "b2"}]
+    assert ring_sets(result.rings) == [{"a1", "a2", "a3"}, {"b1", "b2"}]
+    a12 = result.links.filter(pl.col("seller_a") == "a1").row(0, named=True)
+    assert a12["evidence_counts"]["description"] == 1 and a12["strong"]
+
+
+def test_a_short_shared_text_needs_corroboration() -> None:
+    short = "made in Porto by Maria"
+    frame = pl.DataFrame(
+        {
+            "listing_id": ["x1", "x2", "x3", "x4"],
+            "seller_id": ["s1", "s2", "s3", "s4"],
+            "description": [short, short.upper() + "!!", short + " " + TEMPLATE, TEMPLATE],
+        }
+    )
+    result = find_rings(frame)
+    assert ring_sets(result.rings) == [{"s3", "s4"}]
+    weak = result.links.filter(pl.col("seller_a") == "s1", pl.col("seller_b") == "s2")
+    assert weak.height == 1 and not weak.get_column("strong").item()
 
 
 def test_evidence_shared_by_more_sellers_weighs_less() -> None:
-    phones = ["+86 138 0013 8000"] * 2 + ["+86 139 0013 8000"] * 4
+    phones = ["+86 138 0013 8000"] * 2 + ["+86 139 0013 8000"] * 8
     frame = pl.DataFrame(
         {
-            "listing_id": [f"x{i}" for i in range(6)],
-            "seller_id": [f"s{i}" for i in range(6)],
+            "listing_id": [f"x{i}" for i in range(10)],
+            "seller_id": [f"s{i}" for i in range(10)],
             "description": [f"whatsapp {p}" for p in phones],
         }
     )
-    ev = find_rings(frame, settings=NetworkSettings(max_shared_by=3)).evidence
-    # the number four sellers quote is over the limit: no evidence at all
+    ev = find_rings(frame, settings=NetworkSettings(max_shared_by=7)).evidence
+    # the number eight sellers quote is over the limit: no evidence at all
     assert set(ev.get_column("seller_id")) == {"s0", "s1"}
     ev = find_rings(frame).evidence
     w = dict(ev.group_by("shared_by").agg(pl.col("weight").first()).iter_rows())
-    assert w[2] > w[4] > 0
+    assert w[2] > w[8] > 0
 
 
 def test_minhash_matches_a_direct_computation() -> None:
