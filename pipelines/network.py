@@ -22,8 +22,8 @@ Evidence, per listing, as ``(kind, key)``:
 
 What does not link: a photo that matches one of the brand's official photos (authorised
 resellers share them), the brand's own names (removed from the text), short texts (fewer than
-``min_shingles`` rare shingles), and any key shared by more than ``max_shared_by`` sellers (a template
-phrase, a stock photo, the marketplace's own URL). The rest is weighted by rarity, as the
+``min_shingles`` rare shingles), and any key shared by more than ``max_shared_by`` sellers (a
+template phrase, a stock photo, the marketplace's own URL). The rest is weighted by rarity, as the
 evidence a coincidence would leave: among ``N`` sellers a key shared by ``n`` weighs
 ``weight[kind] * log(N / max(n, r)) / log(N / r)`` with ``r = rare_up_to`` (full weight for a
 handful of sellers, less the more share it: a photo shared by 2 sellers says more than one
