@@ -1060,7 +1060,10 @@ def read_scores(path: str | Path) -> pl.DataFrame:
     wanted = ("listing_id", "risk", "matched_brand")
     try:
         if p.is_dir():
-            frame = pl.read_parquet(p / "**" / "*.parquet", missing_columns="insert")
+            parts = sorted(p.rglob("*.parquet"))
+            if not parts:
+                raise FakestopError(f"--scores {path}: no Parquet parts in the directory")
+            frame = pl.concat([pl.read_parquet(f) for f in parts], how="diagonal_relaxed")
         elif p.suffix.lower() == ".csv":
             frame = pl.read_csv(p, infer_schema_length=0)
         elif p.suffix.lower() in (".ndjson", ".jsonl"):
