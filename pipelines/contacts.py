@@ -100,6 +100,17 @@ _TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid|ref|spm|scm|from|share_source
 _DOTLESS = frozenset({"gmail.com", "googlemail.com"})
 
 
+def nfkc(texts: pl.Series) -> pl.Series:
+    """NFKC-normalised texts (fullwidth and compatibility forms to their plain letters and
+    digits); ASCII texts, most of them, are left as they are without being copied through the
+    normaliser."""
+    wide = texts.str.contains(r"[^\x00-\x7F]").fill_null(False)
+    if not wide.any():
+        return texts
+    at = wide.arg_true()
+    return texts.scatter(at, texts.gather(at).str.normalize("NFKC"))
+
+
 def _fold(text: str) -> str:
     """NFKC (fullwidth digits and letters to ASCII) and lower case."""
     return unicodedata.normalize("NFKC", text).casefold()
@@ -246,11 +257,8 @@ def contact_keys(frame: pl.DataFrame, column: str, *, row: str = "row") -> pl.Da
         .filter(pl.col("text").is_not_null() & (pl.col("text").str.len_bytes() > 0))
         .with_columns(pl.col("text").cast(pl.Categorical).to_physical().alias("text_id"))
     )
-    base = (
-        texts.select("text_id", "text")
-        .unique("text_id")
-        .with_columns(pl.col("text").str.normalize("NFKC"))
-    )
+    base = texts.select("text_id", "text").unique("text_id")
+    base = base.with_columns(nfkc(base.get_column("text")))
     text = pl.col("text")
     marks = base.select(
         "text_id",

@@ -49,7 +49,7 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from pipelines.contacts import contact_keys
+from pipelines.contacts import contact_keys, nfkc
 from pipelines.errors import FakestopError, SchemaError
 
 if TYPE_CHECKING:
@@ -326,17 +326,6 @@ def _brand_tokens(registry: Registry | None) -> list[str]:
         .get_column("name")
     )
     return sorted({w for w in words.drop_nulls().to_list() if len(w) > 1})
-
-
-def nfkc(texts: pl.Series) -> pl.Series:
-    """NFKC-normalised texts (fullwidth and compatibility forms to their plain letters and
-    digits); ASCII texts, most of them, are left as they are without being copied through the
-    normaliser."""
-    wide = texts.str.contains(r"[^\x00-\x7F]").fill_null(False)
-    if not wide.any():
-        return texts
-    at = wide.arg_true()
-    return texts.scatter(at, texts.gather(at).str.normalize("NFKC"))
 
 
 def normalised_tokens(texts: pl.Series, drop: Sequence[str]) -> pl.DataFrame:
