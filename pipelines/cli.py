@@ -269,6 +269,29 @@ def _cmd_registry_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_network(args: argparse.Namespace) -> int:
+    from pipelines.network import NetworkSettings, run_network
+
+    settings = NetworkSettings(
+        max_shared_by=args.max_shared_by, link_threshold=args.link_threshold
+    )
+    result, paths = run_network(
+        args.listings,
+        args.registry,
+        args.out,
+        images=args.images,
+        scores=args.scores,
+        ledger=args.ledger,
+        run_date=_date(args.run_date),
+        settings=settings,
+        input_settings=_settings(args),
+    )
+    if not args.quiet:
+        print(result.summary(limit=5), end="")
+        print(f"-> {paths['rings']}, {paths['links']}, {paths['summary']}, {paths['html']}")
+    return 0
+
+
 def _input_options(parser: argparse.ArgumentParser) -> None:
     """Options saying how listings exports are written (also settable in the config's
     ``[input]`` and ``[columns]``)."""
@@ -473,6 +496,53 @@ def build_parser() -> argparse.ArgumentParser:
     klist.add_argument("--as-of", default=None, help="YYYY-MM-DD (default today)")
     klist.add_argument("--limit", type=int, default=50, help="rows shown (default 50)")
     klist.set_defaults(func=_cmd_strikes_list)
+
+    network = sub.add_parser(
+        "network", help="seller rings: sellers linked by shared photos, texts and contacts"
+    )
+    network.add_argument("listings", help=LISTINGS_HELP)
+    network.add_argument("--registry", required=True, help="brand registry directory")
+    network.add_argument(
+        "--images", default=None, help="directory that image paths are relative to"
+    )
+    network.add_argument(
+        "--scores",
+        default=None,
+        help="a scoring run's output: its risk and matched_brand give the rings' risk and brands",
+    )
+    network.add_argument(
+        "--ledger",
+        default=None,
+        help="strike ledger: strikes raise a ring's risk, and the rings are stored so that the "
+        "next scoring run sends ring members of a frozen seller to review",
+    )
+    network.add_argument(
+        "--out",
+        required=True,
+        help="output directory: rings.parquet, links.parquet, summary.txt, report.html",
+    )
+    network.add_argument(
+        "--max-shared-by",
+        type=int,
+        default=60,
+        metavar="N",
+        help="evidence shared by more sellers than this is common, not a link (default 60)",
+    )
+    network.add_argument(
+        "--link-threshold",
+        type=float,
+        default=1.0,
+        metavar="W",
+        help="weight of shared evidence that links two sellers (default 1.0: one contact, or "
+        "two photos or texts)",
+    )
+    network.add_argument("--run-date", default=None, help="YYYY-MM-DD (default today)")
+    network.add_argument(
+        "--config", default=None, help="TOML file: input options (how exports are written)"
+    )
+    network.add_argument("--quiet", action="store_true", help="no summary")
+    _input_options(network)
+    network.set_defaults(func=_cmd_network)
 
     demo = sub.add_parser("demo", help="generate the sample marketplace and score it")
     demo.add_argument("--out", default="demo", help="output directory (default: demo/)")

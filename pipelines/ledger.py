@@ -10,6 +10,10 @@ listing's strike no longer counts, and ``sellers unfreeze`` one after which the 
 recorded so far no longer count (later strikes do). Both keep the strike rows and say who did
 what when and why. Every write is one transaction: a crash leaves the ledger as it was before
 the write or after it, never in between.
+
+``fakestop network --ledger`` stores the seller rings it found (each run replaces them); a
+scoring run then sends the listings of a frozen seller's ring mates that would be allowed to
+review, naming the evidence that ties them (:func:`ring_mates_reviewed`). That is no strike.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ WINDOW_DAYS = 365
 BLOCKED_BY_FREEZE = "__blocked_by_freeze"
 STRIKE_REMOVED = "strike_removed"
 SELLER_UNFROZEN = "seller_unfrozen"
+#: sellers who share a ring with a frozen seller, as a scoring run reads them
+RING_MATES_SCHEMA = {"seller_id": pl.String, "frozen_mates": pl.String, "evidence": pl.String}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS strikes (
@@ -53,6 +59,12 @@ CREATE TABLE IF NOT EXISTS events (
     reason      TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_seller ON events (seller_id, action);
+CREATE TABLE IF NOT EXISTS ring_members (
+    seller_id  TEXT PRIMARY KEY,
+    ring_id    INTEGER NOT NULL,       -- ring of the last `fakestop network --ledger` run
+    evidence   TEXT NOT NULL,          -- what ties the seller to its ring, as one line
+    date       TEXT NOT NULL           -- run date of that network run
+);
 """
 
 #: per strike, whether it counts on date ?1: not removed, not cleared by an unfreeze
@@ -211,6 +223,65 @@ class Ledger:
         s = self.sellers(as_of=as_of)
         return s.filter(pl.col("status") == "frozen").select("seller_id", "strikes_365d")
 
+    def record_rings(self, members: pl.DataFrame, *, date: dt.date) -> int:
+        """Replace the stored rings with ``members`` (``seller_id``, ``ring_id``,
+        ``evidence``), in one transaction: a network run describes the whole marketplace, so
+        sellers no longer in a ring are dropped. Returns the number of members stored."""
+        rows = [
+            (str(s), int(r), str(e), date.isoformat())
+            for s, r, e in members.select("seller_id", "ring_id", "evidence").iter_rows()
+        ]
+        cur = self._db.cursor()
+        try:
+            cur.execute("BEGIN IMMEDIATE")
+            cur.execute("DELETE FROM ring_members")
+            cur.executemany(
+                "INSERT INTO ring_members (seller_id, ring_id, evidence, date) VALUES (?, ?, ?, ?)",
+                rows,
+            )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        return len(rows)
+
+    def ring_members(self) -> pl.DataFrame:
+        """The stored rings: ``seller_id``, ``ring_id``, ``evidence``, ``date``."""
+        rows = self._db.execute(
+            "SELECT seller_id, ring_id, evidence, date FROM ring_members ORDER BY seller_id"
+        ).fetchall()
+        return pl.DataFrame(
+            rows,
+            schema={
+                "seller_id": pl.String,
+                "ring_id": pl.Int64,
+                "evidence": pl.String,
+                "date": pl.String,
+            },
+            orient="row",
+        )
+
+    def ring_mates_of_frozen(self, *, as_of: dt.date) -> pl.DataFrame:
+        """Sellers who are not frozen but share a stored ring with a seller who is:
+        ``seller_id``, ``frozen_mates`` (the frozen members, comma-separated) and
+        ``evidence`` (what ties the seller to the ring)."""
+        members = self.ring_members()
+        if members.height == 0:
+            return pl.DataFrame(schema=RING_MATES_SCHEMA)
+        frozen = self.frozen(as_of=as_of).get_column("seller_id")
+        is_frozen = pl.col("seller_id").is_in(frozen.implode())
+        frozen_by_ring = (
+            members.filter(is_frozen)
+            .group_by("ring_id")
+            .agg(pl.col("seller_id").sort().str.join(", ").alias("frozen_mates"))
+        )
+        return (
+            members.filter(~is_frozen)
+            .join(frozen_by_ring, on="ring_id")
+            .select("seller_id", "frozen_mates", "evidence")
+            .sort("seller_id")
+        )
+
     def strikes(self, *, as_of: dt.date, seller: str | None = None) -> pl.DataFrame:
         """Every strike (of ``seller``, or all), with whether it counts on ``as_of`` and, if
         not, the event that says why: the audit trail of appeals."""
@@ -343,4 +414,39 @@ def frozen_sellers_blocked(scored: pl.DataFrame, frozen: pl.DataFrame) -> pl.Dat
             .alias("reasons"),
         )
         .drop("__strikes")
+    )
+
+
+def ring_mates_reviewed(scored: pl.DataFrame, mates: pl.DataFrame) -> pl.DataFrame:
+    """Send every ok listing of a ring mate of a frozen seller that would be allowed to
+    ``review``, with the reason first (naming the frozen mates and the shared evidence).
+    Listings blocked on their own stay blocked; nothing here is a strike."""
+    if mates.height == 0 or "seller_id" not in scored.columns:
+        return scored
+    hit = (
+        pl.col("seller_id").is_in(mates.get_column("seller_id").implode())
+        & (pl.col("status") == "ok")
+        & (pl.col("decision") == "allow")
+    )
+    reason = pl.format(
+        "seller {} is in a ring with frozen seller(s) {}: {}",
+        pl.col("seller_id"),
+        pl.col("__frozen_mates"),
+        pl.col("__ring_evidence"),
+    )
+    return (
+        scored.join(
+            mates.rename({"frozen_mates": "__frozen_mates", "evidence": "__ring_evidence"}),
+            on="seller_id",
+            how="left",
+            maintain_order="left",
+        )
+        .with_columns(
+            pl.when(hit).then(pl.lit("review")).otherwise(pl.col("decision")).alias("decision"),
+            pl.when(hit)
+            .then(pl.concat_list(pl.concat_list(reason), pl.col("reasons")).list.head(5))
+            .otherwise(pl.col("reasons"))
+            .alias("reasons"),
+        )
+        .drop("__frozen_mates", "__ring_evidence")
     )

@@ -38,7 +38,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.errors import FakestopError, SchemaError
-from pipelines.ledger import BLOCKED_BY_FREEZE, Ledger, frozen_sellers_blocked
+from pipelines.ledger import (
+    BLOCKED_BY_FREEZE,
+    RING_MATES_SCHEMA,
+    Ledger,
+    frozen_sellers_blocked,
+    ring_mates_reviewed,
+)
 from pipelines.logs import RunLog
 from pipelines.manifest import (
     build_manifest,
@@ -401,12 +407,24 @@ def run_score(
                     if strikes is not None
                     else pl.DataFrame(schema={"seller_id": pl.String, "strikes_365d": pl.Int64})
                 )
-                state = {"run_id": run_id, "batches": [], "frozen": frozen.to_dicts()}
+                # and so is who shares a ring with a frozen seller (`fakestop network`)
+                mates = (
+                    strikes.ring_mates_of_frozen(as_of=run_date)
+                    if strikes is not None
+                    else pl.DataFrame(schema=RING_MATES_SCHEMA)
+                )
+                state = {
+                    "run_id": run_id,
+                    "batches": [],
+                    "frozen": frozen.to_dicts(),
+                    "ring_mates": mates.to_dicts(),
+                }
                 with _writing(layout.checkpoint):
                     write_json_atomic(layout.checkpoint, state)
             frozen = pl.DataFrame(
                 state["frozen"], schema={"seller_id": pl.String, "strikes_365d": pl.Int64}
             )
+            ring_mates = pl.DataFrame(state.get("ring_mates", []), schema=RING_MATES_SCHEMA)
             done: list[dict[str, Any]] = state["batches"]
             resumed = summary.resumed_batches = len(done)
 
@@ -424,6 +442,7 @@ def run_score(
                 t0 = time.perf_counter()
                 scored = score_frame(batch.with_columns(earlier.alias(SEEN_EARLIER)), plan)
                 scored = frozen_sellers_blocked(scored, frozen)
+                scored = ring_mates_reviewed(scored, ring_mates)
                 return scored, time.perf_counter() - t0
 
             def commit(
