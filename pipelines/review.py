@@ -60,11 +60,16 @@ LISTING_COLUMNS = (
 RINGS_FILE = "rings.parquet"
 RING_ID = "ring_id"
 RING_SELLERS = "sellers"
-RING_RISK = "risk"
-RING_BRANDS = "top_brands"
-#: longest side of an embedded photo, pixels; and its WebP quality
-THUMB_SIDE = 128
-THUMB_QUALITY = 55
+#: ``links.parquet`` (optional): one row per linked seller pair and the evidence linking them
+LINKS_FILE = "links.parquet"
+LINK_SELLERS = ("seller_a", "seller_b")
+LINK_EVIDENCE = "evidence"
+#: links shown per seller
+LINKS_SHOWN = 5
+#: an embedded photo: WebP at the first (longest side in pixels, quality) that fits in
+#: :data:`PHOTO_BYTES` (busy photographs need the later ones); this bounds the page's size
+THUMB_STEPS = ((128, 55), (128, 35), (96, 35), (64, 30))
+PHOTO_BYTES = 2_500
 #: characters of a description shown (the labels export carries it whole)
 DESCRIPTION_SHOWN = 400
 
@@ -133,16 +138,30 @@ def _decoded_reasons(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
     )
 
 
-def read_rings(directory: str | Path) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Rings from ``DIR/rings.parquet``: ring id -> what the page shows of it, and seller ->
-    ring id."""
+def _read_table(path: Path) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(path)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FakestopError(f"{path}: cannot read ({first})") from None
+
+
+@dataclass
+class Rings:
+    """Seller rings as the page shows them: ring id -> facts, seller -> ring id, seller ->
+    its strongest links (other seller and evidence)."""
+
+    rings: dict[str, dict[str, Any]]
+    ring_of: dict[str, str]
+    links: dict[str, list[dict[str, Any]]]
+
+
+def read_rings(directory: str | Path) -> Rings:
+    """Rings from ``DIR/rings.parquet`` and, when present, links from ``DIR/links.parquet``."""
     path = Path(directory) / RINGS_FILE
     if not path.is_file():
         raise FakestopError(f"{path}: no such file (--rings expects fakestop network's --out)")
-    try:
-        frame = pl.read_parquet(path)
-    except Exception as exc:
-        raise FakestopError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from None
+    frame = _read_table(path)
     missing = [c for c in (RING_ID, RING_SELLERS) if c not in frame.columns]
     if missing:
         raise FakestopError(
@@ -161,7 +180,32 @@ def read_rings(directory: str | Path) -> tuple[dict[str, dict[str, Any]], dict[s
         rings[rid] = {"id": rid, "sellers": len(sellers), "facts": facts}
         for s in sellers:
             by_seller.setdefault(s, rid)
-    return rings, by_seller
+    return Rings(rings, by_seller, _read_links(Path(directory) / LINKS_FILE))
+
+
+def _read_links(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Seller -> its first :data:`LINKS_SHOWN` links (as listed: strongest first)."""
+    if not path.is_file():
+        return {}
+    frame = _read_table(path)
+    missing = [c for c in LINK_SELLERS if c not in frame.columns]
+    if missing:
+        raise FakestopError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected seller_a, seller_b, "
+            f"{LINK_EVIDENCE}, ..."
+        )
+    has_evidence = LINK_EVIDENCE in frame.columns
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in frame.iter_rows(named=True):
+        a, b = (None if row[c] is None else str(row[c]) for c in LINK_SELLERS)
+        if a is None or b is None:
+            continue
+        evidence = _plain(row[LINK_EVIDENCE]) if has_evidence else None
+        for me, other in ((a, b), (b, a)):
+            mine = out.setdefault(me, [])
+            if len(mine) < LINKS_SHOWN:
+                mine.append({"seller": other, "evidence": evidence})
+    return out
 
 
 def _plain(value: Any) -> Any:
@@ -206,9 +250,7 @@ def _as_listings(flagged: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.col("price").cast(pl.Float64, strict=False))
 
 
-def evidence(
-    flagged: pl.DataFrame, registry: Any, images: str | Path | None
-) -> pl.DataFrame:
+def evidence(flagged: pl.DataFrame, registry: Any, images: str | Path | None) -> pl.DataFrame:
     """The filters' evidence columns for ``flagged`` (same rows, same order), from the same
     filters fitted on ``registry``."""
     from pipelines.stages import ScoringPlan, score_frame
@@ -313,11 +355,16 @@ def thumbnail(source: str | Path, root: str | Path | None) -> str | None:
         img = open_image(str(source), root=None if root is None else str(root))
     except Exception:
         return None
-    img = img.copy()
-    img.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR)
-    buf = io.BytesIO()
-    img.save(buf, format="WEBP", quality=THUMB_QUALITY, method=4)
-    return "data:image/webp;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    data = b""
+    for side, quality in THUMB_STEPS:
+        small = img.copy()
+        small.thumbnail((side, side), Image.Resampling.BILINEAR)
+        buf = io.BytesIO()
+        small.save(buf, format="WEBP", quality=quality, method=4)
+        data = buf.getvalue()
+        if len(data) <= PHOTO_BYTES:
+            break
+    return "data:image/webp;base64," + base64.b64encode(data).decode("ascii")
 
 
 class _Photos:
@@ -342,14 +389,31 @@ class _Photos:
 # ---------------------------------------------------------------- the page's data
 
 
-def _reason_kinds(row: Mapping[str, Any]) -> list[list[str]]:
+#: the fusion's own reason for a flag no filter explains (see :func:`pipelines.stages.explained`)
+FUSION_REASON = re.compile(r"risk [0-9.]+ from several weak signals")
+
+
+def _reason_kinds(
+    file_reasons: Sequence[str], ev: Mapping[str, Any]
+) -> tuple[list[list[str]], bool]:
     """Every reason of the scores file with the filter that gave it (``text``, ``image``,
-    ``price``; ``other`` for validation notes and the fusion's own)."""
+    ``price``; ``fusion`` for the fusion's own; ``other`` for the rest), and whether the
+    scores file has a reason the filters do not give today (the scores came from another
+    registry or another version: the evidence shown may not be what flagged the listing)."""
     by_filter: dict[str, str] = {}
     for name in ("text", "image", "price"):
-        for r in row.get(f"{name}_reasons") or []:
+        for r in ev.get(f"{name}_reasons") or []:
             by_filter.setdefault(r, name)
-    return [[by_filter.get(r, "other"), r] for r in row["reasons"] or []]
+    known = set(ev.get("reasons") or [])
+    out: list[list[str]] = []
+    stale = False
+    for r in file_reasons or []:
+        kind = by_filter.get(r)
+        if kind is None:
+            kind = "fusion" if FUSION_REASON.fullmatch(r) else "other"
+            stale = stale or (kind == "other" and r not in known)
+        out.append([kind, r])
+    return out, stale
 
 
 def _photo_match(row: Mapping[str, Any], registry: Any) -> dict[str, Any] | None:
@@ -417,7 +481,7 @@ def review_data(
     registry: Any,
     *,
     images: str | Path | None = None,
-    rings: tuple[dict[str, dict[str, Any]], dict[str, str]] | None = None,
+    rings: Rings | None = None,
     strikes: Mapping[str, Mapping[str, Any]] | None = None,
     source: str = "",
     limit: int | None = None,
@@ -432,7 +496,7 @@ def review_data(
     ev = evidence(flagged, registry, images) if flagged.height else flagged
     refs = _reference_paths(registry)
     photos = _Photos()
-    ring_table, ring_of = rings or ({}, {})
+    rings = rings or Rings({}, {}, {})
     seller_strikes = strikes or {}
     columns = [c for c in LISTING_COLUMNS if c in flagged.columns]
     out: list[dict[str, Any]] = []
@@ -448,6 +512,7 @@ def review_data(
             match["photo"] = None if path is None else photos.add(path, None)
             match["name"] = Path(str(match["ref"])).name
         desc = row.get("description")
+        reasons, stale = _reason_kinds(row.get("reasons") or [], extra)
         item = {
             "id": str(row["listing_id"]),
             "title": title,
@@ -458,10 +523,9 @@ def review_data(
             "category": row.get("category"),
             "risk": _number(row.get("risk")),
             "decision": row.get("decision"),
-            "scores": {
-                n: _number(row.get(f"{n}_score")) for n in ("text", "image", "price")
-            },
-            "reasons": _reason_kinds({**extra, "reasons": row.get("reasons")}),
+            "scores": {n: _number(row.get(f"{n}_score")) for n in ("text", "image", "price")},
+            "reasons": reasons,
+            "stale": stale,
             "price": {
                 "shown": None if row.get("price_raw") is None else str(row["price_raw"]),
                 "value": _number(row.get("price")),
@@ -472,7 +536,8 @@ def review_data(
             "photo": photo,
             "image_name": None if not row.get("image") else Path(str(row["image"])).name,
             "match": match,
-            "ring": None if seller is None else ring_of.get(seller),
+            "ring": None if seller is None else rings.ring_of.get(seller),
+            "links": None if seller is None else rings.links.get(seller),
             "strikes": None if seller is None else seller_strikes.get(seller),
             "row": {c: _export_value(row.get(c)) for c in columns},
         }
@@ -485,7 +550,7 @@ def review_data(
     return ReviewData(
         listings=out,
         photos=photos.uris,
-        rings={k: v for k, v in ring_table.items() if k in used},
+        rings={k: v for k, v in rings.rings.items() if k in used},
         columns=columns,
         page_id=digest.hexdigest()[:16],
         source=source,
@@ -517,7 +582,9 @@ def safe_json(value: Any) -> str:
 
 
 def _csp_hash(text: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
+    return (
+        "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
+    )
 
 
 _BLOCK = re.compile(r"<(style|script)>(.*?)</\1>", re.S)
@@ -536,7 +603,7 @@ def render_page(data: ReviewData) -> str:
         f"script-src {_csp_hash(blocks['script'])}; "
         "img-src data:; base-uri 'none'; form-action 'none'"
     )
-    page = template.replace("__CSP__", html.escape(csp, quote=True), 1)
+    page = template.replace("__CSP__", html.escape(csp, quote=False).replace('"', "&quot;"), 1)
     page = page.replace("__TITLE__", html.escape(f"fakestop review: {data.source}"), 1)
     head, sep, tail = page.partition("__DATA__")
     if not sep:
