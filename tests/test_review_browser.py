@@ -308,3 +308,60 @@ def test_page_fits_a_laptop_and_a_narrow_window(market: dict[str, Path], browser
         assert box is not None and box["y"] + box["height"] <= height
         w.clean()
         context.close()
+
+
+CONTRAST = """() => {
+  function rgb(s) {
+    const m = s.match(/[\\d.]+/g).map(Number);
+    return m.length > 3 ? m : [...m, 1];
+  }
+  function lum(c) {
+    const f = v => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+    };
+    return 0.2126 * f(c[0]) + 0.7152 * f(c[1]) + 0.0722 * f(c[2]);
+  }
+  function background(el) {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c[3] > 0) { return c; }
+    }
+    return [255, 255, 255, 1];
+  }
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!n.textContent.trim() || !el.offsetParent || el.closest("script")) { continue; }
+    const style = getComputedStyle(el);
+    const fg = rgb(style.color), bg = background(el);
+    const a = lum(fg), b = lum(bg);
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize), bold = parseInt(style.fontWeight, 10) >= 700;
+    const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    if (ratio < need) { out.push([n.textContent.trim().slice(0, 40), ratio.toFixed(2)]); }
+  }
+  return out;
+}"""
+
+UNLABELLED = """() => [...document.querySelectorAll('button, input, select, [role=listbox]')]
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+    && !e.textContent.trim())
+  .map(e => e.outerHTML.slice(0, 80))"""
+
+
+def test_controls_are_labelled_and_text_meets_wcag_aa_contrast(
+    market: dict[str, Path], browser: Any
+) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    w = Watched(context)
+    page = w.open(market["page"])
+    page.locator("#list").focus()
+    page.keyboard.press("c")  # a verdict tag and the progress line are shown too
+    for idx in range(page.locator("#list li").count()):
+        page.click(f"#item-{idx}")
+        assert page.evaluate(CONTRAST) == []
+    assert page.evaluate(UNLABELLED) == []
+    w.clean()
+    context.close()
