@@ -14,7 +14,6 @@ from PIL import Image
 from pipelines.registry import default_registry_dir, load_registry
 from pipelines.run import run_score
 from pipelines.stages import ScoringPlan
-from seeds.real_photos import sample_photographs
 
 #: markup that runs script if a page ever parses it as HTML; each sets ``window.__pwned``
 HOSTILE = {
@@ -28,12 +27,34 @@ HOSTILE_SELLER = "\"><img src=x onerror=window.__pwned='seller'>"
 HOSTILE_IMAGE = "x\"><img src=x onerror=window.__pwned='file'>.jpg"
 HOSTILE_DESCRIPTION = "</script><script>window.__pwned='description'</script> 1:1 copy"
 
-#: registry brand -> (official photo, known fake photo), real photographs
+#: registry brand -> (official photo, known fake photo): parts of real photographs
 REFERENCES = {
-    "Gucci": ("coffee", "chelsea"),
-    "Rolex": ("clock", "astronaut"),
-    "Nike": ("rocket", "motorcycle"),
+    "Gucci": ("china-top-left", "flower-top"),
+    "Rolex": ("hopper", "china-bottom-right"),
+    "Nike": ("present", "flower-bottom"),
 }
+
+
+def real_photographs() -> dict[str, Image.Image]:
+    """Real photographs shipped by scikit-learn and matplotlib, and distinct parts of them."""
+    import matplotlib
+    import sklearn
+
+    images = Path(sklearn.__file__).parent / "datasets" / "images"
+    china = Image.open(images / "china.jpg").convert("RGB")
+    flower = Image.open(images / "flower.jpg").convert("RGB")
+    sample = Path(matplotlib.get_data_path()) / "sample_data"
+    w, h = china.size
+    fw, fh = flower.size
+    return {
+        "china-top-left": china.crop((0, 0, w // 2, h // 2)),
+        "china-bottom-right": china.crop((w // 2, h // 2, w, h)),
+        "china-bottom-left": china.crop((0, h // 2, w // 2, h)),
+        "flower-top": flower.crop((0, 0, fw, fh // 2)),
+        "flower-bottom": flower.crop((0, fh // 2, fw, fh)),
+        "hopper": Image.open(sample / "grace_hopper.jpg").convert("RGB"),
+        "present": Image.open(sample / "Minduka_Present_Blue_Pack.png").convert("RGB"),
+    }
 
 
 def _jpeg(img: Image.Image, path: Path, quality: int = 90) -> None:
@@ -71,7 +92,7 @@ def build_registry(root: Path, photos: dict[str, Image.Image]) -> Path:
 
 def build_marketplace(tmp: Path) -> dict[str, Path]:
     """Registry, images, listings and their scores under ``tmp``."""
-    photos = sample_photographs()
+    photos = real_photographs()
     registry = build_registry(tmp / "registry", photos)
     images = tmp / "images"
     images.mkdir(parents=True, exist_ok=True)
@@ -80,11 +101,11 @@ def build_marketplace(tmp: Path) -> dict[str, Path]:
         return photos[name].resize((320, 320)).convert("RGB")
 
     shots = {
-        "fake-mirrored.jpg": ref("chelsea").transpose(Image.Transpose.FLIP_LEFT_RIGHT),
-        "fake-cropped.jpg": _crop(ref("astronaut"), 0.10),
-        "official-as-is.jpg": ref("rocket"),
-        "unrelated.jpg": photos["brick"].resize((300, 300)).convert("RGB"),
-        HOSTILE_IMAGE: ref("motorcycle"),
+        "fake-mirrored.jpg": ref("flower-top").transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        "fake-cropped.jpg": _crop(ref("china-bottom-right"), 0.10),
+        "official-as-is.jpg": ref("present"),
+        "unrelated.jpg": photos["china-bottom-left"].resize((300, 300)).convert("RGB"),
+        HOSTILE_IMAGE: ref("flower-bottom"),
     }
     for name, img in shots.items():
         _jpeg(img, images / name, 88)
