@@ -29,8 +29,10 @@ import hashlib
 import html
 import io
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -368,16 +370,24 @@ def thumbnail(source: str | Path, root: str | Path | None) -> str | None:
 
 
 class _Photos:
-    """Thumbnails embedded once each, by key."""
+    """Thumbnails embedded once each, by key; :meth:`prepare` makes them in threads (Pillow
+    decodes and encodes without the GIL)."""
 
     def __init__(self) -> None:
         self.uris: dict[str, str] = {}
         self._keys: dict[tuple[str, str], str | None] = {}
+        self._made: dict[tuple[str, str], str | None] = {}
+
+    def prepare(self, sources: Iterable[tuple[str, str | Path | None]], workers: int) -> None:
+        todo = list(dict.fromkeys((str(s), None if r is None else str(r)) for s, r in sources))
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            made = pool.map(lambda sr: thumbnail(sr[0], sr[1]), todo)
+            self._made.update(((s, str(r)), uri) for (s, r), uri in zip(todo, made, strict=True))
 
     def add(self, source: str | Path, root: str | Path | None) -> str | None:
         k = (str(source), str(root))
         if k not in self._keys:
-            uri = thumbnail(source, root)
+            uri = self._made[k] if k in self._made else thumbnail(source, root)
             key = None
             if uri is not None:
                 key = f"p{len(self.uris)}"
@@ -496,6 +506,16 @@ def review_data(
     ev = evidence(flagged, registry, images) if flagged.height else flagged
     refs = _reference_paths(registry)
     photos = _Photos()
+    wanted: list[tuple[str, str | Path | None]] = (
+        [(str(i), images) for i in flagged.get_column("image").to_list() if i]
+        if "image" in flagged.columns
+        else []
+    )
+    if "image_match" in ev.columns:
+        wanted += [
+            (refs[m], None) for m in ev.get_column("image_match").to_list() if m and m in refs
+        ]
+    photos.prepare(wanted, workers=os.cpu_count() or 1)
     rings = rings or Rings({}, {}, {})
     seller_strikes = strikes or {}
     columns = [c for c in LISTING_COLUMNS if c in flagged.columns]
