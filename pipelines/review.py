@@ -540,6 +540,7 @@ def review_data(
             "description": None if desc is None else str(desc)[:DESCRIPTION_SHOWN],
             "seller": seller,
             "brand": row.get("matched_brand"),
+            "declared": None if row.get("brand") is None else str(row["brand"]),
             "category": row.get("category"),
             "risk": _number(row.get("risk")),
             "decision": row.get("decision"),

@@ -25,6 +25,9 @@ HOSTILE = {
 }
 HOSTILE_SELLER = "\"><img src=x onerror=window.__pwned='seller'>"
 HOSTILE_IMAGE = "x\"><img src=x onerror=window.__pwned='file'>.jpg"
+#: a declared brand and a category holding markup (the reasons quote the declared brand)
+HOSTILE_BRAND = "<b onmouseover=window.__pwned='brand'>Gucci & Co</b>"
+HOSTILE_CATEGORY = "<iframe srcdoc='<script>parent.__pwned=1</script>'>"
 HOSTILE_DESCRIPTION = "</script><script>window.__pwned='description'</script> 1:1 copy"
 
 #: registry brand -> (official photo, known fake photo): parts of real photographs
@@ -120,7 +123,7 @@ def build_marketplace(tmp: Path) -> dict[str, Path]:
         ("F8", "Rolex Datejust 1:1 super clone", 200.0, "Rolex", "s-gus", None),
         ("H1", HOSTILE["script"], 30.0, "Gucci", HOSTILE_SELLER, "fake-mirrored.jpg"),
         ("H2", HOSTILE["onerror"], 80.0, "Rolex", "s-hal", None),
-        ("H3", HOSTILE["svg"], 25.0, "Gucci", "s-ivy", None),
+        ("H3", HOSTILE["svg"], 25.0, HOSTILE_BRAND, "s-ivy", None),
         ("H4", HOSTILE["comment"], 90.0, "Rolex", "s-jo", None),
         ("H5", HOSTILE["separators"], 20.0, "Gucci", "s-kim", None),
         ("A1", "Plain cotton t-shirt", 10.0, None, "s-lee", None),
@@ -135,8 +138,14 @@ def build_marketplace(tmp: Path) -> dict[str, Path]:
             "seller_id": [r[4] for r in rows],
             "image": [r[5] for r in rows],
             "description": [HOSTILE_DESCRIPTION if r[0] == "H2" else None for r in rows],
+            "category": [HOSTILE_CATEGORY if r[0] == "H3" else None for r in rows],
         },
-        schema_overrides={"brand": pl.String, "image": pl.String, "description": pl.String},
+        schema_overrides={
+            "brand": pl.String,
+            "image": pl.String,
+            "description": pl.String,
+            "category": pl.String,
+        },
     )
     listings = tmp / "listings.parquet"
     frame.write_parquet(listings)

@@ -21,6 +21,8 @@ from pipelines.review import write_review
 from pipelines.schema import read_listings
 from tests.review_fixture import (
     HOSTILE,
+    HOSTILE_BRAND,
+    HOSTILE_CATEGORY,
     HOSTILE_IMAGE,
     HOSTILE_SELLER,
     build_ledger,
@@ -218,7 +220,7 @@ def test_page_shows_pairs_keys_decide_reload_keeps_and_exports_round_trip(
     original = pl.read_parquet(market["listings"])
     joined = read.join(original, on="listing_id", suffix="_orig")
     assert joined.height == 12
-    for col in ("title", "seller_id", "image", "brand", "description"):
+    for col in ("title", "seller_id", "image", "brand", "description", "category"):
         assert joined.get_column(col).to_list() == joined.get_column(f"{col}_orig").to_list()
     assert joined.get_column("price").to_list() == joined.get_column("price_orig").to_list()
     model = tmp_path / "model.skops"
@@ -292,6 +294,16 @@ def test_hostile_text_runs_nothing_and_reads_as_text(market: dict[str, Path], br
     )
     page.click(f"#item-{idx}")
     assert HOSTILE_IMAGE in page.inner_text("#detail")
+    # the declared brand (quoted by a reason) and the category, on the listing that has them
+    idx = page.evaluate(
+        "() => JSON.parse(document.getElementById('review-data').textContent)"
+        ".listings.findIndex(l => l.id === 'H3')"
+    )
+    page.click(f"#item-{idx}")
+    detail = page.inner_text("#detail")
+    assert HOSTILE_CATEGORY in detail and HOSTILE_BRAND in detail
+    page.locator("#list").focus()
+    page.hover("#detail")
     w.clean()
     context.close()
 
