@@ -305,6 +305,15 @@ def test_hostile_text_runs_nothing_and_reads_as_text(market: dict[str, Path], br
     page.locator("#list").focus()
     page.hover("#detail")
     w.clean()
+    # the policy is enforced: even script that got into the page as markup would not run
+    ran = page.evaluate(
+        """() => { const s = document.createElement('script');
+        s.textContent = 'window.__pwned = "inline"'; document.body.appendChild(s);
+        const i = document.createElement('img'); i.src = 'https://example.invalid/x.png';
+        document.body.appendChild(i); return window.__pwned; }"""
+    )
+    assert ran is None
+    assert any("Content Security Policy" in e for e in w.errors)
     context.close()
 
 
