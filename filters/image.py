@@ -51,6 +51,14 @@ FLAT_STD = 2.0
 #: DCT coefficients smaller than this are floating-point noise; zeroing them makes the batched
 #: DCT agree bit for bit with scipy's FFT-based one (flat and ramp images otherwise differ)
 DCT_EPS = 1e-6
+#: the evidence naming the reference photo that explains a listing's photo: its path in the
+#: registry, "fake" or "official", the variant it matched in and the combined distance
+MATCH_SCHEMA: dict[str, pl.DataType] = {
+    "image_match": pl.String(),
+    "image_match_kind": pl.String(),
+    "image_match_variant": pl.String(),
+    "image_match_distance": pl.Int32(),
+}
 #: side the JPEG decoder is asked to reduce to in fast mode (it picks a scale >= this)
 DRAFT_SIDE = 64
 #: largest image file read; a product photo is a few MB, and a larger file (or a device such as
@@ -1222,6 +1230,8 @@ class ImageFilter(Filter):
         "image_fake_distance": pl.Int32(),
         "image_present": pl.Boolean(),
         "image_brand": pl.String(),
+        # the reference photo that explains the listing's photo (the one its reason names)
+        **MATCH_SCHEMA,
     }
 
     def __init__(
@@ -1299,6 +1309,7 @@ class ImageFilter(Filter):
         score: list[float | None] = [None] * n
         reasons: list[list[str]] = [[] for _ in range(n)]
         brand: list[str | None] = [None] * n
+        match: dict[str, list[Any]] = {c: [None] * n for c in MATCH_SCHEMA}
         dist: dict[str, list[int | None]] = {"fake": [None] * n, "official": [None] * n}
         rejected = hashed.get_column("reason").to_list()
         pos = np.flatnonzero(ok)
@@ -1326,6 +1337,11 @@ class ImageFilter(Filter):
                 elif brand[i] is None:
                     score[i] = max(score[i] or 0.0, 0.35)
                     brand[i] = ref_brand
+                else:
+                    continue
+                # the reference that gives the brand explains the photo
+                for c, v in zip(MATCH_SCHEMA, (ref, kind, variant, d), strict=True):
+                    match[c][i] = v
         return pl.DataFrame(
             {
                 "__image_key": keys,
@@ -1334,6 +1350,7 @@ class ImageFilter(Filter):
                 "image_official_distance": dist["official"],
                 "image_fake_distance": dist["fake"],
                 "image_brand": brand,
+                **match,
             },
             schema={
                 "__image_key": keys.dtype,
@@ -1342,6 +1359,7 @@ class ImageFilter(Filter):
                 "image_official_distance": pl.Int32,
                 "image_fake_distance": pl.Int32,
                 "image_brand": pl.String,
+                **MATCH_SCHEMA,
             },
         )
 
@@ -1362,6 +1380,7 @@ class ImageFilter(Filter):
                 pl.lit(None, pl.Int32).alias("image_fake_distance"),
                 present.alias("image_present"),
                 pl.lit(None, pl.String).alias("image_brand"),
+                *(pl.lit(None, t).alias(c) for c, t in MATCH_SCHEMA.items()),
             ).select([*cols, *outputs])
         matches = self.image_matches(keys)
         return (
@@ -1390,6 +1409,7 @@ class ImageFilter(Filter):
             "image_fake_distance": None,
             "image_present": image is not None,
             "image_brand": None,
+            **dict.fromkeys(MATCH_SCHEMA),
         }
         if image is None or (self.official_.height == 0 and self.fakes_.height == 0):
             return out

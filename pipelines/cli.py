@@ -203,6 +203,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_review(args: argparse.Namespace) -> int:
+    from pipelines.review import write_review
+
+    done = write_review(
+        args.scores,
+        registry=args.registry,
+        images=args.images,
+        rings=args.rings,
+        ledger=args.ledger,
+        as_of=_date(args.as_of, "--as-of"),
+        out=args.out,
+        limit=args.limit,
+    )
+    if not args.quiet:
+        print(
+            f"review page -> {args.out}: {done['listings']:,} flagged listing(s), "
+            f"{done['photos']:,} photo(s), {done['bytes'] / 1e6:.1f} MB"
+        )
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import warnings
 
@@ -543,6 +564,26 @@ def build_parser() -> argparse.ArgumentParser:
     network.add_argument("--quiet", action="store_true", help="no summary")
     _input_options(network)
     network.set_defaults(func=_cmd_network)
+
+    review = sub.add_parser(
+        "review", help="one self-contained HTML page to review flagged listings and export verdicts"
+    )
+    review.add_argument("scores", help="scores from fakestop score (Parquet, CSV or NDJSON)")
+    review.add_argument("--registry", required=True, help="brand registry directory")
+    review.add_argument("--images", default=None, help="directory that image paths are relative to")
+    review.add_argument(
+        "--rings", default=None, help="fakestop network's output directory (rings.parquet)"
+    )
+    review.add_argument("--ledger", default=None, help="strike ledger: each seller's strikes")
+    review.add_argument(
+        "--as-of", default=None, help="date the strikes are counted on, YYYY-MM-DD (default today)"
+    )
+    review.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="only the N riskiest flagged listings"
+    )
+    review.add_argument("--out", required=True, help="the page to write, e.g. review.html")
+    review.add_argument("--quiet", action="store_true", help="no summary line")
+    review.set_defaults(func=_cmd_review)
 
     demo = sub.add_parser("demo", help="generate the sample marketplace and score it")
     demo.add_argument("--out", default="demo", help="output directory (default: demo/)")

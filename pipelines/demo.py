@@ -55,7 +55,8 @@ def run_demo(out: Path, *, n: int = 20_000, seed: int = 0, quiet: bool = False) 
 
     Writes into ``out``: ``registry/`` (the seed registry plus photos), ``images/``,
     ``train.parquet``, ``listings.parquet`` (the held-out 40%), ``model.skops`` (+ card),
-    ``scores.parquet`` and ``report/``. Returns the scores path.
+    ``scores.parquet`` and ``report/`` (with ``review.html``, the review page of the flagged
+    listings). Returns the scores path.
     """
     from filters.image import build_image_cache
     from pipelines.learn import bench_labelled, train_model
@@ -90,6 +91,10 @@ def run_demo(out: Path, *, n: int = 20_000, seed: int = 0, quiet: bool = False) 
         report=out / "report",
         seed=seed,
     )
+    from pipelines.review import write_review
+
+    review = report["html"].parent / "review.html"
+    write_review(scores_path, registry=registry_dir, images=images, out=review)
     scores = pl.read_parquet(scores_path)
     if not quiet:
         with pl.Config(tbl_hide_dataframe_shape=True, float_precision=3):
@@ -97,4 +102,5 @@ def run_demo(out: Path, *, n: int = 20_000, seed: int = 0, quiet: bool = False) 
             print(decision_table(scores))
         print(f"listings: {listings_path}\nscores:   {scores_path}\nmodel:    {model_path}")
         print(f"report:   {report['html']}")
+        print(f"review:   {review}")
     return scores_path

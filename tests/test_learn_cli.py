@@ -111,7 +111,13 @@ def test_train_without_labels_fails_cleanly(
 
 def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--out", str(tmp_path / "demo"), "--n", "1500", "--quiet"]) == 0
-    for name in ("scores.parquet", "model.skops", "report/report.html", "registry/brands.csv"):
+    for name in (
+        "scores.parquet",
+        "model.skops",
+        "report/report.html",
+        "report/review.html",
+        "registry/brands.csv",
+    ):
         assert (tmp_path / "demo" / name).exists(), name
     scores = pl.read_parquet(tmp_path / "demo" / "scores.parquet")
     assert scores.height == 600
