@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import html
 import io
@@ -287,11 +288,23 @@ def _folded_stream(text: str) -> tuple[str, list[int]]:
     return "".join(chars), where
 
 
+@functools.cache
+def _look_alike_table() -> dict[int, str]:
+    """Unicode's confusables (the text filter's data) of other characters than ASCII that
+    read as one character, so that a reading keeps every character's position in the
+    title (ASCII look-alikes are leetspeak's)."""
+    from filters.normalise import confusables
+
+    return str.maketrans(
+        {c: p.lower() for c, p in confusables().items() if not c.isascii() and len(p) == 1}
+    )
+
+
 def _readings(text: str) -> list[str]:
     """The folded text and its look-alike and leetspeak readings (the text filter's tables)."""
-    from filters.normalise import _CONFUSABLE_TABLE, _LEET_TABLE
+    from filters.normalise import _LEET_TABLE
 
-    out = [text, text.translate(_CONFUSABLE_TABLE)]
+    out = [text, text.translate(_look_alike_table())]
     out.append(out[1].translate(_LEET_TABLE))
     return out
 
