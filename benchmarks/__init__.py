@@ -4,7 +4,23 @@ from __future__ import annotations
 
 import compileall
 import importlib
+import json
+import os
+import platform
 from pathlib import Path
+from typing import Any
+
+#: where each script writes its results (``<script>.json``)
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def write_results(script: str, results: dict[str, Any]) -> Path:
+    """Write ``results`` to ``benchmarks/results/<script>.json``, with the machine's cores."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{script}.json"
+    record = {"cores": os.cpu_count(), "python": platform.python_version(), **results}
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def compile_package() -> bool:

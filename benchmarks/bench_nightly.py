@@ -26,7 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
-from benchmarks import compile_package
+from benchmarks import compile_package, write_results
 from benchmarks.bench_speed import naive_peer
 from pipelines.registry import default_registry_dir, load_registry
 from pipelines.stages import (
@@ -120,10 +120,15 @@ def main() -> None:
     registry = load_registry(default_registry_dir())
     reg = str(default_registry_dir())
     base = generate_marketplace(registry, min(PART_ROWS, max(args.sizes)), seed=args.seed)
-    print(f"2 cores; {args.format} input; load average at start {os.getloadavg()[0]:.2f}\n")
-    print("| listings | wall s | listings/s | peak RSS MB | read | score | write | ledger |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    load = os.getloadavg()[0]
+    print(f"2 cores; {args.format} input; load average at start {load:.2f}\n")
+    header = False
     rates = []
+    results: dict[str, object] = {
+        "format": args.format,
+        "load_average_start": round(load, 2),
+        "runs": [],
+    }
     if not compile_package():
         print("note: fakestop's bytecode could not be written; its starts include compiling it")
     for n in args.sizes:
@@ -141,9 +146,23 @@ def main() -> None:
             assert manifest["rows"]["in"] == manifest["rows"]["out"] == n
             stages = manifest["stage_seconds"]
             total = sum(stages.values()) or 1.0
+            if not header:
+                print(f"| listings | wall s | listings/s | peak RSS MB | {' | '.join(stages)} |")
+                print(f"|---:|---:|---:|---:|{'---:|' * len(stages)}")
+                header = True
             shares = " | ".join(f"{100 * stages[s] / total:.0f}%" for s in stages)
             rates.append(n / wall)
             print(f"| {n:,} | {wall:.1f} | {n / wall:,.0f} | {peak:,.0f} | {shares} |")
+            results["runs"].append(  # type: ignore[attr-defined]
+                {
+                    "listings": n,
+                    "wall_s": round(wall, 2),
+                    "listings_per_s": round(n / wall),
+                    "peak_rss_mb": round(peak),
+                    "stage_seconds": stages,
+                    "load_average_end": round(os.getloadavg()[0], 2),
+                }
+            )
 
     plan = ScoringPlan.build(registry)
     batch = base.head(100_000)
@@ -162,6 +181,9 @@ def main() -> None:
     naive = args.naive_sample / naive_peer(sample, names)
     print(f"\nnaive per-row extractOne: {naive:,.0f} listings/s; end to end / naive: ", end="")
     print(", ".join(f"{r / naive:.1f}x" for r in rates))
+    results["naive_listings_per_s"] = round(naive)
+    results["stages_one_batch"] = {name: round(s, 4) for name, s in stages}
+    write_results("bench_nightly", results)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Throughput of the text + price path against the naive peer, measured in one run.
 
-Run: ``python -m benchmarks.bench_speed --n 1000000``
+Run: ``python -m benchmarks.bench_speed --n 1000000`` (``--baseline DIR``: also compare with
+the fakestop checked out in ``DIR``, e.g. ``git worktree add --detach DIR <commit>``)
 
 - **fakestop end to end**: ``fakestop score`` in a subprocess on a Parquet file of ``n``
   generated listings (read, validate, text, price, fusion, write), wall time and peak RSS;
@@ -13,8 +14,12 @@ Run: ``python -m benchmarks.bench_speed --n 1000000``
   by batch with the text filter reading descriptions (phrases; brand names where the title has
   none) and not reading them, alternately, so that both see the same load; the ratio is the
   cost of reading descriptions. ``--only descriptions`` runs this part alone.
+- **against a baseline** (``--baseline DIR``): ``fakestop score`` of this checkout and of the
+  one in ``DIR`` (run with ``DIR`` as the working directory, so its packages are imported) on
+  the same file, alternately (new, old, old, new, ...) for ``--rounds`` rounds: the ratio of
+  the medians, and each round's, with each child's own peak RSS.
 
-Results go to ``benchmarks/results/bench_speed.json``.
+Writes ``benchmarks/results/bench_speed.json``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import dataclasses
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +40,7 @@ from pathlib import Path
 import polars as pl
 from rapidfuzz import fuzz, process
 
-from benchmarks import compile_package
+from benchmarks import compile_package, write_results
 from filters.text import DESCRIPTION_CHARS, TextFilter
 from pipelines.registry import Registry, default_registry_dir, load_registry
 from pipelines.stages import ScoringPlan, score_frame
@@ -75,6 +81,52 @@ def naive_peer(titles: list[str], names: list[str]) -> float:
     for t in titles:
         process.extractOne(t, names, scorer=fuzz.partial_ratio, score_cutoff=90)
     return time.perf_counter() - t0
+
+
+def timed_child(cmd: list[str], *, cwd: str | Path | None = None) -> tuple[float, float]:
+    """Wall seconds and the child's own peak RSS (MB) of ``cmd``."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed")
+    return wall, usage.ru_maxrss / 1024
+
+
+def against_baseline(listings: pl.DataFrame, baseline: Path, rounds: int) -> dict[str, object]:
+    """``fakestop score`` of this checkout and of ``baseline``'s, alternately, on one file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "listings.parquet"
+        listings.write_parquet(src)
+        times: dict[str, list[float]] = {"new": [], "old": []}
+        peaks: dict[str, list[float]] = {"new": [], "old": []}
+        for r in range(rounds):
+            order = ("new", "old") if r % 2 == 0 else ("old", "new")
+            for which in order:
+                out = Path(tmp) / f"{which}.parquet"
+                cwd = baseline if which == "old" else None
+                wall, peak = timed_child(score_command(src, out), cwd=cwd)
+                times[which].append(wall)
+                peaks[which].append(peak)
+            print(f"round {r + 1}: new {times['new'][-1]:.2f}s, old {times['old'][-1]:.2f}s, "
+                  f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        same = pl.read_parquet(Path(tmp) / "new.parquet").equals(
+            pl.read_parquet(Path(tmp) / "old.parquet")
+        )
+    new, old = statistics.median(times["new"]), statistics.median(times["old"])
+    return {
+        "rounds": rounds,
+        "new_s": [round(t, 2) for t in times["new"]],
+        "old_s": [round(t, 2) for t in times["old"]],
+        "new_peak_mb": [round(p) for p in peaks["new"]],
+        "old_peak_mb": [round(p) for p in peaks["old"]],
+        "median_new_s": round(new, 2),
+        "median_old_s": round(old, 2),
+        "new_over_old": round(new / old, 3),
+        "round_ratios": [round(a / b, 3) for a, b in zip(times["new"], times["old"], strict=True)],
+        "same_output": same,
+    }
 
 
 def end_to_end(listings: pl.DataFrame) -> tuple[float, float, int]:
@@ -146,7 +198,10 @@ def main() -> None:
     ap.add_argument("--naive-sample", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--only", choices=["descriptions"], default=None)
+    ap.add_argument("--baseline", type=Path, default=None, help="checkout of the code before")
+    ap.add_argument("--rounds", type=int, default=4)
     args = ap.parse_args()
+    load_start = os.getloadavg()[0]
 
     registry = load_registry(default_registry_dir())
     t0 = time.perf_counter()
@@ -154,15 +209,15 @@ def main() -> None:
     gen_s = time.perf_counter() - t0
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "bench_speed.json"
-    results = json.loads(out.read_text()) if out.is_file() else {}
+    stored = json.loads(out.read_text()) if out.is_file() else {}
     load = os.getloadavg()[0]
     cost = description_cost(registry, listings, seed=args.seed)
-    results["descriptions"] = {
+    stored["descriptions"] = {
         "command": f"python -m benchmarks.bench_speed --n {args.n} --only descriptions",
         "load_average_1min_at_start": load,
         **cost,
     }
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out.write_text(json.dumps(stored, indent=2) + "\n")
     print(
         f"descriptions ({cost['description_words_mean']:.0f} words on average, first "
         f"{DESCRIPTION_CHARS} characters read): scoring chain {cost['reading_s']:.2f}s reading "
@@ -221,6 +276,27 @@ def main() -> None:
         f"{naive_rate:,.0f} | 1x |"
     )
     print(f"\npeak RSS of `fakestop score` on {args.n:,} listings: {peak_mb:,.0f} MB")
+    results: dict[str, object] = {
+        "listings": args.n,
+        "load_average_start": round(load_start, 2),
+        "end_to_end_s": round(e2e_s, 2),
+        "end_to_end_distinct_s": round(distinct_s, 2),
+        "in_process_s": round(inproc_s, 2),
+        "naive_listings_per_s": round(naive_rate),
+        "peak_rss_mb": round(peak_mb),
+        "descriptions": stored["descriptions"],
+    }
+    if args.baseline is not None:
+        print(f"\n`fakestop score` against {args.baseline}, alternately:")
+        compared = against_baseline(listings, args.baseline, args.rounds)
+        print(
+            f"median new {compared['median_new_s']}s, old {compared['median_old_s']}s: "
+            f"new/old {compared['new_over_old']} (rounds {compared['round_ratios']}); "
+            f"same output: {compared['same_output']}"
+        )
+        results["baseline"] = {"checkout": str(args.baseline), **compared}
+    results["load_average_end"] = round(os.getloadavg()[0], 2)
+    write_results("bench_speed", results)
 
 
 if __name__ == "__main__":

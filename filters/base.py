@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 
+from filters.aggregates import GroupQuantiles, GroupSums
 from pipelines.errors import NotFittedError
 from pipelines.registry import CATEGORY_SEPARATORS
 
@@ -381,19 +382,61 @@ class Filter(Parameters):
             **cls.evidence_schema,
         }
 
+    #: columns :meth:`evidence` adds for :meth:`finalised` alone (which drops them)
+    carried_schema: ClassVar[dict[str, pl.DataType]] = {}
+
     def score(
         self, listings: pl.LazyFrame | pl.DataFrame, *, statistics: pl.DataFrame | None = None
     ) -> pl.LazyFrame:
         """Return ``listings`` with this filter's columns added (lazy; collect once, later).
 
-        ``statistics``: precomputed statistics over a whole run (see :meth:`statistic_values`);
-        when absent, a filter that needs them computes them over ``listings`` itself.
+        :meth:`evidence` then :meth:`finalised`. ``statistics``: this filter's run statistics
+        (see :meth:`statistics_from_values`); when absent, a filter that reads run statistics
+        computes them over ``listings`` itself.
         """
         check_is_fitted(self)
-        lf = as_lazy(listings)
-        out = self._score(lf) if statistics is None else self._score(lf, statistics=statistics)
-        casts = [pl.col(c).cast(t) for c, t in self.output_schema().items()]
-        return out.with_columns(casts)
+        evidence = self.evidence(listings)
+        if self.aggregate() is not None and statistics is None:
+            # collected once: the statistics and the final step both read it
+            evidence = evidence.collect().lazy()
+            values = self.statistic_values(evidence)
+            assert values is not None
+            statistics = self.statistics_from_values(values).collect()
+        return self.finalised(evidence, statistics)
+
+    def evidence(self, listings: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+        """Everything this filter computes from a listing alone: its columns that do not read
+        run statistics, and the :attr:`carried_schema` columns its final step reads. For a
+        filter without run statistics, all of its columns."""
+        check_is_fitted(self)
+        return self._evidence(as_lazy(listings))
+
+    def _evidence(self, listings: pl.LazyFrame) -> pl.LazyFrame:
+        return self._score(listings)
+
+    def finalised(
+        self, evidence: pl.LazyFrame | pl.DataFrame, statistics: pl.DataFrame | None
+    ) -> pl.LazyFrame:
+        """The columns that read run statistics, from :meth:`evidence`'s output and this
+        filter's statistics table (``statistics``; None or an empty table: the statistics know
+        no listing, see :meth:`statistics_from_values`). Drops the carried columns and casts
+        the output columns to :meth:`output_schema`."""
+        check_is_fitted(self)
+        lf = as_lazy(evidence)
+        if self.aggregate() is not None:
+            if statistics is None:
+                statistics = self.statistics_from_partial(self.aggregate_or_raise().empty())
+            lf = self._finalised(lf, statistics)
+        outputs = self.output_schema()
+        before = [
+            c
+            for c in lf.collect_schema().names()
+            if c not in outputs and c not in self.carried_schema
+        ]
+        return lf.select(*before, *(pl.col(c).cast(t) for c, t in outputs.items()))
+
+    def _finalised(self, evidence: pl.LazyFrame, statistics: pl.DataFrame) -> pl.LazyFrame:
+        raise NotImplementedError
 
     def _score(
         self, listings: pl.LazyFrame, statistics: pl.DataFrame | None = None
@@ -402,7 +445,10 @@ class Filter(Parameters):
 
     def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """This filter's columns for one validated listing (a mapping with the input fields and
-        the columns of the filters it depends on), equal to :meth:`score` on a one-row frame.
+        the columns of the filters it depends on), equal to :meth:`finalised` of
+        :meth:`evidence` on a one-row frame. A filter that reads run statistics takes a
+        second argument, ``statistics``: what :meth:`record_statistics` made of them (None:
+        they know no listing).
 
         Optional: a filter without it makes the API score single listings through frames.
         """
@@ -415,12 +461,34 @@ class Filter(Parameters):
     #: names of filters whose columns this filter reads (they must run first)
     depends_on: ClassVar[tuple[str, ...]] = ()
 
-    def statistic_values(self, listings: pl.LazyFrame) -> pl.LazyFrame | None:
-        """Per-row values that run-level statistics are aggregated from, or None if the filter
-        needs none. A distributed runner aggregates them over the whole input and passes the
-        result back to :meth:`score`, so scores do not depend on partitioning."""
+    # ---- run statistics (see filters/aggregates.py)
+
+    def aggregate(self) -> GroupSums | GroupQuantiles | None:
+        """The mergeable aggregate of :meth:`statistic_values` this filter's final step reads,
+        or None if it reads no run statistics."""
         return None
 
-    def statistics_from_values(self, values: pl.LazyFrame) -> pl.LazyFrame:
-        """Aggregate :meth:`statistic_values` (the single-machine version of the aggregation)."""
+    def aggregate_or_raise(self) -> GroupSums | GroupQuantiles:
+        agg = self.aggregate()
+        if agg is None:
+            raise TypeError(f"{type(self).__name__} reads no run statistics")
+        return agg
+
+    def statistic_values(self, evidence: pl.LazyFrame) -> pl.LazyFrame | None:
+        """Per-listing values that run statistics are aggregated from, read from
+        :meth:`evidence`'s output (listings that passed validation), or None if the filter
+        needs none."""
+        return None
+
+    def statistics_from_partial(self, partial: pl.DataFrame) -> pl.DataFrame:
+        """This filter's statistics table from a merged partial of :meth:`aggregate`."""
         raise NotImplementedError
+
+    def statistics_from_values(self, values: pl.LazyFrame) -> pl.LazyFrame:
+        """Aggregate :meth:`statistic_values` of one set of listings into the statistics table."""
+        agg = self.aggregate_or_raise()
+        return self.statistics_from_partial(agg.partial(values.collect())).lazy()
+
+    def record_statistics(self, statistics: pl.DataFrame) -> Any:
+        """The statistics table in the form :meth:`score_record` reads (built once per run)."""
+        return None

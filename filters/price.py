@@ -8,10 +8,13 @@ taxonomy knows it not, the nouns of goods the title names ("bag", "sunglasses") 
 cheapest of the brand's categories they name, else the brand's cheapest reference is used; the
 reason says which and why. A plain mention of a brand, with no declared brand and no
 counterfeit phrase, in a category that covers none of the brand's (a "Rolex" toy under Toys) is
-not priced at all: nothing but a name points to the brand's goods. Where a
-(brand, category) group of the batch has enough rows, a robust z-score of the log price against
-the group's median/MAD adds evidence. Only low prices count. Listings that name the brand only as
-the target of an accessory ("strap for Rolex") are not compared with the brand's own price.
+not priced at all: nothing but a name points to the brand's goods. Where the listing's (brand,
+reference category) group has enough listings in the run statistics (the median and MAD of the
+adjusted log price over a whole input, see :meth:`PriceFilter.aggregate`), a robust z-score of
+the log price against them adds evidence; a group the statistics do not know, or know fewer than
+``min_group_size`` listings of, adds none. Only low prices count. Listings that name the brand
+only as the target of an accessory ("strap for Rolex") are not compared with the brand's own
+price.
 A title that sells one of the brand's own small goods (the text filter's ``text_item``, "Apple
 20W charger") is also compared with that item's share of the brand's dearest reference price;
 its price against the brand's goods then counts only ``item_weight`` (by default half): a low
@@ -36,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 
+from filters.aggregates import GroupQuantiles
 from filters.base import (
     Filter,
     check_is_fitted,
@@ -59,8 +63,10 @@ if TYPE_CHECKING:
 
     from pipelines.registry import Registry
 
-#: columns of the run-level statistics (see :meth:`PriceFilter.statistics_from_values`)
-STAT_COLUMNS = ("__pb", "__refcat", "price_group_median", "price_group_mad", "price_group_n")
+#: the group of a listing's run statistics: its brand and the category of its reference price
+GROUP_KEYS = ("price_brand", "price_category")
+#: the filter's columns that read no run statistics
+EVIDENCE_COLUMNS = ("price_brand", "price_usd", "price_reference", "price_ratio")
 
 
 def _ln(x: float) -> float:
@@ -95,6 +101,11 @@ def _money_str(x: float) -> str:
     return "$" + re.sub(r"\.([0-9])$", r".\g<1>0", pl_str(pl_round(x, 2)))
 
 
+def _shown(category: str) -> pl.Expr:
+    """A category key as reasons write it (``home_appliances``: "home appliances")."""
+    return pl.col(category).str.replace_all("_", " ", literal=True)
+
+
 def _money(expr: pl.Expr) -> pl.Expr:
     """``$1234`` for >= 10, ``$9.99`` below."""
     # one format of either number: both branches of a when are computed for every row
@@ -115,9 +126,10 @@ class PriceFilter(Filter):
     ----------
     ratio_ok : adjusted price ratio at or above which the price is unremarkable
     ratio_floor : ratio at or below which the price alone scores 1
-    min_group_size : rows of one (brand, category) in the batch needed for robust statistics
-    z_start, z_full : robust z (negative side) where the batch evidence starts / saturates
-    z_weight : the most the batch evidence alone can score
+    min_group_size : listings of one (brand, category) in the run statistics needed for a
+        robust z-score
+    z_start, z_full : robust z (negative side) where the group evidence starts / saturates
+    z_weight : the most the group evidence alone can score
     item_weight : weight of the brand's reference for a title that sells the brand's small good
     item_max_ratio : a small good's reference counts only when at most this share of the
         reference the listing is otherwise compared with
@@ -146,6 +158,14 @@ class PriceFilter(Filter):
         "price_reference": pl.Float64(),
         "price_ratio": pl.Float64(),
         "price_robust_z": pl.Float64(),
+    }
+    carried_schema: ClassVar[dict[str, pl.DataType]] = {
+        "__price_base": pl.Float64(),
+        "__price_reasons": pl.List(pl.String()),
+        "__price_log": pl.Float64(),
+        "__price_counted": pl.Boolean(),
+        "__price_category": pl.String(),
+        "__price_note": pl.String(),
     }
 
     def __init__(
@@ -710,11 +730,15 @@ class PriceFilter(Filter):
             pl.when(pl.col("__pb").is_null() | pl.col("__pnamed")).then(pl.lit("")).otherwise(note)
         )
 
-    def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
+    def score_record(
+        self,
+        record: Mapping[str, Any],
+        statistics: Mapping[tuple[str, str], tuple[Any, ...]] | None = None,
+    ) -> dict[str, Any]:
         """This filter's columns for one validated listing that already carries the text
-        filter's evidence, equal to :meth:`score` on a one-row frame. A single listing has no
-        batch to compare with, so the robust z-score is null (as for any group smaller than
-        ``min_group_size``)."""
+        filter's evidence, equal to :meth:`finalised` of :meth:`evidence` on a one-row frame.
+        ``statistics``: :meth:`record_statistics` of the run statistics (None: no group known,
+        so the robust z-score is null)."""
         check_is_fitted(self)
         declared_raw = record.get("brand")
         bkey = brand_key_expr(None if declared_raw is None else str(declared_raw))
@@ -749,6 +773,17 @@ class PriceFilter(Filter):
         ratio = None
         if price_usd is not None and reference is not None:
             ratio = price_usd / (reference * factor * vfactor)
+        group = None
+        if statistics is not None and brand is not None and refcat is not None:
+            group = statistics.get((brand, refcat))
+        z = None
+        if group is not None and price_usd is not None:
+            median, mad, n = group[0], group[1] * 1.4826, group[2]
+            if n is not None and n >= self.min_group_size and mad > 1e-9:
+                z = (_ln(price_usd / (factor * vfactor)) - median) / mad
+        s_z = 0.0
+        if z is not None:
+            s_z = min(max((-z - self.z_start) / (self.z_full - self.z_start), 0.0), 1.0)
         item, share = record.get("text_item"), record.get("text_item_share")
         dcat, dref = self.dearest_by_brand_.get(brand, (None, None)) if brand else (None, None)
         item_ref = None if share is None or dref is None else float(share) * dref
@@ -795,12 +830,18 @@ class PriceFilter(Filter):
                     reasons.append(
                         reason(item_ratio, item, item_ref, f" ({pct_share}% of {dearest})", None)
                     )
-            score = max(s_ratio, s_item if s_item is not None else 0.0, self.z_weight * 0.0)
+            score = max(s_ratio, s_item if s_item is not None else 0.0, self.z_weight * s_z)
             if s_ratio >= 0.2:
                 note = ""
                 if item_ratio is not None:
                     note = f' (weighed x{self.item_weight:g}: "{item}" may sell for less)'
                 reasons.append(reason(ratio, refcat, reference, note + basis, vtext))
+        if z is not None and self.z_weight * s_z >= 0.2:
+            assert group is not None and refcat is not None
+            reasons.append(
+                f"price is {pl_str(pl_round(-z, 1))} robust SDs below the median for {brand} "
+                f"{refcat.replace('_', ' ')} ({group[2]} listings)"
+            )
         if accessory and brand is not None:
             reasons.append(f"accessory, part or packaging: price not compared with {brand}'s")
         if weak and not accessory:
@@ -816,7 +857,7 @@ class PriceFilter(Filter):
             "price_usd": price_usd,
             "price_reference": reference,
             "price_ratio": ratio,
-            "price_robust_z": None,
+            "price_robust_z": z,
         }
 
     def _reference_record(
@@ -898,50 +939,51 @@ class PriceFilter(Filter):
                 basis = f" ({'; '.join(x for x in (where, why) if x is not None)})"
         return pref, pcat, fcat, fref, weak, basis, shown
 
-    @staticmethod
-    def _values(priced: pl.LazyFrame) -> pl.LazyFrame:
-        logp = (pl.col("price_usd") / pl.col("__adj")).log()
-        # a small good's price says nothing of its brand's goods' prices
-        kept = pl.col("price_ratio").is_not_null() & pl.col("__iratio").is_null()
-        return priced.filter(kept).select("__pb", "__refcat", logp.alias("__logp"))
+    # ---- run statistics: the robust statistics of the log price per brand and category
 
-    def statistic_values(self, listings: pl.LazyFrame) -> pl.LazyFrame:
-        """``__pb`` (brand), ``__refcat`` (reference category), ``__logp`` (condition-adjusted
-        log USD price) of every listing that has a reference price and sells no small good."""
+    def aggregate(self) -> GroupQuantiles:
+        """Median and MAD of the condition-adjusted log USD price per (brand, reference
+        category): the group a listing's price reference comes from."""
+        return GroupQuantiles(GROUP_KEYS, "log_price")
+
+    def statistic_values(self, evidence: pl.LazyFrame) -> pl.LazyFrame:
+        """``price_brand``, ``price_category`` (the reference's category) and ``log_price`` of
+        every listing that has a reference price and sells no small good (a small good's price
+        says nothing of its brand's goods' prices)."""
         check_is_fitted(self)
-        return self._values(self.priced_listings(listings))
-
-    def statistics_from_values(self, values: pl.LazyFrame) -> pl.LazyFrame:
-        """Median and MAD of ``__logp`` and the row count per (brand, reference category)."""
-        med = pl.col("__logp").median()
-        return values.group_by(["__pb", "__refcat"]).agg(
-            med.alias("price_group_median"),
-            (pl.col("__logp") - med).abs().median().alias("price_group_mad"),
-            pl.len().cast(pl.Int64).alias("price_group_n"),
+        return evidence.filter(pl.col("__price_counted").fill_null(False)).select(
+            pl.col("price_brand"),
+            pl.col("__price_category").alias("price_category"),
+            pl.col("__price_log").alias("log_price"),
         )
 
-    def _score(
-        self, listings: pl.LazyFrame, statistics: pl.DataFrame | None = None
-    ) -> pl.LazyFrame:
-        cols = listings.collect_schema().names()
-        priced = self.priced_listings(listings).collect()
-        stats = (
-            self.statistics_from_values(self._values(priced.lazy())).collect()
-            if statistics is None
-            else statistics
-        )
-        # each row's group statistics by value: a join would gather every column of the batch
-        group = pl.concat_str(["__pb", "__refcat"], separator="\x00")
-        keys = stats.select(group.alias("k")).get_column("k")
-        at = priced.select(index_of(group, keys)).to_series()
-        scored = priced.with_columns(
-            stats.get_column(c).cast(t).gather(at).alias(c)
-            for c, t in (
-                ("price_group_median", pl.Float64),
-                ("price_group_mad", pl.Float64),
-                ("price_group_n", pl.Int64),
+    def statistics_from_partial(self, partial: pl.DataFrame) -> pl.DataFrame:
+        """``price_brand``, ``price_category``, ``price_group_median``, ``price_group_mad``,
+        ``price_group_n`` and ``price_group_exact`` (False: from a sketch) per group."""
+        return (
+            self.aggregate()
+            .result(partial)
+            .select(
+                *GROUP_KEYS,
+                pl.col("median").alias("price_group_median"),
+                pl.col("mad").alias("price_group_mad"),
+                pl.col("n").alias("price_group_n"),
+                pl.col("exact").alias("price_group_exact"),
             )
         )
+
+    def record_statistics(self, statistics: pl.DataFrame) -> dict[tuple[str, str], tuple[Any, ...]]:
+        """Per (brand, category): median, MAD and count."""
+        return {
+            (b, c): (m, d, n)
+            for b, c, m, d, n in statistics.select(
+                *GROUP_KEYS, "price_group_median", "price_group_mad", "price_group_n"
+            ).iter_rows()
+        }
+
+    def _evidence(self, listings: pl.LazyFrame) -> pl.LazyFrame:
+        cols = listings.collect_schema().names()
+        scored = self.priced_listings(listings).collect()
         ln_ok, ln_floor = math.log(self.ratio_ok), math.log(self.ratio_floor)
 
         def s_of(ratio: pl.Expr) -> pl.Expr:
@@ -952,16 +994,6 @@ class PriceFilter(Filter):
         s_item = s_of(pl.col("__iratio"))
         weight = pl.when(item).then(pl.lit(self.item_weight)).otherwise(pl.lit(1.0))
         s_ratio = s_of(pl.col("price_ratio")) * weight
-        mad = pl.col("price_group_mad") * 1.4826
-        enough = (pl.col("price_group_n") >= self.min_group_size) & (mad > 1e-9)
-        z = pl.when(enough).then(
-            ((pl.col("price_usd") / pl.col("__adj")).log() - pl.col("price_group_median")) / mad
-        )
-        s_z = ((-z - self.z_start) / (self.z_full - self.z_start)).clip(0.0, 1.0).fill_null(0.0)
-        score = pl.max_horizontal(s_ratio, s_item, self.z_weight * s_z)
-
-        def shown(category: str) -> pl.Expr:
-            return pl.col(category).str.replace_all("_", " ", literal=True)
 
         def ratio_reason(
             ratio: str, what: str, reference: str, note: pl.Expr, *, volume: bool
@@ -998,7 +1030,7 @@ class PriceFilter(Filter):
                 .cast(pl.String)
                 .str.replace(r"\.0$", ""),
                 pl.col("__pb"),
-                shown(what),
+                _shown(what),
                 _money(pl.col(reference)),
                 condition_note,
                 note,
@@ -1020,17 +1052,39 @@ class PriceFilter(Filter):
             "__iname",
             "__iref",
             pl.format(
-                " ({}% of {} {} {})", share_pct, "__pb", shown("__dcat"), _money(pl.col("__dref"))
+                " ({}% of {} {} {})", share_pct, "__pb", _shown("__dcat"), _money(pl.col("__dref"))
             ),
             volume=False,
         )
+        ratio_known = pl.col("price_ratio").is_not_null()
         scored = scored.with_columns(
-            pl.when(pl.col("price_ratio").is_not_null()).then(score).alias("price_score"),
-            z.alias("price_robust_z"),
+            pl.when(ratio_known).then(pl.max_horizontal(s_ratio, s_item)).alias("__price_base"),
             pl.col("__pb").alias("price_brand"),
             s_ratio.alias("__sratio"),
             s_item.alias("__sitem"),
-            (self.z_weight * s_z).alias("__sz"),
+            # what the robust z-score compares: the condition- and volume-adjusted log price
+            (pl.col("price_usd") / pl.col("__adj")).log().alias("__price_log"),
+            # a small good's price says nothing of its brand's goods' prices
+            (ratio_known & pl.col("__iratio").is_null()).alias("__price_counted"),
+            pl.col("__refcat").alias("__price_category"),
+            # the note that follows every other reason: an accessory's, or a plain name's
+            # in a category none of the brand's (the two never meet)
+            pl.when(pl.col("__paccessory") & pl.col("__pb").is_not_null())
+            .then(
+                pl.format(
+                    "accessory, part or packaging: price not compared with {}'s", pl.col("__pb")
+                )
+            )
+            .when(pl.col("__pweak") & ~pl.col("__paccessory"))
+            .then(
+                pl.format(
+                    'category "{}" is none of {}\'s and only the name points to it: price '
+                    "not compared",
+                    self._shown(),
+                    pl.col("__pb"),
+                )
+            )
+            .alias("__price_note"),
         )
         # the small goods' notes on their few rows alone (a when computes both branches for
         # every row it is given)
@@ -1052,40 +1106,88 @@ class PriceFilter(Filter):
             .scatter(at, notes.get_column("__inote"))
             .alias("__inote"),
         )
-        z_reason = pl.format(
-            "price is {} robust SDs below the batch median for {} {} ({} listings)",
-            (-pl.col("price_robust_z")).round(1),
-            pl.col("__pb"),
-            shown("__refcat"),
-            pl.col("price_group_n"),
-        )
-        by_ratio, by_z = pl.col("__sratio") >= 0.2, pl.col("__sz") >= 0.2
+        by_ratio = pl.col("__sratio") >= 0.2
         by_item = pl.col("__ireason").is_not_null()
-        accessory = pl.col("__paccessory") & pl.col("__pb").is_not_null()
-        weak = pl.col("__pweak") & ~pl.col("__paccessory")
         reasons = reasons_where(
-            scored,
-            by_ratio | by_item | by_z | accessory | weak,
-            pl.col("__ireason"),
-            pl.when(by_ratio).then(brand_reason),
-            pl.when(by_z).then(z_reason),
-            pl.when(accessory).then(
-                pl.format(
-                    "accessory, part or packaging: price not compared with {}'s",
-                    pl.col("__pb"),
-                )
-            ),
-            pl.when(weak).then(
-                pl.format(
-                    'category "{}" is none of {}\'s and only the name points to it: price '
-                    "not compared",
-                    self._shown(),
-                    pl.col("__pb"),
-                )
-            ),
+            scored, by_ratio | by_item, pl.col("__ireason"), pl.when(by_ratio).then(brand_reason)
         )
         return (
-            scored.with_columns(reasons.alias("price_reasons"))
-            .select([*cols, *self.output_schema()])
+            scored.with_columns(reasons.alias("__price_reasons"))
+            .select([*cols, *EVIDENCE_COLUMNS, *self.carried_schema])
             .lazy()
+        )
+
+    def _finalised(self, evidence: pl.LazyFrame, statistics: pl.DataFrame) -> pl.LazyFrame:
+        """The robust z-score against the listing's group in ``statistics`` (none where the
+        group is not there, has fewer than ``min_group_size`` listings or no spread), the
+        score and the reasons."""
+        frame = evidence.collect()
+        # each row's group statistics by value: a join would gather every column of the batch
+        group = pl.concat_str([*GROUP_KEYS], separator="\x00")
+        keys = statistics.select(group.alias("k")).get_column("k")
+        at = frame.select(
+            index_of(pl.concat_str(["price_brand", "__price_category"], separator="\x00"), keys)
+        ).to_series()
+        group_n = statistics.get_column("price_group_n").cast(pl.Int64).gather(at)
+        median = statistics.get_column("price_group_median").cast(pl.Float64).gather(at)
+        mad = statistics.get_column("price_group_mad").cast(pl.Float64).gather(at) * 1.4826
+        z = (
+            pl.DataFrame(
+                {"log": frame.get_column("__price_log"), "m": median, "mad": mad, "n": group_n}
+            )
+            .select(
+                pl.when((pl.col("n") >= self.min_group_size) & (pl.col("mad") > 1e-9)).then(
+                    (pl.col("log") - pl.col("m")) / pl.col("mad")
+                )
+            )
+            .to_series()
+        )
+        frame = frame.with_columns(z.alias("price_robust_z"), group_n.alias("__price_group_n"))
+        s_z = (
+            ((-pl.col("price_robust_z") - self.z_start) / (self.z_full - self.z_start))
+            .clip(0.0, 1.0)
+            .fill_null(0.0)
+        )
+        score = pl.when(pl.col("price_ratio").is_not_null()).then(
+            pl.max_horizontal(pl.col("__price_base"), self.z_weight * s_z)
+        )
+        by_z = (self.z_weight * s_z) >= 0.2
+        noted = pl.col("__price_note").is_not_null()
+        z_reason = pl.format(
+            "price is {} robust SDs below the median for {} {} ({} listings)",
+            (-pl.col("price_robust_z")).round(1),
+            pl.col("price_brand"),
+            _shown("__price_category"),
+            pl.col("__price_group_n"),
+        )
+        # most rows keep their evidence reasons: the few with a z-score's reason or a note get
+        # them after the evidence's
+        where = frame.select(((self.z_weight * s_z) >= 0.2) | noted).to_series()
+        base = frame.get_column("__price_reasons")
+        reasons = base
+        if where.any():
+            more = (
+                frame.filter(where)
+                .select(
+                    pl.concat_list(
+                        pl.col("__price_reasons"),
+                        pl.when(by_z).then(z_reason),
+                        pl.col("__price_note"),
+                    )
+                    .list.drop_nulls()
+                    .alias("r")
+                )
+                .to_series()
+            )
+            # each row's reasons: its own, or its new ones placed after all the rows
+            at = pl.select(
+                pl.when(pl.lit(where))
+                .then(where.cast(pl.UInt32).cum_sum() - 1 + base.len())
+                .otherwise(pl.int_range(base.len(), dtype=pl.UInt32))
+            ).to_series()
+            reasons = pl.concat([base, more.cast(base.dtype)]).gather(at)
+        return (
+            frame.lazy()
+            .with_columns(score.alias("price_score"), reasons.alias("price_reasons"))
+            .drop("__price_group_n")
         )

@@ -2,11 +2,13 @@
 
 A seller whose listings mostly name brands with counterfeit signals, or sell branded goods far
 below their price, is more likely to be a counterfeiter than the same listing from a seller of
-plain goods. These shares are run-level statistics (one seller's listings may be anywhere in
-the input), so the filter exposes them through :meth:`statistic_values`: the Spark runner
-aggregates them over the whole input and broadcasts the result, and a local batch aggregates
-over itself. The filter adds evidence for the learned fusion only: ``seller_score`` is null and
-the zero-shot fusion does not read it.
+plain goods. These shares are run statistics (one seller's listings may be anywhere in the
+input): the filter flags each listing in its evidence step, the flags are counted per seller
+over a whole input (exactly, see :class:`filters.aggregates.GroupSums`), and the final step
+reads each listing's seller's shares. A seller the statistics have not seen is taken as a
+seller with this one listing: its shares are the listing's own flags and its count 1. The filter
+adds evidence for the learned fusion only: ``seller_score`` is null and the zero-shot fusion does
+not read it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import polars as pl
 
+from filters.aggregates import GroupSums
 from filters.base import Filter, check_is_fitted
 
 if TYPE_CHECKING:
@@ -43,6 +46,10 @@ class SellerFilter(Filter):
         "seller_luxury_low_price": pl.Float64(),
         "seller_listings": pl.Int64(),
     }
+    carried_schema: ClassVar[dict[str, pl.DataType]] = {
+        "__seller_high_text": pl.Int64(),
+        "__seller_low_price": pl.Int64(),
+    }
     depends_on: ClassVar[tuple[str, ...]] = ("text", "image", "price")
 
     def __init__(self, *, high_text_score: float = 0.5, low_price_ratio: float = 0.3) -> None:
@@ -69,71 +76,127 @@ class SellerFilter(Filter):
         ratio = pl.col("price_ratio") < low_ratio if "price_ratio" in cols else pl.lit(None)
         # a missing flag counts as "not flagged": shares are over all of the seller's listings
         return (
-            text.fill_null(False).cast(pl.Float64),
-            (ratio & branded).fill_null(False).cast(pl.Float64),
+            text.fill_null(False).cast(pl.Int64),
+            (ratio & branded).fill_null(False).cast(pl.Int64),
         )
 
-    def statistic_values(self, listings: pl.LazyFrame) -> pl.LazyFrame:
-        """``seller_id`` and the two flags of every listing that has a seller."""
-        check_is_fitted(self)
-        cols = set(listings.collect_schema().names())
-        if "seller_id" not in cols:
-            return pl.LazyFrame(
-                schema={"seller_id": pl.String, "__high_text": pl.Float64, "__low_lux": pl.Float64}
-            )
-        high, low = self._flags(cols)
-        return listings.filter(pl.col("seller_id").is_not_null()).select(
-            pl.col("seller_id").cast(pl.String), high.alias("__high_text"), low.alias("__low_lux")
-        )
-
-    def statistics_from_values(self, values: pl.LazyFrame) -> pl.LazyFrame:
-        """Per seller: the mean of each flag and the number of listings."""
-        return values.group_by("seller_id").agg(
-            pl.col("__high_text").mean().alias("seller_share_high_text"),
-            pl.col("__low_lux").mean().alias("seller_luxury_low_price"),
-            pl.len().cast(pl.Int64).alias("seller_listings"),
-        )
-
-    def _score(
-        self, listings: pl.LazyFrame, statistics: pl.DataFrame | None = None
-    ) -> pl.LazyFrame:
-        cols = listings.collect_schema().names()
-        extra = [
+    def _evidence(self, listings: pl.LazyFrame) -> pl.LazyFrame:
+        high, low = self._flags(set(listings.collect_schema().names()))
+        return listings.with_columns(
             pl.lit(None, pl.Float64).alias("seller_score"),
             pl.lit([], pl.List(pl.String)).alias("seller_reasons"),
-        ]
-        if "seller_id" not in cols:
-            nulls = [pl.lit(None, t).alias(c) for c, t in self.evidence_schema.items()]
-            return listings.with_columns(*extra, *nulls)
-        if statistics is None:
-            # the batch's own statistics as window aggregates: a join would gather every
-            # column of the batch (twice the cost)
-            high, low = self._flags(set(cols))
-            seller = pl.col("seller_id").cast(pl.String)
-            has = pl.col("seller_id").is_not_null()
-            return listings.with_columns(
-                *extra,
-                pl.when(has).then(high.mean().over(seller)).alias("seller_share_high_text"),
-                pl.when(has).then(low.mean().over(seller)).alias("seller_luxury_low_price"),
-                pl.when(has).then(pl.len().over(seller).cast(pl.Int64)).alias("seller_listings"),
-            ).select([*cols, *self.output_schema()])
-        stats = statistics.lazy()
-        keyed = listings.with_columns(pl.col("seller_id").cast(pl.String).alias("__seller"))
-        joined = keyed.join(
-            stats.rename({"seller_id": "__seller"}),
-            on="__seller",
-            how="left",
-            maintain_order="left",
+            high.alias("__seller_high_text"),
+            low.alias("__seller_low_price"),
         )
-        return joined.with_columns(*extra).select([*cols, *self.output_schema()])
 
-    def score_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """The seller evidence of one listing scored alone (a batch of one)."""
+    # ---- run statistics: per seller, the listings and how many of them are flagged
+
+    def aggregate(self) -> GroupSums:
+        return GroupSums("seller_id", ("high_text", "low_price"))
+
+    def statistic_values(self, evidence: pl.LazyFrame) -> pl.LazyFrame:
+        """``seller_id`` and the two flags (0/1) of every listing that has a seller."""
+        check_is_fitted(self)
+        if "seller_id" not in evidence.collect_schema().names():
+            return pl.LazyFrame(
+                schema={"seller_id": pl.String, "high_text": pl.Int64, "low_price": pl.Int64}
+            )
+        return evidence.filter(pl.col("seller_id").is_not_null()).select(
+            pl.col("seller_id").cast(pl.String),
+            pl.col("__seller_high_text").alias("high_text"),
+            pl.col("__seller_low_price").alias("low_price"),
+        )
+
+    def statistics_from_partial(self, partial: pl.DataFrame) -> pl.DataFrame:
+        """Per seller: the share of each flag among its listings and the number of listings."""
+        n = pl.col("n")
+        return partial.select(
+            pl.col("seller_id"),
+            (pl.col("high_text") / n).alias("seller_share_high_text"),
+            (pl.col("low_price") / n).alias("seller_luxury_low_price"),
+            n.cast(pl.Int64).alias("seller_listings"),
+        ).sort("seller_id")
+
+    def record_statistics(self, statistics: pl.DataFrame) -> dict[str, tuple[Any, ...]]:
+        return {
+            s: (high, low, n)
+            for s, high, low, n in statistics.select(
+                "seller_id", "seller_share_high_text", "seller_luxury_low_price", "seller_listings"
+            ).iter_rows()
+        }
+
+    def _finalised(self, evidence: pl.LazyFrame, statistics: pl.DataFrame) -> pl.LazyFrame:
+        cols = evidence.collect_schema().names()
+        if "seller_id" not in cols:
+            return evidence.with_columns(
+                pl.lit(None, t).alias(c) for c, t in self.evidence_schema.items()
+            )
+        frame = evidence.collect()
+        known = self._gathered(frame.get_column("seller_id").cast(pl.String), statistics)
+        # a seller the statistics have not seen: a seller with this one listing
+        has = pl.col("seller_id").is_not_null()
+        seen = pl.col("seller_listings").is_not_null()
+        return (
+            frame.hstack(known)
+            .lazy()
+            .with_columns(
+                pl.when(seen)
+                .then(pl.col("seller_share_high_text"))
+                .when(has)
+                .then(pl.col("__seller_high_text").cast(pl.Float64))
+                .alias("seller_share_high_text"),
+                pl.when(seen)
+                .then(pl.col("seller_luxury_low_price"))
+                .when(has)
+                .then(pl.col("__seller_low_price").cast(pl.Float64))
+                .alias("seller_luxury_low_price"),
+                pl.when(seen)
+                .then(pl.col("seller_listings"))
+                .when(has)
+                .then(pl.lit(1, pl.Int64))
+                .alias("seller_listings"),
+            )
+        )
+
+    def _gathered(self, sellers: pl.Series, statistics: pl.DataFrame) -> pl.DataFrame:
+        """The statistics of each of ``sellers`` (null where unseen), found by binary search
+        in the sorted seller column: a join would hash the whole table for every batch."""
+        ids = statistics.get_column("seller_id")
+        if ids.len() and not ids.is_sorted():
+            statistics = statistics.sort("seller_id")
+            ids = statistics.get_column("seller_id")
+        if ids.len() == 0:
+            return pl.DataFrame(
+                {
+                    c: pl.repeat(None, sellers.len(), dtype=t, eager=True)
+                    for c, t in self.evidence_schema.items()
+                }
+            )
+        at = ids.search_sorted(sellers, side="left").clip(0, ids.len() - 1)
+        found = (ids.gather(at) == sellers).fill_null(False)
+        at = pl.select(pl.when(found).then(at)).to_series()
+        return pl.DataFrame(
+            {
+                c: statistics.get_column(c).cast(t).gather(at)
+                for c, t in self.evidence_schema.items()
+            }
+        )
+
+    def score_record(
+        self, record: Mapping[str, Any], statistics: Mapping[str, tuple[Any, ...]] | None = None
+    ) -> dict[str, Any]:
+        """The seller evidence of one listing: its seller's shares in ``statistics``
+        (:meth:`record_statistics`), else those of a seller with this one listing."""
         check_is_fitted(self)
         out: dict[str, Any] = {"seller_score": None, "seller_reasons": []}
         seller = record.get("seller_id")
         if "seller_id" not in record or seller is None:
             out.update(dict.fromkeys(self.evidence_schema))
+            return out
+        known = None if statistics is None else statistics.get(str(seller))
+        if known is not None:
+            out["seller_share_high_text"], out["seller_luxury_low_price"] = known[0], known[1]
+            out["seller_listings"] = known[2]
             return out
         high_text, low_ratio = self.cutoffs_
         score = record.get("text_score")

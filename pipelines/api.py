@@ -27,6 +27,7 @@ from pipelines.record import coerce_record, score_record, supports_records
 from pipelines.registry import load_registry
 from pipelines.schema import INPUT_SCHEMA, PARSE_ERROR, PRICE_RAW, PRICE_SIGN, RULE_NAMES, conform
 from pipelines.stages import OUTPUT_SCHEMA, ScoringPlan, inputs_with_values, score_frame
+from pipelines.statistics import RunStatistics, load_statistics
 
 OnError = Literal["raise", "quarantine"]
 
@@ -95,13 +96,29 @@ class Scorer:
     With a trained model, listings that lack an optional input the model was trained with
     (``seller_id``, ``image``...) raise a :class:`~pipelines.errors.MissingInputWarning`, once
     per scorer and input.
+
+    ``statistics``: the run statistics every listing is scored with (``stats=FILE`` of
+    :meth:`from_registry`: a file from ``fakestop stats build`` or the ``<out>.stats``
+    of a ``fakestop score`` run, which then gives the same results as that run). Without them,
+    ``score_one``, ``score_batch`` and ``score_many`` score with statistics of no listing, so a
+    listing's result never depends on what it is scored with; ``score(frame)`` computes them
+    over the frame, as ``fakestop score`` does over its input.
     """
 
-    def __init__(self, plan: ScoringPlan, *, on_error: OnError = "raise") -> None:
+    def __init__(
+        self,
+        plan: ScoringPlan,
+        *,
+        on_error: OnError = "raise",
+        statistics: RunStatistics | None = None,
+    ) -> None:
         if on_error not in ("raise", "quarantine"):
             raise ValueError("on_error must be 'raise' or 'quarantine'")
         self.plan = plan
         self.on_error = on_error
+        self.statistics = statistics
+        #: what single listings are scored with
+        self._listing_statistics = statistics or RunStatistics.empty(plan.filters)
         #: whether score_one takes the one-listing path (every stage has a record twin)
         self.records = supports_records(plan)
         self._warned: set[str] = set()
@@ -116,11 +133,13 @@ class Scorer:
         images: str | Path | None = None,
         config: str | Path | None = None,
         on_error: OnError = "raise",
+        stats: str | Path | None = None,
     ) -> Scorer:
         settings: Settings = load_settings(config)
         reg = load_registry(registry)
         plan = ScoringPlan.build(reg, settings=settings, images_root=images, model=model)
-        return cls(plan, on_error=on_error)
+        statistics = None if stats is None else load_statistics(stats, plan)
+        return cls(plan, on_error=on_error, statistics=statistics)
 
     # ---- frames
 
@@ -128,7 +147,9 @@ class Scorer:
         """Score a polars DataFrame of listings; one output row per input row, in order."""
         frame = conform(listings, source="listings frame", settings=self.plan.settings)
         self._check_inputs(inputs_with_values(frame))
-        return score_frame(frame, self.plan, keep_evidence=keep_evidence)
+        return score_frame(
+            frame, self.plan, keep_evidence=keep_evidence, statistics=self.statistics
+        )
 
     def _check_inputs(self, present: Iterable[str]) -> None:
         """Warn once per input the model was trained with that listings lack."""
@@ -173,7 +194,7 @@ class Scorer:
         record = _with_image_bytes(_as_mapping(listing))
         self._check_inputs(k for k, v in record.items() if v is not None)
         if self.records:
-            result = ScoreResult.from_row(score_record(record, self.plan))
+            result = ScoreResult.from_row(score_record(record, self.plan, self._listing_statistics))
         else:
             (result,) = self._score_frame_records([record])
         if self.on_error == "raise" and result.status != "ok":
@@ -181,8 +202,8 @@ class Scorer:
         return result
 
     def score_batch(self, listings: Iterable[object]) -> list[ScoreResult]:
-        """Score listings together, as one batch of ``fakestop score`` (batch statistics,
-        such as robust price statistics per brand, are computed over them)."""
+        """Score listings together through the batch path: each result equals
+        :meth:`score_one`'s (the same statistics, whatever the batch holds)."""
         records = [_with_image_bytes(_as_mapping(item)) for item in listings]
         self._check_inputs({k for r in records for k, v in r.items() if v is not None})
         results = self._score_frame_records(records)
@@ -200,7 +221,11 @@ class Scorer:
             groups.setdefault(isinstance(rec.get("image"), bytes), []).append(i)
         results: list[ScoreResult] = [None] * len(records)  # type: ignore[list-item]
         for idx in groups.values():
-            out = score_frame(self._frame_of([coerced[i] for i in idx]), self.plan)
+            out = score_frame(
+                self._frame_of([coerced[i] for i in idx]),
+                self.plan,
+                statistics=self._listing_statistics,
+            )
             rows = out.select(["listing_id", *OUTPUT_SCHEMA]).iter_rows(named=True)
             for i, row in zip(idx, rows, strict=True):
                 results[i] = ScoreResult.from_row(row)

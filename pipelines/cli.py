@@ -49,8 +49,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
     settings = _settings(args)
     registry = load_registry(args.registry)
     plan = ScoringPlan.build(registry, settings=settings, images_root=args.images, model=args.model)
+    statistics = None
+    if args.stats is not None:
+        from pipelines.statistics import load_statistics
+
+        statistics = load_statistics(args.stats, plan)
     if args.engine == "spark":
-        return _score_on_spark(args, plan)
+        return _score_on_spark(args, plan, statistics)
     summary = run_score(
         args.listings,
         plan,
@@ -61,13 +66,34 @@ def _cmd_score(args: argparse.Namespace) -> int:
         ledger=args.ledger,
         run_date=_date(args.run_date),
         log_format=args.log_format,
+        statistics=statistics,
+        statistics_path=args.stats,
     )
     if not args.quiet and args.log_format == "text":
         print(summary.line())
     return 0
 
 
-def _score_on_spark(args: argparse.Namespace, plan: Any) -> int:
+def _cmd_stats_build(args: argparse.Namespace) -> int:
+    from pipelines.registry import load_registry
+    from pipelines.run import build_statistics
+    from pipelines.stages import ScoringPlan
+
+    plan = ScoringPlan.build(
+        load_registry(args.registry), settings=_settings(args), images_root=args.images
+    )
+    build_statistics(
+        args.listings,
+        plan,
+        args.out,
+        batch_size=args.batch_size,
+        quiet=args.quiet,
+        log_format=args.log_format,
+    )
+    return 0
+
+
+def _score_on_spark(args: argparse.Namespace, plan: Any, statistics: Any) -> int:
     if args.ledger or args.restart:
         raise FakestopError(
             "--ledger and --restart are for the local engine; a Spark rerun "
@@ -78,7 +104,7 @@ def _score_on_spark(args: argparse.Namespace, plan: Any) -> int:
             check_inputs,
             check_java,
             check_master,
-            score_spark,
+            score_spark_with_statistics,
             spark_error,
             spark_session,
         )
@@ -102,8 +128,14 @@ def _score_on_spark(args: argparse.Namespace, plan: Any) -> int:
         if not os.environ.get("FAKESTOP_DEBUG"):
             # a failing task logs its Java stack trace; the failure is reported in one line
             spark.sparkContext.setLogLevel("FATAL")
-        result = score_spark(spark, [str(args.listings)], plan, str(args.out), run_date=run_date)
+        result, used = score_spark_with_statistics(
+            spark, [str(args.listings)], plan, str(args.out), run_date=run_date,
+            statistics=statistics,
+        )  # fmt: skip
         count = result.count()
+        if statistics is None and "://" not in str(args.out):
+            # the statistics the run computed, where Spark's readers skip them
+            used.save(Path(args.out) / "_statistics" / f"run_date={run_date.isoformat()}.parquet")
     except FakestopError:
         raise
     except Exception as exc:  # any JVM or Spark failure, as one line
@@ -242,6 +274,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             config=_settings(args),
             allow_degenerate=args.allow_degenerate,
+            stats=args.stats,
         )
     for w in caught:
         print(f"fakestop: warning: {w.message}", file=sys.stderr)
@@ -381,6 +414,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--model", default=None, help="model file from `fakestop train`")
     score.add_argument(
+        "--stats",
+        default=None,
+        metavar="STATS",
+        help="run statistics to score with (`fakestop stats build`, or a run's "
+        "OUT.stats); default: computed over the whole input",
+    )
+    score.add_argument(
         "--batch-size",
         type=int,
         default=DEFAULT_BATCH_SIZE,
@@ -413,6 +453,35 @@ def build_parser() -> argparse.ArgumentParser:
     _input_options(score)
     score.set_defaults(func=_cmd_score)
 
+    stats = sub.add_parser("stats", help="run statistics")
+    ssub = stats.add_subparsers(dest="stats_command", required=True)
+    sbuild = ssub.add_parser(
+        "build", help="robust price statistics and seller shares over a whole input"
+    )
+    sbuild.add_argument("listings", help=LISTINGS_HELP)
+    sbuild.add_argument("--registry", required=True, help="brand registry directory")
+    sbuild.add_argument("--images", default=None, help="directory that image paths are relative to")
+    sbuild.add_argument(
+        "--config", default=None, help="TOML file: rates, conditions, thresholds, input options"
+    )
+    sbuild.add_argument("--out", required=True, help="statistics file to write (Parquet)")
+    sbuild.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="N",
+        help=f"listings read at a time (default {DEFAULT_BATCH_SIZE:,}; no effect on the result)",
+    )
+    sbuild.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="progress off a terminal: one text line or JSON object per batch (default text)",
+    )
+    sbuild.add_argument("--quiet", action="store_true", help="no progress or summary")
+    _input_options(sbuild)
+    sbuild.set_defaults(func=_cmd_stats_build)
+
     train = sub.add_parser("train", help="train the fusion model on labelled listings")
     train.add_argument("labelled", help=f"listings with a 0/1 label column: {LISTINGS_HELP}")
     train.add_argument("--registry", required=True, help="brand registry directory")
@@ -440,6 +509,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="keep a model that never flags, has too few examples of a class or whose "
         "calibration collapsed (with a warning) instead of failing",
+    )
+    train.add_argument(
+        "--stats",
+        default=None,
+        metavar="STATS",
+        help="run statistics to score the listings with (default: their own)",
     )
     train.add_argument("--quiet", action="store_true", help="no summary line")
     _input_options(train)

@@ -30,7 +30,13 @@ from pipelines.config import load_settings
 from pipelines.errors import FakestopError
 from pipelines.registry import load_registry
 from pipelines.schema import ROW, conform, read_listings
-from pipelines.stages import MAX_REASONS, ScoringPlan, score_frame
+from pipelines.stages import MAX_REASONS, ScoringPlan, evidence_frame, final_frame
+from pipelines.statistics import (
+    RunStatistics,
+    load_statistics,
+    statistics_identity,
+    statistics_of,
+)
 
 #: columns ``bench`` compares, column -> display name
 FILTER_COLUMNS = {"text_score": "text", "price_score": "price", "image_score": "image"}
@@ -85,6 +91,8 @@ class TrainingSet:
     groups: npt.NDArray[np.int64]
     inputs: dict[str, Any]
     quarantined: int
+    #: the run statistics the listings were scored with
+    statistics: RunStatistics
 
 
 def training_set(
@@ -94,10 +102,12 @@ def training_set(
     label: str = "label",
     seed: int = 0,
     drop_inputs: bool = True,
+    statistics: RunStatistics | None = None,
 ) -> TrainingSet:
     """Score labelled listings (a file, or a frame) for training: each listing as given and,
     with ``drop_inputs``, a copy of it with optional inputs dropped at random
-    (:func:`with_inputs_dropped`)."""
+    (:func:`with_inputs_dropped`). Both are scored with ``statistics``, by default the run
+    statistics of the listings as given (the copies do not count twice)."""
     if isinstance(source, pl.DataFrame):
         frame = conform(source, source="listings frame", settings=plan.settings)
         path = "listings frame"
@@ -108,7 +118,11 @@ def training_set(
     present = present_inputs(frame)
     n = frame.height
     both = with_inputs_dropped(frame, list(present), seed=seed) if drop_inputs else frame
-    scored = score_frame(both, plan, keep_evidence=True)
+    evidence = evidence_frame(both, plan)
+    if statistics is None:
+        identity = statistics_identity(plan.registry, plan.settings, plan.filters)
+        statistics = statistics_of([evidence.head(n)], plan.filters, identity=identity)
+    scored = final_frame(evidence, plan, statistics, both.columns, keep_evidence=True)
     ok = (scored.get_column("status") == "ok").to_numpy()
     copies = np.arange(scored.height) >= n
     groups = np.arange(scored.height) % max(n, 1)
@@ -129,22 +143,46 @@ def training_set(
         groups=groups[ok],
         inputs=inputs,
         quarantined=int((~ok[:n]).sum()),
+        statistics=statistics,
     )
 
 
-def scored_evidence(path: str | Path, plan: ScoringPlan, *, label: str) -> tuple[pl.DataFrame, int]:
+def scored_evidence(
+    path: str | Path,
+    plan: ScoringPlan,
+    *,
+    label: str,
+    statistics: RunStatistics | None = None,
+) -> tuple[pl.DataFrame, int]:
     """Score a labelled file keeping every filter's evidence; returns the scored valid rows
-    and the number of quarantined rows left out."""
+    and the number of quarantined rows left out. ``statistics``: the run statistics to score
+    with (default: those of the file, as ``fakestop score`` computes them)."""
+    scored, quarantined, _ = scored_with_statistics(path, plan, label=label, statistics=statistics)
+    return scored, quarantined
+
+
+def scored_with_statistics(
+    path: str | Path,
+    plan: ScoringPlan,
+    *,
+    label: str,
+    statistics: RunStatistics | None = None,
+) -> tuple[pl.DataFrame, int, RunStatistics]:
+    """:func:`scored_evidence` and the run statistics the rows were scored with."""
     frame = read_listings(path, plan.settings)
     if label not in frame.columns:
         raise FakestopError(f"{path}: no label column {label!r} (0/1 or true/false expected)")
-    scored = score_frame(frame, plan, keep_evidence=True)
+    evidence = evidence_frame(frame, plan)
+    if statistics is None:
+        identity = statistics_identity(plan.registry, plan.settings, plan.filters)
+        statistics = statistics_of([evidence], plan.filters, identity=identity)
+    scored = final_frame(evidence, plan, statistics, frame.columns, keep_evidence=True)
     ok = scored.filter(pl.col("status") == "ok")
     try:
         labels(ok, label)
     except ValueError as exc:
         raise FakestopError(f"{path}: {exc}") from None
-    return ok, scored.height - ok.height
+    return ok, scored.height - ok.height, statistics
 
 
 def train_model(
@@ -159,16 +197,20 @@ def train_model(
     seed: int = 0,
     config: str | Path | None = None,
     allow_degenerate: bool = False,
+    stats: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train on ``labelled``, write the model and its card; returns the card.
 
     The model learns from each listing as given and from a copy with optional inputs dropped
     at random (:func:`training_set`). A degenerate model is refused
-    (:class:`~pipelines.errors.DegenerateModelError`) unless ``allow_degenerate``.
+    (:class:`~pipelines.errors.DegenerateModelError`) unless ``allow_degenerate``. The listings
+    are scored with the run statistics of ``labelled`` itself, or with the file ``stats``; the
+    card records which (their fingerprint).
     """
     reg = load_registry(registry)
     plan = ScoringPlan.build(reg, settings=load_settings(config), images_root=images)
-    data = training_set(labelled, plan, label=label, seed=seed)
+    given = None if stats is None else load_statistics(stats, plan)
+    data = training_set(labelled, plan, label=label, seed=seed, statistics=given)
     fusion = train(
         data.frame,
         label=label,
@@ -182,6 +224,10 @@ def train_model(
         allow_degenerate=allow_degenerate,
     )
     fusion.card["quarantined_rows_left_out"] = data.quarantined
+    fusion.card["statistics"] = {
+        "source": "computed over the training listings" if stats is None else str(stats),
+        **data.statistics.summary(),
+    }
     save_model(fusion, out)
     return fusion.card
 

@@ -102,9 +102,12 @@ class Ledger:
             if create:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, isolation_level=None)
-            if not create and not self._db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'strikes'"
-            ).fetchone():
+            if (
+                not create
+                and not self._db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'strikes'"
+                ).fetchone()
+            ):
                 self._db.close()
                 raise FakestopError(f"{self.path}: not a strike ledger (it has no strikes)")
             self._db.execute("PRAGMA journal_mode=WAL")

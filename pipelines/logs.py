@@ -29,6 +29,8 @@ class RunLog:
         self.stream = stream or sys.stderr
         self.bar = not quiet and fmt == "text" and self.stream.isatty()
         self.rows = 0
+        #: rows done in each pass ("evidence", "score")
+        self.phase_rows: dict[str, int] = {}
         self.start = time.perf_counter()
 
     def _emit(self, event: str, text: str, **fields: Any) -> None:
@@ -52,8 +54,11 @@ class RunLog:
             self.stream.write(f"fakestop: warning: {text}\n")
         self.stream.flush()
 
-    def batch(self, index: int, rows: int, *, skipped: bool = False) -> None:
+    def batch(self, index: int, rows: int, *, skipped: bool = False, phase: str = "score") -> None:
+        """One batch done: ``phase`` "evidence" (the first of a run's two passes, see
+        :mod:`pipelines.run`) or "score"."""
         self.rows += rows
+        done = self.phase_rows[phase] = self.phase_rows.get(phase, 0) + rows
         elapsed = max(time.perf_counter() - self.start, 1e-9)
         rate = self.rows / elapsed
         eta = (self.total - self.rows) / rate if self.total and rate > 0 else None
@@ -61,13 +66,16 @@ class RunLog:
             self._draw(rate, eta)
             return
         what = "already committed" if skipped else "scored"
+        if phase == "evidence":
+            what = "evidence already committed" if skipped else "evidence computed"
         self._emit(
             "batch",
-            f"batch {index}: {rows:,} rows {what} ({self.rows:,} total, {rate:,.0f} rows/s)",
+            f"batch {index}: {rows:,} rows {what} ({done:,} total, {rate:,.0f} rows/s)",
             batch=index,
+            phase=phase,
             rows=rows,
             skipped=skipped,
-            total_rows=self.rows,
+            total_rows=done,
             rows_per_s=round(rate, 1),
             eta_s=None if eta is None else round(eta, 1),
         )

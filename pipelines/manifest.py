@@ -275,4 +275,11 @@ def verify_run(out: str | Path) -> list[str]:
         p = base / entry["path"]
         if p.is_file() and p.stat().st_size != entry["size"]:
             problems.append(f"{p}: input changed since the run (size differs)")
+    stats = manifest.get("statistics") or {}
+    if stats.get("path") and stats.get("sha256"):
+        p = base / stats["path"]
+        if not p.is_file():
+            problems.append(f"{p}: run statistics file is missing")
+        elif file_digest(p) != stats["sha256"]:
+            problems.append(f"{p}: sha256 differs from the manifest (statistics were modified)")
     return problems

@@ -95,8 +95,10 @@ def refuse_output_over_inputs(
     overwrite its input, and the next run must never read the last one's scores as listings.
     """
     target = _real(out)
-    # what the run writes besides the output itself: its parts and the temporary files
+    # what the run writes besides the output itself: its parts and the temporary files, and
+    # the run statistics it leaves beside the output (``OutputLayout.statistics``)
     written = [target / "part-00000.parquet"] if as_dir else [target]
+    written.append(target.parent / f"{target.name}.stats")
     text = str(listings)
     for f in files:
         real = _real(f)

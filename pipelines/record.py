@@ -16,7 +16,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 
@@ -33,6 +33,7 @@ from pipelines.schema import (
     input_renames,
 )
 from pipelines.stages import FILTER_ORDER, MAX_REASONS, OUTPUT_SCHEMA, ScoringPlan
+from pipelines.statistics import RunStatistics
 
 #: fields read as text (``image`` may also be bytes)
 TEXT_FIELDS = tuple(c for c, t in INPUT_SCHEMA.items() if t == pl.String() and c != "image")
@@ -209,10 +210,14 @@ def _explained(row: dict[str, Any]) -> list[str]:
     return merged[:MAX_REASONS]
 
 
-def score_record(listing: Mapping[str, Any], plan: ScoringPlan) -> dict[str, Any]:
+def score_record(
+    listing: Mapping[str, Any], plan: ScoringPlan, statistics: RunStatistics | None = None
+) -> dict[str, Any]:
     """One output row (the contract's output columns and ``listing_id``) for one listing.
 
     ``listing`` is a mapping of input fields; :func:`coerce_record` is applied first.
+    ``statistics``: the run statistics to score with (None: statistics of no listing, see
+    :mod:`pipelines.statistics`).
     """
     rec = validated_record(coerce_record(listing, plan.settings), plan.settings)
     out: dict[str, Any] = {"listing_id": rec.get("listing_id")}
@@ -224,7 +229,11 @@ def score_record(listing: Mapping[str, Any], plan: ScoringPlan) -> dict[str, Any
         return out
     row = dict(rec)
     for f in plan.filters:
-        row.update(f.score_record(row))
+        if f.aggregate() is None:
+            row.update(f.score_record(row))
+        else:
+            lookup = None if statistics is None else statistics.record_lookup(f)
+            row.update(cast(Any, f).score_record(row, lookup))
     row["matched_brand"] = next(
         (row[c] for c in ("text_brand", "price_brand", "image_brand") if row.get(c) is not None),
         None,

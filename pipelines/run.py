@@ -16,13 +16,16 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import fcntl
+import functools
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
 import signal
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +40,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.config import Settings
 from pipelines.errors import FakestopError, SchemaError
 from pipelines.ledger import (
     BLOCKED_BY_FREEZE,
@@ -55,15 +59,33 @@ from pipelines.manifest import (
 )
 from pipelines.outputs import export_parts, output_format, refuse_output_over_inputs
 from pipelines.parquet_concat import NotConcatenable, concat_parquet
-from pipelines.schema import RULE_NAMES, SEEN_EARLIER, iter_listing_batches, resolve_sources
-from pipelines.stages import ScoringPlan, inputs_with_values, score_frame
+from pipelines.schema import (
+    PARSE_ERROR,
+    RULE_NAMES,
+    SEEN_EARLIER,
+    iter_listing_batches,
+    resolve_sources,
+)
+from pipelines.stages import (
+    ScoringPlan,
+    evidence_frame,
+    final_frame,
+    inputs_with_values,
+    score_frame,
+)
+from pipelines.statistics import (
+    RunStatistics,
+    StatisticsBuilder,
+    StatisticsError,
+    statistics_identity,
+)
 
 DEFAULT_BATCH_SIZE = 100_000
 #: batches scored at once: polars keeps about 1.5 of 2 cores busy on one batch (Python and
 #: single-column steps run on one core), a third fills the gaps (fixed, so that memory does not
 #: grow with the number of cores)
 SCORING_THREADS = 3
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 
 
 class RunStopped(FakestopError):
@@ -106,6 +128,10 @@ class OutputLayout:
     checkpoint: Path
     manifest: Path
     lock: Path
+    #: each batch's evidence between the two passes, and the run statistics computed from it
+    evidence_dir: Path
+    #: the run statistics a finished run leaves beside its output
+    statistics: Path
 
     @classmethod
     def of(cls, out: str | Path) -> OutputLayout:
@@ -119,6 +145,8 @@ class OutputLayout:
             checkpoint=parts / "_checkpoint.json",
             manifest=path.parent / f"{path.name}.manifest.json",
             lock=path.parent / f".{path.name}.lock",
+            evidence_dir=path.parent / f".{path.name}.evidence",
+            statistics=path.parent / f"{path.name}.stats",
         )
 
     @property
@@ -128,6 +156,14 @@ class OutputLayout:
 
     def part(self, index: int) -> Path:
         return self.parts_dir / f"part-{index:05d}.parquet"
+
+    def evidence(self, index: int) -> Path:
+        return self.evidence_dir / f"evidence-{index:05d}.parquet"
+
+    @property
+    def run_statistics(self) -> Path:
+        """The statistics computed by the first pass, until the run finishes."""
+        return self.evidence_dir / "statistics.parquet"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -194,6 +230,16 @@ def _write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
     """A part, encoded as the output is (a single-file output joins them unchanged)."""
     with _atomic_output(path) as tmp:
         frame.write_parquet(tmp, compression="zstd")
+
+
+def _write_evidence_atomic(frame: pl.DataFrame, path: Path) -> None:
+    """A batch's evidence, encoded fast (it is read back once). Encoded in memory, then
+    written: a full disk is then an ``OSError`` that says so."""
+    with _writing(path):
+        buf = io.BytesIO()
+        frame.write_parquet(buf, compression="lz4", statistics=False)
+    with _atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(buf.getbuffer())
 
 
 def _merge_parts(parts: list[Path], out: Path) -> None:
@@ -303,8 +349,10 @@ def run_identity(
     batch_size: int,
     run_date: dt.date,
     model_hash: str | None,
+    statistics: str | None = None,
 ) -> str:
-    """What makes two runs interchangeable: same inputs, registry, model, settings, batching."""
+    """What makes two runs interchangeable: same inputs, registry, model, settings, batching
+    and given statistics (``statistics``: their fingerprint; None: computed over the input)."""
     ident = {
         "version": CHECKPOINT_VERSION,
         "inputs": [(i["path"], i["size"], i["sha256"]) for i in inputs],
@@ -314,6 +362,7 @@ def run_identity(
         "thresholds": [plan.thresholds.block, plan.thresholds.review],
         "batch_size": batch_size,
         "run_date": run_date.isoformat(),
+        "statistics": statistics,
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
@@ -343,10 +392,19 @@ def _load_checkpoint(layout: OutputLayout, run_id: str, restart: bool) -> dict[s
         if not layout.part(entry["index"]).is_file():
             del batches[n:]
             break
+    evidence = state.get("evidence", [])
+    for n, entry in enumerate(evidence):
+        if not layout.evidence(entry["index"]).is_file():
+            # the statistics and every batch scored with them are computed again
+            del evidence[n:]
+            state["statistics"] = None
+            del batches[:]
+            break
     return state
 
 
 def _clear_parts(layout: OutputLayout) -> None:
+    shutil.rmtree(layout.evidence_dir, ignore_errors=True)
     if not layout.parts_dir.exists():
         return
     if layout.as_dir:
@@ -355,6 +413,58 @@ def _clear_parts(layout: OutputLayout) -> None:
         layout.checkpoint.unlink(missing_ok=True)
     else:
         shutil.rmtree(layout.parts_dir)
+
+
+#: what one in-order step of a run yields: (batch index, input rows, the work to do)
+Task = tuple[int, int, Callable[[], Any]]
+
+
+@dataclass
+class Evidence:
+    """One batch's evidence (:func:`pipelines.stages.evidence_frame`), the partial aggregates
+    of its run statistics, the batch's columns as read, and the seconds it took."""
+
+    frame: pl.DataFrame
+    partials: dict[str, pl.DataFrame]
+    columns: list[str]
+    seconds: float
+
+
+def _in_order(
+    tasks: Iterator[Task],
+    commit: Callable[[int, int, Future[Any]], None],
+    stop_signal: Callable[[], int | None],
+) -> None:
+    """Run ``tasks`` SCORING_THREADS at a time and ``commit`` each result strictly in order:
+    a run stopped or killed at any point leaves a prefix of the batches committed, as a
+    sequential run would. One more task waits in the queue, so that every worker stays busy
+    while a batch is written. Stops taking tasks once a stop was asked for."""
+    pending: collections.deque[tuple[int, int, Future[Any]]] = collections.deque()
+    with ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="score") as pool:
+        try:
+            while True:
+                try:
+                    task = next(tasks)
+                except StopIteration:
+                    break
+                except Exception:
+                    # input that fails to read (a part deleted mid-run): the batches read
+                    # before it are still committed, as a sequential run would
+                    while pending:
+                        commit(*pending.popleft())
+                    raise
+                if stop_signal() is not None:
+                    break
+                index, rows, work = task
+                pending.append((index, rows, pool.submit(work)))
+                while len(pending) > SCORING_THREADS:
+                    commit(*pending.popleft())
+            while pending:
+                commit(*pending.popleft())
+        finally:
+            # a failed run commits nothing more; batches being scored are waited for
+            for _, _, future in pending:
+                future.cancel()
 
 
 def run_score(
@@ -369,11 +479,19 @@ def run_score(
     run_date: dt.date | None = None,
     log_format: str = "text",
     model_hash: str | None = None,
+    statistics: RunStatistics | None = None,
+    statistics_path: str | Path | None = None,
 ) -> RunSummary:
     """Score every listing behind ``listings`` into ``out``.
 
     ``out`` ending in ``/`` (or an existing directory) receives one Parquet part per batch;
     otherwise one Parquet file (assembled from the committed parts at the end).
+
+    ``statistics``: the run statistics to score with (``statistics_path``: the file they were
+    read from, for the manifest). Without them the run makes two passes: the first computes every
+    listing's evidence (kept on disk beside the output, one file per batch) and the run
+    statistics over the whole input, the second scores each batch's evidence with them; the
+    statistics are left beside the output as ``<out>.stats``.
     """
     if batch_size <= 0:
         raise FakestopError(f"--batch-size must be > 0, got {batch_size}")
@@ -386,12 +504,26 @@ def run_score(
     refuse_output_over_inputs(layout.out, layout.as_dir, listings, files)
     inputs = [_input_entry(f) for f in files]
     total_rows = _count_rows(files)
+    identity = statistics_identity(plan.registry, plan.settings, plan.filters)
+    given = statistics
     run_id = run_identity(
-        inputs, plan, batch_size=batch_size, run_date=run_date, model_hash=model_hash
+        inputs,
+        plan,
+        batch_size=batch_size,
+        run_date=run_date,
+        model_hash=model_hash,
+        statistics=None if given is None else given.fingerprint,
     )
-    log = RunLog(total_rows, quiet=quiet, fmt=log_format)
+    two_passes = given is None
+    log = RunLog(
+        None if total_rows is None else total_rows * (2 if two_passes else 1),
+        quiet=quiet,
+        fmt=log_format,
+    )
     summary = RunSummary(output=str(layout.out))
     timings = {"read": 0.0, "score": 0.0, "write": 0.0, "ledger": 0.0}
+    if two_passes:
+        timings = {"read": 0.0, "evidence": 0.0, "statistics": 0.0, **timings}
     with _exclusive(layout.lock, layout.out), _stop_requests() as stop_signal:
         state = _load_checkpoint(layout, run_id, restart)
         if state is None:
@@ -415,6 +547,8 @@ def run_score(
                 )
                 state = {
                     "run_id": run_id,
+                    "evidence": [],
+                    "statistics": None,
                     "batches": [],
                     "frozen": frozen.to_dicts(),
                     "ring_mates": mates.to_dicts(),
@@ -426,29 +560,12 @@ def run_score(
             )
             ring_mates = pl.DataFrame(state.get("ring_mates", []), schema=RING_MATES_SCHEMA)
             done: list[dict[str, Any]] = state["batches"]
-            resumed = summary.resumed_batches = len(done)
 
-            def part_ids(index: int) -> pl.Series:
-                part = layout.part(index)
-                with _reading(part):
-                    return pl.read_parquet(part, columns=["listing_id"]).get_column("listing_id")
+            def save_checkpoint() -> None:
+                with _writing(layout.checkpoint):
+                    write_json_atomic(layout.checkpoint, state)
 
-            seen = SeenIds(batch_ids=part_ids)
-            for entry in done:
-                seen.add(part_ids(entry["index"]), batch=entry["index"])
-                seen.release(entry["index"])
-
-            def score_batch(batch: pl.DataFrame, earlier: pl.Series) -> tuple[pl.DataFrame, float]:
-                t0 = time.perf_counter()
-                scored = score_frame(batch.with_columns(earlier.alias(SEEN_EARLIER)), plan)
-                scored = frozen_sellers_blocked(scored, frozen)
-                scored = ring_mates_reviewed(scored, ring_mates)
-                return scored, time.perf_counter() - t0
-
-            def commit(
-                index: int, rows_in: int, scoring: Future[tuple[pl.DataFrame, float]]
-            ) -> None:
-                scored, seconds = scoring.result()
+            def commit_scored(index: int, rows_in: int, scored: pl.DataFrame) -> None:
                 t1 = time.perf_counter()
                 _write_parquet_atomic(
                     scored.drop(BLOCKED_BY_FREEZE, strict=False), layout.part(index)
@@ -469,64 +586,33 @@ def run_score(
                         scored.get_column("category")
                     )
                 done.append(entry)
-                # the part holds the batch's ids now
-                seen.release(index)
-                with _writing(layout.checkpoint):
-                    write_json_atomic(layout.checkpoint, state)
-                timings["score"] += seconds
+                save_checkpoint()
                 timings["write"] += t2 - t1 + time.perf_counter() - t3
                 timings["ledger"] += t3 - t2
                 _tally_entry(summary, entry)
                 log.batch(index, rows_in)
 
-            # Batches are scored SCORING_THREADS at a time and committed strictly in order: a
-            # run stopped or killed at any point leaves a prefix of the batches committed, as a
-            # sequential run would. One more batch waits in the queue, so that every worker
-            # stays busy while a batch is written.
-            pending: collections.deque[tuple[int, int, Future[tuple[pl.DataFrame, float]]]]
-            pending = collections.deque()
-            with ThreadPoolExecutor(SCORING_THREADS, thread_name_prefix="score") as pool:
-                try:
-                    t_read = time.perf_counter()
-                    numbered = enumerate(iter_listing_batches(listings, batch_size, plan.settings))
-                    while True:
-                        try:
-                            index, batch = next(numbered)
-                        except StopIteration:
-                            break
-                        except Exception:
-                            # input that fails to read (a part deleted mid-run): the batches
-                            # read before it are still committed, as a sequential run would
-                            while pending:
-                                commit(*pending.popleft())
-                            raise
-                        timings["read"] += time.perf_counter() - t_read
-                        if index == 0:
-                            _warn_missing_inputs(plan, batch, log)
-                        if index < resumed:
-                            log.batch(index, batch.height, skipped=True)
-                            _tally_entry(summary, done[index])
-                            t_read = time.perf_counter()
-                            continue
-                        if stop_signal() is not None:
-                            break
-                        # ids are checked in input order, before scoring: an id seen in any
-                        # earlier batch is quarantined as a repeat
-                        ids = batch.get_column("listing_id")
-                        earlier = seen.contains(ids)
-                        seen.add(ids.filter(~earlier), batch=index)
-                        scoring = pool.submit(score_batch, batch, earlier)
-                        pending.append((index, batch.height, scoring))
-                        while len(pending) > SCORING_THREADS:
-                            commit(*pending.popleft())
-                        t_read = time.perf_counter()
-                    while pending:
-                        commit(*pending.popleft())
-                finally:
-                    # a failed run commits nothing more; batches being scored are waited for
-                    for _, _, scoring in pending:
-                        scoring.cancel()
+            stats: RunStatistics | None = given
+            if given is not None:
+                _score_in_one_pass(
+                    listings, plan, given, layout, state, batch_size=batch_size,
+                    frozen=frozen, ring_mates=ring_mates, commit_scored=commit_scored,
+                    stop_signal=stop_signal, log=log, summary=summary, timings=timings,
+                )  # fmt: skip
+            else:
+                stats = _evidence_pass(
+                    listings, plan, layout, state, identity, batch_size=batch_size,
+                    save_checkpoint=save_checkpoint, stop_signal=stop_signal, log=log,
+                    summary=summary, timings=timings,
+                )  # fmt: skip
+                if stats is not None:
+                    _final_pass(
+                        plan, stats, layout, state, frozen=frozen, ring_mates=ring_mates,
+                        commit_scored=commit_scored, stop_signal=stop_signal, log=log,
+                        summary=summary, timings=timings,
+                    )  # fmt: skip
             _stop_if_asked(stop_signal(), layout, done, summary)
+            assert stats is not None
             parts = [layout.part(e["index"]) for e in done]
             t0 = time.perf_counter()
             if layout.fmt == "parquet":
@@ -547,12 +633,30 @@ def run_score(
                 }
                 for p, rows in outputs
             ]
+            if given is None:
+                with _writing(layout.statistics):
+                    os.replace(layout.run_statistics, layout.statistics)
+                    _fsync_dir(layout.statistics.parent)
+                statistics_entry = {
+                    "source": "computed over the input",
+                    "path": relative_to_manifest(layout.statistics, layout.manifest),
+                    "sha256": file_digest(layout.statistics),
+                }
+            else:
+                statistics_entry = {"source": "given"}
+                if statistics_path is not None and Path(statistics_path).is_file():
+                    statistics_entry["path"] = relative_to_manifest(
+                        Path(statistics_path), layout.manifest
+                    )
+                    statistics_entry["sha256"] = file_digest(statistics_path)
+            statistics_entry.update(stats.summary())
             timings["write"] += time.perf_counter() - t0
         except SchemaError:
             # input that cannot be read before any batch was committed: there is nothing to
             # resume, so nothing is left behind (a rerun with other options starts afresh)
-            if state is None or not state["batches"]:
+            if state is None or not (state["batches"] or state["evidence"]):
                 layout.checkpoint.unlink(missing_ok=True)
+                shutil.rmtree(layout.evidence_dir, ignore_errors=True)
                 if not layout.as_dir:
                     shutil.rmtree(layout.parts_dir, ignore_errors=True)
             raise
@@ -582,15 +686,361 @@ def run_score(
             timings=timings,
             ledger=None if ledger is None else str(ledger),
         )
+        manifest["statistics"] = statistics_entry
         with _writing(layout.manifest):
             write_json_atomic(layout.manifest, manifest)
         # the checkpoint goes first: a run killed while the parts are removed must not
         # leave a checkpoint naming parts that are gone
         layout.checkpoint.unlink(missing_ok=True)
+        shutil.rmtree(layout.evidence_dir, ignore_errors=True)
         if not layout.as_dir:
             shutil.rmtree(layout.parts_dir, ignore_errors=True)
     log.done(summary.line())
     return summary
+
+
+def _input_batches(
+    listings: str | Path,
+    batch_size: int,
+    settings: Settings,
+    resumed: int,
+    timings: dict[str, float],
+    skipped: Callable[[int, pl.DataFrame], None],
+    first: Callable[[pl.DataFrame], None],
+) -> Iterator[tuple[int, pl.DataFrame]]:
+    """The input's batches after the first ``resumed`` (those are read and handed to
+    ``skipped``), timing the reads; the first batch is also handed to ``first``."""
+    t_read = time.perf_counter()
+    for index, batch in enumerate(iter_listing_batches(listings, batch_size, settings)):
+        timings["read"] += time.perf_counter() - t_read
+        if index == 0:
+            first(batch)
+        if index < resumed:
+            skipped(index, batch)
+        else:
+            yield index, batch
+        t_read = time.perf_counter()
+
+
+def _score_in_one_pass(
+    listings: str | Path,
+    plan: ScoringPlan,
+    stats: RunStatistics,
+    layout: OutputLayout,
+    state: dict[str, Any],
+    *,
+    batch_size: int,
+    frozen: pl.DataFrame,
+    ring_mates: pl.DataFrame,
+    commit_scored: Callable[[int, int, pl.DataFrame], None],
+    stop_signal: Callable[[], int | None],
+    log: RunLog,
+    summary: RunSummary,
+    timings: dict[str, float],
+) -> None:
+    """Given statistics: each batch is scored and committed in one step."""
+    done: list[dict[str, Any]] = state["batches"]
+
+    def part_ids(index: int) -> pl.Series:
+        part = layout.part(index)
+        with _reading(part):
+            return pl.read_parquet(part, columns=["listing_id"]).get_column("listing_id")
+
+    seen = SeenIds(batch_ids=part_ids)
+    for entry in done:
+        seen.add(part_ids(entry["index"]), batch=entry["index"])
+        seen.release(entry["index"])
+    summary.resumed_batches = len(done)
+
+    def skipped(index: int, batch: pl.DataFrame) -> None:
+        log.batch(index, batch.height, skipped=True)
+        _tally_entry(summary, done[index])
+
+    def score(batch: pl.DataFrame, earlier: pl.Series) -> tuple[pl.DataFrame, float]:
+        t0 = time.perf_counter()
+        scored = score_frame(
+            batch.with_columns(earlier.alias(SEEN_EARLIER)), plan, statistics=stats
+        )
+        scored = frozen_sellers_blocked(scored, frozen)
+        scored = ring_mates_reviewed(scored, ring_mates)
+        return scored, time.perf_counter() - t0
+
+    def tasks() -> Iterator[Task]:
+        for index, batch in _input_batches(
+            listings,
+            batch_size,
+            plan.settings,
+            len(done),
+            timings,
+            skipped,
+            lambda batch: _warn_missing_inputs(plan, batch, log),
+        ):
+            # ids are checked in input order, before scoring: an id seen in any earlier batch
+            # is quarantined as a repeat
+            ids = batch.get_column("listing_id")
+            earlier = seen.contains(ids)
+            seen.add(ids.filter(~earlier), batch=index)
+            yield index, batch.height, functools.partial(score, batch, earlier)
+
+    def commit(index: int, rows_in: int, scoring: Future[tuple[pl.DataFrame, float]]) -> None:
+        scored, seconds = scoring.result()
+        timings["score"] += seconds
+        commit_scored(index, rows_in, scored)
+        # the part holds the batch's ids now
+        seen.release(index)
+
+    _in_order(tasks(), commit, stop_signal)
+
+
+def _evidence_pass(
+    listings: str | Path,
+    plan: ScoringPlan,
+    layout: OutputLayout,
+    state: dict[str, Any],
+    identity: dict[str, Any],
+    *,
+    batch_size: int,
+    save_checkpoint: Callable[[], None],
+    stop_signal: Callable[[], int | None],
+    log: RunLog,
+    summary: RunSummary,
+    timings: dict[str, float],
+) -> RunStatistics | None:
+    """The first pass: every batch's evidence, committed beside the output as it is computed,
+    and the run statistics of all of it. None if the run was asked to stop."""
+    entries: list[dict[str, Any]] = state["evidence"]
+    with _writing(layout.evidence_dir):
+        layout.evidence_dir.mkdir(parents=True, exist_ok=True)
+    if state.get("statistics") is not None:
+        stats = _committed_statistics(layout, state, plan, identity)
+        if stats is not None:
+            for entry in entries:
+                log.batch(entry["index"], entry["rows_in"], skipped=True, phase="evidence")
+            return stats
+
+    def evidence_ids(index: int) -> pl.Series:
+        part = layout.evidence(index)
+        with _reading(part):
+            return pl.read_parquet(part, columns=["listing_id"]).get_column("listing_id")
+
+    builder = StatisticsBuilder(plan.filters, identity=identity)
+    seen = SeenIds(batch_ids=evidence_ids)
+    for entry in entries:
+        part = layout.evidence(entry["index"])
+        with _reading(part):
+            builder.add(pl.read_parquet(part))
+        seen.add(evidence_ids(entry["index"]), batch=entry["index"])
+        seen.release(entry["index"])
+    resumed = len(entries)
+
+    def skipped(index: int, batch: pl.DataFrame) -> None:
+        log.batch(index, batch.height, skipped=True, phase="evidence")
+
+    def evidence(batch: pl.DataFrame, earlier: pl.Series) -> Evidence:
+        t0 = time.perf_counter()
+        found = evidence_frame(batch.with_columns(earlier.alias(SEEN_EARLIER)), plan)
+        partials = builder.partials(found)
+        return Evidence(found, partials, batch.columns, time.perf_counter() - t0)
+
+    def tasks() -> Iterator[Task]:
+        for index, batch in _input_batches(
+            listings,
+            batch_size,
+            plan.settings,
+            resumed,
+            timings,
+            skipped,
+            lambda batch: _warn_missing_inputs(plan, batch, log),
+        ):
+            ids = batch.get_column("listing_id")
+            earlier = seen.contains(ids)
+            seen.add(ids.filter(~earlier), batch=index)
+            yield index, batch.height, functools.partial(evidence, batch, earlier)
+
+    def commit(index: int, rows_in: int, work: Future[Evidence]) -> None:
+        found = work.result()
+        timings["evidence"] += found.seconds
+        t0 = time.perf_counter()
+        # the validation's own working columns are not needed past it
+        _write_evidence_atomic(found.frame.drop(PARSE_ERROR, strict=False), layout.evidence(index))
+        valid = int((found.frame.get_column("status") == "ok").sum())
+        builder.add_partials(found.partials, listings=valid)
+        entries.append({"index": index, "rows_in": rows_in, "columns": found.columns})
+        save_checkpoint()
+        # the evidence part holds the batch's ids now
+        seen.release(index)
+        timings["write"] += time.perf_counter() - t0
+        log.batch(index, rows_in, phase="evidence")
+
+    _in_order(tasks(), commit, stop_signal)
+    if stop_signal() is not None:
+        return None
+    t0 = time.perf_counter()
+    stats = builder.result()
+    with _writing(layout.run_statistics):
+        stats.save(layout.run_statistics)
+    state["statistics"] = stats.fingerprint
+    save_checkpoint()
+    timings["statistics"] += time.perf_counter() - t0
+    return stats
+
+
+def _committed_statistics(
+    layout: OutputLayout, state: dict[str, Any], plan: ScoringPlan, identity: dict[str, Any]
+) -> RunStatistics | None:
+    """The statistics a resumed run's first pass left, if they are still there and whole."""
+    try:
+        stats = RunStatistics.load(layout.run_statistics, plan.filters, identity=identity)
+    except StatisticsError:
+        stats = None
+    if stats is None or stats.fingerprint != state["statistics"]:
+        # computed again from the committed evidence; batches scored with other statistics
+        # are scored again
+        state["statistics"] = None
+        del state["batches"][:]
+        return None
+    return stats
+
+
+def _final_pass(
+    plan: ScoringPlan,
+    stats: RunStatistics,
+    layout: OutputLayout,
+    state: dict[str, Any],
+    *,
+    frozen: pl.DataFrame,
+    ring_mates: pl.DataFrame,
+    commit_scored: Callable[[int, int, pl.DataFrame], None],
+    stop_signal: Callable[[], int | None],
+    log: RunLog,
+    summary: RunSummary,
+    timings: dict[str, float],
+) -> None:
+    """The second pass: each batch's evidence scored with the run statistics (the filters'
+    final columns, fusion, decision, reasons) and committed."""
+    done: list[dict[str, Any]] = state["batches"]
+    resumed = summary.resumed_batches = len(done)
+
+    def score(entry: dict[str, Any]) -> tuple[pl.DataFrame, float]:
+        part = layout.evidence(entry["index"])
+        t0 = time.perf_counter()
+        with _reading(part):
+            found = pl.read_parquet(part)
+        scored = final_frame(found, plan, stats, entry["columns"])
+        scored = frozen_sellers_blocked(scored, frozen)
+        scored = ring_mates_reviewed(scored, ring_mates)
+        return scored, time.perf_counter() - t0
+
+    def tasks() -> Iterator[Task]:
+        for n, entry in enumerate(state["evidence"]):
+            if n < resumed:
+                log.batch(entry["index"], entry["rows_in"], skipped=True)
+                _tally_entry(summary, done[n])
+                continue
+            yield entry["index"], entry["rows_in"], functools.partial(score, entry)
+
+    def commit(index: int, rows_in: int, scoring: Future[tuple[pl.DataFrame, float]]) -> None:
+        scored, seconds = scoring.result()
+        timings["score"] += seconds
+        commit_scored(index, rows_in, scored)
+
+    _in_order(tasks(), commit, stop_signal)
+
+
+def build_statistics(
+    listings: str | Path,
+    plan: ScoringPlan,
+    out: str | Path,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    quiet: bool = False,
+    log_format: str = "text",
+) -> RunStatistics:
+    """``fakestop stats build``: the run statistics of every listing behind ``listings``,
+    written to ``out``. The same statistics as ``fakestop score`` computes over the same input
+    (a later repeat of a listing id is left out, as scoring quarantines it); streamed, so
+    memory depends on the batch and the statistics, not on the input."""
+    if batch_size <= 0:
+        raise FakestopError(f"--batch-size must be > 0, got {batch_size}")
+    out = Path(out)
+    files = resolve_sources(listings)
+    inputs = [_input_entry(f) for f in files]
+    identity = statistics_identity(plan.registry, plan.settings, plan.filters)
+    builder = StatisticsBuilder(plan.filters, identity=identity)
+    log = RunLog(_count_rows(files), quiet=quiet, fmt=log_format)
+    timings = {"read": 0.0}
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix=".fakestop-ids-", dir=_writable_dir(out)) as tmp:
+
+        def ids_path(index: int) -> Path:
+            return Path(tmp) / f"ids-{index:05d}.parquet"
+
+        def batch_ids(index: int) -> pl.Series:
+            return pl.read_parquet(ids_path(index)).get_column("listing_id")
+
+        seen = SeenIds(batch_ids=batch_ids)
+
+        def partials(
+            batch: pl.DataFrame, earlier: pl.Series
+        ) -> tuple[dict[str, pl.DataFrame], int]:
+            found = evidence_frame(batch.with_columns(earlier.alias(SEEN_EARLIER)), plan)
+            return builder.partials(found), int((found.get_column("status") == "ok").sum())
+
+        def tasks() -> Iterator[Task]:
+            for index, batch in _input_batches(
+                listings,
+                batch_size,
+                plan.settings,
+                0,
+                timings,
+                lambda i, b: None,
+                lambda b: None,
+            ):
+                ids = batch.get_column("listing_id")
+                earlier = seen.contains(ids)
+                fresh = ids.filter(~earlier)
+                seen.add(fresh, batch=index)
+                with _writing(ids_path(index)):
+                    fresh.drop_nulls().unique().to_frame("listing_id").write_parquet(
+                        ids_path(index)
+                    )
+                seen.release(index)
+                yield index, batch.height, functools.partial(partials, batch, earlier)
+
+        def commit(
+            index: int, rows: int, work: Future[tuple[dict[str, pl.DataFrame], int]]
+        ) -> None:
+            found, valid = work.result()
+            builder.add_partials(found, listings=valid)
+            log.batch(index, rows, phase="evidence")
+
+        with _stop_requests() as stop_signal:
+            _in_order(tasks(), commit, stop_signal)
+            signum = stop_signal()
+            if signum is not None:
+                raise RunStopped(
+                    f"{out}: stopped by {signal.Signals(signum).name}; nothing written",
+                    signum=signum,
+                )
+    stats = builder.result()
+    with _writing(out):
+        stats.save(out, extra={"inputs": inputs})
+    log.close()
+    seconds = time.perf_counter() - t_start
+    summary = stats.summary()
+    log.done(
+        f"statistics of {stats.listings:,} listings in {seconds:.1f}s: "
+        f"{summary.get('price_groups', 0):,} brand/category groups, "
+        f"{summary.get('sellers', 0):,} sellers -> {out}"
+    )
+    return stats
+
+
+def _writable_dir(out: Path) -> Path:
+    """The directory ``out`` goes to, created if needed (temporary files go there too)."""
+    with _writing(out.parent):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    return out.parent
 
 
 class SeenIds:

@@ -1,14 +1,18 @@
 """Scale-out on Apache Spark: the same scoring chain, run by ``DataFrame.mapInArrow``.
 
 The driver loads the registry and model once and broadcasts the fitted plan; each Python worker
-unpacks it once and scores Arrow batches with :func:`pipelines.stages.score_frame`, exactly as
-the local engine does. What the local engine computes over the whole input is computed here as
-a distributed step first, so results do not depend on partitioning:
+unpacks it once and runs the local engine's stages (:mod:`pipelines.stages`) on Arrow batches.
+What the local engine computes over the whole input is computed here over the whole input too,
+so results do not depend on partitioning:
 
-- duplicate ids: a window over ``listing_id`` ordered by input position marks later repeats;
-- run-level filter statistics (robust price statistics per brand and category, the seller
-  shares the trained model reads): the per-row values are produced by ``mapInArrow``,
-  aggregated (exact percentiles, per-seller means), and broadcast.
+- duplicate ids: only the ids seen more than once are gathered, with their first position in
+  input order, and joined back;
+- run statistics (:mod:`pipelines.statistics`): one job computes every listing's evidence
+  (:func:`pipelines.stages.evidence_frame`, persisted) and each task's partial aggregates; the
+  driver merges the partials with the local engine's code and broadcasts the statistics; a
+  second, cheap ``mapInArrow`` over the persisted evidence finalises the scores
+  (:func:`pipelines.stages.final_frame`). The scoring chain runs once per listing. With given
+  statistics (``--stats``) one ``mapInArrow`` scores each batch.
 
 Output is Parquet partitioned by ``run_date`` and written with dynamic partition overwrite: a
 failed job leaves the previous run's partition untouched, and a rerun replaces the partition
@@ -17,13 +21,14 @@ instead of appending to it.
 Submit to a cluster (no master is hard-coded here)::
 
     spark-submit --master yarn pipelines/spark.py LISTINGS --registry DIR --out OUT_DIR \\
-        [--images DIR] [--model MODEL] [--run-date YYYY-MM-DD]
+        [--images DIR] [--model MODEL] [--stats STATS] [--run-date YYYY-MM-DD]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import os
 import pickle
 import re
@@ -46,7 +51,8 @@ from pipelines.schema import (
     input_renames,
     resolve_sources,
 )
-from pipelines.stages import ScoringPlan, score_frame, statistic_values
+from pipelines.stages import ScoringPlan, evidence_frame, final_frame, score_frame
+from pipelines.statistics import RunStatistics, StatisticsBuilder, statistics_identity
 
 if TYPE_CHECKING:
     from pyspark.broadcast import Broadcast
@@ -55,8 +61,6 @@ if TYPE_CHECKING:
 #: per Python worker: the plan unpacked from each broadcast, so it is unpacked once per worker
 _PLANS: dict[str, ScoringPlan] = {}
 RUN_DATE = "run_date"
-#: which filter a row of the statistics pass belongs to
-FILTER_COLUMN = "__filter"
 
 
 #: Spark master URLs fakestop passes on (a typo would otherwise fail deep in the JVM)
@@ -227,98 +231,87 @@ def _with_positions(df: DataFrame) -> DataFrame:
     return marked.select(*df.columns, earlier.alias(SEEN_EARLIER))
 
 
-def _price_statistics(values: DataFrame) -> DataFrame:
-    """Exact median and MAD of the log price per (brand, reference category)."""
-    from pyspark.sql import functions as F
+#: the columns the evidence job adds beside the evidence, on the one row per Spark task that
+#: carries the task's partial aggregates of one filter (see :func:`run_statistics`)
+PARTIAL_FILTER = "__partial_filter"
+PARTIAL = "__partial"
 
-    keys = ["__pb", "__refcat"]
-    med = values.groupBy(*keys).agg(
-        F.percentile("__logp", 0.5).alias("price_group_median"),
-        F.count(F.lit(1)).cast("long").alias("price_group_n"),
-    )
-    mad = (
-        values.join(med, keys)
-        .withColumn("__dev", F.abs(F.col("__logp") - F.col("price_group_median")))
-        .groupBy(*keys)
-        .agg(F.percentile("__dev", 0.5).alias("price_group_mad"))
-    )
-    return med.join(mad, keys).select(
-        *keys, "price_group_median", "price_group_mad", "price_group_n"
+
+def evidence_arrow_schema(input_schema: pa.Schema, plan: ScoringPlan) -> pa.Schema:
+    """The evidence job's output: :func:`pipelines.stages.evidence_frame`'s columns for this
+    input, and the partial aggregates' two columns."""
+    schema = evidence_frame(_empty_input(input_schema, plan), plan).to_arrow().schema
+    fields = [f.with_type(_spark_arrow_type(f.type)) for f in schema]
+    return pa.schema(
+        [*fields, pa.field(PARTIAL_FILTER, pa.string()), pa.field(PARTIAL, pa.binary())]
     )
 
 
-def _seller_statistics(values: DataFrame) -> DataFrame:
-    """Per seller: the mean of each flag and the number of listings."""
-    from pyspark.sql import functions as F
-
-    return values.groupBy("seller_id").agg(
-        F.avg("__high_text").alias("seller_share_high_text"),
-        F.avg("__low_lux").alias("seller_luxury_low_price"),
-        F.count(F.lit(1)).cast("long").alias("seller_listings"),
-    )
+def _ipc(frame: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.write_ipc(buf)
+    return buf.getvalue()
 
 
-#: distributed versions of each filter's ``statistics_from_values``
-SPARK_AGGREGATIONS = {"price": _price_statistics, "seller": _seller_statistics}
-
-
-def run_statistics(
+def _evidence_job(
     df: DataFrame, plan: ScoringPlan, bc: Broadcast[tuple[str, bytes]]
-) -> dict[str, pl.DataFrame]:
-    """Run-level statistics over the whole input, as a distributed aggregation.
+) -> tuple[DataFrame, pa.Schema]:
+    """``df``'s evidence, computed once per listing by one ``mapInArrow``, and each task's
+    partial aggregates of the run statistics (one row per task and filter, after its
+    evidence rows; the builder merges a task's batches as it goes)."""
+    schema = evidence_arrow_schema(_arrow_schema(df), plan)
+    names = [n for n in schema.names if n not in (PARTIAL_FILTER, PARTIAL)]
 
-    One ``mapInArrow`` pass yields every filter's per-row values (the scoring chain runs once
-    per batch); its output holds each filter's columns prefixed ``<filter>__`` and a
-    ``__filter`` column saying whose row it is.
-    """
-    from pyspark import StorageLevel
+    def evidence(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        plan = _plan(bc)
+        builder = StatisticsBuilder(plan.filters)
+        for rb in batches:
+            found = evidence_frame(_frame(rb, plan), plan)
+            builder.add(found)
+            table = found.select(names).to_arrow()
+            table = table.append_column(
+                pa.field(PARTIAL_FILTER, pa.string()), pa.nulls(table.num_rows, pa.string())
+            ).append_column(pa.field(PARTIAL, pa.binary()), pa.nulls(table.num_rows, pa.binary()))
+            yield from table.cast(schema).to_batches()
+        rows = [(name, _ipc(part)) for name, part in builder.merged_partials().items()] + [
+            (LISTINGS, builder.listings.to_bytes(8, "little"))
+        ]
+        empty = {n: pa.nulls(len(rows), schema.field(n).type) for n in names}
+        columns = {
+            **empty,
+            PARTIAL_FILTER: pa.array([name for name, _ in rows], pa.string()),
+            PARTIAL: pa.array([blob for _, blob in rows], pa.binary()),
+        }
+        yield from pa.table(columns, schema=schema).to_batches()
+
+    return df.mapInArrow(evidence, _spark_schema(schema)), schema
+
+
+#: the partial row of a task that carries its count of valid listings (8 bytes, little-endian)
+LISTINGS = "__listings"
+
+
+def run_statistics(evidence: DataFrame, plan: ScoringPlan) -> RunStatistics:
+    """The run statistics of the whole input from the evidence job's partial aggregates:
+    the tasks' partials are collected and merged on the driver, as the local engine merges
+    its batches' (the same code, so the same result)."""
     from pyspark.sql import functions as F
 
-    probe = statistic_values(_empty_input(_arrow_schema(df), plan), plan)
-    if not probe:
-        return {}
-    for name in probe:
-        if name not in SPARK_AGGREGATIONS:
-            raise NotImplementedError(
-                f"filter {name!r} has run-level statistics but no Spark aggregation"
-            )
-    fields = [pa.field(FILTER_COLUMN, pa.string())]
-    for name, empty_values in probe.items():
-        for f in empty_values.to_arrow().schema:
-            fields.append(pa.field(f"{name}__{f.name}", _spark_arrow_type(f.type)))
-    schema = pa.schema(fields)
-
-    empty = pl.DataFrame(schema.empty_table())
-
-    def values(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        plan = _plan(bc)
-        for rb in batches:
-            parts = [
-                frame.select(
-                    pl.lit(name).alias(FILTER_COLUMN),
-                    *(pl.col(c).alias(f"{name}__{c}") for c in frame.columns),
-                )
-                for name, frame in statistic_values(_frame(rb, plan), plan).items()
-            ]
-            # an empty frame of every column first: a batch may lack some filter's rows
-            table = pl.concat([empty, *parts], how="diagonal_relaxed").to_arrow()
-            yield from table.select(schema.names).cast(schema).to_batches()
-
-    every = df.mapInArrow(values, _spark_schema(schema)).persist(StorageLevel.MEMORY_AND_DISK)
-    stats: dict[str, pl.DataFrame] = {}
-    try:
-        for name, empty_values in probe.items():
-            own = every.where(F.col(FILTER_COLUMN) == name).select(
-                *(F.col(f"`{name}__{c}`").alias(c) for c in empty_values.columns)
-            )
-            result = SPARK_AGGREGATIONS[name](own)
-            # the same column types as the single-machine aggregation
-            local = next(f for f in plan.filters if f.name == name)
-            local_schema = local.statistics_from_values(empty_values.lazy()).collect_schema()
-            stats[name] = pl.DataFrame(result.toArrow()).cast(local_schema)
-    finally:
-        every.unpersist()
-    return stats
+    rows = (
+        evidence.where(F.col(PARTIAL_FILTER).isNotNull()).select(PARTIAL_FILTER, PARTIAL).toArrow()
+    )
+    builder = StatisticsBuilder(
+        plan.filters,
+        identity=statistics_identity(plan.registry, plan.settings, plan.filters),
+    )
+    names = rows.column(PARTIAL_FILTER).to_pylist()
+    blobs = rows.column(PARTIAL).to_pylist()
+    for name, blob in zip(names, blobs, strict=True):
+        if name == LISTINGS:
+            builder.add_partials({}, listings=int.from_bytes(blob, "little"))
+        else:
+            builder.add_partials({name: pl.read_ipc(io.BytesIO(blob))}, listings=0)
+    return builder.result()
 
 
 def _arrow_schema(df: DataFrame) -> pa.Schema:
@@ -334,35 +327,87 @@ def score_spark(
     out: str,
     *,
     run_date: dt.date,
+    statistics: RunStatistics | None = None,
 ) -> DataFrame:
     """Score Parquet listings on Spark into ``out``/run_date=YYYY-MM-DD/ and return the scored
-    DataFrame (already written)."""
+    DataFrame (already written).
+
+    ``statistics``: the run statistics to score with; without them they are computed over the
+    whole input (see :func:`score_spark_with_statistics`)."""
+    return score_spark_with_statistics(
+        spark, listings, plan, out, run_date=run_date, statistics=statistics
+    )[0]
+
+
+def score_spark_with_statistics(
+    spark: SparkSession,
+    listings: str | Sequence[str],
+    plan: ScoringPlan,
+    out: str,
+    *,
+    run_date: dt.date,
+    statistics: RunStatistics | None = None,
+) -> tuple[DataFrame, RunStatistics]:
+    """:func:`score_spark`, and the statistics it scored with.
+
+    With ``statistics``, one ``mapInArrow`` scores each batch. Without, one job computes
+    every listing's evidence (persisted) and each task's partial aggregates, which the driver
+    merges into the run statistics and broadcasts; a second, cheap ``mapInArrow`` over the
+    persisted evidence finalises the scores. The scoring chain runs once per listing.
+    """
+    from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
     paths = [listings] if isinstance(listings, str) else list(listings)
-    from pyspark import StorageLevel
-
-    # read by the statistics pass and the scoring pass: read and mark repeated ids once
     raw = spark.read.parquet(*paths)
     renames = input_renames(raw.columns, plan.settings.columns, source=", ".join(paths))
     if renames:
         raw = raw.withColumnsRenamed(renames)
-    df = _with_positions(raw).persist(StorageLevel.MEMORY_AND_DISK)
+    df = _with_positions(raw)
+    input_schema = _arrow_schema(df)
+    input_columns = input_schema.names
+    out_schema = output_arrow_schema(input_schema, plan)
     bc = spark.sparkContext.broadcast((uuid.uuid4().hex, pickle.dumps(plan)))
+    cached: list[DataFrame] = []
+    stats_bc = None
     try:
-        stats = run_statistics(df, plan, bc)
-        input_schema = _arrow_schema(df)
-        out_schema = output_arrow_schema(input_schema, plan)
+        if statistics is not None:
+            stats = statistics
+            stats_bc = spark.sparkContext.broadcast((uuid.uuid4().hex, pickle.dumps(stats)))
 
-        def scored(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-            plan = _plan(bc)
-            for rb in batches:
-                table = score_frame(_frame(rb, plan), plan, statistics=stats).to_arrow()
-                yield from table.cast(out_schema).to_batches()
+            def scored(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+                plan = _plan(bc)
+                given = _statistics(stats_bc)
+                for rb in batches:
+                    table = score_frame(_frame(rb, plan), plan, statistics=given).to_arrow()
+                    yield from table.cast(out_schema).to_batches()
 
-        result = df.mapInArrow(scored, _spark_schema(out_schema)).withColumn(
-            RUN_DATE, F.lit(run_date.isoformat())
-        )
+            result = df.mapInArrow(scored, _spark_schema(out_schema))
+        else:
+            evidence, ev_schema = _evidence_job(df, plan, bc)
+            # on disk: held in memory the evidence (wider than the input) crowds out the
+            # final step's own memory, and a 1M-listing run on local[2] with the default
+            # 1 GB driver lost its JVM
+            evidence = evidence.persist(StorageLevel.DISK_ONLY)
+            cached.append(evidence)
+            stats = run_statistics(evidence, plan)
+            stats_bc = spark.sparkContext.broadcast((uuid.uuid4().hex, pickle.dumps(stats)))
+            ev_names = [n for n in ev_schema.names if n not in (PARTIAL_FILTER, PARTIAL)]
+            ev_types = pl.DataFrame(
+                pa.schema([ev_schema.field(n) for n in ev_names]).empty_table()
+            ).schema
+
+            def finalised(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+                plan = _plan(bc)
+                given = _statistics(stats_bc)
+                for rb in batches:
+                    frame = pl.DataFrame(pa.Table.from_batches([rb])).cast(ev_types)
+                    table = final_frame(frame, plan, given, input_columns).to_arrow()
+                    yield from table.cast(out_schema).to_batches()
+
+            rows = evidence.where(F.col(PARTIAL_FILTER).isNull()).select(*ev_names)
+            result = rows.mapInArrow(finalised, _spark_schema(out_schema))
+        result = result.withColumn(RUN_DATE, F.lit(run_date.isoformat()))
         (
             result.write.mode("overwrite")
             .option("partitionOverwriteMode", "dynamic")
@@ -371,14 +416,31 @@ def score_spark(
         )
     finally:
         bc.unpersist()
-        df.unpersist()
-    return spark.read.parquet(out).where(F.col(RUN_DATE) == run_date.isoformat())
+        if stats_bc is not None:
+            stats_bc.unpersist()
+        for frame in cached:
+            frame.unpersist()
+    return spark.read.parquet(out).where(F.col(RUN_DATE) == run_date.isoformat()), stats
+
+
+#: per Python worker: the statistics unpickled from each broadcast
+_STATISTICS: dict[str, RunStatistics] = {}
+
+
+def _statistics(bc: Broadcast[tuple[str, bytes]]) -> RunStatistics:
+    token, payload = bc.value
+    stats = _STATISTICS.get(token)
+    if stats is None:
+        # bytes pickled by this run's own driver, never a user-supplied file
+        stats = _STATISTICS[token] = pickle.loads(payload)
+    return stats
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for ``spark-submit pipelines/spark.py ...``."""
     from pipelines.config import load_settings
     from pipelines.registry import load_registry
+    from pipelines.statistics import load_statistics
 
     ap = argparse.ArgumentParser(prog="fakestop-spark")
     ap.add_argument(
@@ -389,6 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--config", default=None)
     ap.add_argument("--model", default=None, help="model file from `fakestop train`")
+    ap.add_argument("--stats", default=None, help="run statistics (`fakestop stats build`)")
     ap.add_argument("--run-date", default=None)
     ap.add_argument("--master", default=None)
     args = ap.parse_args(argv)
@@ -399,8 +462,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         images_root=args.images,
         model=args.model,
     )
+    statistics = None if args.stats is None else load_statistics(args.stats, plan)
     spark = spark_session(args.master)
-    score_spark(spark, args.listings, plan, args.out, run_date=run_date)
+    score_spark(spark, args.listings, plan, args.out, run_date=run_date, statistics=statistics)
     return 0
 
 

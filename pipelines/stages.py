@@ -1,6 +1,10 @@
 """The scoring chain, shared by the batch runner, the Python API and the Spark runner.
 
-listings -> validate/quarantine -> filters (each adds its columns) -> fusion -> decision -> output
+listings -> validate/quarantine -> filters' evidence          (evidence_frame: once per listing)
+         -> run statistics over the whole input               (pipelines.statistics)
+         -> filters' final columns -> fusion -> decision -> reasons -> output   (final_frame)
+
+:func:`score_frame` runs the whole chain on one frame, with the frame's own statistics.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from models.zeroshot import ZeroShotFusion
 from pipelines.config import Settings
 from pipelines.registry import Registry
 from pipelines.schema import PARSE_ERROR, PRICE_RAW, ROW, VALIDATION_NOTE, validated_listings
+from pipelines.statistics import RunStatistics, statistics_of
 
 #: filters run in this order: later filters read earlier filters' evidence (price reads text_brand)
 FILTER_ORDER = ("text", "image", "price")
@@ -136,46 +141,20 @@ class ScoringPlan:
 # ---------------------------------------------------------------- stages
 
 
-def filter_scores(
-    lf: pl.LazyFrame,
-    filters: list[Filter],
-    statistics: dict[str, pl.DataFrame] | None = None,
-) -> pl.LazyFrame:
-    """Each filter adds its score, reasons and evidence columns.
-
-    ``statistics`` maps a filter name to run-level statistics computed elsewhere (a distributed
-    aggregation); a filter without an entry computes its statistics over ``lf``.
-    """
-    stats = statistics or {}
+def filter_evidence(lf: pl.LazyFrame, filters: list[Filter]) -> pl.LazyFrame:
+    """Each filter adds what it computes from a listing alone (see :meth:`Filter.evidence`)."""
     for f in filters:
-        lf = f.score(lf, statistics=stats.get(f.name))
+        lf = f.evidence(lf)
     return lf
 
 
-def statistic_values(frame: pl.DataFrame, plan: ScoringPlan) -> dict[str, pl.DataFrame]:
-    """Per-row values each filter's run-level statistics are aggregated from (valid rows only).
-
-    Only the filters a statistics-needing filter depends on are run first.
-    """
-    valid = validated_listings(_prepared(frame).lazy(), plan.settings).filter(
-        pl.col("status") == "ok"
-    )
-    out: dict[str, pl.DataFrame] = {}
-    # filters that override the base class's "no statistics", and what they depend on
-    wanted = {
-        f.name for f in plan.filters if type(f).statistic_values is not Filter.statistic_values
-    }
-    needed = {d for f in plan.filters if f.name in wanted for d in f.depends_on}
-    # one pass in plan order (dependencies come first), each needed filter scored once
-    current = valid.collect()
-    for f in plan.filters:
-        if f.name in wanted:
-            values = f.statistic_values(current.lazy())
-            if values is not None:
-                out[f.name] = values.collect()
-        if f.name in needed:
-            current = f.score(current.lazy()).collect()
-    return out
+def filter_finals(
+    lf: pl.LazyFrame, filters: list[Filter], statistics: RunStatistics
+) -> pl.LazyFrame:
+    """Each filter that reads run statistics adds those columns (see :meth:`Filter.finalised`)."""
+    for f in filters:
+        lf = f.finalised(lf, statistics.table(f.name))
+    return lf
 
 
 def matched_brands(lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -309,12 +288,17 @@ def explained(lf: pl.LazyFrame) -> pl.LazyFrame:
     return frame.lazy().with_columns(reasons_out.alias("reasons"))
 
 
-def scored_listings(
-    lf: pl.LazyFrame, plan: ScoringPlan, statistics: dict[str, pl.DataFrame] | None = None
+def final_listings(
+    evidence: pl.LazyFrame, plan: ScoringPlan, statistics: RunStatistics | None = None
 ) -> pl.LazyFrame:
-    """Score rows that passed validation (the filters -> fusion -> decision chain)."""
+    """The steps that read run statistics, on valid rows with every filter's evidence: the
+    filters' final columns, fusion, decision and reasons. ``statistics`` None: those of
+    ``evidence`` itself."""
+    frame = evidence.collect()
+    if statistics is None:
+        statistics = statistics_of([frame], plan.filters)
     return (
-        lf.pipe(filter_scores, plan.filters, statistics)
+        filter_finals(frame.lazy(), plan.filters, statistics)
         .pipe(matched_brands)
         .pipe(plan.fusion.risk)
         .pipe(evidence_floors, plan)
@@ -353,27 +337,63 @@ def _prepared(frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
+def evidence_frame(
+    frame: pl.DataFrame, plan: ScoringPlan, *, seen_ids: pl.Series | None = None
+) -> pl.DataFrame:
+    """Validation and every filter's evidence for one batch: everything that does not read run
+    statistics, computed once per listing. Every input row comes out once, in input order
+    (quarantined rows with ``status`` and ``error`` and no evidence).
+
+    ``frame`` is what :func:`pipelines.schema.read_listings` returns (contract dtypes and a
+    ``__row`` index); a frame without ``__row`` is numbered here. ``seen_ids``: listing ids
+    scored by earlier batches of the same run (later duplicates are quarantined).
+    """
+    frame = _prepared(frame)
+    checked = validated_listings(frame.lazy(), plan.settings, seen_ids=seen_ids).collect()
+    good = checked.filter(pl.col("status") == "ok")
+    bad = checked.filter(pl.col("status") != "ok")
+    evidence = filter_evidence(good.lazy(), plan.filters).collect()
+    if bad.height == 0:
+        return evidence
+    return pl.concat([evidence, bad], how="diagonal_relaxed").sort(ROW)
+
+
+def final_frame(
+    evidence: pl.DataFrame,
+    plan: ScoringPlan,
+    statistics: RunStatistics,
+    input_columns: list[str],
+    *,
+    keep_evidence: bool = False,
+) -> pl.DataFrame:
+    """The output rows of :func:`evidence_frame`'s rows with ``statistics``: the cheap last
+    step. ``input_columns``: the columns of the batch as read (carried through untouched)."""
+    ok = pl.col("status") == "ok"
+    good = evidence.filter(ok)
+    bad = evidence.filter(~ok)
+    scored = final_listings(good.lazy(), plan, statistics)
+    both = scored if bad.height == 0 else pl.concat([scored, bad.lazy()], how="diagonal_relaxed")
+    if bad.height:
+        both = both.sort(ROW)
+    return output_rows(both, input_columns, keep_evidence=keep_evidence).collect()
+
+
 def score_frame(
     frame: pl.DataFrame,
     plan: ScoringPlan,
     *,
     keep_evidence: bool = False,
     seen_ids: pl.Series | None = None,
-    statistics: dict[str, pl.DataFrame] | None = None,
+    statistics: RunStatistics | None = None,
 ) -> pl.DataFrame:
-    """Score one batch of listings: every input row comes out once, in input order.
+    """Score one frame of listings: every input row comes out once, in input order.
 
-    ``frame`` is what :func:`pipelines.schema.read_listings` returns (contract dtypes and a
-    ``__row`` index); a frame without ``__row`` is numbered here. ``seen_ids``: listing ids
-    scored by earlier batches of the same run (later duplicates are quarantined).
-    ``statistics``: run-level filter statistics (see :func:`statistic_values`); by default
-    they are computed over this batch.
+    :func:`evidence_frame` then :func:`final_frame`. ``statistics``: the run statistics to
+    score with (see :mod:`pipelines.statistics`); by default those of ``frame`` itself, as
+    ``fakestop score`` computes them over its whole input.
     """
     frame = _prepared(frame)
-    input_columns = frame.columns
-    checked = validated_listings(frame.lazy(), plan.settings, seen_ids=seen_ids).collect()
-    good = checked.filter(pl.col("status") == "ok")
-    bad = checked.filter(pl.col("status") != "ok")
-    scored = scored_listings(good.lazy(), plan, statistics)
-    both = pl.concat([scored, bad.lazy()], how="diagonal_relaxed").sort(ROW)
-    return output_rows(both, input_columns, keep_evidence=keep_evidence).collect()
+    evidence = evidence_frame(frame, plan, seen_ids=seen_ids)
+    if statistics is None:
+        statistics = statistics_of([evidence], plan.filters)
+    return final_frame(evidence, plan, statistics, frame.columns, keep_evidence=keep_evidence)

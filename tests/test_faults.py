@@ -35,7 +35,7 @@ from pipelines.ledger import Ledger
 from pipelines.manifest import verify_run
 from pipelines.registry import load_registry
 from pipelines.run import OutputLayout, run_score
-from pipelines.stages import ScoringPlan
+from pipelines.stages import ScoringPlan, evidence_frame
 from tests.conftest import listings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,10 +99,11 @@ def one_line(err: str, *wanted: str) -> str:
     return lines[0]
 
 
-def committed(layout: OutputLayout) -> int:
-    """Batches the checkpoint records (0 before the first commit)."""
+def committed(layout: OutputLayout, kind: str = "batches") -> int:
+    """Batches the checkpoint records as scored (``kind`` "batches"), or as having their
+    evidence computed by the first pass ("evidence"); 0 before the first commit."""
     try:
-        return len(json.loads(layout.checkpoint.read_text())["batches"])
+        return len(json.loads(layout.checkpoint.read_text())[kind])
     except (FileNotFoundError, ValueError):
         return 0
 
@@ -118,8 +119,9 @@ def check_finished(job: Job, out: Path) -> None:
 
 @pytest.fixture
 def write_fails(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, int], None]:
-    """``write_fails(where, n)``: the n-th write of a batch part ("part") or of the merged output
-    ("merge") runs out of space halfway, leaving a partial temporary file behind it."""
+    """``write_fails(where, n)``: the n-th write of a batch part (evidence parts first, then
+    the scored parts: "part") or of the merged output ("merge") runs out of space halfway,
+    leaving a partial temporary file behind it."""
 
     def arm(where: str, n: int) -> None:
         calls = {"n": 0}
@@ -130,7 +132,10 @@ def write_fails(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, int], None]:
             def part(self: pl.DataFrame, file: Any, *a: Any, **k: Any) -> None:
                 calls["n"] += 1
                 if calls["n"] == n:
-                    Path(file).write_bytes(b"PAR1 half a part")
+                    if hasattr(file, "write"):
+                        file.write(b"PAR1 half a part")
+                    else:
+                        Path(file).write_bytes(b"PAR1 half a part")
                     raise full
                 original(self, file, *a, **k)
 
@@ -151,7 +156,12 @@ def write_fails(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, int], None]:
 
 
 @pytest.mark.parametrize(
-    ("where", "n", "names"), [("part", 4, "part-00003.parquet"), ("merge", 1, "out.parquet")]
+    ("where", "n", "names"),
+    [
+        ("part", 4, "evidence-00003.parquet"),
+        ("part", BATCHES + 4, "part-00003.parquet"),
+        ("merge", 1, "out.parquet"),
+    ],
 )
 def test_disk_full_is_one_line_and_a_rerun_resumes(
     job: Job,
@@ -170,7 +180,11 @@ def test_disk_full_is_one_line_and_a_rerun_resumes(
     assert not out.exists()
     assert leftovers(tmp_path) == []
     layout = OutputLayout.of(out)
-    assert committed(layout) == (n - 1 if where == "part" else BATCHES)
+    if names.startswith("evidence"):
+        assert committed(layout, "evidence") == n - 1 and committed(layout) == 0
+    else:
+        assert committed(layout, "evidence") == BATCHES
+        assert committed(layout) == (n - 1 - BATCHES if where == "part" else BATCHES)
     monkeypatch.undo()
     assert main(job.argv(out)) == 0
     check_finished(job, out)
@@ -209,16 +223,23 @@ def tiny_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
 def test_a_real_full_disk_fails_cleanly_and_a_rerun_resumes(
     job: Job, tmp_path: Path, tiny_disk: Callable[[int], Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # room for about three of the six batch parts (tmpfs counts whole 4 KiB pages): the run
-    # stops in the middle, at whichever write (a part or the checkpoint) finds the disk full
+    # room for the six evidence parts and about three of the six scored parts (tmpfs counts
+    # whole 4 KiB pages): the run stops in its second pass, at whichever write (a part or the
+    # checkpoint) finds the disk full
     sample = tmp_path / "sample.parquet"
     job.reference.head(BATCH).write_parquet(sample)
     part_kib = 4 * (sample.stat().st_size // 4096 + 1)
-    disk = tiny_disk(3 * part_kib + 12)
+    plan = ScoringPlan.build(load_registry(job.registry))
+    evidence = tmp_path / "evidence.parquet"
+    run_module._write_evidence_atomic(
+        evidence_frame(pl.read_parquet(job.src).head(BATCH), plan), evidence
+    )
+    evidence_kib = 4 * (evidence.stat().st_size // 4096 + 1)
+    disk = tiny_disk(BATCHES * evidence_kib + 3 * part_kib + 12)
     out = disk / "out.parquet"
     assert main(job.argv(out)) == 2
-    one_line(capsys.readouterr().err, f"{disk}/.out.parquet.parts/", "No space left on device")
-    assert 0 < committed(OutputLayout.of(out)) < BATCHES
+    one_line(capsys.readouterr().err, f"{disk}/.out.parquet.", "No space left on device")
+    assert committed(OutputLayout.of(out), "evidence") + committed(OutputLayout.of(out)) > 0
     assert not out.exists()
     assert leftovers(disk) == []
     tiny_disk(64 * 1024)
@@ -287,19 +308,21 @@ def test_read_only_output_directory_is_refused_before_any_work(
 
 @pytest.fixture
 def after_commit(monkeypatch: pytest.MonkeyPatch) -> Callable[[int, Callable[[], None]], None]:
-    """``after_commit(n, action)``: run ``action`` once the n-th batch part is committed."""
+    """``after_commit(n, action)``: run ``action`` once the n-th part (of evidence, then of
+    scores) is committed."""
 
     def arm(n: int, action: Callable[[], None]) -> None:
-        original = run_module._write_parquet_atomic
         calls = {"n": 0}
+        for name in ("_write_evidence_atomic", "_write_parquet_atomic"):
+            original = getattr(run_module, name)
 
-        def write(frame: pl.DataFrame, path: Path, **options: Any) -> None:
-            original(frame, path, **options)
-            calls["n"] += 1
-            if calls["n"] == n:
-                action()
+            def write(frame: pl.DataFrame, path: Path, original: Any = original) -> None:
+                original(frame, path)
+                calls["n"] += 1
+                if calls["n"] == n:
+                    action()
 
-        monkeypatch.setattr(run_module, "_write_parquet_atomic", write)
+            monkeypatch.setattr(run_module, name, write)
 
     return arm
 
@@ -324,7 +347,8 @@ def test_an_input_part_deleted_mid_run_is_named_and_a_rerun_resumes(
     after_commit(1, last.unlink)
     assert main([*argv, str(out)]) == 2
     one_line(capsys.readouterr().err, str(last), "No such file")
-    assert not out.exists() and committed(OutputLayout.of(out)) == 4
+    # the batches read before it have their evidence committed
+    assert not out.exists() and committed(OutputLayout.of(out), "evidence") == 4
     monkeypatch.undo()
     last.write_bytes(kept)
     assert main([*argv, str(out)]) == 0

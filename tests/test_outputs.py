@@ -110,11 +110,25 @@ def test_out_matched_by_the_input_glob_is_refused(
     # a file the glob does not match may live beside the inputs
     assert score_cli(pattern, data / "scores.csv", tiny_registry_dir) == 0
     assert score_cli(pattern, f"{data}/scores/", tiny_registry_dir) == 0
+    # the run statistics left beside each output are not read by the glob either
+    assert score_cli(pattern, data / "again.csv", tiny_registry_dir) == 0
     assert sorted(p.name for p in data.iterdir() if not p.name.endswith(".json")) == [
         "a.parquet",
+        "again.csv",
+        "again.csv.stats",
         "scores",
         "scores.csv",
+        "scores.csv.stats",
+        "scores.stats",
     ]
+    # an output whose statistics a glob would read is refused
+    other = tmp_path / "other"
+    other.mkdir()
+    sample().write_parquet(other / "a.parquet")
+    capsys.readouterr()
+    assert score_cli(f"{other}/a*", f"{other}/all/", tiny_registry_dir) == 2
+    assert "matches the input pattern" in capsys.readouterr().err
+    assert sorted(p.name for p in other.iterdir()) == ["a.parquet"]
 
 
 @pytest.mark.parametrize("out", ["scores.txt", "scores.xlsx", "scores", "scores.parquet.bak"])

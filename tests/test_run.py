@@ -135,8 +135,10 @@ def test_kill_9_then_resume_gives_identical_output(tmp_path: Path, tiny_registry
     checkpoint = OutputLayout.of(out).checkpoint
 
     def committed() -> int:
+        """Batches committed by either pass (evidence, then scores)."""
         try:
-            return len(json.loads(checkpoint.read_text())["batches"])
+            state = json.loads(checkpoint.read_text())
+            return len(state["evidence"]) + len(state["batches"])
         except (FileNotFoundError, ValueError):
             return 0
 
@@ -276,8 +278,10 @@ def test_json_logs_are_one_object_per_line(tmp_path: Path, tiny_registry_dir: Pa
     )
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in proc.stderr.splitlines()]
-    assert [e["event"] for e in events] == ["batch", "batch", "batch", "done"]
-    assert events[-2]["total_rows"] == 900
+    # the first pass computes every batch's evidence, the second scores it
+    assert [e["event"] for e in events] == ["batch"] * 6 + ["done"]
+    assert [e["phase"] for e in events[:-1]] == ["evidence"] * 3 + ["score"] * 3
+    assert events[2]["total_rows"] == events[-2]["total_rows"] == 900
 
 
 @settings(max_examples=50, deadline=None)
@@ -351,11 +355,13 @@ def test_seen_ids_are_exact_when_hashes_collide_and_batches_are_read_back(
         assert reads == [], "ids held in memory were read back"
 
 
+@pytest.mark.parametrize(("kind", "resumed"), [("part", 1), ("evidence", 0)])
 def test_a_checkpoint_naming_a_missing_part_redoes_it(
-    tmp_path: Path, plan: ScoringPlan, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, plan: ScoringPlan, monkeypatch: pytest.MonkeyPatch, kind: str, resumed: int
 ) -> None:
     """A run cut short while its parts were removed: the batches from the first missing part
-    on are scored again, and the output equals an uninterrupted run's."""
+    on are done again (a missing evidence part: its batch's evidence, the run statistics and
+    every batch scored with them), and the output equals an uninterrupted run's."""
     import pipelines.run as run
 
     src = tmp_path / "in.parquet"
@@ -364,22 +370,24 @@ def test_a_checkpoint_naming_a_missing_part_redoes_it(
     run_score(src, plan, ref, batch_size=500, quiet=True, run_date=DAY)
 
     out = tmp_path / "out.parquet"
-    real_write = run._write_parquet_atomic
     writes: list[Path] = []
+    for name in ("_write_evidence_atomic", "_write_parquet_atomic"):
+        real_write = getattr(run, name)
 
-    def crash_after_four(frame: pl.DataFrame, path: Path, **options: Any) -> None:
-        if len(writes) == 4:
-            raise KeyboardInterrupt  # stands in for the process dying
-        writes.append(path)
-        real_write(frame, path, **options)
+        def crash_after_four(frame: pl.DataFrame, path: Path, real_write: Any = real_write) -> None:
+            if len(writes) == 4:
+                raise KeyboardInterrupt  # stands in for the process dying
+            if path.name.startswith(kind):
+                writes.append(path)
+            real_write(frame, path)
 
-    monkeypatch.setattr(run, "_write_parquet_atomic", crash_after_four)
+        monkeypatch.setattr(run, name, crash_after_four)
     with pytest.raises(KeyboardInterrupt):
         run_score(src, plan, out, batch_size=500, quiet=True, run_date=DAY)
     monkeypatch.undo()
     writes[1].unlink()
     summary = run_score(src, plan, out, batch_size=500, quiet=True, run_date=DAY)
-    assert summary.resumed_batches == 1
+    assert summary.resumed_batches == resumed
     assert sha(out) == sha(ref)
     assert verify_run(out) == []
 
@@ -407,21 +415,28 @@ def test_batches_finishing_out_of_order_are_committed_in_order(
     run_score(src, plan, ref, batch_size=500, quiet=True, run_date=DAY)
     monkeypatch.undo()
 
-    real_score = run.score_frame
-    finished: list[int] = []
+    finished: dict[str, list[int]] = {"evidence_frame": [], "final_frame": []}
 
-    def slow_even_batches(batch: pl.DataFrame, *args: Any, **kwargs: Any) -> pl.DataFrame:
-        first_row = int(batch.item(0, "__row"))
-        if (first_row // 500) % 2 == 0:
-            time.sleep(0.3)  # an even batch finishes after the odd one submitted after it
-        out = real_score(batch, *args, **kwargs)
-        finished.append(first_row // 500)
-        return out
+    def slow_even_batches(name: str) -> Any:
+        real = getattr(run, name)
 
-    monkeypatch.setattr(run, "score_frame", slow_even_batches)
+        def slow(batch: pl.DataFrame, *args: Any, **kwargs: Any) -> pl.DataFrame:
+            first_row = int(batch.item(0, "__row"))
+            if (first_row // 500) % 2 == 0:
+                time.sleep(0.3)  # an even batch finishes after the odd one submitted after it
+            out = real(batch, *args, **kwargs)
+            finished[name].append(first_row // 500)
+            return out
+
+        return slow
+
+    # both passes: the first computes each batch's evidence, the second scores it
+    for name in finished:
+        monkeypatch.setattr(run, name, slow_even_batches(name))
     out = tmp_path / "out.parquet"
     run_score(src, plan, out, batch_size=500, quiet=True, run_date=DAY)
-    assert finished != sorted(finished), "the batches did not overlap"
+    for order in finished.values():
+        assert order != sorted(order), "the batches did not overlap"
     assert sha(out) == sha(ref)
     scores = pl.read_parquet(out)
     assert scores.filter(pl.col("listing_id") == frame.item(10, "listing_id")).get_column(

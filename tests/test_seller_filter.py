@@ -65,7 +65,7 @@ def test_a_batchs_own_statistics_equal_statistics_passed_in(
     aggregating the same listings."""
     f = SellerFilter().fit(tiny_registry)
     frame = _listings(rows)
-    stats = f.statistics_from_values(f.statistic_values(frame.lazy())).collect()
+    stats = f.statistics_from_values(f.statistic_values(f.evidence(frame))).collect()
     own = f.score(frame).collect()
     passed = f.score(frame, statistics=stats).collect()
     assert own.equals(passed)

@@ -163,19 +163,23 @@ def test_seller_aggregates_with_a_model_do_not_depend_on_partitioning(
     import pickle
     import uuid
 
-    from pipelines.spark import _with_positions, run_statistics
-    from pipelines.stages import statistic_values
-
-    seller = next(f for f in learned_plan.filters if f.name == "seller")
+    from pipelines.spark import _evidence_job, _with_positions, run_statistics
+    from pipelines.stages import evidence_frame
+    from pipelines.statistics import statistics_of
 
     def local_stats(part: pl.DataFrame) -> pl.DataFrame:
-        values = statistic_values(part, learned_plan)["seller"].lazy()
-        return seller.statistics_from_values(values).collect().sort("seller_id")
+        found = evidence_frame(part, learned_plan)
+        table = statistics_of([found], learned_plan.filters).table("seller")
+        assert table is not None
+        return table.sort("seller_id")
 
     bc = spark.sparkContext.broadcast((uuid.uuid4().hex, pickle.dumps(learned_plan)))
     try:
         df = _with_positions(spark.read.parquet(str(parts)))
-        distributed = run_statistics(df, learned_plan, bc)["seller"].sort("seller_id")
+        evidence, _ = _evidence_job(df, learned_plan, bc)
+        table = run_statistics(evidence, learned_plan).table("seller")
+        assert table is not None
+        distributed = table.sort("seller_id")
     finally:
         bc.unpersist()
     whole = local_stats(data)
@@ -258,3 +262,39 @@ def test_export_headers_are_matched_on_spark(spark: Any, plan: ScoringPlan, tmp_
     got = spark_rows(spark, [str(src)], mapped, tmp_path / "out")
     local = score_frame(frame(200), plan).sort("pos")
     assert_same(got, local)
+
+
+@pytest.mark.parametrize("partitions", [1, 4, 16])
+def test_results_with_a_model_are_the_local_ones_on_1_4_and_16_partitions(
+    spark: Any, learned_plan: ScoringPlan, tmp_path: Path, partitions: int
+) -> None:
+    """Risk within 1e-12 and the same decisions and reasons as the local engine, however many
+    tasks the input is cut into; and with the local run's statistics given, in one pass."""
+    from pipelines.spark import score_spark
+    from pipelines.stages import evidence_frame
+    from pipelines.statistics import statistics_of
+
+    data = frame(3000)
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    step = -(-data.height // partitions)
+    for i in range(partitions):
+        data.slice(i * step, step).write_parquet(parts / f"p{i:02d}.parquet")
+    # every file a task of its own
+    spark.conf.set("spark.sql.files.openCostInBytes", str(128 * 2**20))
+    try:
+        assert spark.read.parquet(str(parts)).rdd.getNumPartitions() == partitions
+        local = score_frame(data, learned_plan).sort("pos")
+        got = spark_rows(spark, [str(parts)], learned_plan, tmp_path / "out")
+        assert_same(got, local)
+        assert (got["risk"] - local["risk"]).abs().max() <= 1e-12  # type: ignore[operator]
+        stats = statistics_of([evidence_frame(data, learned_plan)], learned_plan.filters)
+        score_spark(
+            spark, [str(parts)], learned_plan, str(tmp_path / "given"), run_date=DAY,
+            statistics=stats,
+        )  # fmt: skip
+        given = pl.read_parquet(tmp_path / "given" / f"run_date={DAY}" / "*.parquet").sort("pos")
+        assert_same(given, local)
+    finally:
+        spark.conf.unset("spark.sql.files.openCostInBytes")
+    assert local["decision"].n_unique() >= 2
