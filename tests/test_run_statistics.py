@@ -43,7 +43,16 @@ def model(tiny_registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> 
     """A fusion model trained on listings whose sellers and prices matter."""
     labelled = marketplace(3000, sellers=40)
     scored = score_frame(labelled, ScoringPlan.build(tiny_registry), keep_evidence=True)
-    fusion = train(scored, registry_fingerprint=tiny_registry.fingerprint, folds=3, seed=0)
+    # a small, easy marketplace: its calibration has few distinct values, which is what
+    # these identity tests need (every decision compared), not a model to deploy
+    with pytest.warns(UserWarning, match="degenerate model kept"):
+        fusion = train(
+            scored,
+            registry_fingerprint=tiny_registry.fingerprint,
+            folds=3,
+            seed=0,
+            allow_degenerate=True,
+        )
     path = tmp_path_factory.mktemp("model") / "model.skops"
     save_model(fusion, path)
     return path
@@ -164,7 +173,9 @@ def test_stats_build_and_score_with_them_equal_the_run(
                       "--stats", str(stats), "--batch-size", "100")  # fmt: skip
     assert_same_results(given, ref)
     recorded = json.loads((tmp_path / "given.parquet.manifest.json").read_text())["statistics"]
-    assert recorded["source"] == "given" and recorded["path"] == str(stats)
+    # paths in a manifest are relative to the manifest
+    assert recorded["source"] == "given"
+    assert (tmp_path / recorded["path"]).resolve() == stats.resolve()
     assert recorded["fingerprint"] == manifest["statistics"]["fingerprint"]
     # a given statistics file that changes after the run is caught by verify
     assert verify_run(tmp_path / "given.parquet") == []
