@@ -179,6 +179,8 @@ def test_stats_build_and_score_with_them_equal_the_run(
     assert recorded["fingerprint"] == manifest["statistics"]["fingerprint"]
     # a given statistics file that changes after the run is caught by verify
     assert verify_run(tmp_path / "given.parquet") == []
+    pl.read_parquet(stats).head(1).write_parquet(stats)
+    assert any("statistics were modified" in p for p in verify_run(tmp_path / "given.parquet"))
 
 
 def test_kill_9_in_either_pass_then_resume_gives_identical_output(
