@@ -118,6 +118,38 @@ def skeleton(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFD", mapped) if not unicodedata.combining(c))
 
 
+#: a Latin letter's Unicode name: its base letter, then what sets it apart (a hook, stroke,
+#: tilde or dot; a small capital, a dotless or a script form)
+_MARKED_LATIN = re.compile(
+    r"LATIN (?:SMALL |CAPITAL )?LETTER (?:SMALL CAPITAL |DOTLESS |SCRIPT )?([A-Z])(?: WITH .+)?"
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _base_letter(c: str) -> str:
+    """The base letter of a marked Latin letter, by its Unicode name ("ƫ" LATIN SMALL LETTER T
+    WITH PALATAL HOOK is "t", "ᴍ" LATIN LETTER SMALL CAPITAL M is "m"); others unchanged."""
+    if c.isascii() or not c.isalpha():
+        return c
+    found = _MARKED_LATIN.fullmatch(unicodedata.name(c, ""))
+    return found.group(1).lower() if found else c
+
+
+@functools.lru_cache(maxsize=65536)
+def visual_reading(form: str) -> str:
+    """What a (lower-case) form looks like in plain letters: marked Latin letters as their base
+    letter (accents, hooks, strokes, small capitals), then the UTS #39 skeleton, lower case.
+    Unlike :func:`skeleton` it is compared by edit distance, with a key's own reading: a
+    look-alike letter and a typo together ("onegɑ" for Omega, "ⱴalvoliǹe" for Valvoline) are
+    one near miss there.
+
+    >>> visual_reading("onegɑ"), visual_reading("omega"), visual_reading("ⱴalvoliǹe")
+    ('onega', 'ornega', 'valvoline')
+    """
+    based = "".join(_base_letter(c) for c in unicodedata.normalize("NFC", form))
+    return skeleton(based).lower()
+
+
 #: leetspeak digits and symbols; "1" and "|" are ambiguous (i or l): both readings are tried
 LEET: dict[str, str] = {
     "0": "o",

@@ -88,6 +88,7 @@ from filters.normalise import (
     probe_word,
     script_folded,
     skeleton,
+    visual_reading,
 )
 from filters.textops import SPACED_NEXT_WORD, native_form, probe_pattern
 from pipelines.registry import brand_key
@@ -597,6 +598,17 @@ class TextFilter(Filter):
         # look-alike only when replacing them gives a key's reading
         table = confusables()
         self.ascii_looks_ = {c: table[c] for c in "abcdefghijklmnopqrstuvwxyz" if c in table}
+        # a look-alike letter and a typo together: each key's visual reading (see
+        # normalise.visual_reading) with its key, and the ASCII letter runs UTS #39 reads as
+        # one letter ("rn" as "m"), which an a-z form must hold to be read so
+        self.look_typo_of_: dict[str, str] = {}
+        for k in self.fuzzy_keys_:
+            self.look_typo_of_.setdefault(visual_reading(k), k)
+        self.look_typo_keys_ = sorted(self.look_typo_of_)
+        self.look_runs_ = sorted(
+            {v for v in self.ascii_looks_.values() if len(v) > 1 and v.isascii() and v.isalpha()}
+        )
+        self.typo_lengths_set_ = frozenset(self.typo_lengths_)
         # names that digits glued to either end still spell ("burberry5"): five letters or more
         self.glue_keys_ = sorted(
             k for k in self.key_info_ if re.fullmatch(rf"[a-z]{{{MIN_GLUE_KEY},}}", k)
@@ -1169,9 +1181,55 @@ class TextFilter(Filter):
             for text, key in self._glued_words(words.filter(~words.is_in(list(common)))):
                 b, _, amb, ksig = key_info[key]
                 extra.append((text, 1, b, "glued", 0, amb, ksig))
+        # a look-alike letter and a typo together ("onegɑ" for Omega), last: only single forms
+        # no other reading took
+        taken = {e[0] for e in extra if e[1] == 1}
+        looked: dict[str, list[str]] = {}
+        for text in rest.filter(pl.col("n") == 1)["form"].to_list():
+            if text in taken or text in common:
+                continue
+            reading = self._look_typo_query(text)
+            if reading is not None:
+                looked.setdefault(reading, []).append(text)
+        for reading, seen, d, first in self._near_misses(sorted(looked), self.look_typo_keys_):
+            key = self.look_typo_of_[seen]
+            for text in looked[reading]:
+                match = self._look_typo_match(text, key, d, first)
+                if match is not None:
+                    extra.append((text, 1, *match))
         return pl.DataFrame(extra, schema=FORM_MATCH_SCHEMA, orient="row").unique(
             subset=["form", "n"], keep="first", maintain_order=True
         )
+
+    def _look_typo_query(self, form: str) -> str | None:
+        """The visual reading of a single-token form that no other reading matched, to be
+        compared with the keys' by edit distance: forms with characters other than a-z and
+        0-9, and a-z forms of a near miss's length holding a letter run UTS #39 reads as one
+        letter ("rnicrosotf"); None for other forms and for readings that are not a-z letters
+        (another script) or too short for a near miss."""
+        if form.isascii() and form.isalnum():
+            if not form.isalpha() or len(form) not in self.typo_lengths_set_:
+                return None
+            if not any(run in form for run in self.look_runs_):
+                return None
+        reading = visual_reading(form)
+        if len(reading) < self.min_fuzzy_len or not (reading.isascii() and reading.isalpha()):
+            return None
+        return reading
+
+    def _look_typo_match(
+        self, form: str, key: str, edits: int, first: bool
+    ) -> tuple[str, str, int, bool, str | None] | None:
+        """(brand, kind, edits, ambiguous, ksig) of a form whose visual reading is ``edits``
+        from ``key``'s: a look-alike when it equals it, else a typo, which asks for support as
+        any typo does (an edit of the first letter, or two edits); None for a part of a
+        name of several words."""
+        b, _, amb, ksig = self.key_info_[key]
+        if edits == 0:
+            return b, "confusable", 0, amb, ksig
+        if form in _partials(key, ksig):
+            return None
+        return b, "typo", edits, amb or first or edits >= 2, ksig
 
     def _glued_words(self, forms: pl.Series) -> list[tuple[str, str]]:
         """(form, key) for forms that are a key of five letters or more glued to a common

@@ -228,7 +228,23 @@ class TextRecordScorer:
         return None if best is None else (best[2], best[0], best[1])
 
     def _form_match(self, form: str, n: int) -> Match | None:
-        """The brand match of one n-gram form (``TextFilter.form_matches``, by form)."""
+        """The brand match of one n-gram form (``TextFilter.form_matches``, by form): a
+        look-alike letter and a typo together last, as there."""
+        hit = self._form_reading(form, n)
+        if hit is not None or n != 1 or self.is_common(form):
+            return hit
+        reading = self.f._look_typo_query(form)
+        if reading is None:
+            return None
+        near = self._nearest(reading, self.f.look_typo_keys_)
+        if near is None:
+            return None
+        seen, d, first = near
+        found = self.f._look_typo_match(form, self.f.look_typo_of_[seen], d, first)
+        return None if found is None else Match(*found)
+
+    def _form_reading(self, form: str, n: int) -> Match | None:
+        """The match of one n-gram form by every reading but look-alike typos."""
         info = self.key_info
         hit = self.exact_info.get(form)
         if hit is not None:

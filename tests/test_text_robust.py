@@ -10,10 +10,10 @@ from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from filters.normalise import confusables, confusables_version, skeleton
+from filters.normalise import confusables, confusables_version, skeleton, visual_reading
 from filters.text import TextFilter, ambiguous_keys, ambiguous_surfaces
 from pipelines.registry import Registry
 
@@ -247,6 +247,93 @@ def test_lookalikes_from_every_script_are_obfuscation(
 def test_a_word_of_another_script_is_not_a_lookalike(text_filter: TextFilter) -> None:
     rows = both(text_filter, [{"title": "Сова рисунок"}, {"title": "Μαμά και παιδί"}])
     assert [r["text_brand"] for r in rows] == [None, None]
+
+
+def _marked_latin() -> dict[str, list[str]]:
+    """Lower-case ASCII letter -> Latin letters Unicode names as that letter with a mark, hook
+    or stroke, or as its small capital (from the Unicode database, not from the filter)."""
+    out: dict[str, list[str]] = {}
+    for code in range(0x80, 0x2C80):
+        c = chr(code)
+        name = unicodedata.name(c, "")
+        for prefix in ("LATIN SMALL LETTER ", "LATIN LETTER SMALL CAPITAL "):
+            rest = name.removeprefix(prefix)
+            base, mark = rest[:1], rest[1:]
+            if rest != name and "A" <= base <= "Z" and (not mark or mark.startswith(" WITH ")):
+                out.setdefault(base.lower(), []).append(c)
+    return out
+
+
+MARKED = _marked_latin()
+
+
+@pytest.fixture(scope="module")
+def common_words(seed_registry: Registry) -> frozenset[str]:
+    """The shipped registry's ordinary words (wordfreq's, in the ten languages)."""
+    return frozenset(seed_registry.lexicon.words.get_column("word").to_list())
+
+
+def test_marked_letters_read_as_their_base_letter() -> None:
+    assert visual_reading("ƫ") == "t" and visual_reading("ᴋ") == "k"  # palatal hook, small cap
+    assert visual_reading("omega") == visual_reading("oᴍega") == "ornega"  # m looks like rn
+    assert not visual_reading("ロレックス").isascii()  # another script is no Latin reading
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_a_lookalike_letter_and_a_typo_together_read_as_the_name(
+    text_filter: TextFilter, common_words: frozenset[str], data: st.DataObject
+) -> None:
+    """A marked Latin letter (Unicode's own names) and one more edit elsewhere, the way
+    dnstwist's homoglyph fuzzer writes names: read as the name when the category
+    corroborates it, on both paths."""
+    name, category = data.draw(
+        st.sampled_from(
+            [("burberry", "fashion"), ("versace", "fashion"), ("moncler", "fashion"),
+             ("cartier", "jewelry"), ("balenciaga", "fashion"), ("valentino", "fashion")]
+        )
+    )  # fmt: skip
+    marked = data.draw(st.sampled_from([i for i, c in enumerate(name) if c in MARKED]))
+    edited = data.draw(st.sampled_from([i for i in range(1, len(name)) if i != marked]))
+    chars = list(name)
+    chars[marked] = data.draw(st.sampled_from(MARKED[name[marked]]))
+    other = data.draw(st.sampled_from([c for c in "aeiourstnlk" if c != name[edited]]))
+    chars[edited] = other
+    written = "".join(chars)
+    # an ordinary word once its accents are read away ("vàlentina") is no misspelt name
+    plain = "".join(c for c in unicodedata.normalize("NFD", written) if c.isascii())
+    assume(plain not in common_words)
+    [row] = both(text_filter, [{"title": f"{written} jacket", "category": category}])
+    assert row["text_brand"] is not None, written
+
+
+def test_dnstwist_homoglyphs_are_read_with_their_category(
+    text_filter: TextFilter, seed_registry: Registry
+) -> None:
+    """dnstwist's homoglyph fuzzer (look-alike letters, often with a second change) on every
+    protected name of eight letters or more: at least 95% read as the brand when the listing's
+    category is the brand's, on both paths."""
+    dnstwist = pytest.importorskip("dnstwist")
+    rng = random.Random(5)
+    firsts = seed_registry.brands.group_by("brand", maintain_order=True).first()
+    rows, brands = [], []
+    for brand, category in firsts.select("brand", "category").iter_rows():
+        key = brand.lower()
+        if not key.isascii() or not key.isalpha() or len(key) < 8:
+            continue
+        fuzzer = dnstwist.Fuzzer(f"{key}.com")
+        fuzzer.generate()
+        variants = sorted(
+            {p["domain"].rsplit(".", 1)[0] for p in fuzzer.permutations(unicode=True)
+             if p["fuzzer"] == "homoglyph"} - {key}
+        )  # fmt: skip
+        for v in rng.sample(variants, min(12, len(variants))):
+            rows.append({"title": f"{v} new", "category": category})
+            brands.append(brand)
+    assert len(rows) >= 100
+    out = both(text_filter, rows)
+    found = sum(r["text_brand"] == b for r, b in zip(out, brands, strict=True))
+    assert found >= 0.95 * len(rows), found / len(rows)
 
 
 # ---------------------------------------------------------------- accessories made to fit
