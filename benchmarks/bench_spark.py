@@ -5,8 +5,10 @@ Run: ``python -m benchmarks.bench_spark --sizes 1000000 4000000``
 For each size: the local engine (``fakestop score``, one process) and the Spark engine
 (``--engine spark --master local[2]``, session start-up included and reported apart), both as
 subprocesses on 16 Parquet parts of generated listings, one after the other; then both again
-with the run statistics the local run left (``--stats``: one pass each). The ratios are
-Spark's time over the local engine's in the same round. Writes
+with the run statistics the local run left (``--stats``: one pass each); then Spark's own
+cost of moving the rows through Python workers without scoring them (read, ``mapInArrow``
+through a polars frame, write: :data:`PASS_THROUGH`), the least any scoring on Spark can take.
+The ratios are Spark's time over the local engine's in the same round. Writes
 ``benchmarks/results/bench_spark.json``.
 """
 
@@ -22,6 +24,27 @@ from pathlib import Path
 
 from benchmarks import compile_package, write_results
 from pipelines.registry import default_registry_dir, load_registry
+
+#: a Spark job that reads the listings, hands each Arrow batch to a Python worker as a polars
+#: frame and back, and writes them: what Spark costs before any scoring
+PASS_THROUGH = """
+import sys
+import polars as pl
+import pyarrow as pa
+from pipelines.spark import spark_session
+
+spark = spark_session("local[2]")
+df = spark.read.parquet(sys.argv[1])
+
+
+def through(batches):
+    for rb in batches:
+        yield from pl.DataFrame(pa.Table.from_batches([rb])).to_arrow().to_batches()
+
+
+df.mapInArrow(through, df.schema).write.mode("overwrite").parquet(sys.argv[2])
+spark.stop()
+"""
 
 
 def timed(cmd: list[str]) -> float:
@@ -53,9 +76,9 @@ def main() -> None:
     print(f"Spark local[2] session start-up alone: {startup:.1f}s; load {load_start:.1f}\n")
     print(
         "| listings | local s | spark local[2] s | spark/local | with --stats: local s | "
-        "spark s | spark/local |"
+        "spark s | spark/local | Spark pass-through s | pass-through/local |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     runs = []
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
@@ -84,9 +107,11 @@ def main() -> None:
             given = ["--stats", f"{tmp}/local.stats"]
             local_given = timed([*base, *given, "--out", f"{tmp}/local2/"])
             spark_given = timed([*base, *given, "--out", f"{tmp}/spark2", *spark_args])
+            through = timed([sys.executable, "-c", PASS_THROUGH, str(src), f"{tmp}/through"])
             print(
                 f"| {n:,} | {local:.1f} | {spark:.1f} | {spark / local:.2f}x | "
-                f"{local_given:.1f} | {spark_given:.1f} | {spark_given / local_given:.2f}x |"
+                f"{local_given:.1f} | {spark_given:.1f} | {spark_given / local_given:.2f}x | "
+                f"{through:.1f} | {through / local_given:.2f}x |"
             )
             runs.append(
                 {
@@ -97,6 +122,8 @@ def main() -> None:
                     "given_statistics_local_s": round(local_given, 2),
                     "given_statistics_spark_s": round(spark_given, 2),
                     "given_statistics_spark_over_local": round(spark_given / local_given, 3),
+                    "spark_pass_through_s": round(through, 2),
+                    "pass_through_over_local": round(through / local_given, 3),
                     "load_average_end": round(os.getloadavg()[0], 2),
                 }
             )
