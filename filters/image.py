@@ -3,14 +3,23 @@
 Perceptual hashes compatible with the ``imagehash`` library (64-bit pHash and dHash, packed into
 ``uint64`` in the order of imagehash's hex string) are computed for listing photos and compared
 with the registry's reference photos by Hamming distance. The reference side is augmented (8
-orientations, crops of 5/10/15% per side) so a listing needs one hash while mirrored, rotated and
-cropped copies still match.
+orientations, crops of 5/10/15% per side and their mirror images: 14 variants) so a listing
+needs one hash while mirrored, rotated and cropped copies still match.
 
-Score: a match (pHash + dHash distance <= ``max_distance`` and pHash <= 14) to a known fake gives
-``0.95 - 0.01 * max(0, d - 10)``; a match to an official photo only gives 0.35 (authorised
-resellers use official photos too); no match gives 0; no usable image gives null. The evidence
-columns ``image_official_distance`` / ``image_fake_distance`` hold the distance to the nearest
-reference of that kind, ``max_distance + 1`` when none lies within ``max_distance`` (an exact
+A match is a reference within the match band of the combined (pHash + dHash) distance. The band
+and the strength of a match come from how near unrelated real photographs come, for the number
+of reference hashes compared (:mod:`filters.image_null`): with more references, chance matches
+are likelier, the band narrower. The nearest reference explains the photo: a known fake counts
+only when it is nearer than every official photo, so a reseller showing the brand's own photo is
+explained by it. Score: the known fake nearest gives ``0.95 * strength``; an official photo
+nearest gives ``0.35 * strength`` (authorised resellers use official photos too, and so do
+counterfeiters); no match gives 0; no usable image gives null. Strength falls from 1 (a near
+copy) to 0 at the edge of the band. A known fake that is itself a near copy of an official
+photo cannot tell the two apart: it is reported when the registry is built or loaded and not
+used.
+
+The evidence columns ``image_official_distance`` / ``image_fake_distance`` hold the distance to
+the nearest reference of that kind, capped at ``MAX_BAND + 1`` ("that far or farther": an exact
 search within that band is what keeps matching 100k x 100k hashes to seconds).
 """
 
@@ -34,6 +43,8 @@ import polars as pl
 from PIL import Image, UnidentifiedImageError
 
 from filters.base import Filter, check_is_fitted
+from filters.image_null import CHANCE_BUDGET, MAX_BAND, chance_within, match_band, match_strength
+from pipelines.errors import FakestopWarning
 from pipelines.manifest import file_digest, write_bytes_atomic
 
 if TYPE_CHECKING:
@@ -46,6 +57,8 @@ ImageSource = str | os.PathLike[str] | bytes | Image.Image
 
 #: pHash distance above which two photos never match, whatever their dHash distance
 MAX_PHASH_DISTANCE = 14
+#: image score of a full-strength match, by the kind of the nearest reference
+KIND_SCORE = {"fake": 0.95, "official": 0.35}
 #: standard deviation of the 32x32 grayscale below which an image is too flat to hash
 FLAT_STD = 2.0
 #: DCT coefficients smaller than this are floating-point noise; zeroing them makes the batched
@@ -80,6 +93,8 @@ ORIENTATIONS: tuple[tuple[str, tuple[Image.Transpose, ...]], ...] = (
 )
 #: share cut from each side for the cropped reference variants
 CROPS = (0.05, 0.10, 0.15)
+#: hashes per reference photo: every orientation, and each crop as it is and mirrored
+VARIANTS = len(ORIENTATIONS) + 2 * len(CROPS)
 
 # warnings filters are process-global: serialise the (cheap, header-only) open that may warn
 _OPEN_LOCK = threading.Lock()
@@ -639,6 +654,8 @@ class CacheReport(NamedTuple):
     reused: int
     hashed: int
     unusable: int
+    #: the known fakes that are near copies of an official photo, reported and not used
+    copied: tuple[str, ...] = ()
 
 
 def build_image_cache(
@@ -647,7 +664,9 @@ def build_image_cache(
     """Hash the registry's official photos and known fakes once into ``CACHE_FILE``.
 
     Entries are keyed by file content (sha256), so a changed photo is rehashed and an unchanged
-    one is reused; the file is replaced atomically.
+    one is reused; the file is replaced atomically. The report names the known fakes that are
+    near copies of an official photo (see :func:`near_copy_fakes`), at the match band of
+    :class:`ImageFilter`'s defaults.
     """
     path = registry.root / CACHE_FILE
     old = load_image_cache(path)
@@ -677,7 +696,25 @@ def build_image_cache(
     buf = io.BytesIO()
     frame.write_parquet(buf)
     write_bytes_atomic(path, buf.getvalue())
-    return CacheReport(path, len(shas), reused, len(shas) - reused, len(unusable))
+    # both sides come from the hashes just written
+    opts: dict[str, Any] = {
+        "fast": fast,
+        "workers": workers,
+        "max_pixels": max_pixels,
+        "cache": load_image_cache(path),
+    }
+    official = reference_hashes(registry.official_images, **opts)
+    fakes = reference_hashes(registry.known_fakes, **opts)
+    band = match_band(official.height + fakes.height)
+    copied = near_copy_fakes(official, fakes, band=band, workers=workers)
+    return CacheReport(
+        path,
+        len(shas),
+        reused,
+        len(shas) - reused,
+        len(unusable),
+        tuple(copied_fake_message(*row) for row in copied.iter_rows()),
+    )
 
 
 # ---------------------------------------------------------------- matching
@@ -1202,8 +1239,69 @@ def best_matches(
 # ---------------------------------------------------------------- the filter
 
 
+def near_copy_fakes(
+    official: pl.DataFrame, fakes: pl.DataFrame, *, band: int, workers: int = 2
+) -> pl.DataFrame:
+    """Known fakes that are near copies of an official photo: one row per such fake with
+    ``fake``, ``official`` (the nearest official photo, by ``ref``) and ``distance``.
+
+    ``official`` and ``fakes`` are :func:`reference_hashes` frames. A fake's photo is compared
+    with every variant of every official photo, and every official photo with every variant
+    of the fake (so a fake cropped from an official photo, and one the official photo was
+    cropped from, are both found); a pair within ``band`` is a near copy. Such a fake cannot
+    tell a counterfeiter's photo from the brand's own, so it is no evidence.
+    """
+    schema = {"fake": pl.String, "official": pl.String, "distance": pl.Int32}
+    if band < 0 or official.height == 0 or fakes.height == 0:
+        return pl.DataFrame(schema=schema)
+    found: dict[str, tuple[int, str]] = {}
+    for query, refs, query_is_fake in ((fakes, official, True), (official, fakes, False)):
+        originals = query.filter(pl.col("variant") == "original")
+        if originals.height == 0:
+            continue
+        qp, qd = originals.get_column("phash").to_numpy(), originals.get_column("dhash").to_numpy()
+        rp, rd = refs.get_column("phash").to_numpy(), refs.get_column("dhash").to_numpy()
+        # every pair, not only each photo's nearest: two fakes may copy one official photo
+        qi, ri, ph = hamming_pairs(qp, rp, radius=min(MAX_PHASH_DISTANCE, band), workers=workers)
+        combined = ph.astype(np.int64) + np.bitwise_count(qd[qi] ^ rd[ri])
+        names = originals.get_column("ref").to_list()
+        ref_names = refs.get_column("ref").to_list()
+        for j, r, d in zip(qi.tolist(), ri.tolist(), combined.tolist(), strict=True):
+            if d > band:
+                continue
+            fake, off = (names[j], ref_names[r]) if query_is_fake else (ref_names[r], names[j])
+            if fake not in found or (d, off) < found[fake]:
+                found[fake] = (d, off)
+    rows = [(fake, off, d) for fake, (d, off) in sorted(found.items())]
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def copied_fake_message(fake: str, official: str, distance: int) -> str:
+    """How a known fake that copies an official photo is reported."""
+    return (
+        f"known fake {fake} is a near copy of official photo {official} (distance {distance}): "
+        "it cannot tell a counterfeit from the brand's own photo and is not used as evidence"
+    )
+
+
+def _one_in(chance: float) -> str:
+    """How often ``chance`` comes: "once in 2,400", "once in 3.1 million", "less than once
+    in a trillion"."""
+    if not chance > 0:
+        return "never"
+    odds = 1.0 / chance
+    if odds >= 1e12:
+        return "less than once in a trillion"
+    for size, word in ((1e9, "billion"), (1e6, "million")):
+        if odds >= size:
+            x = odds / size
+            return f"once in {x:.1f} {word}" if x < 10 else f"once in {x:,.0f} {word}"
+    return f"once in {odds:,.0f}"
+
+
 class ImageFilter(Filter):
-    """Listing photos that match a known fake (strong) or an official photo (weak).
+    """Listing photos that match a known fake (strong) or an official photo (weak), the
+    nearest reference explaining the photo.
 
     Parameters
     ----------
@@ -1213,8 +1311,11 @@ class ImageFilter(Filter):
         average, see :func:`hash_sources`)
     workers : decoding threads
     max_pixels : images declaring more pixels are refused before decoding
-    max_distance : largest pHash + dHash distance that counts as a match (pHash must also be
-        <= 14)
+    max_distance : the widest match band allowed (pHash + dHash distance); the band itself is
+        the widest whose chance of matching an unrelated photo stays within ``chance_budget``
+        for the registry's number of reference hashes (see :mod:`filters.image_null`)
+    chance_budget : the chance of a false match a listing photo may run against the whole
+        registry
 
     Examples
     --------
@@ -1241,17 +1342,21 @@ class ImageFilter(Filter):
         fast: bool = True,
         workers: int = 2,
         max_pixels: int = 40_000_000,
-        max_distance: int = 28,
+        max_distance: int = MAX_BAND,
+        chance_budget: float = CHANCE_BUDGET,
     ) -> None:
         self.images_root = images_root
         self.fast = fast
         self.workers = workers
         self.max_pixels = max_pixels
         self.max_distance = max_distance
+        self.chance_budget = chance_budget
 
     def fit(self, registry: Registry) -> Self:
-        if not 0 <= self.max_distance <= 128:
-            raise ValueError("max_distance must be between 0 and 128")
+        if not 0 <= self.max_distance <= MAX_BAND:
+            raise ValueError(f"max_distance must be between 0 and {MAX_BAND}")
+        if not 0 < self.chance_budget < 1:
+            raise ValueError("chance_budget must be between 0 and 1")
         opts: dict[str, Any] = {
             "fast": self.fast,
             "workers": self.workers,
@@ -1259,9 +1364,46 @@ class ImageFilter(Filter):
             # hashes from ``fakestop registry build``, checked against each file's content
             "cache": load_image_cache(registry.root / CACHE_FILE),
         }
-        self.official_ = reference_hashes(registry.official_images, **opts)
-        self.fakes_ = reference_hashes(registry.known_fakes, **opts)
+        official = reference_hashes(registry.official_images, **opts)
+        fakes = reference_hashes(registry.known_fakes, **opts)
+        #: every reference hash a listing photo is compared with (the copied fakes' too: the
+        #: band is set before they are found, which errs on the safe side)
+        self.comparisons_ = official.height + fakes.height
+        self.band_ = min(
+            self.max_distance, match_band(self.comparisons_, budget=self.chance_budget)
+        )
+        copied = near_copy_fakes(official, fakes, band=self.band_, workers=self.workers)
+        self.copied_fakes_ = copied
+        if copied.height:
+            shown = [copied_fake_message(*row) for row in copied.head(5).iter_rows()]
+            more = f" (and {copied.height - 5} more)" if copied.height > 5 else ""
+            warnings.warn(
+                f"{registry.root}: " + "; ".join(shown) + more, FakestopWarning, stacklevel=2
+            )
+        self.official_ = official
+        self.fakes_ = fakes.filter(~pl.col("ref").is_in(copied.get_column("fake").implode()))
         return self
+
+    @property
+    def compares_photos(self) -> bool:
+        """Whether the fitted registry has any reference photo to compare listing photos with."""
+        check_is_fitted(self)
+        return bool(self.official_.height or self.fakes_.height)
+
+    def summary(self) -> dict[str, Any]:
+        """What the fitted filter compares photos with (recorded in a run's manifest)."""
+        check_is_fitted(self)
+        return {
+            "photos_compared": self.compares_photos,
+            "official_photos": self.official_.get_column("ref").n_unique(),
+            "known_fakes": self.fakes_.get_column("ref").n_unique(),
+            "known_fakes_not_used": [
+                copied_fake_message(*row) for row in self.copied_fakes_.iter_rows()
+            ],
+            "reference_hashes": self.comparisons_,
+            "match_band": self.band_,
+            "chance_budget": self.chance_budget,
+        }
 
     # ---- stages
 
@@ -1279,6 +1421,34 @@ class ImageFilter(Filter):
         distinct = listings.select("__image_key").collect().get_column("__image_key").drop_nulls()
         return listings, distinct.unique(maintain_order=True)
 
+    def _nearest(self, qp: np.ndarray, qd: np.ndarray) -> dict[str, BestMatches]:
+        """The best match and the nearest distance of every query, per kind of reference."""
+        out: dict[str, BestMatches] = {}
+        for kind, refs in (("fake", self.fakes_), ("official", self.official_)):
+            if refs.height:
+                out[kind] = best_matches(
+                    qp,
+                    qd,
+                    refs.get_column("phash").to_numpy(),
+                    refs.get_column("dhash").to_numpy(),
+                    max_distance=self.band_,
+                    max_phash=min(MAX_PHASH_DISTANCE, self.band_),
+                    min_cap=MAX_BAND + 1,
+                    workers=self.workers,
+                )
+        return out
+
+    def _match_reason(self, kind: str, refs: pl.DataFrame, bm: BestMatches, j: int) -> str:
+        ref, _, variant = refs.row(int(bm.ref[j]))[:3]
+        d, ph = int(bm.distance[j]), int(bm.phash_distance[j])
+        note = "" if variant == "original" else f", {variant}"
+        label = "known fake" if kind == "fake" else "official photo"
+        chance = float(chance_within(d, self.comparisons_))
+        return (
+            f"image matches {label} {ref} (pHash {ph} + dHash {d - ph} bits{note}; an "
+            f"unrelated photo comes this near {_one_in(chance)})"
+        )
+
     def image_matches(self, keys: pl.Series) -> pl.DataFrame:
         """Hash the distinct images and match them: one row per key with the output columns."""
         hashed = hash_sources(
@@ -1292,56 +1462,54 @@ class ImageFilter(Filter):
         ok = hashed.get_column("phash").is_not_null().to_numpy()
         qp = hashed.get_column("phash").fill_null(0).to_numpy()
         qd = hashed.get_column("dhash").fill_null(0).to_numpy()
-        found: dict[str, tuple[BestMatches, pl.DataFrame]] = {}
-        for kind, refs in (("fake", self.fakes_), ("official", self.official_)):
-            if refs.height:
-                found[kind] = (
-                    best_matches(
-                        qp[ok],
-                        qd[ok],
-                        refs.get_column("phash").to_numpy(),
-                        refs.get_column("dhash").to_numpy(),
-                        max_distance=self.max_distance,
-                        workers=self.workers,
-                    ),
-                    refs,
-                )
+        found = self._nearest(qp[ok], qd[ok])
+        refs = {"fake": self.fakes_, "official": self.official_}
         score: list[float | None] = [None] * n
         reasons: list[list[str]] = [[] for _ in range(n)]
         brand: list[str | None] = [None] * n
         match: dict[str, list[Any]] = {c: [None] * n for c in MATCH_SCHEMA}
         dist: dict[str, list[int | None]] = {"fake": [None] * n, "official": [None] * n}
         rejected = hashed.get_column("reason").to_list()
-        pos = np.flatnonzero(ok)
         for i, why in enumerate(rejected):
             if why is not None:
                 # reasons never hold NUL (the merged reasons are joined on it)
                 reasons[i].append(f"image not usable: {why}".replace("\x00", "\ufffd"))
-        for j, i in enumerate(pos.tolist()):
+        strength = {
+            kind: match_strength(bm.distance, self.comparisons_, budget=self.chance_budget)
+            for kind, bm in found.items()
+        }
+        for j, i in enumerate(np.flatnonzero(ok).tolist()):
             score[i] = 0.0
-            for kind, (bm, refs) in found.items():
+            for kind, bm in found.items():
                 dist[kind][i] = int(bm.min_distance[j])
-                r = int(bm.ref[j])
-                if r < 0:
-                    continue
-                ref, ref_brand, variant = refs.row(r)[:3]
-                note = "" if variant == "original" else f", {variant}"
-                label = "known fake" if kind == "fake" else "official photo"
-                reasons[i].append(
-                    f"image matches {label} {ref} (pHash {int(bm.phash_distance[j])} bits{note})"
+            fake, official = found.get("fake"), found.get("official")
+            fake_d = -1 if fake is None else int(fake.distance[j])
+            # the nearest reference explains the photo: a known fake counts only when it is
+            # nearer than every official photo, matched or not
+            nearest_official = MAX_BAND + 1 if official is None else int(official.min_distance[j])
+            if fake is not None and fake_d >= 0 and fake_d < nearest_official:
+                winner, loser = "fake", "official"
+            elif official is not None and int(official.distance[j]) >= 0:
+                winner, loser = "official", "fake"
+            else:
+                continue
+            bm = found[winner]
+            reason = self._match_reason(winner, refs[winner], bm, j)
+            other = found.get(loser)
+            if other is not None and int(other.ref[j]) >= 0:
+                other_ref = refs[loser].row(int(other.ref[j]))[0]
+                label = "official photo" if loser == "official" else "known fake"
+                reason += (
+                    f"; {label} {other_ref} is farther (distance {int(other.distance[j])} "
+                    f"against {int(bm.distance[j])})"
                 )
-                d = int(bm.distance[j])
-                if kind == "fake":
-                    score[i] = max(0.95 - 0.01 * max(0, d - 10), 0.0)
-                    brand[i] = ref_brand
-                elif brand[i] is None:
-                    score[i] = max(score[i] or 0.0, 0.35)
-                    brand[i] = ref_brand
-                else:
-                    continue
-                # the reference that gives the brand explains the photo
-                for c, v in zip(MATCH_SCHEMA, (ref, kind, variant, d), strict=True):
-                    match[c][i] = v
+            reasons[i].append(reason)
+            score[i] = KIND_SCORE[winner] * float(strength[winner][j])
+            ref, brand[i], variant = refs[winner].row(int(bm.ref[j]))[:3]
+            for c, v in zip(
+                MATCH_SCHEMA, (ref, winner, variant, int(bm.distance[j])), strict=True
+            ):
+                match[c][i] = v
         return pl.DataFrame(
             {
                 "__image_key": keys,
@@ -1371,7 +1539,7 @@ class ImageFilter(Filter):
         cols = [c for c in listings.collect_schema().names() if c not in outputs]
         keyed, keys = self.image_keys(listings)
         present = pl.col("__image_key").is_not_null()
-        if keys is None or (self.official_.height == 0 and self.fakes_.height == 0):
+        if keys is None or not self.compares_photos:
             # nothing to compare with: the signal does not apply
             return keyed.with_columns(
                 pl.lit(None, pl.Float64).alias("image_score"),
@@ -1411,7 +1579,7 @@ class ImageFilter(Filter):
             "image_brand": None,
             **dict.fromkeys(MATCH_SCHEMA),
         }
-        if image is None or (self.official_.height == 0 and self.fakes_.height == 0):
+        if image is None or not self.compares_photos:
             return out
         dtype = pl.Binary if isinstance(image, bytes) else pl.String
         found = self.image_matches(pl.Series("__image_key", [image], dtype=dtype))
@@ -1421,14 +1589,18 @@ class ImageFilter(Filter):
 
 
 __all__ = [
+    "KIND_SCORE",
+    "VARIANTS",
     "BestMatches",
     "ImageFilter",
     "ImageRejected",
     "best_matches",
     "build_image_cache",
+    "copied_fake_message",
     "hamming_pairs",
     "hash_sources",
     "load_image_cache",
+    "near_copy_fakes",
     "open_image",
     "phash_dhash",
     "reference_hashes",

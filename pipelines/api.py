@@ -22,7 +22,7 @@ import polars as pl
 from PIL import Image
 
 from pipelines.config import Settings, load_settings
-from pipelines.errors import MissingInputWarning, ValidationError
+from pipelines.errors import FakestopWarning, MissingInputWarning, ValidationError
 from pipelines.record import coerce_record, score_record, supports_records
 from pipelines.registry import load_registry
 from pipelines.schema import INPUT_SCHEMA, PARSE_ERROR, PRICE_RAW, PRICE_SIGN, RULE_NAMES, conform
@@ -123,6 +123,8 @@ class Scorer:
         self.records = supports_records(plan)
         self._warned: set[str] = set()
         self._warn_lock = threading.Lock()
+        # said once: listing photos are given but the registry has none to compare them with
+        self._photos_warned = False
 
     @classmethod
     def from_registry(
@@ -139,7 +141,18 @@ class Scorer:
         reg = load_registry(registry)
         plan = ScoringPlan.build(reg, settings=settings, images_root=images, model=model)
         statistics = None if stats is None else load_statistics(stats, plan)
-        return cls(plan, on_error=on_error, statistics=statistics)
+        scorer = cls(plan, on_error=on_error, statistics=statistics)
+        # building the plan with an images directory has said it already
+        scorer._photos_warned = images is not None
+        return scorer
+
+    def _photos_given(self, given: bool) -> None:
+        """Warn, once, that listing photos are not compared with anything."""
+        if given and not self._photos_warned:
+            gap = self.plan.photos_not_compared()
+            if gap is not None:
+                self._photos_warned = True
+                warnings.warn(gap, FakestopWarning, stacklevel=3)
 
     # ---- frames
 
@@ -147,6 +160,8 @@ class Scorer:
         """Score a polars DataFrame of listings; one output row per input row, in order."""
         frame = conform(listings, source="listings frame", settings=self.plan.settings)
         self._check_inputs(inputs_with_values(frame))
+        if "image" in frame.columns:
+            self._photos_given(frame.get_column("image").drop_nulls().len() > 0)
         return score_frame(
             frame, self.plan, keep_evidence=keep_evidence, statistics=self.statistics
         )
@@ -193,6 +208,7 @@ class Scorer:
         """
         record = _with_image_bytes(_as_mapping(listing))
         self._check_inputs(k for k, v in record.items() if v is not None)
+        self._photos_given(record.get("image") not in (None, ""))
         if self.records:
             result = ScoreResult.from_row(score_record(record, self.plan, self._listing_statistics))
         else:
@@ -206,6 +222,7 @@ class Scorer:
         :meth:`score_one`'s (the same statistics, whatever the batch holds)."""
         records = [_with_image_bytes(_as_mapping(item)) for item in listings]
         self._check_inputs({k for r in records for k, v in r.items() if v is not None})
+        self._photos_given(any(r.get("image") not in (None, "") for r in records))
         results = self._score_frame_records(records)
         if self.on_error == "raise":
             for r in results:

@@ -6,11 +6,12 @@ import argparse
 import datetime as dt
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines.errors import FakestopError
+from pipelines.errors import FakestopError, FakestopWarning
 
 # polars' allocator returns freed pages to the system at once by default: scoring frees and
 # reallocates the same hundreds of MB every batch, and the page faults cost ~0.5 s of system
@@ -320,6 +321,8 @@ def _cmd_registry_build(args: argparse.Namespace) -> int:
         f"{report.photos} registry photos: {report.reused} unchanged, {report.hashed} hashed, "
         f"{report.unusable} unusable -> {report.path}"
     )
+    for message in report.copied:
+        print(f"fakestop: warning: {message}", file=sys.stderr)
     return 0
 
 
@@ -669,6 +672,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """fakestop's own warnings as one line on stderr; others as Python shows them."""
+    if issubclass(category, FakestopWarning):
+        print(f"fakestop: warning: {message}", file=sys.stderr)
+    else:
+        print(warnings.formatwarning(message, category, filename, lineno, line), file=sys.stderr)
+
+
+def _with_warning_lines(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    with warnings.catch_warnings():
+        # the command line says each of its own warnings once, as a line, whatever the
+        # interpreter's warning filters
+        warnings.simplefilter("default", FakestopWarning)
+        warnings.showwarning = _show_warning
+        return func(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -676,7 +703,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipelines.run import RunStopped
 
     try:
-        return func(args)
+        return _with_warning_lines(func, args)
     except RunStopped as exc:
         # the shell's code for "ended by this signal"; committed batches are kept
         print(f"fakestop: {exc}", file=sys.stderr)

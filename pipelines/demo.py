@@ -53,6 +53,11 @@ DEMO_PHOTO_BRANDS = 60
 def run_demo(out: Path, *, n: int = 20_000, seed: int = 0, quiet: bool = False) -> Path:
     """Generate a labelled marketplace with photos, train on 60%, score and bench the rest.
 
+    The marketplace is ``n`` listings of :func:`seeds.marketplace.generate_marketplace` and
+    ``n // 10`` that a photo decides (:func:`seeds.marketplace.generate_reseller_photos`:
+    resellers showing the official photo, counterfeits showing known fakes), shuffled; the
+    registry's known fakes are look-alike photos of the brands' products.
+
     Writes into ``out``: ``registry/`` (the seed registry plus photos), ``images/``,
     ``train.parquet``, ``listings.parquet`` (the held-out 40%), ``model.skops`` (+ card),
     ``scores.parquet`` and ``report/`` (with ``review.html``, the review page of the flagged
@@ -61,18 +66,25 @@ def run_demo(out: Path, *, n: int = 20_000, seed: int = 0, quiet: bool = False) 
     from filters.image import build_image_cache
     from pipelines.learn import bench_labelled, train_model
     from seeds.images import attach_images, sample_registry
-    from seeds.marketplace import generate_marketplace
+    from seeds.marketplace import generate_marketplace, generate_reseller_photos
 
     out.mkdir(parents=True, exist_ok=True)
     base = load_registry(default_registry_dir())
     brands = base.brand_names[:DEMO_PHOTO_BRANDS]
-    registry_dir = sample_registry(base, out / "registry", brands, seed=seed)
+    registry_dir = sample_registry(base, out / "registry", brands, seed=seed, lookalike_fakes=True)
     registry = load_registry(registry_dir)
     build_image_cache(registry)
     images = out / "images"
     market = generate_marketplace(registry, n, seed=seed, true_brand=True)
-    market = attach_images(market, registry, images, seed=seed).drop("true_brand")
-    cut = int(n * 0.6)
+    market = attach_images(market, registry, images, seed=seed)
+    by_photo = generate_reseller_photos(registry, n // 10, seed=seed)
+    by_photo = attach_images(by_photo, registry, images, seed=seed + 1, share=1.0)
+    market = (
+        pl.concat([market, by_photo])
+        .sample(fraction=1.0, shuffle=True, seed=seed)
+        .drop("true_brand")
+    )
+    cut = int(market.height * 0.6)
     train_path, listings_path = out / "train.parquet", out / "listings.parquet"
     market.head(cut).write_parquet(train_path)
     market.slice(cut).write_parquet(listings_path)

@@ -40,3 +40,9 @@ class MissingInputWarning(UserWarning):
 
 class NotFittedError(FakestopError, ValueError, AttributeError):
     """A filter or model was used before ``fit``."""
+
+
+class FakestopWarning(UserWarning):
+    """Something a run should say but that does not stop it: a signal that cannot work with
+    the registry given, reference data that contradicts itself. The command line prints these
+    as ``fakestop: warning: ...``."""

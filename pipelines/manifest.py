@@ -150,6 +150,8 @@ def build_manifest(
         "decisions": _sum_counts(batches, "decisions"),
         "unmatched_categories": unmatched_categories(batches),
         "registry_fingerprint": plan.registry.fingerprint,
+        # whether listing photos were compared at all, and with what
+        "images": plan.image_summary() if hasattr(plan, "image_summary") else None,
         "model_card_sha256": model_hash,
         "libraries": library_versions(),
         "configuration": {

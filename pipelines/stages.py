@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from models.features import OPTIONAL_INPUTS
 from models.thresholds import Thresholds
 from models.zeroshot import ZeroShotFusion
 from pipelines.config import Settings
+from pipelines.errors import FakestopWarning
 from pipelines.registry import Registry
 from pipelines.schema import PARSE_ERROR, PRICE_RAW, ROW, VALIDATION_NOTE, validated_listings
 from pipelines.statistics import RunStatistics, statistics_of
@@ -121,7 +123,7 @@ class ScoringPlan:
             if thresholds is None:
                 thresholds, source = learned.thresholds, f"model card {card_path(model)}"
             model_hash = hashlib.sha256(card_path(model).read_bytes()).hexdigest()
-        return cls(
+        plan = cls(
             registry=registry,
             filters=build_filters(registry, settings, images_root=images_root),
             fusion=fusion or ZeroShotFusion(),
@@ -130,6 +132,26 @@ class ScoringPlan:
             model_hash=model_hash,
             thresholds_from=source,
         )
+        gap = plan.photos_not_compared()
+        if images_root is not None and gap is not None:
+            warnings.warn(gap, FakestopWarning, stacklevel=2)
+        return plan
+
+    def photos_not_compared(self) -> str | None:
+        """Why listing photos are not compared with anything, or None when they are."""
+        image = next((f for f in self.filters if f.name == "image"), None)
+        if image is None or getattr(image, "compares_photos", True):
+            return None
+        return (
+            f"the registry {self.registry.root} has no official photos or known fakes: "
+            "listing photos are not compared (image_score stays null)"
+        )
+
+    def image_summary(self) -> dict[str, Any] | None:
+        """What the image filter compares listing photos with (for the run manifest)."""
+        image = next((f for f in self.filters if f.name == "image"), None)
+        summary = getattr(image, "summary", None)
+        return summary() if callable(summary) else None
 
     def missing_inputs(self, present: Iterable[str]) -> list[str]:
         """The optional inputs the trained model was trained with that ``present`` lacks

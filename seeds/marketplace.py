@@ -20,7 +20,9 @@ counterfeit
     correct name at a few percent of retail; ``fake_premium`` "1:1" copies priced near retail
 
 :func:`generate_small_goods` adds a brand's own small goods (an Apple charger, Nike socks), genuine
-at the brand's price and counterfeit far below it.
+at the brand's price and counterfeit far below it; :func:`generate_reseller_photos` adds listings
+that a photo decides (resellers showing the official photo beside counterfeits showing known
+fakes).
 
 Run ``python -m seeds.marketplace --n 20000 --out listings.parquet``.
 """
@@ -911,6 +913,62 @@ def generate_categories(registry: Registry, n: int, *, seed: int = 0) -> pl.Data
         share = rng.uniform(0.02, 0.12) if fake else rng.uniform(0.85, 1.25)
         rows.append(_listing(f"c{seed}-{i:08d}", title, category, ref * share, kind, rng, n))
     return pl.DataFrame(rows, schema=LISTING_SCHEMA)
+
+
+#: the photo families of :func:`generate_reseller_photos` and their shares
+RESELLER_PHOTO_KINDS: dict[str, float] = {
+    "genuine_reseller_photo": 0.6,
+    "fake_known_photo": 0.25,
+    "fake_official_photo": 0.15,
+}
+
+
+def generate_reseller_photos(registry: Registry, n: int, *, seed: int = 0) -> pl.DataFrame:
+    """``n`` labelled listings of brands that have reference photos in ``registry``, for a
+    photo to decide (give them photos with :func:`seeds.images.attach_images`):
+
+    - ``genuine_reseller_photo``: an authorised reseller at 85-125% of the reference price,
+      declaring the brand and showing the brand's official photo (as resellers reuse it:
+      cropped, rescaled, recompressed...), in a registry whose known fakes of the brand are
+      other photos;
+    - ``fake_known_photo``: a counterfeit at 25-60% of the reference price under a plain
+      title, showing the photo of a counterfeit removed before (a known fake, reused);
+    - ``fake_official_photo``: a counterfeit at 2-12% of the reference price showing the
+      brand's stolen official photo.
+
+    Every listing has ``true_brand`` (the brand its photo comes from)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    pictured = set(registry.official_images.get_column("brand").to_list()) & set(
+        registry.known_fakes.get_column("brand").to_list()
+    )
+    brands = [b for b in _brands(registry) if b.name in pictured]
+    if n and not brands:
+        raise ValueError("the registry has no brand with both official photos and known fakes")
+    rng = random.Random(seed)
+    kinds, weights = list(RESELLER_PHOTO_KINDS), list(RESELLER_PHOTO_KINDS.values())
+    rows: list[dict[str, object]] = []
+    for i in range(n):
+        kind = rng.choices(kinds, weights)[0]
+        brand = rng.choice(brands)
+        category, ref = rng.choice(brand.categories)
+        noun = rng.choice(NOUNS.get(category, ["item"]))
+        ref *= _volume_share(category, noun)
+        title = f"{brand.name} {noun} {rng.choice(COLOURS)}"
+        low, high = {
+            "genuine_reseller_photo": (0.85, 1.25),
+            "fake_known_photo": (0.25, 0.6),
+            "fake_official_photo": (0.02, 0.12),
+        }[kind]
+        row = _listing(
+            f"r{seed}-{i:08d}", title, category, ref * rng.uniform(low, high), kind, rng, n
+        )
+        if kind == "genuine_reseller_photo":
+            row["brand"] = brand.name
+            row["description"] = rng.choice(["Authorised dealer, full warranty", ""])
+        row["true_brand"] = brand.name
+        rows.append(row)
+    return pl.DataFrame(rows, schema={**LISTING_SCHEMA, "true_brand": pl.String()})
 
 
 def main(argv: list[str] | None = None) -> int:

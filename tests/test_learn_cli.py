@@ -120,5 +120,5 @@ def test_demo_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ):
         assert (tmp_path / "demo" / name).exists(), name
     scores = pl.read_parquet(tmp_path / "demo" / "scores.parquet")
-    assert scores.height == 600
+    assert scores.height == 660  # 40% of 1,500 + 150 listings a photo decides
     assert scores.get_column("image_score").drop_nulls().len() > 0
