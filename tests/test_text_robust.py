@@ -255,6 +255,9 @@ def _marked_latin() -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for code in range(0x80, 0x2C80):
         c = chr(code)
+        if len(unicodedata.normalize("NFKC", c)) != 1:
+            # a compatibility letter NFKC spells with two ("ŀ" is "l·"): read as those
+            continue
         name = unicodedata.name(c, "")
         for prefix in ("LATIN SMALL LETTER ", "LATIN LETTER SMALL CAPITAL "):
             rest = name.removeprefix(prefix)
