@@ -22,6 +22,8 @@ each at its own thresholds (the model card's; the zero-shot defaults, block 0.8,
   (typo, look-alike letters, fullwidth, zero-width, leetspeak, spaced, masked) against the
   usual genuine mix. Others plug in with ``--family NAME=module:function``.
 
+``--only NAME`` (repeatable) runs the named shifts only.
+
 Per shift: PR-AUC, block precision and recall of both fusions, and the floors: the learned
 fusion's block precision >= 0.98, its block recall >= the zero-shot block recall - 0.02, and no
 listing the zero-shot fusion scores >= 0.95 allowed by the model without a legitimate context.
@@ -198,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-n", type=int, default=4000, help="listings per shift")
     ap.add_argument("--brands", type=int, default=40, help="brands with registry photos")
     ap.add_argument("--family", action="append", default=[], help="NAME=module:function")
+    ap.add_argument("--only", action="append", default=[], help="run only this shift (repeatable)")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     from filters.image import build_image_cache
@@ -224,7 +227,13 @@ def main(argv: list[str] | None = None) -> int:
         plan = ScoringPlan.build(registry, images_root=images, model=model)
         zero_block = ScoringPlan.build(registry).thresholds.block
         results: dict[str, Any] = {}
-        for name, frame in shifts(registry, images, n=args.test_n, families=families).items():
+        chosen = shifts(registry, images, n=args.test_n, families=families)
+        unknown = sorted(set(args.only) - set(chosen))
+        if unknown:
+            raise SystemExit(f"--only {unknown}: no such shift (known: {sorted(chosen)})")
+        for name, frame in chosen.items():
+            if args.only and name not in args.only:
+                continue
             scored = score_frame(frame, plan, keep_evidence=True)
             m = measure(scored, zero_block)
             m["floors_met"] = floors_met(m)

@@ -21,6 +21,7 @@ import polars as pl
 
 from filters.textops import strip_chars
 from models.zeroshot import ZeroShotFusion
+from pipelines.config import PARTS
 
 #: match kinds where the brand is written as itself (or an official alias / native script)
 PLAIN_KINDS: tuple[str, ...] = ("exact", "alias", "native")
@@ -192,12 +193,16 @@ def feature_frame(lf: pl.LazyFrame) -> pl.LazyFrame:
 
 #: the listing's own condition values that explain a low price
 SECOND_HAND: tuple[str, ...] = ("used", "refurbished")
+#: the listing's own condition values that state a legitimate context: second hand, or sold
+#: for parts / not working (never compared with the brand's price either)
+LEGITIMATE_CONDITIONS: tuple[str, ...] = (*SECOND_HAND, PARTS)
 
 
 def legitimate_context_expr(cols: set[str]) -> pl.Expr:
     """What legitimate context a scored listing states, as text (null = none): an accessory,
     part or packaging; a second-hand claim in the title or the ``condition`` column; or a
-    legitimate-context phrase of the lexicon ("compatible with", "for parts")."""
+    legitimate-context phrase of the lexicon ("compatible with", "for parts"); the ``condition``
+    column saying ``parts`` counts as well."""
     parts: list[pl.Expr] = []
     if "text_accessory" in cols:
         accessory = pl.col("text_accessory").fill_null(False)
@@ -207,7 +212,8 @@ def legitimate_context_expr(cols: set[str]) -> pl.Expr:
         parts.append(pl.when(claim.is_not_null()).then(pl.format("title says {}", claim)))
     if "condition" in cols:
         cond = pl.col("condition").cast(pl.String).str.strip_chars().str.to_lowercase()
-        parts.append(pl.when(cond.is_in(SECOND_HAND)).then(pl.format("condition {}", cond)))
+        stated = cond.is_in(LEGITIMATE_CONDITIONS)
+        parts.append(pl.when(stated).then(pl.format("condition {}", cond)))
     if "text_legit" in cols:
         legit = pl.col("text_legit").fill_null(0) > 0
         parts.append(pl.when(legit).then(pl.lit("legitimate-context phrase in the title")))
@@ -225,7 +231,7 @@ def legitimate_context(row: Mapping[str, Any]) -> str | None:
         return f"title says {claim}"
     condition = row.get("condition")
     cond = None if condition is None else strip_chars(str(condition)).lower()
-    if cond in SECOND_HAND:
+    if cond in LEGITIMATE_CONDITIONS:
         return f"condition {cond}"
     if (row.get("text_legit") or 0) > 0:
         return "legitimate-context phrase in the title"

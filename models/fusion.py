@@ -13,6 +13,9 @@ Three rules keep a trained model from failing silently:
 - the zero-shot risk is a monotone feature, and a listing the zero-shot fusion scores at
   :data:`EVIDENCE_FLOOR_RISK` or more is at least reviewed unless it states a legitimate
   context (:func:`evidence_floor_exprs`);
+- a listing the zero-shot fusion scores below :data:`AGREEMENT_BELOW_RISK` is blocked only
+  when at least :data:`AGREEMENT_FILTERS` filters show evidence of their own
+  (:func:`agreement_exprs`); otherwise it is at most reviewed, with a reason;
 - :func:`train` refuses a degenerate model (:data:`MIN_CLASS_EXAMPLES`,
   :data:`MIN_DISTINCT_RISKS`, a block threshold that flags nothing out of fold) unless told
   to keep it.
@@ -21,6 +24,7 @@ Three rules keep a trained model from failing silently:
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +40,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from filters.text import KIND_SCORE
 from filters.textops import pl_round, pl_str
 from models.compiled import CompiledFusion
 from models.features import (
@@ -65,6 +70,21 @@ MONOTONE: dict[str, int] = {
 #: a listing the zero-shot fusion scores at or above this is at least reviewed under a model,
 #: unless it states a legitimate context (see :func:`evidence_floor_exprs`)
 EVIDENCE_FLOOR_RISK = 0.95
+#: below this zero-shot risk (the zero-shot fusion's default review threshold: no filter, nor
+#: their combination, makes the listing worth a look on its own) a model blocks a listing only
+#: when :data:`AGREEMENT_FILTERS` independent filters each show evidence of their own
+#: (:func:`speaking_filter_exprs`); otherwise the listing is at most reviewed. A model learns
+#: how filters combine on its training data, and off that data one filter's evidence can carry
+#: it alone (seller statistics where counterfeiters and honest shops share accounts): a block
+#: then has no explanation a reviewer could check in the listing itself
+AGREEMENT_BELOW_RISK = Thresholds().review
+#: filters that must agree to block a listing below :data:`AGREEMENT_BELOW_RISK`
+AGREEMENT_FILTERS = 2
+#: the text filter's score for a brand named plainly: naming a brand is not evidence of a
+#: counterfeit, so the text filter speaks only above it (a disguise, a phrase, a mismatch)
+PLAIN_MENTION_SCORE = KIND_SCORE["exact"]
+#: the seller filter's per-listing shares of the seller's suspicious listings
+SELLER_SHARES = ("seller_share_high_text", "seller_luxury_low_price")
 #: fewer labelled listings of a class than this and ``train`` refuses: each of the 5
 #: out-of-fold models then holds out at least 10 of each class, and each calibration fold sees
 #: both classes in numbers
@@ -244,16 +264,76 @@ def smoothed(proba: npt.NDArray[np.float64], n: float) -> npt.NDArray[np.float64
 # ---------------------------------------------------------------- evidence floor
 
 
+def _cap(thresholds: Thresholds) -> float:
+    """The risk a listing that may not be blocked is lowered to: the review threshold (just
+    below ``block`` when both are equal)."""
+    if thresholds.review < thresholds.block:
+        return thresholds.review
+    return math.nextafter(thresholds.block, -math.inf)
+
+
+def speaking_filter_exprs(cols: set[str]) -> dict[str, pl.Expr]:
+    """Per filter, whether it shows evidence of its own (null scores never do): text above a
+    plain brand mention (:data:`PLAIN_MENTION_SCORE`), any price or photo score, any share of
+    suspicious listings of the seller."""
+    out: dict[str, pl.Expr] = {}
+    if "text_score" in cols:
+        out["text"] = pl.col("text_score") > PLAIN_MENTION_SCORE
+    for name in ("price", "image"):
+        if f"{name}_score" in cols:
+            out[name] = pl.col(f"{name}_score") > 0
+    shares = [c for c in SELLER_SHARES if c in cols]
+    if shares:
+        out["seller"] = pl.any_horizontal(pl.col(c).fill_null(0) > 0 for c in shares)
+    return {k: e.fill_null(False) for k, e in out.items()}
+
+
+def speaking_filters(row: Mapping[str, Any]) -> list[str]:
+    """:func:`speaking_filter_exprs` of one scored listing: the names of the filters that
+    show evidence of their own."""
+    out = []
+    text = row.get("text_score")
+    if text is not None and text > PLAIN_MENTION_SCORE:
+        out.append("text")
+    for name in ("price", "image"):
+        value = row.get(f"{name}_score")
+        if value is not None and value > 0:
+            out.append(name)
+    if any((row.get(c) or 0) > 0 for c in SELLER_SHARES):
+        out.append("seller")
+    return out
+
+
 def evidence_floor_exprs(cols: set[str], thresholds: Thresholds) -> dict[str, pl.Expr]:
     """``risk`` raised to ``thresholds.review`` where the zero-shot fusion scores a listing at
-    :data:`EVIDENCE_FLOOR_RISK` or more and it states no legitimate context, and
-    ``fusion_reasons`` saying so (or saying which legitimate context let the model allow
+    :data:`EVIDENCE_FLOOR_RISK` or more and it states no legitimate context, lowered to it
+    (:func:`_cap`) where the model would block a listing the zero-shot fusion scores below
+    :data:`AGREEMENT_BELOW_RISK` with fewer than :data:`AGREEMENT_FILTERS` filters speaking,
+    and ``fusion_reasons`` saying so (or saying which legitimate context let the model allow
     such a listing). Needs ``risk`` and ``zero_shot_risk``."""
     zs = pl.col("zero_shot_risk")
     risk = pl.col("risk")
     context = legitimate_context_expr(cols)
     strong = (zs >= EVIDENCE_FLOOR_RISK).fill_null(False) & (risk < thresholds.review)
     floor = strong & context.is_null()
+    speaking = speaking_filter_exprs(cols)
+    count = pl.sum_horizontal(e.cast(pl.Int32) for e in speaking.values()) if speaking else None
+    spoke = pl.lit(0, pl.Int32) if count is None else count
+    names = (
+        pl.concat_str(
+            [pl.when(e).then(pl.lit(n)) for n, e in speaking.items()],
+            separator=", ",
+            ignore_nulls=True,
+        )
+        if speaking
+        else pl.lit("")
+    )
+    alone = (
+        (zs < AGREEMENT_BELOW_RISK).fill_null(False)
+        & (risk >= thresholds.block)
+        & (spoke < AGREEMENT_FILTERS)
+    )
+    cap = _cap(thresholds)
     reason = (
         pl.when(floor)
         .then(
@@ -265,9 +345,26 @@ def evidence_floor_exprs(cols: set[str], thresholds: Thresholds) -> dict[str, pl
         )
         .when(strong)
         .then(pl.format("zero-shot risk {} lowered by the model: {}", zs.round(2), context))
+        .when(alone)
+        .then(
+            pl.format(
+                "model risk {} but zero-shot risk {} and evidence from {} filter(s) ({}): "
+                "at most review (blocking needs {} filters)",
+                risk.round(3),
+                zs.round(2),
+                spoke,
+                pl.when(names == "").then(pl.lit("none")).otherwise(names),
+                pl.lit(AGREEMENT_FILTERS),
+            )
+        )
     )
     return {
-        "risk": pl.when(floor).then(pl.lit(thresholds.review)).otherwise(risk).alias("risk"),
+        "risk": pl.when(floor)
+        .then(pl.lit(thresholds.review))
+        .when(alone)
+        .then(pl.lit(cap))
+        .otherwise(risk)
+        .alias("risk"),
         "fusion_reasons": pl.when(reason.is_not_null())
         .then(pl.concat_list(reason))
         .otherwise(pl.lit([], dtype=pl.List(pl.String)))
@@ -281,6 +378,17 @@ def evidence_floor_record(
     """:func:`evidence_floor_exprs` for one scored listing: ``(risk, fusion_reasons)``."""
     risk = float(row["risk"])
     zs = row.get("zero_shot_risk")
+    if zs is not None and zs < AGREEMENT_BELOW_RISK and risk >= thresholds.block:
+        speaking = speaking_filters(row)
+        if len(speaking) >= AGREEMENT_FILTERS:
+            return risk, []
+        why = (
+            f"model risk {pl_str(pl_round(risk, 3))} but zero-shot risk "
+            f"{pl_str(pl_round(zs, 2))} and evidence from {len(speaking)} filter(s) "
+            f"({', '.join(speaking) or 'none'}): at most review "
+            f"(blocking needs {AGREEMENT_FILTERS} filters)"
+        )
+        return _cap(thresholds), [why]
     if zs is None or not (zs >= EVIDENCE_FLOOR_RISK and risk < thresholds.review):
         return risk, []
     context = legitimate_context(row)
@@ -477,26 +585,41 @@ def degenerate_reasons(
     return problems
 
 
+def top_of_gap(y: npt.NDArray[np.int64], oof: npt.NDArray[np.float64], block: float) -> float:
+    """``block`` raised to the lowest counterfeit risk at or above it: the same out-of-fold
+    listings are blocked, but the threshold sits at the top of the gap that separates them from
+    the genuine listings below rather than at its bottom. Training data that separates the
+    classes widely leaves such a gap, and a threshold at its bottom has no margin: genuine
+    listings a little off the training data (sellers mixed, everyday goods) cross it."""
+    above = oof[(y == 1) & (oof >= block)]
+    return float(above.min()) if len(above) else block
+
+
 def choose_thresholds(
     y: npt.NDArray[np.int64],
     oof: npt.NDArray[np.float64],
     copies: npt.NDArray[np.bool_] | None = None,
+    shuffled: npt.NDArray[np.bool_] | None = None,
     *,
     target_precision: float = 0.99,
     review_share: float = 0.02,
 ) -> tuple[Thresholds, float]:
     """Thresholds from out-of-fold risks: ``block`` the lowest risk whose precision reaches
-    ``target_precision`` on the listings as given and on their ``copies`` (with inputs
-    dropped) each, ``review`` the review budget's on the listings as given. Returns the
+    ``target_precision`` on the listings as given, on their ``copies`` (with inputs dropped)
+    and on the copies whose sellers were ``shuffled`` each, then raised to the top of the gap
+    (:func:`top_of_gap`); ``review`` the review budget's on the listings as given. Returns the
     thresholds (capped at 1.0) and the uncapped block threshold (above 1.0 = never blocks)."""
     copies = np.zeros(len(y), dtype=bool) if copies is None else copies
+    shuffled = np.zeros(len(y), dtype=bool) if shuffled is None else shuffled
     given = ~copies
     blocks = [
         pick_block_threshold(y[part], oof[part], target_precision=target_precision)
-        for part in (given, copies)
+        for part in (given, copies, shuffled)
         if part.any() and y[part].min() != y[part].max()
     ]
     block = max(blocks) if blocks else pick_block_threshold(y, oof)
+    if block <= 1.0:
+        block = top_of_gap(y, oof, block)
     review = pick_review_threshold(oof[given], share=review_share, block=block)
     return Thresholds(block=min(block, 1.0), review=min(review, 1.0)), block
 
@@ -512,6 +635,7 @@ def train(
     folds: int = 5,
     groups: npt.ArrayLike | None = None,
     augmented: npt.ArrayLike | None = None,
+    shuffled: npt.ArrayLike | None = None,
     inputs: Mapping[str, Any] | None = None,
     allow_degenerate: bool = False,
     **params: Any,
@@ -526,7 +650,8 @@ def train(
     ``groups`` ties each copy to its listing (see :func:`pipelines.learn.with_inputs_dropped`):
     copies are held out with their listing, the block threshold reaches ``target_precision``
     on the listings as given and on the copies each, and the class counts are of the listings
-    as given. ``inputs`` goes to the card as it is.
+    as given. ``shuffled`` marks the copies whose sellers were shuffled: the block threshold
+    reaches ``target_precision`` on them too. ``inputs`` goes to the card as it is.
 
     Raises :class:`~pipelines.errors.DegenerateModelError` (one line naming every problem)
     when a class has fewer than :data:`MIN_CLASS_EXAMPLES` listings, the out-of-fold risks
@@ -543,6 +668,9 @@ def train(
     )
     if copies.shape != y.shape:
         raise ValueError("augmented must have one flag per row")
+    mixed = np.zeros(len(y), dtype=bool) if shuffled is None else np.asarray(shuffled, dtype=bool)
+    if mixed.shape != y.shape:
+        raise ValueError("shuffled must have one flag per row")
     given = ~copies
     counts = np.bincount(y[given], minlength=2)
     if counts.min() < folds:
@@ -558,11 +686,13 @@ def train(
     model = FusionModel(feature_names=FEATURES, random_state=seed, **params)
     oof = out_of_fold(model, X, y, folds=folds, seed=seed, groups=groups)
     thresholds, block = choose_thresholds(
-        y, oof, copies, target_precision=target_precision, review_share=review_share
+        y, oof, copies, mixed, target_precision=target_precision, review_share=review_share
     )
     rates = {"as_given": flag_rates(y[given], oof[given], thresholds)}
     if copies.any():
         rates["inputs_dropped"] = flag_rates(y[copies], oof[copies], thresholds)
+    if mixed.any():
+        rates["sellers_shuffled"] = flag_rates(y[mixed], oof[mixed], thresholds)
     block_flags = int((oof >= block).sum())
     problems = degenerate_reasons(counts, oof, block_flags)
     if problems and not allow_degenerate:
@@ -590,6 +720,8 @@ def train(
             "block_enabled": block <= 1.0,
             "target_precision": target_precision,
             "review_share": review_share,
+            "block_at": "top of the out-of-fold gap (lowest counterfeit risk at or above the "
+            "lowest threshold reaching the target precision)",
         },
         "calibration": {
             "method": model.method,
@@ -597,6 +729,11 @@ def train(
             "distinct_oof_risks": len(np.unique(oof)),
         },
         "evidence_floor": {"zero_shot_risk": EVIDENCE_FLOOR_RISK, "at_least": "review"},
+        "agreement": {
+            "zero_shot_risk_below": AGREEMENT_BELOW_RISK,
+            "block_needs_filters": AGREEMENT_FILTERS,
+            "else_at_most": "review",
+        },
         "warnings": problems,
         "params": {k: v for k, v in model.get_params().items() if k != "feature_names"},
     }

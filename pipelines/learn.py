@@ -43,6 +43,14 @@ BASELINE_COLUMNS = {"mean": "mean of filters", "max": "max of filters"}
 INPUT_DROP_RATE = 0.5
 #: appended to a copy's listing_id (copies are scored with their listings, ids must differ)
 COPY_SUFFIX = "#inputs-dropped"
+#: of the copies that keep their seller, this share get a seller id drawn at random from
+#: theirs instead (a permutation): counterfeiters and honest shops then share accounts, so
+#: the model sees seller statistics that do not follow the label and cannot learn to block
+#: on seller evidence alone
+SELLER_SHUFFLE_RATE = 0.5
+#: appended to a shuffled seller id, so that shuffled accounts form their own sellers and
+#: leave the statistics of the listings as given untouched
+SHUFFLED_SELLER_SUFFIX = "#shuffled"
 
 
 def present_inputs(frame: pl.DataFrame) -> dict[str, float]:
@@ -58,22 +66,53 @@ def present_inputs(frame: pl.DataFrame) -> dict[str, float]:
 
 
 def with_inputs_dropped(
-    frame: pl.DataFrame, inputs: list[str], *, seed: int, rate: float = INPUT_DROP_RATE
+    frame: pl.DataFrame,
+    inputs: list[str],
+    *,
+    seed: int,
+    rate: float = INPUT_DROP_RATE,
+    shuffle_rate: float = SELLER_SHUFFLE_RATE,
 ) -> pl.DataFrame:
     """``frame`` followed by a copy of each listing in which each of ``inputs`` is set to
     null with probability ``rate`` (a null value reads as a missing column: the filters
-    and features treat both alike)."""
+    and features treat both alike). When ``seller_id`` is among ``inputs``, a copy that keeps
+    its seller gets, with probability ``shuffle_rate``, the seller of another such copy
+    (a random permutation among them), suffixed :data:`SHUFFLED_SELLER_SUFFIX`."""
     rng = np.random.default_rng(seed)
     copy = frame.drop(ROW, strict=False).with_columns(pl.col("listing_id") + COPY_SUFFIX)
+    masks = {col: rng.random(frame.height) < rate for col in inputs}
     dropped = [
-        pl.when(pl.Series(rng.random(frame.height) < rate))
+        pl.when(pl.Series(mask))
         .then(pl.lit(None, dtype=copy.schema[col]))
         .otherwise(pl.col(col))
         .alias(col)
-        for col in inputs
+        for col, mask in masks.items()
     ]
     copy = copy.with_columns(dropped) if dropped else copy
+    if "seller_id" in masks:
+        copy = _sellers_shuffled(copy, ~masks["seller_id"], rng, shuffle_rate)
     return pl.concat([frame.drop(ROW, strict=False), copy], how="vertical_relaxed")
+
+
+def _sellers_shuffled(
+    copy: pl.DataFrame, kept: npt.NDArray[np.bool_], rng: np.random.Generator, rate: float
+) -> pl.DataFrame:
+    sellers = copy.get_column("seller_id").cast(pl.String)
+    chosen = kept & sellers.is_not_null().to_numpy() & (rng.random(copy.height) < rate)
+    at = np.flatnonzero(chosen)
+    if len(at) < 2:
+        return copy
+    values = sellers.to_numpy().copy()
+    values[at] = [f"{v}{SHUFFLED_SELLER_SUFFIX}" for v in values[at][rng.permutation(len(at))]]
+    return copy.with_columns(pl.Series("seller_id", values, dtype=pl.String))
+
+
+def shuffled_sellers(frame: pl.DataFrame) -> npt.NDArray[np.bool_]:
+    """Rows of a training set whose seller was shuffled (:func:`with_inputs_dropped`)."""
+    if "seller_id" not in frame.columns:
+        return np.zeros(frame.height, dtype=bool)
+    ids = frame.get_column("seller_id").cast(pl.String)
+    return ids.str.ends_with(SHUFFLED_SELLER_SUFFIX).fill_null(False).to_numpy()
 
 
 @dataclass
@@ -83,6 +122,8 @@ class TrainingSet:
     frame: pl.DataFrame
     augmented: npt.NDArray[np.bool_]
     groups: npt.NDArray[np.int64]
+    #: copies whose seller id was shuffled (a subset of ``augmented``)
+    shuffled: npt.NDArray[np.bool_]
     inputs: dict[str, Any]
     quarantined: int
 
@@ -123,10 +164,15 @@ def training_set(
         "dropped_at_random": list(present) if drop_inputs else [],
         "drop_rate": INPUT_DROP_RATE if drop_inputs else 0.0,
     }
+    shuffled = copies[ok] & shuffled_sellers(frame)
+    if drop_inputs and "seller_id" in present:
+        inputs["seller_shuffle_rate"] = SELLER_SHUFFLE_RATE
+        inputs["rows_with_sellers_shuffled"] = int(shuffled.sum())
     return TrainingSet(
         frame=frame,
         augmented=copies[ok],
         groups=groups[ok],
+        shuffled=shuffled,
         inputs=inputs,
         quarantined=int((~ok[:n]).sum()),
     )
@@ -178,6 +224,7 @@ def train_model(
         seed=seed,
         groups=data.groups,
         augmented=data.augmented,
+        shuffled=data.shuffled,
         inputs=data.inputs,
         allow_degenerate=allow_degenerate,
     )
@@ -243,6 +290,7 @@ def bench_labelled(
                 seed=seed,
                 groups=data.groups,
                 augmented=data.augmented,
+                shuffled=data.shuffled,
                 inputs=data.inputs,
                 allow_degenerate=True,
             )
@@ -273,7 +321,7 @@ def bench_labelled(
             seed=seed,
             groups=data.groups,
         )
-        learned, _ = choose_thresholds(y, oof, data.augmented)
+        learned, _ = choose_thresholds(y, oof, data.augmented, data.shuffled)
         learned_from = "chosen on the out-of-fold risks themselves (optimistic)"
         if settings.decision_from is not None:
             learned, learned_from = zero_plan.thresholds, zero_plan.thresholds_from
