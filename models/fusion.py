@@ -6,7 +6,7 @@ drop-in replacement for :class:`models.zeroshot.ZeroShotFusion` in the scoring c
 :func:`train` fits one from labelled, scored listings with cross-validated metrics and
 decision thresholds picked on out-of-fold scores.
 
-Three rules keep a trained model from failing silently:
+Four rules keep a trained model from failing silently:
 
 - probabilities are smoothed (one pseudo-listing of each class added to the training
   listings), so no risk is exactly 0 or 1 and thresholds never collapse onto them;
@@ -15,7 +15,7 @@ Three rules keep a trained model from failing silently:
   context (:func:`evidence_floor_exprs`);
 - a listing the zero-shot fusion scores below :data:`AGREEMENT_BELOW_RISK` is blocked only
   when at least :data:`AGREEMENT_FILTERS` filters show evidence of their own
-  (:func:`agreement_exprs`); otherwise it is at most reviewed, with a reason;
+  (:func:`speaking_filter_exprs`); otherwise it is at most reviewed, with a reason;
 - :func:`train` refuses a degenerate model (:data:`MIN_CLASS_EXAMPLES`,
   :data:`MIN_DISTINCT_RISKS`, a block threshold that flags nothing out of fold) unless told
   to keep it.
@@ -40,6 +40,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from filters.seller import SellerFilter
 from filters.text import KIND_SCORE
 from filters.textops import pl_round, pl_str
 from models.compiled import CompiledFusion
@@ -70,21 +71,22 @@ MONOTONE: dict[str, int] = {
 #: a listing the zero-shot fusion scores at or above this is at least reviewed under a model,
 #: unless it states a legitimate context (see :func:`evidence_floor_exprs`)
 EVIDENCE_FLOOR_RISK = 0.95
-#: below this zero-shot risk (the zero-shot fusion's default review threshold: no filter, nor
-#: their combination, makes the listing worth a look on its own) a model blocks a listing only
+#: below this zero-shot risk (the zero-shot fusion's default block threshold: no filter, nor
+#: their combination, blocks the listing on its own evidence) a model blocks a listing only
 #: when :data:`AGREEMENT_FILTERS` independent filters each show evidence of their own
 #: (:func:`speaking_filter_exprs`); otherwise the listing is at most reviewed. A model learns
 #: how filters combine on its training data, and off that data one filter's evidence can carry
-#: it alone (seller statistics where counterfeiters and honest shops share accounts): a block
-#: then has no explanation a reviewer could check in the listing itself
-AGREEMENT_BELOW_RISK = Thresholds().review
+#: it alone (seller statistics where counterfeiters and honest shops share accounts, a low
+#: price on a brand's own small goods): such a block has no second, independent piece of
+#: evidence a reviewer could check
+AGREEMENT_BELOW_RISK = Thresholds().block
 #: filters that must agree to block a listing below :data:`AGREEMENT_BELOW_RISK`
 AGREEMENT_FILTERS = 2
 #: the text filter's score for a brand named plainly: naming a brand is not evidence of a
 #: counterfeit, so the text filter speaks only above it (a disguise, a phrase, a mismatch)
 PLAIN_MENTION_SCORE = KIND_SCORE["exact"]
-#: the seller filter's per-listing shares of the seller's suspicious listings
-SELLER_SHARES = ("seller_share_high_text", "seller_luxury_low_price")
+#: the text score from which the seller filter counts a listing as suspicious
+SELLER_HIGH_TEXT = SellerFilter().high_text_score
 #: fewer labelled listings of a class than this and ``train`` refuses: each of the 5
 #: out-of-fold models then holds out at least 10 of each class, and each calibration fold sees
 #: both classes in numbers
@@ -265,26 +267,36 @@ def smoothed(proba: npt.NDArray[np.float64], n: float) -> npt.NDArray[np.float64
 
 
 def _cap(thresholds: Thresholds) -> float:
-    """The risk a listing that may not be blocked is lowered to: the review threshold (just
-    below ``block`` when both are equal)."""
-    if thresholds.review < thresholds.block:
-        return thresholds.review
+    """The risk a listing that may not be blocked is lowered to: just below ``block``, so that
+    it is reviewed and keeps its rank among the listings (allowed only when ``review`` equals
+    ``block``, i.e. there is no review band)."""
     return math.nextafter(thresholds.block, -math.inf)
 
 
 def speaking_filter_exprs(cols: set[str]) -> dict[str, pl.Expr]:
-    """Per filter, whether it shows evidence of its own (null scores never do): text above a
-    plain brand mention (:data:`PLAIN_MENTION_SCORE`), any price or photo score, any share of
-    suspicious listings of the seller."""
+    """Per filter, whether it shows evidence of its own about a listing (null never does):
+
+    - text: a score above a plain brand mention (:data:`PLAIN_MENTION_SCORE`);
+    - price, image: any score;
+    - seller: another of the seller's listings has suspicious text (its share of such
+      listings counts one listing more than this one's own text adds). The seller's share of
+      branded listings at a low price repeats the price filter's evidence across the account
+      and is not independent of it, so it does not count.
+    """
     out: dict[str, pl.Expr] = {}
     if "text_score" in cols:
         out["text"] = pl.col("text_score") > PLAIN_MENTION_SCORE
     for name in ("price", "image"):
         if f"{name}_score" in cols:
             out[name] = pl.col(f"{name}_score") > 0
-    shares = [c for c in SELLER_SHARES if c in cols]
-    if shares:
-        out["seller"] = pl.any_horizontal(pl.col(c).fill_null(0) > 0 for c in shares)
+    if {"seller_share_high_text", "seller_listings"} <= cols:
+        own = (
+            (pl.col("text_score") >= SELLER_HIGH_TEXT).fill_null(False).cast(pl.Float64)
+            if "text_score" in cols
+            else pl.lit(0.0)
+        )
+        suspicious = pl.col("seller_share_high_text") * pl.col("seller_listings").cast(pl.Float64)
+        out["seller"] = suspicious - own >= 0.5
     return {k: e.fill_null(False) for k, e in out.items()}
 
 
@@ -299,16 +311,20 @@ def speaking_filters(row: Mapping[str, Any]) -> list[str]:
         value = row.get(f"{name}_score")
         if value is not None and value > 0:
             out.append(name)
-    if any((row.get(c) or 0) > 0 for c in SELLER_SHARES):
-        out.append("seller")
+    share, listings = row.get("seller_share_high_text"), row.get("seller_listings")
+    if share is not None and listings is not None:
+        own = 1.0 if text is not None and text >= SELLER_HIGH_TEXT else 0.0
+        if share * float(listings) - own >= 0.5:
+            out.append("seller")
     return out
 
 
 def evidence_floor_exprs(cols: set[str], thresholds: Thresholds) -> dict[str, pl.Expr]:
     """``risk`` raised to ``thresholds.review`` where the zero-shot fusion scores a listing at
-    :data:`EVIDENCE_FLOOR_RISK` or more and it states no legitimate context, lowered to it
-    (:func:`_cap`) where the model would block a listing the zero-shot fusion scores below
-    :data:`AGREEMENT_BELOW_RISK` with fewer than :data:`AGREEMENT_FILTERS` filters speaking,
+    :data:`EVIDENCE_FLOOR_RISK` or more and it states no legitimate context, lowered just
+    below ``thresholds.block`` (:func:`_cap`) where the model would block a listing the
+    zero-shot fusion scores below :data:`AGREEMENT_BELOW_RISK` with fewer than
+    :data:`AGREEMENT_FILTERS` filters speaking (:func:`speaking_filter_exprs`),
     and ``fusion_reasons`` saying so (or saying which legitimate context let the model allow
     such a listing). Needs ``risk`` and ``zero_shot_risk``."""
     zs = pl.col("zero_shot_risk")
