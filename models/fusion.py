@@ -13,8 +13,9 @@ Four rules keep a trained model from failing silently:
 - the zero-shot risk is a monotone feature, and a listing the zero-shot fusion scores at
   :data:`EVIDENCE_FLOOR_RISK` or more is at least reviewed unless it states a legitimate
   context (:func:`evidence_floor_exprs`);
-- a listing the zero-shot fusion scores below :data:`AGREEMENT_BELOW_RISK` is blocked only
-  when at least :data:`AGREEMENT_FILTERS` filters show evidence of their own
+- a listing on which no single filter reaches :data:`AGREEMENT_BELOW_RISK` alone and that
+  disguises no brand name (:data:`DISGUISE_KINDS`) is blocked only when at least
+  :data:`AGREEMENT_FILTERS` filters show evidence of their own
   (:func:`speaking_filter_exprs`); otherwise it is at most reviewed, with a reason;
 - :func:`train` refuses a degenerate model (:data:`MIN_CLASS_EXAMPLES`,
   :data:`MIN_DISTINCT_RISKS`, a block threshold that flags nothing out of fold) unless told
@@ -46,6 +47,7 @@ from filters.textops import pl_round, pl_str
 from models.compiled import CompiledFusion
 from models.features import (
     FEATURES,
+    OBFUSCATED_KINDS,
     OPTIONAL_INPUTS,
     feature_frame,
     feature_values,
@@ -54,7 +56,7 @@ from models.features import (
 )
 from models.report import labels, pr_metrics
 from models.thresholds import Thresholds, pick_block_threshold, pick_review_threshold
-from models.zeroshot import ZeroShotFusion
+from models.zeroshot import DEFAULT_WEIGHTS, ZeroShotFusion
 from pipelines.errors import DegenerateModelError, ModelError
 
 #: known directions: +1 = a higher value never lowers the risk, -1 = never raises it
@@ -71,15 +73,23 @@ MONOTONE: dict[str, int] = {
 #: a listing the zero-shot fusion scores at or above this is at least reviewed under a model,
 #: unless it states a legitimate context (see :func:`evidence_floor_exprs`)
 EVIDENCE_FLOOR_RISK = 0.95
-#: below this zero-shot risk (the zero-shot fusion's default block threshold: no filter, nor
-#: their combination, blocks the listing on its own evidence) a model blocks a listing only
-#: when :data:`AGREEMENT_FILTERS` independent filters each show evidence of their own
-#: (:func:`speaking_filter_exprs`); otherwise the listing is at most reviewed. A model learns
-#: how filters combine on its training data, and off that data one filter's evidence can carry
-#: it alone (seller statistics where counterfeiters and honest shops share accounts, a low
-#: price on a brand's own small goods): such a block has no second, independent piece of
-#: evidence a reviewer could check
-AGREEMENT_BELOW_RISK = Thresholds().block
+#: a listing on which no single filter reaches this zero-shot risk alone (the zero-shot
+#: fusion's default review threshold: the filter's weight times its score,
+#: :func:`strongest_filter_expr`) is blocked by a model only when :data:`AGREEMENT_FILTERS`
+#: independent filters each show evidence of their own (:func:`speaking_filter_exprs`);
+#: otherwise it is at most reviewed. A model learns how filters combine on its training data,
+#: and off that data one filter's weak evidence can carry it alone (seller statistics where
+#: counterfeiters and honest shops share accounts; a low price on a brand's own small goods,
+#: which the price filter itself scores as weak): such a block has no second, independent
+#: piece of evidence a reviewer could check. A plain brand mention adds to the zero-shot risk
+#: but is no evidence, which is why the strongest single filter is compared, not the sum
+AGREEMENT_BELOW_RISK = Thresholds().review
+#: match kinds of a brand name written in disguise on purpose (look-alike or fullwidth letters,
+#: hidden characters, spacing, leetspeak, masking; not typos, which honest sellers make): a
+#: listing that disguises a brand name may be blocked on that alone, whatever the rest says.
+#: The text filter lowers its score where the listing reads as an accessory, but nobody
+#: disguises a brand's name to sell its genuine part
+DISGUISE_KINDS = tuple(k for k in OBFUSCATED_KINDS if k != "typo")
 #: filters that must agree to block a listing below :data:`AGREEMENT_BELOW_RISK`
 AGREEMENT_FILTERS = 2
 #: the text filter's score for a brand named plainly: naming a brand is not evidence of a
@@ -273,6 +283,27 @@ def _cap(thresholds: Thresholds) -> float:
     return math.nextafter(thresholds.block, -math.inf)
 
 
+def strongest_filter_expr(cols: set[str]) -> pl.Expr:
+    """The largest zero-shot risk a single filter gives a listing on its own (weight times
+    score, :data:`models.zeroshot.DEFAULT_WEIGHTS`; null scores count 0)."""
+    parts = [
+        pl.col(f"{name}_score").fill_null(0.0).clip(0.0, 1.0) * weight
+        for name, weight in DEFAULT_WEIGHTS.items()
+        if f"{name}_score" in cols
+    ]
+    return pl.max_horizontal(parts) if parts else pl.lit(0.0)
+
+
+def strongest_filter(row: Mapping[str, Any]) -> float:
+    """:func:`strongest_filter_expr` of one scored listing."""
+    out = 0.0
+    for name, weight in DEFAULT_WEIGHTS.items():
+        value = row.get(f"{name}_score")
+        if value is not None:
+            out = max(out, min(max(float(value), 0.0), 1.0) * weight)
+    return out
+
+
 def speaking_filter_exprs(cols: set[str]) -> dict[str, pl.Expr]:
     """Per filter, whether it shows evidence of its own about a listing (null never does):
 
@@ -322,9 +353,10 @@ def speaking_filters(row: Mapping[str, Any]) -> list[str]:
 def evidence_floor_exprs(cols: set[str], thresholds: Thresholds) -> dict[str, pl.Expr]:
     """``risk`` raised to ``thresholds.review`` where the zero-shot fusion scores a listing at
     :data:`EVIDENCE_FLOOR_RISK` or more and it states no legitimate context, lowered just
-    below ``thresholds.block`` (:func:`_cap`) where the model would block a listing the
-    zero-shot fusion scores below :data:`AGREEMENT_BELOW_RISK` with fewer than
-    :data:`AGREEMENT_FILTERS` filters speaking (:func:`speaking_filter_exprs`),
+    below ``thresholds.block`` (:func:`_cap`) where the model would block a listing on which
+    no single filter reaches :data:`AGREEMENT_BELOW_RISK` (:func:`strongest_filter_expr`) with
+    fewer than :data:`AGREEMENT_FILTERS` filters speaking (:func:`speaking_filter_exprs`) and
+    no brand name disguised (:data:`DISGUISE_KINDS`),
     and ``fusion_reasons`` saying so (or saying which legitimate context let the model allow
     such a listing). Needs ``risk`` and ``zero_shot_risk``."""
     zs = pl.col("zero_shot_risk")
@@ -344,8 +376,15 @@ def evidence_floor_exprs(cols: set[str], thresholds: Thresholds) -> dict[str, pl
         if speaking
         else pl.lit("")
     )
+    strongest = strongest_filter_expr(cols)
+    disguised = (
+        pl.col("text_match").cast(pl.String).str.to_lowercase().is_in(DISGUISE_KINDS)
+        if "text_match" in cols
+        else pl.lit(False)
+    ).fill_null(False)
     alone = (
-        (zs < AGREEMENT_BELOW_RISK).fill_null(False)
+        (strongest < AGREEMENT_BELOW_RISK)
+        & ~disguised
         & (risk >= thresholds.block)
         & (spoke < AGREEMENT_FILTERS)
     )
@@ -364,10 +403,10 @@ def evidence_floor_exprs(cols: set[str], thresholds: Thresholds) -> dict[str, pl
         .when(alone)
         .then(
             pl.format(
-                "model risk {} but zero-shot risk {} and evidence from {} filter(s) ({}): "
+                "model risk {} but no filter above {} alone and evidence from {} filter(s) ({}): "
                 "at most review (blocking needs {} filters)",
                 risk.round(3),
-                zs.round(2),
+                strongest.round(2),
                 spoke,
                 pl.when(names == "").then(pl.lit("none")).otherwise(names),
                 pl.lit(AGREEMENT_FILTERS),
@@ -394,13 +433,16 @@ def evidence_floor_record(
     """:func:`evidence_floor_exprs` for one scored listing: ``(risk, fusion_reasons)``."""
     risk = float(row["risk"])
     zs = row.get("zero_shot_risk")
-    if zs is not None and zs < AGREEMENT_BELOW_RISK and risk >= thresholds.block:
+    strongest = strongest_filter(row)
+    match = row.get("text_match")
+    disguised = match is not None and str(match).lower() in DISGUISE_KINDS
+    if strongest < AGREEMENT_BELOW_RISK and not disguised and risk >= thresholds.block:
         speaking = speaking_filters(row)
         if len(speaking) >= AGREEMENT_FILTERS:
             return risk, []
         why = (
-            f"model risk {pl_str(pl_round(risk, 3))} but zero-shot risk "
-            f"{pl_str(pl_round(zs, 2))} and evidence from {len(speaking)} filter(s) "
+            f"model risk {pl_str(pl_round(risk, 3))} but no filter above "
+            f"{pl_str(pl_round(strongest, 2))} alone and evidence from {len(speaking)} filter(s) "
             f"({', '.join(speaking) or 'none'}): at most review "
             f"(blocking needs {AGREEMENT_FILTERS} filters)"
         )
