@@ -36,13 +36,14 @@ import shutil
 import subprocess
 import sys
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
 
-from pipelines.errors import FakestopError
+from pipelines.errors import FakestopError, MissingInputWarning
 from pipelines.schema import (
     PARQUET_SUFFIXES,
     ROW,
@@ -314,6 +315,20 @@ def run_statistics(evidence: DataFrame, plan: ScoringPlan) -> RunStatistics:
     return builder.result()
 
 
+def missing_model_inputs(df: DataFrame, plan: ScoringPlan) -> list[str]:
+    """The optional inputs the plan's trained model was trained with that ``df`` lacks: no
+    such column, or one with no value in any row (one count over those columns); none for the
+    zero-shot fusion. What the local engine says of its listings, said of the whole input."""
+    from pyspark.sql import functions as F
+
+    wanted = plan.missing_inputs([])
+    present = [c for c in wanted if c in df.columns]
+    if present:
+        counts = df.select(*(F.count(F.col(c)).alias(c) for c in present)).first()
+        present = [c for c in present if counts is not None and counts[c]]
+    return plan.missing_inputs(present)
+
+
 def _arrow_schema(df: DataFrame) -> pa.Schema:
     from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -363,6 +378,11 @@ def score_spark_with_statistics(
     renames = input_renames(raw.columns, plan.settings.columns, source=", ".join(paths))
     if renames:
         raw = raw.withColumnsRenamed(renames)
+    missing = missing_model_inputs(raw, plan)
+    if missing:
+        from models.fusion import missing_inputs_message
+
+        warnings.warn(missing_inputs_message(missing), MissingInputWarning, stacklevel=2)
     df = _with_positions(raw)
     input_schema = _arrow_schema(df)
     input_columns = input_schema.names

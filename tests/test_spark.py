@@ -141,6 +141,32 @@ def learned_plan(plan: ScoringPlan, tiny_registry: Registry) -> ScoringPlan:
     return replace(plan, fusion=fusion, thresholds=fusion.thresholds)
 
 
+def test_a_model_input_the_listings_lack_is_said_once_on_spark(
+    spark: Any, learned_plan: ScoringPlan, tmp_path: Path
+) -> None:
+    """As the local engine says it: the listings lack an input the model was trained with."""
+    import copy
+    from dataclasses import replace
+
+    from pipelines.errors import MissingInputWarning
+
+    # the model as `fakestop train` records it: trained with the listings' seller ids
+    fusion = copy.deepcopy(learned_plan.fusion)
+    fusion.card = {**fusion.card, "inputs": {"trained_with": ["seller_id"]}}
+    learned_plan = replace(learned_plan, fusion=fusion)
+    assert learned_plan.missing_inputs([]) == ["seller_id"]
+    src = tmp_path / "no_sellers.parquet"
+    frame(200).drop("seller_id").write_parquet(src)
+    with pytest.warns(MissingInputWarning, match="seller_id") as said:
+        spark_rows(spark, [str(src)], learned_plan, tmp_path / "out")
+    assert sum(issubclass(w.category, MissingInputWarning) for w in said) == 1
+    # a column that is there but empty is missing too
+    empty = tmp_path / "empty_sellers.parquet"
+    frame(200).with_columns(pl.lit(None, dtype=pl.String).alias("seller_id")).write_parquet(empty)
+    with pytest.warns(MissingInputWarning, match="seller_id"):
+        spark_rows(spark, [str(empty)], learned_plan, tmp_path / "out2")
+
+
 def test_seller_aggregates_with_a_model_do_not_depend_on_partitioning(
     spark: Any, learned_plan: ScoringPlan, tmp_path: Path
 ) -> None:
