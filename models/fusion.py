@@ -672,10 +672,16 @@ def choose_thresholds(
     given = ~copies
     blocks = [
         pick_block_threshold(y[part], oof[part], target_precision=target_precision)
-        for part in (given, copies, shuffled)
+        for part in (given, copies)
         if part.any() and y[part].min() != y[part].max()
     ]
     block = max(blocks) if blocks else pick_block_threshold(y, oof)
+    if shuffled.any() and y[shuffled].min() != y[shuffled].max():
+        # the copies with shuffled sellers raise the threshold where they can; where no
+        # threshold reaches the target on them (few copies), the two-filter rule still holds
+        mixed = pick_block_threshold(y[shuffled], oof[shuffled], target_precision=target_precision)
+        if mixed <= 1.0:
+            block = max(block, mixed)
     if block <= 1.0:
         block = top_of_gap(y, oof, block)
     review = pick_review_threshold(oof[given], share=review_share, block=block)

@@ -289,3 +289,18 @@ def test_condition_parts_is_a_legitimate_context(condition: str) -> None:
     expr = frame.select(legitimate_context_expr(set(frame.columns))).item()
     assert expr == legitimate_context(row) == f"condition {condition}"
     assert legitimate_context({"condition": "new"}) is None
+
+
+def test_shuffled_copies_never_disable_blocking() -> None:
+    """Where no threshold reaches the target on the few shuffled copies, the threshold of
+    the listings and their copies stands (the two-filter rule still holds there)."""
+    rng = np.random.default_rng(2)
+    y = (rng.random(2000) < 0.3).astype(np.int64)
+    oof = np.where(y == 1, rng.uniform(0.5, 1.0, 2000), rng.uniform(0.0, 0.2, 2000))
+    shuffled = np.zeros(2000, dtype=bool)
+    shuffled[1000:1040] = True
+    oof[1000:1040] = np.where(y[1000:1040] == 1, 0.6, 0.99)  # genuine above every fake
+    copies = np.arange(2000) >= 1000
+    without, _ = choose_thresholds(y, oof, copies)
+    with_few, block = choose_thresholds(y, oof, copies, shuffled)
+    assert block <= 1.0 and with_few == without
