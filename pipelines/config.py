@@ -34,43 +34,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+# the pricing defaults are defined with the filters, which read them
+from filters.core.defaults import CONDITIONS as CONDITIONS
+from filters.core.defaults import DEFAULT_CONDITION_FACTORS as DEFAULT_CONDITION_FACTORS
+from filters.core.defaults import DEFAULT_RATES as DEFAULT_RATES
+from filters.core.defaults import DEFAULT_STANDARD_VOLUMES as DEFAULT_STANDARD_VOLUMES
+from filters.core.defaults import PARTS as PARTS
 from pipelines.errors import FakestopError
-
-#: USD per unit of each currency (ISO 4217); a listing in a currency not listed is quarantined
-DEFAULT_RATES: dict[str, float] = {
-    "USD": 1.0,
-    "EUR": 1.08,
-    "GBP": 1.27,
-    "CNY": 0.14,
-    "JPY": 0.0067,
-    "CAD": 0.73,
-    "AUD": 0.66,
-    "CHF": 1.13,
-    "HKD": 0.128,
-    "KRW": 0.00073,
-    "INR": 0.012,
-    "BRL": 0.18,
-    "MXN": 0.055,
-    "RUB": 0.011,
-    "TRY": 0.029,
-    "SEK": 0.095,
-    "PLN": 0.25,
-    "AED": 0.272,
-    "SGD": 0.74,
-}
-
-#: share of the new retail price a genuine item in this condition typically sells for
-DEFAULT_CONDITION_FACTORS: dict[str, float] = {"new": 1.0, "refurbished": 0.7, "used": 0.5}
-
-#: the volume (ml) a category's reference price is for: a title stating another volume ("30ml",
-#: "3.4 oz") is compared with the reference scaled to it
-DEFAULT_STANDARD_VOLUMES: dict[str, float] = {"perfume": 100.0}
-
-
-#: the conditions a listing is priced as; ``parts`` (sold for parts or not working) is never
-#: compared with a brand's price, the others with their share of it
-PARTS = "parts"
-CONDITIONS = ("new", "used", "refurbished", PARTS)
 
 #: how marketplaces and their sellers name conditions (lower case, words separated by one
 #: space: see :func:`pipelines.conditions.condition_key`) -> the condition it is priced as

@@ -25,6 +25,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from filters.core.csvtext import csv_never_closed
 from pipelines.conditions import canonical_conditions
 from pipelines.config import Settings
 from pipelines.errors import SchemaError
@@ -271,17 +272,6 @@ def _unique_names(names: list[str]) -> list[str]:
             out.append(name)
             seen[name] = 0
     return out
-
-
-def csv_never_closed(tail: str, separator: str = ",") -> bool:
-    """Whether the CSV text ``tail`` (one record to the end of the file) opens a quoted field
-    that is never closed."""
-    try:
-        for _ in csv.reader(io.StringIO(tail, newline=""), strict=True, delimiter=separator):
-            pass
-    except csv.Error as exc:
-        return "unexpected end of data" in str(exc)
-    return False
 
 
 def _blank_record(values: list[str]) -> bool:

@@ -6,7 +6,7 @@ A registry directory holds ``brands.csv`` (required), ``official_images.csv`` an
 languages, ``seeds/registry/wordfreq_words.tsv``, built from wordfreq), ``names.csv``
 (optional: the brands' names in other scripts, with where each is in use) and
 ``categories.csv`` (optional, extends the built-in category taxonomy: see
-:mod:`pipelines.taxonomy`).
+:mod:`filters.core.taxonomy`).
 """
 
 from __future__ import annotations
@@ -21,13 +21,15 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 
 import polars as pl
 
-from pipelines.errors import RegistryError
-from pipelines.taxonomy import Taxonomy, default_category_rows, read_category_rows
+from filters.core.csvtext import csv_never_closed
+from filters.core.errors import RegistryError
+from filters.core.paths import default_registry_dir
+from filters.core.taxonomy import Taxonomy, default_category_rows, read_category_rows
+from filters.textops import folded
 
 BRANDS_COLUMNS = ("brand", "category", "reference_price", "aliases")
 IMAGES_COLUMNS = ("image", "brand")
@@ -65,11 +67,6 @@ WORDS_FILE = "wordfreq_words.tsv"
 WORDS_SCHEMA = {"word": pl.String, "zipf": pl.Float64, "lang": pl.String}
 #: ``[small_goods."3%"]``: a share of a brand's dearest reference price
 RE_SHARE = re.compile(r"(\d+(?:\.\d+)?)%")
-
-
-def default_registry_dir() -> Path:
-    """The registry shipped in ``seeds/registry``."""
-    return Path(str(resources.files("seeds") / "registry"))
 
 
 #: runs of what may part the words of a category name ("home appliances", "Home-Appliances");
@@ -235,9 +232,6 @@ def _csv_rows(path: Path, expected: tuple[str, ...]) -> list[tuple[int, dict[str
 
 def _never_closed(text: str, line: int) -> bool:
     """Whether the CSV record starting on ``line`` opens a quoted field that never closes."""
-    # imported here: the listings readers import the filters, which import this module
-    from pipelines.schema import csv_never_closed
-
     return csv_never_closed("".join(io.StringIO(text).readlines()[line - 1 :]))
 
 
@@ -390,8 +384,6 @@ def fold_word(word: str) -> str:
     """A word folded as the text filter folds titles: NFKC, lower case, accents stripped (not
     the marks that are letters of their script, Thai vowels, kana voicing), Arabic letter
     variants merged."""
-    from filters.textops import folded  # the filters import this module
-
     return folded(word)
 
 

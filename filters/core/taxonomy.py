@@ -43,7 +43,8 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
-from pipelines.errors import RegistryError
+from filters.core.errors import RegistryError
+from filters.core.paths import default_registry_dir
 
 CATEGORIES_COLUMNS = ("category", "parent", "synonyms")
 #: what separates the segments of a category path ("Women > Bags", "Damen/Taschen")
@@ -551,7 +552,5 @@ def read_category_rows(path: Path, text: str) -> list[NodeRow]:
 
 def default_category_rows() -> list[NodeRow]:
     """The rows of the shipped registry's ``categories.csv``."""
-    from pipelines.registry import default_registry_dir
-
     path = default_registry_dir() / "categories.csv"
     return read_category_rows(path, path.read_text(encoding="utf-8"))
