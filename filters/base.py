@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import polars as pl
 
 from filters.aggregates import GroupQuantiles, GroupSums
-from pipelines.errors import NotFittedError
-from pipelines.registry import CATEGORY_SEPARATORS
+from filters.core.errors import NotFittedError
+from filters.core.registry import CATEGORY_SEPARATORS
 
 if TYPE_CHECKING:
     from typing import Self
 
-    from pipelines.registry import Registry
+    from filters.core.registry import Registry
 
 
 def reason_list(*parts: pl.Expr) -> pl.Expr:
@@ -131,7 +131,7 @@ def per_values(
 
 def declared_brands(values: pl.Series, keys: pl.DataFrame) -> pl.Series:
     """The protected brand each declared brand in ``values`` is, else null. ``keys``: a brand
-    key (``pipelines.registry.brand_key``) and its brand, in its first two columns. Declared
+    key (``filters.core.registry.brand_key``) and its brand, in its first two columns. Declared
     names are keyed as :func:`filters.textops.brand_key_expr` does: lower case, NFKD, letters
     and digits only."""
     key, brand = keys.columns[:2]

@@ -43,14 +43,14 @@ import polars as pl
 from PIL import Image, UnidentifiedImageError
 
 from filters.base import Filter, check_is_fitted
+from filters.core.errors import FakestopWarning
+from filters.core.files import file_digest, write_bytes_atomic
 from filters.image_null import CHANCE_BUDGET, MAX_BAND, chance_within, match_band, match_strength
-from pipelines.errors import FakestopWarning
-from pipelines.manifest import file_digest, write_bytes_atomic
 
 if TYPE_CHECKING:
     from typing import Self
 
-    from pipelines.registry import Registry
+    from filters.core.registry import Registry
 
 #: an image given as a path, raw file bytes or an already opened image
 ImageSource = str | os.PathLike[str] | bytes | Image.Image

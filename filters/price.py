@@ -48,20 +48,20 @@ from filters.base import (
     per_values,
     reasons_where,
 )
-from filters.textops import brand_key_expr, pl_round, pl_str
-from pipelines.config import (
+from filters.core.defaults import (
     DEFAULT_CONDITION_FACTORS,
     DEFAULT_RATES,
     DEFAULT_STANDARD_VOLUMES,
     PARTS,
 )
-from pipelines.registry import brand_key, category_key
-from pipelines.taxonomy import category_words, category_words_series
+from filters.core.registry import brand_key, category_key
+from filters.core.taxonomy import category_words, category_words_series
+from filters.textops import brand_key_expr, pl_round, pl_str
 
 if TYPE_CHECKING:
     from typing import Self
 
-    from pipelines.registry import Registry
+    from filters.core.registry import Registry
 
 #: the group of a listing's run statistics: its brand and the category of its reference price
 GROUP_KEYS = ("price_brand", "price_category")
@@ -133,7 +133,7 @@ class PriceFilter(Filter):
     item_weight : weight of the brand's reference for a title that sells the brand's small good
     item_max_ratio : a small good's reference counts only when at most this share of the
         reference the listing is otherwise compared with
-    rates : USD per currency unit (defaults to :data:`pipelines.config.DEFAULT_RATES`)
+    rates : USD per currency unit (defaults to :data:`filters.core.defaults.DEFAULT_RATES`)
     condition_factors : share of the new price expected per condition
     standard_volumes : category -> the volume in ml its reference price is for (default:
         perfume, 100 ml); a title that states another volume ("30ml", "3.4 oz") is compared with

@@ -24,7 +24,7 @@ from filters.base import Filter, check_is_fitted
 if TYPE_CHECKING:
     from typing import Self
 
-    from pipelines.registry import Registry
+    from filters.core.registry import Registry
 
 #: the brand columns a listing's brand may come from, most specific first
 BRAND_COLUMNS: tuple[str, ...] = ("text_brand", "price_brand", "image_brand")

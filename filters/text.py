@@ -47,7 +47,7 @@ import functools
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 import polars as pl
@@ -66,6 +66,7 @@ from filters.base import (
     spread,
     spread_columns,
 )
+from filters.core.registry import brand_key
 from filters.normalise import (
     CJK_CLASS,
     LEET,
@@ -91,13 +92,11 @@ from filters.normalise import (
     visual_reading,
 )
 from filters.textops import SPACED_NEXT_WORD, native_form, probe_pattern
-from pipelines.registry import brand_key
 
 if TYPE_CHECKING:
     from typing import Self
 
-    from filters.text_record import TextRecordScorer
-    from pipelines.registry import Registry
+    from filters.core.registry import Registry
 
 #: match kinds, most suspicious first (used to pick one mention per listing)
 KIND_RANK = {
@@ -427,6 +426,12 @@ class MatchMemo:
         self.__init__(state["max_rows"])  # type: ignore[misc]
 
 
+class RecordScorer(Protocol):
+    """The one-listing twin of a fitted text filter (:mod:`filters.text_record`)."""
+
+    def score(self, record: Mapping[str, Any]) -> dict[str, Any]: ...
+
+
 class TextFilter(Filter):
     """Brand mentions, obfuscations, counterfeit phrases and legitimate contexts in titles.
 
@@ -452,6 +457,9 @@ class TextFilter(Filter):
     """
 
     name: ClassVar[str] = "text"
+    #: builds the one-listing twin of a fitted filter: :mod:`filters.text_record` sets it when
+    #: imported (the twin reads this module's tables, so this module does not import it)
+    record_scorer: ClassVar[Callable[[TextFilter], RecordScorer]]
     evidence_schema: ClassVar[dict[str, pl.DataType]] = {
         "text_brand": pl.String(),
         "text_match": pl.String(),
@@ -769,7 +777,7 @@ class TextFilter(Filter):
         self.native_exceptions_ = sorted(
             {native_form(p) for word, ps in exceptions if is_cjk(word) for p in ps} - {""}
         )
-        self._record_scorer: TextRecordScorer | None = None
+        self._record_scorer: RecordScorer | None = None
         return self
 
     def _fit_description(self, lex: Any, word_surfaces: list[tuple[str, str]]) -> None:
@@ -880,9 +888,7 @@ class TextFilter(Filter):
         # built on first use: a batch run never needs it (it costs 30 ms of start-up)
         scorer = getattr(self, "_record_scorer", None)
         if scorer is None:
-            from filters.text_record import TextRecordScorer
-
-            scorer = self._record_scorer = TextRecordScorer(self)
+            scorer = self._record_scorer = type(self).record_scorer(self)
         return scorer.score(record)
 
     # ------------------------------------------------------------------ stages

@@ -12,17 +12,15 @@ import math
 import unicodedata
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import regex
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from filters import textops
+import filters.textops as textops
 from filters.normalise import MASK_CHARS, leet_readings, nfkc_lost_lookalikes, probe_folded
-
-if TYPE_CHECKING:
-    from filters.text import TextFilter
+from filters.text import TextFilter
 
 RE_TOKEN = regex.compile(r"[\p{L}\p{N}$@€©®£|!*•●#]+")
 RE_SPACED = regex.compile(r"(?:^|[^\p{L}\p{N}])((?:\p{L}[ .\-_·*/]+){2,}\p{L})(?:[^\p{L}\p{N}]|$)")
@@ -784,3 +782,7 @@ RE_SPACES = regex.compile(" +")
 
 def _nfd(text: str) -> str:
     return unicodedata.normalize("NFD", text)
+
+
+# TextFilter.score_record builds this twin
+TextFilter.record_scorer = TextRecordScorer

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -24,8 +24,15 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 
-if TYPE_CHECKING:
-    from models.fusion import FusionModel
+
+class FittedFusion(Protocol):
+    """What :meth:`CompiledFusion.of` reads of a fitted :class:`models.fusion.FusionModel`
+    (which uses this module, so this module does not import it)."""
+
+    classes_: Any
+    active_features_: npt.NDArray[np.bool_]
+    calibrated_: Any
+    smoothing_n_: float
 
 
 @dataclass(frozen=True)
@@ -138,7 +145,7 @@ class CompiledFusion:
         self.smoothing_n = smoothing_n
 
     @classmethod
-    def of(cls, model: FusionModel) -> CompiledFusion | None:
+    def of(cls, model: FittedFusion) -> CompiledFusion | None:
         classes = list(model.classes_)
         if classes != [0, 1] or not model.active_features_.any():
             return None

@@ -19,9 +19,9 @@ from typing import Any
 
 import polars as pl
 
+from filters.core.defaults import PARTS
 from filters.textops import strip_chars
 from models.zeroshot import ZeroShotFusion
-from pipelines.config import PARTS
 
 #: match kinds where the brand is written as itself (or an official alias / native script)
 PLAIN_KINDS: tuple[str, ...] = ("exact", "alias", "native")

@@ -41,6 +41,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from filters.core.errors import DegenerateModelError, ModelError
 from filters.seller import SellerFilter
 from filters.text import KIND_SCORE
 from filters.textops import pl_round, pl_str
@@ -57,7 +58,6 @@ from models.features import (
 from models.report import labels, pr_metrics
 from models.thresholds import Thresholds, pick_block_threshold, pick_review_threshold
 from models.zeroshot import DEFAULT_WEIGHTS, ZeroShotFusion
-from pipelines.errors import DegenerateModelError, ModelError
 
 #: known directions: +1 = a higher value never lowers the risk, -1 = never raises it
 MONOTONE: dict[str, int] = {
@@ -717,7 +717,7 @@ def train(
     as given. ``shuffled`` marks the copies whose sellers were shuffled: the block threshold
     reaches ``target_precision`` on them too. ``inputs`` goes to the card as it is.
 
-    Raises :class:`~pipelines.errors.DegenerateModelError` (one line naming every problem)
+    Raises :class:`~filters.core.errors.DegenerateModelError` (one line naming every problem)
     when a class has fewer than :data:`MIN_CLASS_EXAMPLES` listings, the out-of-fold risks
     take fewer than :data:`MIN_DISTINCT_RISKS` values, or the block threshold flags nothing
     out of fold; with ``allow_degenerate`` the model is returned with the problems in its

@@ -14,11 +14,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from filters.core.errors import ModelError
+from filters.core.files import file_digest, library_versions, write_bytes_atomic, write_json_atomic
 from models.features import FEATURES
 from models.fusion import FusionModel, LearnedFusion
 from models.thresholds import Thresholds
-from pipelines.errors import ModelError
-from pipelines.manifest import file_digest, library_versions, write_bytes_atomic, write_json_atomic
 
 FORMAT = "fakestop-fusion"
 #: 2: the zero-shot risk feature, smoothed probabilities, the inputs trained with

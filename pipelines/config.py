@@ -1,8 +1,9 @@
 """Run configuration: currency rates, conditions, decision thresholds and how exports are read.
 
-Defaults live here; a TOML file (``fakestop score --config FILE``) may override any of them. The
-file is read strictly: an unknown section or key, a value of the wrong type or out of range is
-an error naming the key and the file::
+Defaults live here (the pricing ones in :mod:`filters.core.defaults`); a TOML file
+(``fakestop score --config FILE``) may override any of them. The file is read strictly: an
+unknown section or key, a value of the wrong type or out of range is an error naming the key
+and the file::
 
     [rates]                 # USD per unit of currency (ISO 4217 codes), > 0
     EUR = 1.08
@@ -40,6 +41,7 @@ from filters.core.defaults import DEFAULT_CONDITION_FACTORS as DEFAULT_CONDITION
 from filters.core.defaults import DEFAULT_RATES as DEFAULT_RATES
 from filters.core.defaults import DEFAULT_STANDARD_VOLUMES as DEFAULT_STANDARD_VOLUMES
 from filters.core.defaults import PARTS as PARTS
+from pipelines.columns import INPUT_SCHEMA
 from pipelines.errors import FakestopError
 
 #: how marketplaces and their sellers name conditions (lower case, words separated by one
@@ -225,8 +227,6 @@ def _encoding(where: str | Path, key: str, value: object) -> str | None:
 
 
 def _input_columns() -> tuple[str, ...]:
-    from pipelines.schema import INPUT_SCHEMA
-
     return tuple(INPUT_SCHEMA)
 
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from filters.core.csvtext import csv_never_closed
+from pipelines.columns import INPUT_SCHEMA, OUTPUT_SCHEMA
 from pipelines.conditions import canonical_conditions
 from pipelines.config import Settings
 from pipelines.errors import SchemaError
@@ -55,20 +56,6 @@ RULE_NAMES = (
     "currency_known",
     "currency_agrees",
 )
-#: contract input columns and the dtype each is read as
-INPUT_SCHEMA: dict[str, pl.DataType] = {
-    "listing_id": pl.String(),
-    "title": pl.String(),
-    "price": pl.Float64(),
-    "description": pl.String(),
-    "category": pl.String(),
-    "brand": pl.String(),
-    "seller_id": pl.String(),
-    "currency": pl.String(),
-    "condition": pl.String(),
-    "image": pl.String(),
-    "label": pl.Int64(),
-}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 CSV_SUFFIXES = {".csv"}
 NDJSON_SUFFIXES = {".ndjson", ".jsonl"}
@@ -974,7 +961,6 @@ def _converted(
 def computed_columns() -> frozenset[str]:
     """Columns the scoring chain computes: the output columns and every filter's evidence."""
     from filters import REGISTRY
-    from pipelines.stages import OUTPUT_SCHEMA
 
     names = set(OUTPUT_SCHEMA)
     for f in REGISTRY.values():

@@ -24,6 +24,7 @@ from filters.base import spread
 from models.features import OPTIONAL_INPUTS
 from models.thresholds import Thresholds
 from models.zeroshot import ZeroShotFusion
+from pipelines.columns import OUTPUT_SCHEMA
 from pipelines.config import Settings
 from pipelines.errors import FakestopWarning
 from pipelines.registry import Registry
@@ -33,20 +34,6 @@ from pipelines.statistics import RunStatistics, statistics_of
 #: filters run in this order: later filters read earlier filters' evidence (price reads text_brand)
 FILTER_ORDER = ("text", "image", "price")
 MAX_REASONS = 5
-
-#: the columns every scored output adds to the input columns (CONTRACT.md section 4)
-OUTPUT_SCHEMA: dict[str, pl.DataType] = {
-    "risk": pl.Float64(),
-    "decision": pl.String(),
-    "text_score": pl.Float64(),
-    "price_score": pl.Float64(),
-    "image_score": pl.Float64(),
-    "matched_brand": pl.String(),
-    "reasons": pl.List(pl.String()),
-    "status": pl.String(),
-    "error": pl.String(),
-    "price_raw": pl.String(),
-}
 
 
 class Fusion(Protocol):

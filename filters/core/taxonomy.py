@@ -229,7 +229,7 @@ class Taxonomy:
     @classmethod
     def build(cls, rows: Iterable[NodeRow], registry_categories: Iterable[str]) -> Taxonomy:
         """The taxonomy of ``rows`` (later rows extend earlier ones) and the registry's
-        categories (``brands.csv``'s, keyed as :func:`pipelines.registry.category_key`)."""
+        categories (``brands.csv``'s, keyed as :func:`filters.core.registry.category_key`)."""
         registry = sorted(set(registry_categories))
         parent: dict[str, str] = {}
         synonyms: dict[str, list[str]] = {}
