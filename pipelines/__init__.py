@@ -32,7 +32,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # the API pulls in every filter; import it lazily so filters can import pipelines.registry
+    # the API pulls in the readers, stages and models: imported when first asked for
     if name == "Scorer":
         from pipelines.api import Scorer
 
