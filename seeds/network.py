@@ -237,11 +237,8 @@ def generate_network(
     nrng = np.random.default_rng(seed)
     base = registry or Registry.load(default_registry_dir())
     brands = base.brands.select("brand", "category", "reference_price").rows()
-    words = [
-        w
-        for w in (base.root / "common_words.txt").read_text(encoding="utf-8").split()
-        if w.isalpha() and not w.startswith("#")
-    ] or ["item"]
+    # the registry's common words (ten languages), in a fixed order
+    words = sorted(w for w in base.lexicon.common_words if w.isalpha()) or ["item"]
     # handles and mailboxes are ASCII
     ascii_words = [w for w in words if w.isascii()] or ["shop"]
 
