@@ -9,7 +9,9 @@ Evidence, per listing, as ``(kind, key)``:
 
 - ``photo``: near-duplicate listing photos (pHash within ``photo_max_phash`` bits and pHash +
   dHash within ``photo_max_distance``), found by the exact multi-index Hamming search of
-  :func:`filters.image.hamming_pairs` and grouped into clusters of the same photo;
+  :func:`filters.image.hamming_pairs` and grouped into clusters of the same photo; with
+  ``photo_mirrors`` also mirror copies, whose hashes are derived from the stored ones
+  (:func:`filters.image.mirror_distances`), so no photo is decoded twice;
 - ``known_fake``: the same known-fake photo of the registry (matched like the image filter does);
 - ``title`` / ``description``: near-identical text after normalisation (lower case, NFKC, no
   digits, punctuation, contacts, brand names or their product names), as clusters of MinHash
@@ -106,6 +108,7 @@ class NetworkSettings:
 
     photo_max_phash: int = 12
     photo_max_distance: int = 26
+    photo_mirrors: bool = True
     text_min_similarity: float = 0.7
     min_shingles: int = 6
     max_shared_by: int = 60
@@ -238,7 +241,7 @@ def photo_evidence(
 ) -> pl.DataFrame:
     """``row``, ``kind``, ``key``, ``shown`` for listing photos: known fakes by reference,
     other photos by cluster of near-duplicates; photos matching an official photo give none."""
-    from filters.image import best_matches, hamming_pairs
+    from filters.image import best_matches, hamming_pairs, mirror_distances, mirrored_phash
 
     empty = pl.DataFrame(schema=EVIDENCE_SCHEMA)
     if hashes.height == 0:
@@ -262,14 +265,25 @@ def photo_evidence(
         kind[found] = ref_kinds[bm.ref[found]]
         ref_of[found] = bm.ref[found]
     free = np.flatnonzero(kind == "")
-    qi, ri, dp = hamming_pairs(
-        qp[free], qp[free], radius=settings.photo_max_phash, workers=settings.workers
-    )
+    fp, fd = qp[free], qd[free]
+    qi, ri, dp = hamming_pairs(fp, fp, radius=settings.photo_max_phash, workers=settings.workers)
     keep = qi < ri
     qi, ri, dp = qi[keep], ri[keep], dp[keep]
-    dd = np.bitwise_count(qd[free][qi] ^ qd[free][ri])
+    dd = np.bitwise_count(fd[qi] ^ fd[ri])
     close = dp.astype(np.int64) + dd <= settings.photo_max_distance
-    labels = _components(free.size, qi[close], ri[close])
+    edges_a, edges_b = [qi[close]], [ri[close]]
+    if settings.photo_mirrors:
+        # mirror copies: the mirror image's hashes derived from each photo's own
+        mi, mj, _ = hamming_pairs(
+            mirrored_phash(fp), fp, radius=settings.photo_max_phash, workers=settings.workers
+        )
+        keep = mi < mj
+        mi, mj = mi[keep], mj[keep]
+        mdp, mdd = mirror_distances(fp[mi], fd[mi], fp[mj], fd[mj])
+        close = mdp + mdd <= settings.photo_max_distance
+        edges_a.append(mi[close])
+        edges_b.append(mj[close])
+    labels = _components(free.size, np.concatenate(edges_a), np.concatenate(edges_b))
     photo_rows = distinct.with_columns(
         pl.Series("cluster", np.full(qp.size, -1, np.int64)).scatter(free, labels),
         pl.Series("ref_kind", kind.astype(str)),
