@@ -27,12 +27,13 @@ and crops of them; the portraits of scikit-image's LFW subset):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
 
 
 def _write_registry(
-    root: Path, photos: list[Image.Image] | list[bytes], fake_share: float = 0.5
+    root: Path, photos: Sequence[Image.Image | bytes], fake_share: float = 0.5
 ) -> Path:
     """A registry of ``photos`` (images, saved as JPEG q90, or JPEG files' bytes): the first
     half official photos, the rest known fakes, all of one brand."""
@@ -104,11 +105,12 @@ def _unrelated_counts(
     rng = random.Random(seed)
     # each family's images by group (a photograph's crops, or one portrait), made lazily: the
     # crops are written as they come, not held in memory
+    def crops_of(photo: Image.Image) -> list[Image.Image]:
+        return [c for _, c in random_crops(photo, crops, rng)]
+
     families: dict[str, list[Callable[[], list[Image.Image]]]] = {
-        "different photographs": [
-            (lambda p=p: [c for _, c in random_crops(p, crops, rng)]) for p in photos.values()
-        ],
-        "portraits": [(lambda f=f: [f]) for f in faces],
+        "different photographs": [functools.partial(crops_of, p) for p in photos.values()],
+        "portraits": [functools.partial(list, [f]) for f in faces],
     }
     out: dict[str, np.ndarray] = {}
     for family, groups in families.items():
@@ -206,8 +208,8 @@ def image_section(
         tmp = Path(tmp_name)
         # 1. unrelated distances
         counts = _unrelated_counts(photos, faces, crops, seed, tmp)
-        fitted = fit_null_tail(counts["different photographs"])
-        result["refit_tail"] = list(fitted)
+        null_tail = fit_null_tail(counts["different photographs"])
+        result["refit_tail"] = list(null_tail)
         result["unrelated_pairs"] = {f: int(c.sum()) for f, c in counts.items()}
         tail = []
         for d in range(12, 34, 2):
@@ -216,7 +218,7 @@ def image_section(
                 row[f"{family}: pairs within"] = int(c[: d + 1].sum())
                 row[f"{family}: share"] = float(c[: d + 1].sum() / c.sum())
             row["shipped model"] = float(model(d))
-            row["refit model"] = float(model(d, fitted))
+            row["refit model"] = float(model(d, null_tail))
             tail.append(row)
         result["unrelated_tail"] = tail
 
@@ -247,7 +249,7 @@ def image_section(
             setups = {"shipped": ImageFilter()}
             if size == max(registry_sizes):
                 setups["band 28 (before)"] = ImageFilter(chance_budget=1 - 1e-12)
-            rows = {
+            rows: dict[str, dict[str, Any]] = {
                 name: {
                     "registry": f"{size:,} crops of other photographs",
                     "thresholds": name,
@@ -260,11 +262,11 @@ def image_section(
             for side in (0, 1):
                 mine, theirs = halves[side], halves[1 - side]
                 per = -(-size // len(mine))
-                pool = [
+                blobs = [
                     jpeg_bytes(c, 90) for n in mine for _, c in random_crops(photos[n], per, rng)
                 ]
-                rng.shuffle(pool)
-                reg = load_registry(_write_registry(tmp / f"reg_{size}_{side}", pool[:size]))
+                rng.shuffle(blobs)
+                reg = load_registry(_write_registry(tmp / f"reg_{size}_{side}", blobs[:size]))
                 with warnings.catch_warnings():
                     # overlapping crops of one photograph are near copies of each other: those
                     # known fakes are set aside, as they should be

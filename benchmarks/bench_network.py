@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 RESULTS = Path(__file__).parent / "results" / "bench_network.json"
-CRITERION = {"max_distance": 28, "max_phash": 14}
+CRITERION: dict[str, Any] = {"max_distance": 28, "max_phash": 14}
 
 
 def _timed(f: Any) -> tuple[float, Any]:

@@ -150,7 +150,7 @@ def photo_family(registry: Registry, n: int, seed: int) -> pl.DataFrame:
 
 def block_precision(scored: pl.DataFrame) -> float:
     blocked = scored.filter(pl.col("decision") == "block")
-    return float(blocked.get_column("label").mean() or 0.0) if blocked.height else float("nan")
+    return float(blocked.get_column("label").to_numpy().mean()) if blocked.height else float("nan")
 
 
 def main() -> None:

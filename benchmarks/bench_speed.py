@@ -177,7 +177,7 @@ def description_cost(
             cpu[name] += time.process_time() - c
     return {
         "n": described.height,
-        "description_words_mean": float(words.mean() or 0.0),
+        "description_words_mean": float(words.to_numpy().mean()) if len(words) else 0.0,
         "description_chars_read": DESCRIPTION_CHARS,
         "generated_s": gen_s,
         "reading_s": seconds["reading"],

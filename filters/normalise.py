@@ -309,17 +309,6 @@ def script_folded(text: str) -> str:
     return text.translate(_SCRIPT_FOLD_TABLE)
 
 
-def phrase_form(text: str) -> str:
-    """A phrase or title as space-separated words with a space at each end, so that phrase
-    search on it respects word boundaries (" ua " does not occur in " usual ")."""
-    words = re.sub(
-        PHRASE_KEEP.replace(r"\p{L}", "\\w").replace(r"\p{M}", "").replace(r"\p{N}", ""),
-        " ",
-        fold(text),
-    )
-    return " " + " ".join(words.split()) + " "
-
-
 def is_cjk(text: str) -> bool:
     """Whether ``text`` has a character of a script matched by substring (:data:`CJK_CLASS`:
     kana, Han, Hangul, Thai)."""
@@ -408,11 +397,3 @@ def is_masked(token: str) -> bool:
     masked = sum(c in MASK_CHARS for c in token)
     visible = sum(c.isalpha() for c in token)
     return 0 < masked <= visible and visible >= 2 and masked + visible == len(token)
-
-
-def mask_pattern(token: str) -> re.Pattern[str] | None:
-    """A regex for a masked token ("gu**i" -> ^gu..i$), see :func:`is_masked`; None for
-    anything else."""
-    if not is_masked(token):
-        return None
-    return re.compile("^" + "".join("." if c in MASK_CHARS else re.escape(c) for c in token) + "$")

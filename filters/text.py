@@ -291,9 +291,6 @@ def glued_core(form: str) -> str | None:
     return core if core != form and core.isascii() and core.isalpha() else None
 
 
-def allowed_edits(key_len: int) -> int:
-    return 0 if key_len <= 4 else 1 if key_len <= 7 else 2
-
 
 #: a name made only of words at least this common (Zipf frequency: 3.5 is about three times in
 #: a million words) in one of the word list's languages is ambiguous
@@ -494,7 +491,9 @@ class TextFilter(Filter):
 
     # ------------------------------------------------------------------ fit
 
-    def _edits_for(self, key_len: int) -> int:
+    def edit_budget(self, key_len: int) -> int:
+        """Edits a typo of a brand key of ``key_len`` letters may hold: none up to 4 letters,
+        :attr:`max_edits_medium` up to 7, :attr:`max_edits_long` from 8."""
         return 0 if key_len <= 4 else self.max_edits_medium if key_len <= 7 else self.max_edits_long
 
     def fit(self, registry: Registry) -> Self:
@@ -576,7 +575,7 @@ class TextFilter(Filter):
         # ambiguous names too: their misspellings count when corroborated; only Latin keys have
         # near misses: a name in another script is matched as written
         self.fuzzy_keys_ = [
-            k for k in latin["key"].to_list() if self._edits_for(len(k)) > 0 and k.isascii()
+            k for k in latin["key"].to_list() if self.edit_budget(len(k)) > 0 and k.isascii()
         ]
         # first letter and length a near miss can have: a key's, within its edit budget
         self.multi_fuzzy_keys_ = [
@@ -586,7 +585,7 @@ class TextFilter(Filter):
         def near(keys: list[str]) -> list[str]:
             heads = set()
             for k in keys:
-                budget = self._edits_for(len(k))
+                budget = self.edit_budget(len(k))
                 for size in range(len(k) - budget, len(k) + budget + 1):
                     if size >= self.min_fuzzy_len:
                         heads.add(f"{k[0]}{size}")
@@ -1527,7 +1526,7 @@ class TextFilter(Filter):
         out: list[tuple[str, str, int, bool]] = []
         q_len = np.fromiter((len(q) for q in queries), dtype=np.int64, count=len(queries))
         for length in sorted({len(k) for k in keys}):
-            budget = self._edits_for(length)
+            budget = self.edit_budget(length)
             bucket_keys = [k for k in keys if len(k) == length]
             sel = np.flatnonzero(np.abs(q_len - length) <= budget)
             if sel.size == 0:

@@ -123,7 +123,7 @@ class TextRecordScorer:
         self.compared_after = regex.compile(f.compared_after_) if f.compared_after_ else None
         self.fuzzy_keys = list(f.fuzzy_keys_)
         self.multi_keys = list(f.multi_fuzzy_keys_)
-        self.max_budget = max((f._edits_for(len(k)) for k in self.fuzzy_keys), default=0)
+        self.max_budget = max((f.edit_budget(len(k)) for k in self.fuzzy_keys), default=0)
         # the word list stays a sorted column: a set of its 300,000 words would cost a few
         # tenths of a second to build, a lookup by bisection a few microseconds
         self.common_words = f.common_
@@ -215,7 +215,7 @@ class TextRecordScorer:
         for key, dist, _ in process.extract(
             query, keys, scorer=OSA.distance, score_cutoff=self.max_budget, limit=None
         ):
-            budget = self.f._edits_for(len(key))
+            budget = self.f.edit_budget(len(key))
             first = query[0] != key[0]
             if dist <= budget and abs(len(query) - len(key)) <= budget:
                 if same_first and first:

@@ -13,11 +13,11 @@ from typing import Any
 
 from pipelines.errors import FakestopError, FakestopWarning
 
-# polars' allocator returns freed pages to the system at once by default: scoring frees and
-# reallocates the same hundreds of MB every batch, and the page faults cost ~0.5 s of system
-# time per million listings. Read when polars first allocates, so set before it is imported;
-# a value the user set wins.
-os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:5000,muzzy_decay_ms:5000")
+#: polars' allocator returns freed pages to the system at once by default: scoring frees and
+#: reallocates the same hundreds of MB every batch, and the page faults cost ~0.5 s of system
+#: time per million listings. The allocator reads this when polars first allocates, which the
+#: command line does only after :func:`main` has started; a value the user set wins.
+ALLOCATOR_SETTINGS = ("_RJEM_MALLOC_CONF", "dirty_decay_ms:5000,muzzy_decay_ms:5000")
 
 
 def _date(text: str | None, option: str = "--run-date") -> dt.date:
@@ -697,6 +697,7 @@ def _with_warning_lines(func: Callable[[argparse.Namespace], int], args: argpars
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault(*ALLOCATOR_SETTINGS)
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -38,10 +39,10 @@ def seed_registry() -> Registry:
     return load_registry(default_registry_dir())
 
 
-def listings(**columns: list[object]) -> pl.DataFrame:
+def listings(**columns: Sequence[object]) -> pl.DataFrame:
     """A listings frame with defaults for the required columns."""
     n = len(next(iter(columns.values())))
-    base: dict[str, list[object]] = {
+    base: dict[str, Sequence[object]] = {
         "listing_id": [f"L{i}" for i in range(n)],
         "title": ["plain item"] * n,
         "price": [10.0] * n,

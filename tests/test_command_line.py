@@ -228,9 +228,12 @@ def test_spark_problems_are_one_clear_line(
     pytest.importorskip("pyspark", reason="the spark extra is not installed")
     frame = listings(listing_id=["a", "b"])
     src = tmp_path / f"in.{setup}"
-    {"csv": frame.write_csv, "ndjson": frame.write_ndjson, "parquet": frame.write_parquet}[setup](
-        src
-    )
+    if setup == "csv":
+        frame.write_csv(src)
+    elif setup == "ndjson":
+        frame.write_ndjson(src)
+    else:
+        frame.write_parquet(src)
     done = cli(*spark_argv(src, tiny_registry_dir, tmp_path / "out", *extra), env=env)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr

@@ -12,6 +12,7 @@ import codecs
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -58,7 +59,7 @@ def scored(path: Path | str, plan: ScoringPlan, settings: Settings | None = None
     return score_frame(read_listings(path, plan.settings), plan)
 
 
-def rows(frame: pl.DataFrame) -> dict[str, dict[str, object]]:
+def rows(frame: pl.DataFrame) -> dict[str, dict[str, Any]]:
     return {r["listing_id"]: r for r in frame.iter_rows(named=True)}
 
 

@@ -15,10 +15,11 @@ import faulthandler
 import io
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
@@ -27,8 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipelines.schema as schema
+from filters import textops
 from filters.image import ImageRejected, hash_sources, open_image
-from filters.normalise import fold, leet_readings, mask_pattern, phrase_form, skeleton
+from filters.normalise import fold, leet_readings, skeleton
 from filters.text import TextFilter, folded, phrase_text
 from pipelines.config import Settings
 from pipelines.errors import SchemaError
@@ -293,7 +295,7 @@ def test_csv_pieces_are_bounded_and_name_file_lines(
     assert frame["listing_id"].tail(1).to_list() == ["899"]
 
 
-def mutated(data: bytes, draw: st.DrawFn, *, max_edits: int = 6, keep: int = 0) -> bytes:
+def mutated(data: bytes, draw: Callable[..., Any], *, max_edits: int = 6, keep: int = 0) -> bytes:
     """``data`` with a few random edits: flipped bits, overwritten, inserted or deleted bytes,
     or cut short. The first ``keep`` bytes (a format's magic number) are left alone unless a
     draw says otherwise, so that most mutants reach the decoder."""
@@ -416,13 +418,12 @@ def test_any_column_type_is_converted_or_reported(columns: dict[str, pa.Array]) 
 def test_normalisation_is_idempotent_and_total(text: str) -> None:
     once = fold(text)
     assert fold(once) == once
-    words = phrase_form(text)
-    assert phrase_form(words) == words
+    words = textops.phrase_text(text)
+    assert textops.phrase_text(words) == words
     assert words.startswith(" ") and words.endswith(" ")
     for token in words.split():
         skeleton(token)
         leet_readings(token)
-        mask_pattern(token)
 
 
 @fuzz(100)

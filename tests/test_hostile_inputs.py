@@ -636,11 +636,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     expected["dates.parquet"] = dates_as_prices_parquet(inputs / "dates.parquet")
     good = io.BytesIO()
     hostile.write_parquet(good)
-    for name, (content, _) in FATAL.items():
+    for name, (fatal, _) in FATAL.items():
         if name == "truncated.parquet":
-            content = good.getvalue()[: len(good.getvalue()) // 2]
-        if content is not None:
-            (inputs / name).write_bytes(content)
+            fatal = good.getvalue()[: len(good.getvalue()) // 2]
+        if fatal is not None:
+            (inputs / name).write_bytes(fatal)
     for name, (files, _) in REGISTRIES.items():
         (root / "registries" / name).mkdir(parents=True)
         for fname, data in files.items():

@@ -32,7 +32,7 @@ def footer(path: Path) -> bytes:
     return data[-8 - n : -8]
 
 
-SCHEMA = {
+SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "listing_id": pl.String,
     "title": pl.String,
     "price": pl.Float64,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -14,7 +15,7 @@ from pipelines.registry import Registry, load_registry
 from tests.conftest import listings
 
 
-def price_scores(registry: Registry, **cols: list[object]) -> pl.DataFrame:
+def price_scores(registry: Registry, **cols: Sequence[object]) -> pl.DataFrame:
     return PriceFilter().fit(registry).score(listings(**cols)).collect()
 
 

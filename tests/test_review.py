@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -42,10 +43,10 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {**build_marketplace(tmp), "tmp": tmp}
 
 
-def embedded(page: str) -> dict[str, object]:
+def embedded(page: str) -> dict[str, Any]:
     m = re.search(r'<script type="application/json" id="review-data">(.*?)</script>', page, re.S)
     assert m is not None
-    data: dict[str, object] = json.loads(m.group(1))
+    data: dict[str, Any] = json.loads(m.group(1))
     return data
 
 
@@ -241,7 +242,7 @@ def test_command_line_writes_the_page_and_reports_errors_in_one_line(
     )
     assert done.returncode == 0, done.stderr
     assert "flagged listing(s)" in done.stdout and out.is_file()
-    strikes = {i["seller"]: i["strikes"] for i in embedded(out.read_text())["listings"]}  # type: ignore[union-attr]
+    strikes = {i["seller"]: i["strikes"] for i in embedded(out.read_text())["listings"]}
     assert strikes["s-bob"]["strikes"] == 2 and strikes["s-ann"] is None
     assert HOSTILE_SELLER in strikes
     done = subprocess.run(

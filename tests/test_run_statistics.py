@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +21,7 @@ import pytest
 from models.fusion import train
 from models.persist import save_model
 from pipelines import Scorer
+from pipelines.api import ScoreResult
 from pipelines.cli import main
 from pipelines.manifest import verify_run
 from pipelines.registry import Registry
@@ -134,12 +136,12 @@ def test_score_one_score_batch_and_the_cli_agree_given_the_runs_statistics(
     fields = ["risk", "decision", "text_score", "price_score", "image_score", "matched_brand",
               "status", "error"]  # fmt: skip
 
-    def as_frame(results: list[object]) -> pl.DataFrame:
+    def as_frame(results: Sequence[ScoreResult]) -> pl.DataFrame:
         return pl.DataFrame(
             {
-                "listing_id": [r.listing_id for r in results],  # type: ignore[attr-defined]
+                "listing_id": [r.listing_id for r in results],
                 **{f: [getattr(r, f) for r in results] for f in fields},
-                "reasons": [list(r.reasons) for r in results],  # type: ignore[attr-defined]
+                "reasons": [list(r.reasons) for r in results],
             },
             schema_overrides={"reasons": pl.List(pl.String)},
         )

@@ -11,11 +11,12 @@ import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import polars as pl
 import pytest
 
+from models.fusion import FusionModel
 from pipelines.registry import Registry, load_registry
 from pipelines.stages import ScoringPlan, score_frame
 from tests.test_run import marketplace
@@ -60,7 +61,7 @@ def assert_same(a: pl.DataFrame, b: pl.DataFrame) -> None:
     assert a.height == b.height
     for c in a.columns:
         if a.schema[c] == pl.Float64:
-            diff = (a[c] - b[c]).abs().fill_null(0.0).max()
+            diff = cast(float | None, (a[c] - b[c]).abs().fill_null(0.0).max())
             assert a[c].is_null().equals(b[c].is_null()), c
             assert diff is None or diff <= 1e-9, (c, diff)
         else:
@@ -152,6 +153,7 @@ def test_a_model_input_the_listings_lack_is_said_once_on_spark(
 
     # the model as `fakestop train` records it: trained with the listings' seller ids
     fusion = copy.deepcopy(learned_plan.fusion)
+    assert isinstance(fusion, FusionModel)
     fusion.card = {**fusion.card, "inputs": {"trained_with": ["seller_id"]}}
     learned_plan = replace(learned_plan, fusion=fusion)
     assert learned_plan.missing_inputs([]) == ["seller_id"]

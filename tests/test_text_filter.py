@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from rapidfuzz.distance import OSA
 
 from filters.base import RowMemo
-from filters.text import REGEX_PROBE_MIN, TextFilter, allowed_edits, holding_any
+from filters.text import REGEX_PROBE_MIN, TextFilter, holding_any
 from pipelines.registry import Registry, brand_key
 from seeds.marketplace import ORDINARY, obfuscate
 from tests.text_reference import LOOKALIKES, ZERO_WIDTH, reference_mention, to_fullwidth
@@ -145,7 +145,8 @@ def test_obfuscated_mentions_are_flagged(
 def test_typo_edit_budget(text_filter: TextFilter) -> None:
     """Short names need an exact spelling; 5-7 letters allow one edit, 8+ two; a typo keeps the
     first letter. Outside the budget nothing is claimed."""
-    assert allowed_edits(4) == 0 and allowed_edits(5) == 1 and allowed_edits(8) == 2
+    budget = text_filter.edit_budget
+    assert budget(4) == 0 and budget(5) == 1 and budget(7) == 1 and budget(8) == 2
     titles = ["Nikee shoes", "Gukki bag", "Fucci bag", "Blnciga sneakers"]
     out = score(text_filter, titles)
     assert out["text_brand"].to_list() == [None] * len(titles)
@@ -746,6 +747,7 @@ def reference_keys(seed_registry: Registry) -> dict[str, str]:
         brand_key(a) for al in seed_registry.brands["aliases"].to_list() for a in al
     }
     fitted = TextFilter().fit(seed_registry)
+    budget = fitted.edit_budget
     ambiguous = set(fitted.keys_.filter(pl.col("ambiguous"))["key"].to_list())
     keys = {brand_key(b): b for b in REFERENCE_BRANDS}
     assert set(REFERENCE_BRANDS) <= set(seed_registry.brand_names)
@@ -762,8 +764,8 @@ def reference_keys(seed_registry: Registry) -> dict[str, str]:
             form = "".join(run)
             assert form not in all_keys, run
             for k in multi:
-                if k[0] == form[0] and abs(len(k) - len(form)) <= allowed_edits(len(k)):
-                    assert OSA.distance(form, k) > allowed_edits(len(k)), (run, k)
+                if k[0] == form[0] and abs(len(k) - len(form)) <= budget(len(k)):
+                    assert OSA.distance(form, k) > budget(len(k)), (run, k)
     return keys
 
 
