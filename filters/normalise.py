@@ -74,6 +74,12 @@ def capital_lookalikes() -> dict[str, str]:
     return out
 
 
+@functools.cache
+def _ascii_capital_lookalikes() -> tuple[str, ...]:
+    """The ASCII letters among :func:`capital_lookalikes` ("i": its capital reads "l")."""
+    return tuple(c for c in capital_lookalikes() if c.isascii())
+
+
 @functools.lru_cache(maxsize=4096)
 def _reads_ascii(c: str) -> bool:
     return skeleton(c).isascii()
@@ -88,6 +94,8 @@ def capital_readings(form: str) -> list[str]:
     :func:`capital_lookalikes` read as its own look-alike or as its capital's, other than the
     plain reading; none if it has no such letter or more than :data:`MAX_CAPITAL_READINGS`."""
     table = capital_lookalikes()
+    if form.isascii() and not any(c in form for c in _ascii_capital_lookalikes()):
+        return []
     spots = [i for i, c in enumerate(form) if c in table]
     if not spots or len(spots) > MAX_CAPITAL_READINGS:
         return []
@@ -113,9 +121,38 @@ def skeleton(text: str) -> str:
     >>> skeleton("gucсі") == skeleton("gucci")  # Cyrillic с and і
     True
     """
-    table = confusables()
-    mapped = "".join(table.get(c, c) for c in unicodedata.normalize("NFD", text))
-    return "".join(c for c in unicodedata.normalize("NFD", mapped) if not unicodedata.combining(c))
+    if text.isascii():
+        # NFD leaves ASCII as it is, so each character's skeleton is its own
+        return text.translate(ascii_skeletons())
+    mapped = unicodedata.normalize("NFD", text).translate(_prototypes())
+    return unicodedata.normalize("NFD", mapped).translate(_combining_marks())
+
+
+@functools.cache
+def ascii_skeletons() -> dict[int, str]:
+    """The skeleton of each ASCII character that has another ("m" is "rn", "I" is "l")."""
+    table = _prototypes()
+    marks = _combining_marks()
+    out = {}
+    for cp in range(128):
+        seen = unicodedata.normalize("NFD", table.get(cp, chr(cp))).translate(marks)
+        if seen != chr(cp):
+            out[cp] = seen
+    return out
+
+
+@functools.cache
+def _prototypes() -> dict[int, str]:
+    """:func:`confusables` as a ``str.translate`` table (each character by its prototype in one
+    pass in C: forms are read a few hundred thousand times a run)."""
+    return {ord(c): prototype for c, prototype in confusables().items()}
+
+
+@functools.cache
+def _combining_marks() -> dict[int, None]:
+    """A ``str.translate`` table deleting every character of a non-zero canonical combining
+    class (what :func:`unicodedata.combining` reports)."""
+    return {cp: None for cp in range(0x110000) if unicodedata.combining(chr(cp))}
 
 
 #: a Latin letter's Unicode name: its base letter, then what sets it apart (a hook, stroke,

@@ -47,7 +47,7 @@ import functools
 import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, cast
 
 import numpy as np
 import polars as pl
@@ -77,6 +77,8 @@ from filters.normalise import (
     SCRIPT_FOLD,
     STRIPPED_MARKS,
     ZERO_WIDTH_CLASS,
+    ascii_skeletons,
+    capital_lookalikes,
     capital_readings,
     confusables,
     fold,
@@ -289,7 +291,6 @@ def glued_core(form: str) -> str | None:
     "2gucci" -> "gucci"), else None."""
     core = form.strip("0123456789")
     return core if core != form and core.isascii() and core.isalpha() else None
-
 
 
 #: a name made only of words at least this common (Zipf frequency: 3.5 is about three times in
@@ -1128,9 +1129,12 @@ class TextFilter(Filter):
         extra: list[tuple[str, int, str, str, int, bool, str | None]] = []
         form = pl.col("form")
         # no ordinary word of the word list's languages is a misspelt or look-alike name
-        common = set(rest.filter(form.is_in(self.common_.implode()))["form"].to_list())
-        # look-alike letters: the UTS #39 skeleton must equal a key's exactly
-        looks = ~form.str.contains(r"^[a-z0-9]+$") | form.str.contains(r"^[a-z]+$")
+        common_words = self._common_words()
+        common = {f for f in rest.get_column("form").to_list() if f in common_words}
+        # look-alike letters: the UTS #39 skeleton must equal a key's exactly (a-z forms only
+        # where one of their readings can: see _plain_look_candidates)
+        plain = form.str.contains(r"^[a-z]+$")
+        looks = (~form.str.contains(r"^[a-z0-9]+$")) | (plain & self._plain_look_candidates())
         for text, n in rest.filter(looks).iter_rows():
             key = None if text in common else self._look_alike(text)
             if key is not None:
@@ -1240,22 +1244,76 @@ class TextFilter(Filter):
         """(form, key) for forms that are a key of five letters or more glued to a common
         word of three or more ("guccishop", "shopgucci"): the longest key, at the start first."""
         found: dict[str, str] = {}
-        frame = forms.to_frame("form")
-        size = pl.col("form").str.len_chars()
+        frame = forms.to_frame("form").lazy()
+        form, size = pl.col("form"), pl.col("form").str.len_chars()
+        # the forms that start or end with a key, longest key first, the start before the
+        # end; then whether the rest is a common word (a set lookup, not a hash of the word
+        # list per key length)
+        parts = []
         for length in sorted({len(k) for k in self.glue_keys_}, reverse=True):
-            at_start = frame.filter(
-                (size >= length + MIN_GLUE_WORD)
-                & pl.col("form").str.slice(0, length).is_in(self.glue_keys_)
-                & pl.col("form").str.slice(length).is_in(self.common_.implode())
-            ).select("form", pl.col("form").str.slice(0, length).alias("key"))
-            at_end = frame.filter(
-                (size >= length + MIN_GLUE_WORD)
-                & pl.col("form").str.slice(-length).is_in(self.glue_keys_)
-                & pl.col("form").str.slice(0, size - length).is_in(self.common_.implode())
-            ).select("form", pl.col("form").str.slice(-length).alias("key"))
-            for text, key in [*at_start.iter_rows(), *at_end.iter_rows()]:
+            long_enough = size >= length + MIN_GLUE_WORD
+            parts.append(
+                frame.filter(long_enough & form.str.slice(0, length).is_in(self.glue_keys_)).select(
+                    "form",
+                    form.str.slice(0, length).alias("key"),
+                    form.str.slice(length).alias("word"),
+                )
+            )
+            parts.append(
+                frame.filter(long_enough & form.str.slice(-length).is_in(self.glue_keys_)).select(
+                    "form",
+                    form.str.slice(-length).alias("key"),
+                    form.str.slice(0, size - length).alias("word"),
+                )
+            )
+        common = self._common_words()
+        for text, key, word in pl.concat(parts).collect().iter_rows():
+            if word in common:
                 found.setdefault(text, key)
         return sorted(found.items())
+
+    def _common_words(self) -> frozenset[str]:
+        """:attr:`common_` as a set, made on first use (not pickled: it is rebuilt)."""
+        words: frozenset[str] | None = self.__dict__.get("_common_set")
+        if words is None:
+            words = self.__dict__["_common_set"] = frozenset(self.common_.to_list())
+        return words
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = cast(dict[str, Any], super().__getstate__())
+        return {k: v for k, v in state.items() if k != "_common_set"}
+
+    def _plain_look_candidates(self) -> pl.Expr:
+        """Whether an a-z ``form`` may read as a key through :meth:`_look_alike`: a condition
+        every match meets, computed in one pass. An ASCII string's skeleton is each
+        character's own (NFD leaves ASCII as it is), so the lower-case and upper-case
+        readings are two replacements; the readings with capital look-alikes ("i" read as
+        the "l" its capital looks like) all equal the lower-case reading once those letters
+        are made one."""
+        table = ascii_skeletons()
+        src, dst = [chr(c) for c in table], list(table.values())
+        form = pl.col("form")
+        lower = form.str.replace_many(src, dst).str.to_lowercase() if src else form
+        upper = form.str.to_uppercase()
+        upper = upper.str.replace_many(src, dst) if src else upper
+        # the capital look-alikes of a-z letters, as their readings: one letter each
+        pairs = {
+            skeleton(c).lower(): skeleton(reading).lower()
+            for c, reading in capital_lookalikes().items()
+            if c.isascii()
+        }
+        candidate = lower.is_in(list(self.look_lower_)) | upper.is_in(list(self.look_upper_))
+        if not pairs:
+            return candidate
+        if not all(len(a) == 1 and len(b) == 1 for a, b in pairs.items()):
+            # no one-letter merge: every form is read in Python
+            return pl.lit(True)
+        merged = lower.str.replace_many(list(pairs), list(pairs.values()))
+        keys = list(self.look_lower_)
+        merged_keys = pl.Series(keys, dtype=pl.String).str.replace_many(
+            list(pairs), list(pairs.values())
+        )
+        return candidate | merged.is_in(merged_keys.implode())
 
     def _look_alike(self, form: str) -> str | None:
         """The key a form reads as through look-alike characters (UTS #39 skeletons compared

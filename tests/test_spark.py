@@ -16,7 +16,7 @@ from typing import Any, cast
 import polars as pl
 import pytest
 
-from models.fusion import FusionModel
+from models.fusion import LearnedFusion
 from pipelines.registry import Registry, load_registry
 from pipelines.stages import ScoringPlan, score_frame
 from tests.test_run import marketplace
@@ -153,7 +153,7 @@ def test_a_model_input_the_listings_lack_is_said_once_on_spark(
 
     # the model as `fakestop train` records it: trained with the listings' seller ids
     fusion = copy.deepcopy(learned_plan.fusion)
-    assert isinstance(fusion, FusionModel)
+    assert isinstance(fusion, LearnedFusion)
     fusion.card = {**fusion.card, "inputs": {"trained_with": ["seller_id"]}}
     learned_plan = replace(learned_plan, fusion=fusion)
     assert learned_plan.missing_inputs([]) == ["seller_id"]
