@@ -8,7 +8,9 @@
 2. ``find_rings`` over ``seeds.network.generate_network``'s marketplace (20% of listings with
    a photo, given as already computed hashes), in a child process so that its peak memory is
    its own: wall time, peak RSS, pairwise precision and recall over seller pairs in the same
-   ring against the generator's operations, and the share of other sellers put in a ring.
+   ring against the generator's operations, the share of other sellers put in a ring (and of
+   the honest dropshippers among them), each evidence stage's seconds, and the same scores
+   under the rules that would let photos link alone (:data:`RULES`).
 
 Writes ``benchmarks/results/bench_network.json``. The machine's load average is recorded with
 the figures: timings on a shared machine are upper bounds; the rings run's CPU seconds (all
@@ -71,8 +73,42 @@ def hamming(n: int, seed: int, brute_queries: int) -> dict[str, Any]:
     return out
 
 
+#: the rules that would let photos link alone, measured beside the default (photos corroborate)
+RULES: dict[str, dict[str, Any]] = {
+    "two shared photos link": {"keys_per_kind": {"photo": 2.0}},
+    "a photo of at most 3 sellers links alone": {"photo_alone_up_to": 3},
+}
+
+
+def _stage_seconds(frame: pl.DataFrame, registry: Any) -> dict[str, float]:
+    """Each evidence stage of ``find_rings`` timed on its own (same inputs, same settings)."""
+    from pipelines import network
+
+    settings = network.NetworkSettings()
+    prepared = network._prepared(frame)
+    drop = network._brand_tokens(registry)
+    out: dict[str, float] = {}
+    hashes = network.listing_hashes(prepared, images_root=None)
+    out["photos (references, clusters, mirrors)"], _ = _timed(
+        lambda: network.photo_evidence(
+            hashes, network._references(registry, settings.workers), settings
+        )
+    )
+    for column in ("title", "description"):
+        out[f"{column} texts"], _ = _timed(
+            lambda c=column: network.text_evidence(prepared, c, drop, settings)
+        )
+    out["contacts"], _ = _timed(lambda: network.contact_evidence(prepared))
+    out["accounts"], _ = _timed(lambda: network.account_evidence(prepared, settings))
+    evidence = network.seller_evidence(prepared, registry, settings=settings)
+    out["links and rings"], _ = _timed(
+        lambda: network._ring_labels(network.seller_links(evidence, settings))
+    )
+    return {k: round(v, 2) for k, v in out.items()}
+
+
 def _rings_child(listings: str, registry: str, out: str) -> None:
-    from pipelines.network import find_rings
+    from pipelines.network import NetworkSettings, find_rings
     from pipelines.registry import load_registry
 
     frame = pl.read_parquet(listings).drop("operation", "photo_kind", "label")
@@ -80,11 +116,22 @@ def _rings_child(listings: str, registry: str, out: str) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     result = find_rings(frame, reg)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    result.rings.write_parquet(Path(out) / "rings.parquet")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    result.rings.write_parquet(Path(out) / "rings.parquet")
+    for k, options in enumerate(RULES.values()):
+        find_rings(frame, reg, settings=NetworkSettings(**options)).rings.write_parquet(
+            Path(out) / f"rings-rule{k}.parquet"
+        )
+    stages = _stage_seconds(frame, reg)
     (Path(out) / "child.json").write_text(
         json.dumps(
-            {"seconds": seconds, "cpu_seconds": cpu, "peak_rss_bytes": peak, "stats": result.stats}
+            {
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "peak_rss_bytes": peak,
+                "stats": result.stats,
+                "stage_seconds": stages,
+            }
         )
     )
 
@@ -105,22 +152,36 @@ def rings(listings: int, sellers: int, seed: int, workdir: Path) -> dict[str, An
     if child.exitcode != 0:
         raise SystemExit(f"the rings run failed (exit {child.exitcode})")
     run = json.loads((workdir / "child.json").read_text())
-    frame = pl.read_parquet(data, columns=["seller_id", "operation", "phash"])
-    scores = pairwise_scores(
-        ring_truth(frame), pl.read_parquet(workdir / "rings.parquet"), frame["seller_id"].n_unique()
-    )
+    frame = pl.read_parquet(data, columns=["seller_id", "operation", "phash", "photo_kind"])
+    truth, n_sellers = ring_truth(frame), frame["seller_id"].n_unique()
+    dropshippers = frame.filter(pl.col("photo_kind") == "supplier").select("seller_id").unique()
+
+    def scored(rings: pl.DataFrame) -> dict[str, Any]:
+        members = rings.select(pl.col("sellers").explode().alias("seller_id"))
+        out = pairwise_scores(truth, rings, n_sellers)
+        out["dropshippers_in_rings"] = members.join(dropshippers, on="seller_id").height
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}
+
+    scores = scored(pl.read_parquet(workdir / "rings.parquet"))
+    rules = {
+        name: scored(pl.read_parquet(workdir / f"rings-rule{k}.parquet"))
+        for k, name in enumerate(RULES)
+    }
     return {
         "listings": listings,
         "sellers": sellers,
         "listings_with_photo": int(frame["phash"].is_not_null().sum()),
         "operations": int(frame["operation"].n_unique() - 1),
-        "sellers_in_operations": int(ring_truth(frame).height),
+        "sellers_in_operations": int(truth.height),
+        "dropshippers": dropshippers.height,
         "generate_seconds": round(gen_s, 1),
         "find_rings_seconds": round(run["seconds"], 1),
         # busy seconds on all cores: what a machine without other work needs, at most
         "find_rings_cpu_seconds": round(run["cpu_seconds"], 1),
         "peak_rss_gb": round(run["peak_rss_bytes"] / 2**30, 2),
-        **{k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()},
+        **scores,
+        "stage_seconds": run["stage_seconds"],
+        "other_rules": rules,
         "stats": run["stats"],
     }
 

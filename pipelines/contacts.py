@@ -19,6 +19,7 @@ agree.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -100,15 +101,47 @@ _TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid|ref|spm|scm|from|share_source
 _DOTLESS = frozenset({"gmail.com", "googlemail.com"})
 
 
+@functools.cache
+def nfkc_unstable() -> str:
+    """A regex character class of every character NFKC may change in some text: characters
+    NFKC maps to something else, combining marks, characters that compose with the one before
+    them (second halves of canonical pairs, Hangul vowel and final jamo). A text without any
+    of them is already NFKC (the Unicode quick check answers yes), so it needs no normaliser:
+    accented letters, CJK, emoji and ASCII pass as they are."""
+    unstable = set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
+    for cp in range(0x80, 0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        c = chr(cp)
+        if unicodedata.combining(c) or unicodedata.normalize("NFKC", c) != c:
+            unstable.add(cp)
+        parts = unicodedata.decomposition(c).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            unstable.add(int(parts[1], 16))
+    ranges: list[list[int]] = []
+    for cp in sorted(unstable):
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    return "[" + "".join(f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges) + "]"
+
+
 def nfkc(texts: pl.Series) -> pl.Series:
     """NFKC-normalised texts (fullwidth and compatibility forms to their plain letters and
-    digits); ASCII texts, most of them, are left as they are without being copied through the
-    normaliser."""
-    wide = texts.str.contains(r"[^\x00-\x7F]").fill_null(False)
-    if not wide.any():
+    digits); texts NFKC would not change, most of them, are left as they are without being
+    copied through the normaliser (see :func:`nfkc_unstable`).
+
+    Examples
+    --------
+    >>> nfkc(pl.Series(["ＷｅＣｈａｔ", "café", None])).to_list()
+    ['WeChat', 'café', None]
+    """
+    unstable = texts.str.contains(nfkc_unstable()).fill_null(False)
+    if not unstable.any():
         return texts
-    at = wide.arg_true()
-    return texts.scatter(at, texts.gather(at).str.normalize("NFKC"))
+    at = unstable.arg_true()
+    return texts.clone().scatter(at, texts.gather(at).str.normalize("NFKC"))
 
 
 def _fold(text: str) -> str:

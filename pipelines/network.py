@@ -29,9 +29,14 @@ template phrase, a stock photo, the marketplace's own URL). The rest is weighted
 evidence a coincidence would leave: among ``N`` sellers a key shared by ``n`` weighs
 ``weight[kind] * log(N / max(n, r)) / log(N / r)`` with ``r = rare_up_to`` (full weight for a
 handful of sellers, less the more share it: a photo shared by 2 sellers says more than one
-shared by 2,000). Each kind's sum is capped at its weight times ``keys_per_kind`` (1, photos 2):
-many weak traces of one kind do not add up. Two sellers are linked when their shared keys weigh
-at least ``link_threshold``; rings are the connected components of those links
+shared by 2,000). Each kind's sum is capped at its weight times ``keys_per_kind`` (1 unless
+given): many weak traces of one kind do not add up. Photos corroborate and never link alone,
+however many two shops share: independent dropshippers of one supplier sell its catalogue with
+its product photos, as an operation's shops share theirs. (``keys_per_kind={"photo": 2}``
+lets two shared photos link; ``photo_alone_up_to`` lets one photo that at most that many
+sellers share link alone; both put such dropshippers in rings.) Two sellers are
+linked when their shared keys weigh at least ``link_threshold``; rings are the connected
+components of those links
 (:func:`scipy.sparse.csgraph.connected_components`).
 """
 
@@ -61,7 +66,7 @@ if TYPE_CHECKING:
 KINDS: tuple[str, ...] = ("photo", "known_fake", "title", "description", "contact", "account")
 #: what one key of each kind shared by exactly two sellers weighs; a link needs 1.0 in all.
 #: A contact or account is an identity: one is enough (unless very many sellers share it). A
-#: near-duplicate photo or description template needs a second piece (another photo, the
+#: near-duplicate photo or description template needs a second piece of another kind (the
 #: template, a contact): resellers copy a manufacturer's photo or text too. A known fake
 #: circulates among unrelated counterfeiters, and titles are short: they corroborate.
 DEFAULT_WEIGHTS: Mapping[str, float] = {
@@ -109,6 +114,7 @@ class NetworkSettings:
     photo_max_phash: int = 12
     photo_max_distance: int = 26
     photo_mirrors: bool = True
+    photo_alone_up_to: int = 0
     text_min_similarity: float = 0.7
     min_shingles: int = 6
     max_shared_by: int = 60
@@ -118,7 +124,7 @@ class NetworkSettings:
     long_text_shingles: int = 12
     long_text_weight: float = 1.25
     rare_up_to: int = 4
-    keys_per_kind: Mapping[str, float] = field(default_factory=lambda: {"photo": 2.0})
+    keys_per_kind: Mapping[str, float] = field(default_factory=dict)
     minhash_perms: int = 32
     minhash_band: int = 4
     workers: int = 2
@@ -649,6 +655,14 @@ def seller_evidence(
         .filter(pl.col("shared_by").is_between(2, settings.max_shared_by))
         .join(weights, on="kind")
         .with_columns(pl.coalesce("base", "kind_base").alias("base"))
+        .with_columns(
+            pl.when(
+                (pl.col("kind") == "photo") & (pl.col("shared_by") <= settings.photo_alone_up_to)
+            )
+            .then(pl.max_horizontal("base", pl.lit(settings.link_threshold)))
+            .otherwise("base")
+            .alias("base")
+        )
         .with_columns(
             (
                 pl.col("base")

@@ -17,7 +17,10 @@ families of edits chosen independently of how the linker reads text and photos:
 
 Honest sellers share what honest sellers share: the brand's official photos (re-saved and
 cropped by each), the same short template phrases ("Brand new with tags", "Fast shipping") and
-the brand's own product names. Each also has a shop blurb and contacts of its own.
+the brand's own product names. Each also has a shop blurb and contacts of its own. Some are
+*dropshippers*: independent shops that sell a supplier's catalogue with the supplier's own
+product photos (neither official nor known fakes), each shop re-saving and editing them: groups
+of shops of the same sizes as operations, sharing photos and nothing else.
 
 Photos of listings that are neither an operation's nor an official photo are drawn as random
 64-bit pHash/dHash pairs: unrelated photos are about Binomial(64, 1/2) bits apart.
@@ -222,12 +225,14 @@ def generate_network(
     operation_share: float = 0.06,
     official_copies: int = 8,
     photo_copies: int = 3,
+    dropship_share: float = 0.05,
 ) -> tuple[pl.DataFrame, Registry]:
     """``n_listings`` listings by ``n_sellers`` sellers, about ``operation_share`` of them in
-    operations. Returns the listings (``listing_id``, ``seller_id``, ``title``,
-    ``description``, ``brand``, ``category``, ``price``, ``payment_account``, ``phash``,
-    ``dhash`` (null without a photo), ``label`` and the truth: ``operation``, null for
-    sellers who belong to none, and ``photo_kind``) and the registry written to
+    operations and ``dropship_share`` honest dropshippers. Returns the listings
+    (``listing_id``, ``seller_id``, ``title``, ``description``, ``brand``, ``category``,
+    ``price``, ``payment_account``, ``phash``, ``dhash`` (null without a photo), ``label`` and
+    the truth: ``operation``, null for sellers who belong to none, and ``photo_kind``:
+    operation, supplier, known_fake, official, own) and the registry written to
     ``registry_dir``: ``registry`` (default: the bundled one) with one official photo and one
     known fake per brand, which the listing photos reuse.
     """
@@ -313,6 +318,21 @@ def generate_network(
             )
         )
     op_of: dict[str, _Operation] = {s: op for op in ops for s in op.sellers}
+    # honest dropshippers: groups of shops (sized like operations) selling one supplier's
+    # catalogue of 3-12 products with its photos; photos are drawn when first used
+    supplier_of: dict[str, tuple[int, int]] = {}
+    n_drop = int(n_sellers * dropship_share)
+    n_suppliers = 0
+    while pos < n_op_sellers + n_drop - 1:
+        size = min(n_op_sellers + n_drop - pos, max(2, min(40, int(rng.paretovariate(1.3) * 2))))
+        catalogue = rng.randint(3, 12)
+        for k in range(size):
+            supplier_of[seller_ids[order[pos + k]]] = (n_suppliers, catalogue)
+        pos += size
+        n_suppliers += 1
+    # (supplier, product) -> index into ``drop_photos`` (filled after the listings)
+    drop_products: dict[tuple[int, int], int] = {}
+    drop_rows: list[tuple[int, int, int]] = []  # (listing, product index, copy)
     # which of its operation's assets each member shop uses (at least one)
     uses: dict[str, set[str]] = {}
     for op in ops:
@@ -389,9 +409,15 @@ def generate_network(
             kind = None
             if rng.random() < photo_share:
                 b = brand_names.index(brand)
+                supplier = supplier_of.get(sid)
                 if mine is not None and "photo" in use and rng.random() < 0.8:
                     same_base = rng.choice(mine.photo_bases)
                     photo, kind = mine.photos[rng.choice(same_base)], "operation"
+                elif supplier is not None and rng.random() < 0.8:
+                    product = (supplier[0], rng.randrange(supplier[1]))
+                    index = drop_products.setdefault(product, len(drop_products))
+                    drop_rows.append((len(cols["listing_id"]), index, rng.randrange(photo_copies)))
+                    kind = "supplier"
                 elif fake and ("fake" in use or mine is None) and rng.random() < 0.4:
                     photo, kind = rng.choice(fake_copies_h[b]), "known_fake"
                 elif rng.random() < 0.35:
@@ -452,6 +478,14 @@ def generate_network(
     for i, drawn in enumerate(cols["photo_kind"]):
         if drawn == "own":
             photo_p[i], photo_d[i] = next(rp), next(rd)
+    # suppliers' photos, each used product drawn once and edited by each shop's re-saves
+    catalogue_photos = [
+        product_photo(seed * 7_919 + 1_000_003 + supplier * 64 + product, 128)
+        for supplier, product in drop_products
+    ]
+    drop_hashes = _edited_hashes(catalogue_photos, photo_copies, rng)
+    for i, index, copy in drop_rows:
+        photo_p[i], photo_d[i] = drop_hashes[index][copy]
     frame = pl.DataFrame(cols, schema_overrides={"label": pl.Int8}).with_columns(
         pl.Series("phash", photo_p, pl.UInt64), pl.Series("dhash", photo_d, pl.UInt64)
     )

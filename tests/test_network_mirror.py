@@ -120,9 +120,9 @@ def test_mirror_copies_fall_within_the_linker_criterion_unrelated_photos_do_not(
 
 
 def _listing_frame(
-    hashes: list[tuple[str, int, int]],
+    hashes: list[tuple[str, int, int]], descriptions: list[str] | None = None
 ) -> pl.DataFrame:
-    return pl.DataFrame(
+    frame = pl.DataFrame(
         {
             "listing_id": [f"l{k}" for k in range(len(hashes))],
             "seller_id": [s for s, _, _ in hashes],
@@ -131,32 +131,39 @@ def _listing_frame(
         },
         schema_overrides={"phash": pl.UInt64, "dhash": pl.UInt64},
     )
+    if descriptions is not None:
+        frame = frame.with_columns(pl.Series("description", descriptions))
+    return frame
 
 
-def test_linker_links_a_shop_that_mirrored_another_shops_photos() -> None:
-    """Two shops with two photos in common, one shop's copies mirrored (a photo alone needs a
-    second piece: two photos are two): a ring with mirror search, none without. A third
-    shop's unrelated photos and their mirror images join nothing."""
+def test_linker_links_a_shop_that_mirrored_another_shops_photo() -> None:
+    """Two shops share a short description (not enough alone) and a photo, one shop's copy
+    mirrored: a ring with mirror search, none without. A third shop's unrelated photos and
+    their mirror images join nothing."""
     rng = random.Random(3)
     photos = sample_photographs()
-    first, second, other = photos["astronaut"], photos["coffee"], photos["rocket"]
-    rows = []
+    shared, other = photos["astronaut"], photos["rocket"]
+    blurb = "hand stitched leather totes from workshop"
+    rows, texts = [], []
     for shop, mirror in (("s1", False), ("s2", True)):
-        for photo in (first, second):
-            copy = _reused(photo.convert("RGB"), rng)
-            copy = copy.transpose(MIRROR) if mirror else copy
-            p, d = phash_dhash([copy])
-            rows.append((shop, int(p[0]), int(d[0])))
+        copy = _reused(shared.convert("RGB"), rng)
+        copy = copy.transpose(MIRROR) if mirror else copy
+        p, d = phash_dhash([copy])
+        rows.append((shop, int(p[0]), int(d[0])))
+        texts.append(blurb)
     for photo in (other, other.transpose(MIRROR), photos["chelsea"]):
         p, d = phash_dhash([_reused(photo.convert("RGB"), rng)])
         rows.append(("s3", int(p[0]), int(d[0])))
-    frame = _listing_frame(rows)
+        texts.append("vintage prints and posters")
+    frame = _listing_frame(rows, texts)
     found = find_rings(frame)
     assert found.rings.select("sellers").to_series().to_list() == [["s1", "s2"]]
-    link = found.links.row(0, named=True)
-    assert link["evidence_counts"]["photo"] == 2 and link["strong"]
+    link = found.links.filter("strong").row(0, named=True)
+    assert link["evidence_counts"]["photo"] == 1 and link["evidence_counts"]["description"] == 1
     none = find_rings(frame, settings=NetworkSettings(photo_mirrors=False))
     assert none.rings.height == 0
+    # the description alone is there either way
+    assert none.links.get_column("evidence_counts").struct.field("description").to_list() == [1]
 
 
 def test_a_symmetric_photo_is_not_its_own_evidence() -> None:
