@@ -3,7 +3,7 @@
 A registry directory holds ``brands.csv`` (required), ``official_images.csv`` and
 ``known_fakes.csv`` (optional), ``lexicon.toml`` (optional, extends the built-in lexicon),
 ``common_words.txt`` (optional, one word a line: extends the shipped common words of ten
-languages, ``seeds/registry/wordfreq_words.tsv``, built from wordfreq), ``names.csv``
+languages, ``seeds/registry/wordfreq_words.tsv.gz``, built from wordfreq), ``names.csv``
 (optional: the brands' names in other scripts, with where each is in use) and
 ``categories.csv`` (optional, extends the built-in category taxonomy: see
 :mod:`filters.core.taxonomy`).
@@ -12,6 +12,7 @@ languages, ``seeds/registry/wordfreq_words.tsv``, built from wordfreq), ``names.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 import math
@@ -63,7 +64,7 @@ LEXICON_KINDS: dict[str, tuple[str, ...]] = {
     "products": ("main", "bundle"),
 }
 #: the shipped common words (``seeds/tools/build_common_words.py`` builds it from wordfreq)
-WORDS_FILE = "wordfreq_words.tsv"
+WORDS_FILE = "wordfreq_words.tsv.gz"
 WORDS_SCHEMA = {"word": pl.String, "zipf": pl.Float64, "lang": pl.String}
 #: ``[small_goods."3%"]``: a share of a brand's dearest reference price
 RE_SHARE = re.compile(r"(\d+(?:\.\d+)?)%")
@@ -394,16 +395,17 @@ def _load_words(table: Path | None, word_files: list[Path]) -> pl.DataFrame:
         try:
             frames.append(
                 pl.read_csv(
-                    table,
+                    gzip.decompress(table.read_bytes()),
                     separator="\t",
                     comment_prefix="#",
                     quote_char=None,
                     schema=WORDS_SCHEMA,
                 ).select("word", "zipf")
             )
-        except (pl.exceptions.PolarsError, OSError) as exc:
+        except (pl.exceptions.PolarsError, OSError, EOFError) as exc:
             raise RegistryError(
-                f"{table}: unreadable word table ({exc}); expected tab-separated word, zipf, lang"
+                f"{table}: unreadable word table ({exc}); expected gzip-compressed tab-separated"
+                " word, zipf, lang"
             ) from None
     own: set[str] = set()
     for wf in word_files:

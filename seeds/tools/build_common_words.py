@@ -1,4 +1,4 @@
-"""Regenerate ``seeds/registry/wordfreq_words.tsv``: the common words of ten languages.
+"""Regenerate ``seeds/registry/wordfreq_words.tsv.gz``: the common words of ten languages.
 
 Every word that ``wordfreq`` counts at least once per million words (Zipf frequency >= 3.0) in
 English, German, French, Spanish, Portuguese, Italian, Dutch, Polish, Russian or Turkish, folded
@@ -20,6 +20,7 @@ Run: ``pip install wordfreq && python -m seeds.tools.build_common_words``
 
 from __future__ import annotations
 
+import gzip
 import math
 from importlib.metadata import version
 from pathlib import Path
@@ -28,7 +29,7 @@ import regex
 
 from filters.textops import folded
 
-OUT = Path(__file__).resolve().parents[1] / "registry" / "wordfreq_words.tsv"
+OUT = Path(__file__).resolve().parents[1] / "registry" / "wordfreq_words.tsv.gz"
 LANGUAGES = ("en", "de", "fr", "es", "pt", "it", "nl", "pl", "ru", "tr")
 #: once per million words
 MIN_ZIPF = 3.0
@@ -63,8 +64,13 @@ def build() -> bytes:
     return text.encode("utf-8")
 
 
+def compressed(text: bytes) -> bytes:
+    """The table as shipped: gzip with no timestamp, so that the same table gives the same file."""
+    return gzip.compress(text, compresslevel=9, mtime=0)
+
+
 def main() -> None:
-    data = build()
+    data = compressed(build())
     OUT.write_bytes(data)
     print(f"{OUT}: {len(data):,} bytes")
 
