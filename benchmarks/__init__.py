@@ -7,19 +7,83 @@ import importlib
 import json
 import os
 import platform
+import shlex
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 #: where each script writes its results (``<script>.json``)
 RESULTS = Path(__file__).resolve().parent / "results"
 
+#: the product's packages, whose code a benchmark measures
+PRODUCT = ("filters", "models", "pipelines", "seeds")
+#: what a benchmark's figures depend on: the product and the benchmark scripts (not their results)
+MEASURED = (*PRODUCT, "pyproject.toml", "benchmarks", ":(exclude)benchmarks/results")
 
-def write_results(script: str, results: dict[str, Any]) -> Path:
-    """Write ``results`` to ``benchmarks/results/<script>.json``, with the machine's cores."""
+# the load and the clock when the benchmark started: ``python -m benchmarks.<script>`` imports
+# this package first
+_STARTED = time.time()
+_LOAD_AT_START = os.getloadavg()
+
+
+def _git(*args: str) -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return proc.stdout.strip()
+
+
+def run_record(script: str, argv: list[str] | None = None) -> dict[str, Any]:
+    """How, where and on what code a benchmark ran: the command, the git commit, the last
+    commit that changed the product's packages, whether the code differed from the commit,
+    the date (UTC), the load average (1, 5 and 15 minutes) at the start and at the end, the
+    cores and the Python version."""
+    args = sys.argv[1:] if argv is None else argv
+    changed = _git("status", "--porcelain", "--", *MEASURED)
+    return {
+        "command": " ".join(["python -m", f"benchmarks.{script}", *map(shlex.quote, args)]),
+        "arguments": args,
+        "commit": _git("rev-parse", "--short=12", "HEAD"),
+        "product_commit": _git("log", "-1", "--format=%h", "--abbrev=12", "--", *PRODUCT),
+        "uncommitted_changes": None if changed is None else bool(changed),
+        "started": datetime.fromtimestamp(_STARTED, timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.time() - _STARTED, 1),
+        "load_average_start": [round(x, 2) for x in _LOAD_AT_START],
+        "load_average_end": [round(x, 2) for x in os.getloadavg()],
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+
+
+def write_results(
+    script: str, results: dict[str, Any], *, sections: bool = False
+) -> Path:
+    """Write ``results`` to ``benchmarks/results/<script>.json`` with the run's record
+    (``run_record``) under ``"run"``. With ``sections``, each top-level key of ``results`` is a
+    section that replaces the one stored, with its own ``"run"``; the sections not run stay."""
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{script}.json"
-    record = {"cores": os.cpu_count(), "python": platform.python_version(), **results}
-    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    run = run_record(script)
+    if sections:
+        record: dict[str, Any] = (
+            json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        )
+        record.pop("run", None)
+        for name, section in results.items():
+            record[name] = {**section, "run": run}
+    else:
+        record = {**results, "run": run}
+    path.write_text(
+        json.dumps(record, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
+    )
     return path
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import resource
 import statistics
@@ -44,9 +43,6 @@ from benchmarks import compile_package, write_results
 from filters.text import DESCRIPTION_CHARS, TextFilter
 from pipelines.registry import Registry, default_registry_dir, load_registry
 from pipelines.stages import ScoringPlan, score_frame
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
 
 def score_command(src: Path, out: Path, *, module: Sequence[str] = ("pipelines.cli",)) -> list[str]:
     """``fakestop score`` of ``src`` into ``out`` with the seed registry, quiet, as a subprocess
@@ -201,23 +197,14 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, default=None, help="checkout of the code before")
     ap.add_argument("--rounds", type=int, default=4)
     args = ap.parse_args()
-    load_start = os.getloadavg()[0]
 
     registry = load_registry(default_registry_dir())
     t0 = time.perf_counter()
     listings = generate_marketplace(registry, args.n, seed=args.seed)
     gen_s = time.perf_counter() - t0
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "bench_speed.json"
-    stored = json.loads(out.read_text()) if out.is_file() else {}
     load = os.getloadavg()[0]
     cost = description_cost(registry, listings, seed=args.seed)
-    stored["descriptions"] = {
-        "command": f"python -m benchmarks.bench_speed --n {args.n} --only descriptions",
-        "load_average_1min_at_start": load,
-        **cost,
-    }
-    out.write_text(json.dumps(stored, indent=2) + "\n")
+    write_results("bench_speed", {"descriptions": cost}, sections=True)
     print(
         f"descriptions ({cost['description_words_mean']:.0f} words on average, first "
         f"{DESCRIPTION_CHARS} characters read): scoring chain {cost['reading_s']:.2f}s reading "
@@ -278,13 +265,14 @@ def main() -> None:
     print(f"\npeak RSS of `fakestop score` on {args.n:,} listings: {peak_mb:,.0f} MB")
     results: dict[str, object] = {
         "listings": args.n,
-        "load_average_start": round(load_start, 2),
+        "generated_s": round(gen_s, 2),
         "end_to_end_s": round(e2e_s, 2),
         "end_to_end_distinct_s": round(distinct_s, 2),
         "in_process_s": round(inproc_s, 2),
+        "naive_sample": len(sample),
+        "naive_s": round(naive_s, 3),
         "naive_listings_per_s": round(naive_rate),
         "peak_rss_mb": round(peak_mb),
-        "descriptions": stored["descriptions"],
     }
     if args.baseline is not None:
         print(f"\n`fakestop score` against {args.baseline}, alternately:")
@@ -295,8 +283,7 @@ def main() -> None:
             f"same output: {compared['same_output']}"
         )
         results["baseline"] = {"checkout": str(args.baseline), **compared}
-    results["load_average_end"] = round(os.getloadavg()[0], 2)
-    write_results("bench_speed", results)
+    write_results("bench_speed", {"throughput": results}, sections=True)
 
 
 if __name__ == "__main__":
