@@ -11,7 +11,7 @@ import shlex
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ def run_record(script: str, argv: list[str] | None = None) -> dict[str, Any]:
         "commit": _git("rev-parse", "--short=12", "HEAD"),
         "product_commit": _git("log", "-1", "--format=%h", "--abbrev=12", "--", *PRODUCT),
         "uncommitted_changes": None if changed is None else bool(changed),
-        "started": datetime.fromtimestamp(_STARTED, timezone.utc).isoformat(timespec="seconds"),
+        "started": datetime.fromtimestamp(_STARTED, UTC).isoformat(timespec="seconds"),
         "seconds": round(time.time() - _STARTED, 1),
         "load_average_start": [round(x, 2) for x in _LOAD_AT_START],
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
@@ -63,9 +63,7 @@ def run_record(script: str, argv: list[str] | None = None) -> dict[str, Any]:
     }
 
 
-def write_results(
-    script: str, results: dict[str, Any], *, sections: bool = False
-) -> Path:
+def write_results(script: str, results: dict[str, Any], *, sections: bool = False) -> Path:
     """Write ``results`` to ``benchmarks/results/<script>.json`` with the run's record
     (``run_record``) under ``"run"``. With ``sections``, each top-level key of ``results`` is a
     section that replaces the one stored, with its own ``"run"``; the sections not run stay."""

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import write_results
 from filters.image import build_image_cache
 from models.fusion import train
 from models.persist import save_model
@@ -42,11 +43,22 @@ def timed(fn: Callable[[dict[str, Any]], object], items: list[dict[str, Any]]) -
     return out
 
 
-def row(name: str, samples: list[float], base: float | None) -> str:
+def summary(name: str, samples: list[float], base: float | None) -> dict[str, Any]:
+    """p50 and p99 in milliseconds of ``samples`` (seconds), and the baseline's p50 over its."""
     ms = np.asarray(samples) * 1000.0
     p50, p99 = float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
-    ratio = "" if base is None else f"{base / p50:.0f}x"
-    return f"| {name} | {len(samples):,} | {p50:.3f} | {p99:.3f} | {ratio} |"
+    return {
+        "call": name,
+        "calls": len(samples),
+        "p50_ms": round(p50, 3),
+        "p99_ms": round(p99, 3),
+        "speedup_p50": None if base is None else round(base / p50, 1),
+    }
+
+
+def row(r: dict[str, Any]) -> str:
+    ratio = "" if r["speedup_p50"] is None else f"{r['speedup_p50']:.0f}x"
+    return f"| {r['call']} | {r['calls']:,} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {ratio} |"
 
 
 def main() -> None:
@@ -105,15 +117,28 @@ def main() -> None:
         f"Start-up (seed registry, {2 * 60 * 2} cached photo hashes): zero-shot {t_start:.2f} s,"
         f" with model {t_start_model:.2f} s\n"
     )
+    rows = [
+        summary("baseline: frame path (`score_batch([listing])`), no photo", base_plain, None),
+        summary("`score_one`, zero-shot, no photo, first sight", zero_plain, b_plain),
+        summary("`score_one`, zero-shot, no photo, repeated", zero_again, b_plain),
+        summary("`score_one`, trained model, no photo", model_plain, b_plain),
+        summary("baseline: frame path, 800x800 JPEG bytes", base_img, None),
+        summary("`score_one`, zero-shot, 800x800 JPEG bytes", zero_img, b_img),
+        summary("`score_one`, trained model, 800x800 JPEG bytes", model_img, b_img),
+    ]
     print("| call | calls | p50 ms | p99 ms | p50 speed-up vs baseline |")
     print("|---|---:|---:|---:|---:|")
-    print(row("baseline: frame path (`score_batch([listing])`), no photo", base_plain, None))
-    print(row("`score_one`, zero-shot, no photo, first sight", zero_plain, b_plain))
-    print(row("`score_one`, zero-shot, no photo, repeated", zero_again, b_plain))
-    print(row("`score_one`, trained model, no photo", model_plain, b_plain))
-    print(row("baseline: frame path, 800x800 JPEG bytes", base_img, None))
-    print(row("`score_one`, zero-shot, 800x800 JPEG bytes", zero_img, b_img))
-    print(row("`score_one`, trained model, 800x800 JPEG bytes", model_img, b_img))
+    for r in rows:
+        print(row(r))
+    write_results(
+        "bench_api",
+        {
+            "cached_photo_hashes": 2 * 60 * 2,
+            "startup_s": round(t_start, 3),
+            "startup_with_model_s": round(t_start_model, 3),
+            "calls": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

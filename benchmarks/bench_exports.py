@@ -16,7 +16,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import random
 import tempfile
 import time
@@ -24,11 +23,11 @@ from pathlib import Path
 
 import polars as pl
 
+from benchmarks import write_results
 from pipelines.config import Settings
 from pipelines.prices import parsed_prices
 from pipelines.schema import iter_listing_batches, validated_listings
 
-RESULTS = Path(__file__).parent / "results" / "bench_exports.json"
 TITLES = ["Rolex Submariner", "Gucci Marmont Tasche", "Kaffeebecher weiß", "Nike Air Max 90",
           "Schreibtischlampe", "Louis Vuitton Neverfull"]  # fmt: skip
 GERMAN = {"listing_id": "Artikelnummer", "title": "Titel", "price": "Preis",
@@ -109,7 +108,6 @@ def main() -> None:
         unique_parse = best(lambda: parsed_prices(unique, None, "auto"), args.repeat)
     result = {
         "rows": args.rows,
-        "load_average": os.getloadavg()[0],
         "read_and_validate_seconds": {k: round(min(v), 3) for k, v in runs.items()},
         "shop_over_plain": round(min(runs["shop"]) / min(runs["plain"]), 2),
         "price_column_seconds": {
@@ -120,8 +118,7 @@ def main() -> None:
         },
         "distinct_shop_prices": distinct_euro.n_unique(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_results("bench_exports", result)
     print(json.dumps(result, indent=2))
 
 

@@ -21,6 +21,7 @@ import polars as pl
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score
 
+from benchmarks import write_results
 from models.features import FEATURES
 from models.fusion import feature_matrix, train
 from models.report import precision_at_recall
@@ -95,8 +96,28 @@ def main() -> None:
     print("|---|---|---|---|")
     prec = float(yt[block].mean()) if block.any() else float("nan")
     rec = float(block[yt == 1].mean())
-    print(f"| {average_precision_score(yt, risk):.4f} | {precision_at_recall(yt, risk, 0.9):.4f} "
-          f"| {prec:.4f} | {rec:.4f} |")  # fmt: skip
+    pr_auc = float(average_precision_score(yt, risk))
+    p_at_r = float(precision_at_recall(yt, risk, 0.9))
+    print(f"| {pr_auc:.4f} | {p_at_r:.4f} | {prec:.4f} | {rec:.4f} |")
+    write_results(
+        "bench_fusion",
+        {
+            "listings": market.height,
+            "copies": int(data.augmented.sum()),
+            "features": len(FEATURES),
+            "features_s": round(t_features, 2),
+            "baseline_fit_s": round(t_plain, 2),
+            "train_s": round(t_train, 2),
+            "train_over_baseline": round(t_train / t_plain, 2),
+            "held_out": {
+                "listings": len(yt),
+                "pr_auc": round(pr_auc, 4),
+                "precision_at_recall_0.9": round(p_at_r, 4),
+                "block_precision": round(prec, 4),
+                "block_recall": round(rec, 4),
+            },
+        },
+    )
 
 
 if __name__ == "__main__":

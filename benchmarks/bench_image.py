@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
+from benchmarks import write_results
 from filters.image import (
     MAX_PHASH_DISTANCE,
     best_matches,
@@ -62,12 +63,24 @@ def best_of(reps: int, fn: Callable[[], object]) -> float:
     return best
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[object]], align: str = "") -> str:
-    """A Markdown table; ``align`` has one letter per column (l or r, default l)."""
-    spec = align.ljust(len(header), "l")
-    sep = ["---:" if a == "r" else "---" for a in spec]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(sep) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+Table = dict[str, Any]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]], align: str = "") -> Table:
+    """A table as the results file stores it; ``align`` has one letter per column (l or r,
+    default l)."""
+    return {
+        "header": list(header),
+        "align": align.ljust(len(header), "l"),
+        "rows": [[str(c) for c in row] for row in rows],
+    }
+
+
+def markdown(t: Table) -> str:
+    """``t`` as a Markdown table."""
+    sep = ["---:" if a == "r" else "---" for a in t["align"]]
+    lines = ["| " + " | ".join(t["header"]) + " |", "|" + "|".join(sep) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in t["rows"]]
     return "\n".join(lines)
 
 
@@ -114,7 +127,7 @@ def _decode_one(p: Path) -> None:
 
 def throughput(
     paths: list[Path], workers: int, reps: int
-) -> tuple[str, list[int], dict[str, pl.DataFrame]]:
+) -> tuple[Table, list[int], dict[str, pl.DataFrame]]:
     """The throughput table, the baseline's pHashes (as ints) and the ``hash_sources`` output of
     the exact and fast runs on ``workers`` threads (reused by the exactness and false-match
     checks)."""
@@ -188,12 +201,22 @@ def throughput(
         "time / decode floor",
         "time / draft floor",
     ]
-    return table(header, rows, "lrrrrr"), [hex_int(h) for h in baseline_out], kept
+    seconds = {name: round(t, 3) for name, t in times.items()}
+    default = runs[8][0]
+    figures = {
+        "seconds": seconds,
+        "default_speedup": round(base / times[default], 2),
+        "default_over_decode_floor": round(times[default] / floor, 2),
+        "default_over_draft_floor": round(times[default] / dfloor, 2),
+    }
+    out = {**table(header, rows, "lrrrrr"), **figures}
+    return out, [hex_int(h) for h in baseline_out], kept
 
 
 def exactness(
     paths: list[Path], ref_phash: list[int], exact: pl.DataFrame, fast: pl.DataFrame
-) -> str:
+) -> tuple[Table, float]:
+    """The exactness table and the seconds of a plain ``imagehash.dhash`` loop."""
     t0 = time.perf_counter()
     ref_dhash = [hex_int(imagehash.dhash(Image.open(p))) for p in paths]
     dhash_s = time.perf_counter() - t0
@@ -231,11 +254,7 @@ def exactness(
         "dHash drift mean",
         "max",
     ]
-    note = (
-        f"\n\n(for reference, a plain `imagehash.dhash(Image.open(p))` loop took {dhash_s:.2f}s "
-        f"here, one run; `hash_sources` computes both hashes)"
-    )
-    return table(header, rows, "lrrrrrrrr") + note
+    return table(header, rows, "lrrrrrrrr"), dhash_s
 
 
 # ---------------------------------------------------------------- 3: Hamming matching
@@ -311,7 +330,9 @@ def clustered_row(name: str, sets: tuple[np.ndarray, ...], check: int) -> list[s
     ]
 
 
-def hamming(n: int, seed: int, naive_queries: int, python_queries: int, photos: int) -> str:
+def hamming(
+    n: int, seed: int, naive_queries: int, python_queries: int, photos: int
+) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     qp, qd, rp, rd = (rng.integers(0, 2**64, n, dtype=np.uint64) for _ in range(4))
     rows = []
@@ -409,7 +430,11 @@ def hamming(n: int, seed: int, naive_queries: int, python_queries: int, photos: 
         ],
     ]
     header = ["matching (random uint64 hashes)", "seconds", "result", "vs numpy loop", "vs Python"]
-    out = [table(header, rows, "lrrrr"), ""]
+    out: dict[str, Any] = {
+        "random": table(header, rows, "lrrrr"),
+        "best_matches_s": round(bm_s, 3),
+        "hamming_pairs_s": round(pp_s, 3),
+    }
 
     # clustered hashes: more candidates per bucket; exactness checked against brute force on a
     # slice of the queries (brute force over all of them would take as long as above)
@@ -443,8 +468,9 @@ def hamming(n: int, seed: int, naive_queries: int, python_queries: int, photos: 
         "queries with a reference within 28",
         "checked against brute force",
     ]
-    out += [table(cheader, crows, "lrrrrr"), "", f"(photo hashes generated in {photo_s:.1f}s)"]
-    return "\n".join(out)
+    out["clustered"] = table(cheader, crows, "lrrrrr")
+    out["photo_hashes_s"] = round(photo_s, 2)
+    return out
 
 
 # ---------------------------------------------------------------- 4: robustness
@@ -503,7 +529,9 @@ def _random_match_rate(n_refs: int) -> float:
     return n_refs * p / 2.0**128
 
 
-def robustness(tmp: Path, n_photos: int, size: int, unrelated: pl.DataFrame, workers: int) -> str:
+def robustness(
+    tmp: Path, n_photos: int, size: int, unrelated: pl.DataFrame, workers: int
+) -> dict[str, Any]:
     """``unrelated``: ``hash_sources(fast=True)`` output for photos that are none of these."""
     off_dir = tmp / "official"
     q_dir = tmp / "queries"
@@ -586,14 +614,14 @@ def robustness(tmp: Path, n_photos: int, size: int, unrelated: pl.DataFrame, wor
         "median distance to own photo",
         "p90",
     ]
-    out = [
-        f"{n_photos} official photos -> {refs.height:,} reference hashes "
-        f"({refs.height / n_photos:.0f} variants each) in {ref_s:.1f}s; queries hashed with "
-        f"`fast=True` (the filter default); match = `best_matches(max_distance={MAX_DISTANCE}, "
-        f"max_phash={MAX_PHASH_DISTANCE})`",
-        "",
-        table(header, rows, "lrrrrr"),
-    ]
+    out: dict[str, Any] = {
+        "official_photos": n_photos,
+        "reference_hashes": refs.height,
+        "references_s": round(ref_s, 2),
+        "max_distance": MAX_DISTANCE,
+        "max_phash": MAX_PHASH_DISTANCE,
+        "edits": table(header, rows, "lrrrrr"),
+    }
 
     # false matches: unrelated photos against the same references
     un = unrelated
@@ -631,8 +659,8 @@ def robustness(tmp: Path, n_photos: int, size: int, unrelated: pl.DataFrame, wor
         "if hashes were random",
         "nearest distance min / p1 / median",
     ]
-    out += ["", table(fm_header, fm_rows, "lrrrrr")]
-    return "\n".join(out)
+    out["false_matches"] = table(fm_header, fm_rows, "lrrrrr")
+    return out
 
 
 # ---------------------------------------------------------------- main
@@ -670,24 +698,42 @@ def main() -> None:
         )
 
         print("### Throughput\n")
-        out, baseline_phash, kept = throughput(paths, args.workers, args.reps)
-        print(out, "\n")
+        through, baseline_phash, kept = throughput(paths, args.workers, args.reps)
+        print(markdown(through), "\n")
 
         print("### Exactness against imagehash\n")
-        print(exactness(paths, baseline_phash, kept["exact"], kept["fast"]), "\n")
+        exact, dhash_s = exactness(paths, baseline_phash, kept["exact"], kept["fast"])
+        print(markdown(exact), f"\n\nplain `imagehash.dhash` loop: {dhash_s:.2f}s\n")
 
         print("### Hamming matching (single run)\n")
-        print(
-            hamming(args.hashes, args.seed, naive_queries=1000, python_queries=5, photos=5000),
-            "\n",
+        matching = hamming(
+            args.hashes, args.seed, naive_queries=1000, python_queries=5, photos=5000
         )
+        print(markdown(matching["random"]), "\n\n", markdown(matching["clustered"]), "\n")
 
         print("### Robustness\n")
-        print(robustness(tmp, args.photos, args.size, kept["fast"], args.workers), "\n")
+        robust = robustness(tmp, args.photos, args.size, kept["fast"], args.workers)
+        print(markdown(robust["edits"]), "\n\n", markdown(robust["false_matches"]), "\n")
     load = os.getloadavg()
     print(
         f"total {time.perf_counter() - start:.0f}s; load average at end "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    write_results(
+        "bench_image",
+        {
+            "jpegs": args.n,
+            "size": args.size,
+            "quality": 85,
+            "workers": args.workers,
+            "reps": args.reps,
+            "generated_s": round(gen_s, 2),
+            "throughput": through,
+            "exactness": exact,
+            "dhash_loop_s": round(dhash_s, 2),
+            "matching": matching,
+            "robustness": robust,
+        },
     )
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import random
 import tempfile
 import time
@@ -41,7 +40,7 @@ import numpy as np
 import polars as pl
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
-RESULTS = Path(__file__).parent / "results" / "bench_image_robustness.json"
+from benchmarks import write_results
 
 
 def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
@@ -381,15 +380,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--sections", nargs="+", choices=sorted(SECTIONS), default=sorted(SECTIONS))
     args = ap.parse_args(argv)
     results: dict[str, Any] = {}
-    if RESULTS.is_file():
-        results = json.loads(RESULTS.read_text(encoding="utf-8"))
     for name in args.sections:
         run, show = SECTIONS[name]
         results[name] = run()
         show(results[name])
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"-> {RESULTS}")
+    print(f"-> {write_results('bench_image_robustness', results, sections=True)}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import resource
 import tempfile
 import time
@@ -32,7 +31,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-RESULTS = Path(__file__).parent / "results" / "bench_network.json"
+from benchmarks import write_results
+
 CRITERION: dict[str, Any] = {"max_distance": 28, "max_phash": 14}
 
 
@@ -217,16 +217,14 @@ def main() -> None:
     ap.add_argument("--skip-hamming", action="store_true")
     ap.add_argument("--workdir", default=None, help="keep the generated marketplace here")
     args = ap.parse_args()
-    result: dict[str, Any] = {"load_average_start": os.getloadavg()[0]}
+    result: dict[str, Any] = {}
     if not args.skip_hamming:
         result["best_matches"] = hamming(args.hashes, args.seed, 2_000)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
         result["rings"] = rings(args.listings, args.sellers, args.seed, work)
-    result["load_average_end"] = os.getloadavg()[0]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    write_results("bench_network", result)
     print(json.dumps(result, indent=2))
 
 

@@ -14,7 +14,6 @@ whose known fakes are look-alike photos).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import polars as pl
 from sklearn.metrics import average_precision_score
 
+from benchmarks import write_results
 from models.report import precision_at_recall, recall_at_precision
 from pipelines.registry import Registry, default_registry_dir, load_registry
 from pipelines.stages import ScoringPlan, score_frame
@@ -125,9 +125,6 @@ def floors_table(scored: pl.DataFrame, family: str) -> pl.DataFrame:
     )
 
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
 def photo_family(registry: Registry, n: int, seed: int) -> pl.DataFrame:
     """``n`` listings of :func:`seeds.marketplace.generate_reseller_photos` with their photos,
     scored zero-shot, in a registry of 60 brands with 2 official photos and 2 look-alike known
@@ -181,20 +178,29 @@ def main() -> None:
         tbl_formatting="MARKDOWN",
         tbl_hide_column_data_types=True,
     ):
-        print("Scores\n", score_table(scored), "\n")
-        print("Decisions (zero-shot)\n", decision_table(scored), "\n")
+        tables: dict[str, pl.DataFrame] = {
+            "scores": score_table(scored),
+            "decisions": decision_table(scored),
+            "text_recall": text_recall_table(scored),
+            "kinds": kind_table(scored),
+        }
+        print("Scores\n", tables["scores"], "\n")
+        print("Decisions (zero-shot)\n", tables["decisions"], "\n")
         print(
             "Text filter: obfuscated brand mentions and clean titles\n",
-            text_recall_table(scored),
+            tables["text_recall"],
             "\n",
         )
-        print("Per listing kind\n", kind_table(scored), "\n")
-        for title, generate in (
+        print("Per listing kind\n", tables["kinds"], "\n")
+        side: dict[str, pl.DataFrame] = {}
+        for name, title, generate in (
             (
+                "small_goods",
                 "A brand's own small goods ({:,} more listings: chargers, socks, key rings...)",
                 generate_small_goods,
             ),
             (
+                "everyday",
                 "Everyday listings ({:,} more: plurals, small perfume bottles, fan kits; model "
                 "names...)",
                 generate_everyday,
@@ -202,7 +208,8 @@ def main() -> None:
         ):
             more = generate(registry, args.n // 10, seed=args.seed)
             more_scored = score_frame(more, plan).filter(pl.col("status") == "ok")
-            print(title.format(more.height) + "\n", kind_table(more_scored), "\n")
+            side[name] = kind_table(more_scored)
+            print(title.format(more.height) + "\n", side[name], "\n")
         floors = []
         kinds = {}
         for family, title, generate in (
@@ -238,15 +245,20 @@ def main() -> None:
             kind_table(photos),
             f"\nblock precision {block_precision(photos):.3f}\n",
         )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "bench_quality.json"
-    data = json.loads(out.read_text()) if out.is_file() else {}
-    data["families"] = {
-        "command": f"python -m benchmarks.bench_quality --n {args.n} --seed {args.seed}",
-        "rows": table.to_dicts(),
-        "kinds": {family: kt.to_dicts() for family, kt in kinds.items()},
-    }
-    out.write_text(json.dumps(data, indent=2) + "\n")
+    write_results(
+        "bench_quality",
+        {
+            "listings": args.n,
+            "seed": args.seed,
+            "scored_s": round(dt, 2),
+            **{name: t.to_dicts() for name, t in tables.items()},
+            **{name: t.to_dicts() for name, t in side.items()},
+            "families": table.to_dicts(),
+            "family_kinds": {family: kt.to_dicts() for family, kt in kinds.items()},
+            "photos": kind_table(photos).to_dicts(),
+            "photos_block_precision": block_precision(photos),
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from typing import Any
 
 import polars as pl
 
+from benchmarks import write_results
 from filters.image import build_image_cache
 from pipelines.registry import default_registry_dir, load_registry
 from pipelines.review import PHOTO_BYTES, ReviewData, render_page, write_review
@@ -38,7 +39,6 @@ from pipelines.stages import ScoringPlan
 from seeds.images import attach_images, sample_registry
 from seeds.marketplace import generate_marketplace
 
-RESULTS = Path(__file__).parent / "results" / "bench_review.json"
 MAX_BYTES = 5_000_000
 MAX_READY_MS = 2_000.0
 
@@ -139,7 +139,6 @@ def main() -> None:
             full = load_times(browser, tmp / "review.html", args.repeats)
             browser.close()
 
-    load = os.getloadavg()
     result = {
         "listings_scored": args.listings,
         "flagged_listings": flagged,
@@ -155,11 +154,8 @@ def main() -> None:
         "ready_ms_over_baseline": round(full["ready_ms_median"] - baseline["ready_ms_median"], 1),
         "floor_bytes_met": bound <= MAX_BYTES,
         "floor_ready_met": full["ready_ms_max"] <= MAX_READY_MS,
-        "load_average": [round(x, 2) for x in load],
-        "cpus": os.cpu_count(),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_results("bench_review", result)
     print(json.dumps(result, indent=2))
 
 

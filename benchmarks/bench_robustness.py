@@ -38,11 +38,11 @@ from typing import Any
 
 import polars as pl
 
+from benchmarks import write_results
 from filters.normalise import confusables, confusables_version
 from filters.text import TextFilter
 from pipelines.registry import Registry, brand_key, default_registry_dir, load_registry
 
-RESULTS = Path(__file__).resolve().parent / "results" / "bench_robustness.json"
 LANGUAGES = ("en", "de", "fr", "es", "pt", "it", "nl", "pl", "ru", "tr")
 #: the floors the filter is held to
 FLOORS = {
@@ -277,16 +277,14 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown sections {unknown}; expected some of {list(SECTIONS)}")
     registry = load_registry(default_registry_dir())
     f = TextFilter().fit(registry)
-    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results: dict[str, Any] = {}
     for name in chosen:
         t0 = time.perf_counter()
         results[name] = SECTIONS[name](f, registry)
         results[name]["seconds"] = round(time.perf_counter() - t0, 1)
         print(name, json.dumps(results[name], ensure_ascii=False)[:2000])
     results["floors"] = FLOORS
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
-    print(f"-> {RESULTS}")
+    print(f"-> {write_results('bench_robustness', results, sections=True)}")
     return 0
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -45,6 +44,7 @@ import numpy as np
 import polars as pl
 from sklearn.metrics import average_precision_score
 
+from benchmarks import run_record, write_results
 from models.features import OPTIONAL_INPUTS, legitimate_context_expr
 from models.fusion import EVIDENCE_FLOOR_RISK
 from pipelines.learn import train_model
@@ -105,13 +105,6 @@ def _load_family(spec: str) -> tuple[str, Family]:
         raise SystemExit(f"--family {spec!r}: expected NAME=module:function")
     fn = getattr(importlib.import_module(module), func)
     return name, fn
-
-
-def _uptime() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
 
 
 def _block_pr(y: np.ndarray, block: np.ndarray) -> tuple[float | None, float | None]:
@@ -208,7 +201,6 @@ def main(argv: list[str] | None = None) -> int:
 
     families = dict(FAMILIES)
     families.update(_load_family(spec) for spec in args.family)
-    load_before = _uptime()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_shift_") as tmp:
         root = Path(tmp)
@@ -247,8 +239,6 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     report = {
-        "command": "python -m benchmarks.bench_shift "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
         "train": {
             "listings": args.n,
             "brands_with_photos": args.brands,
@@ -262,13 +252,15 @@ def main(argv: list[str] | None = None) -> int:
         "families": sorted(families),
         "shifts": results,
         "all_floors_met": all(all(m["floors_met"].values()) for m in results.values()),
-        "load_average_before": load_before,
-        "load_average_after": _uptime(),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    if out.resolve() == RESULTS:
+        write_results("bench_shift", report)
+    else:
+        report["run"] = run_record("bench_shift", argv)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"all floors met: {report['all_floors_met']} -> {out}")
     return 0
 

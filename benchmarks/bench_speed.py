@@ -44,6 +44,7 @@ from filters.text import DESCRIPTION_CHARS, TextFilter
 from pipelines.registry import Registry, default_registry_dir, load_registry
 from pipelines.stages import ScoringPlan, score_frame
 
+
 def score_command(src: Path, out: Path, *, module: Sequence[str] = ("pipelines.cli",)) -> list[str]:
     """``fakestop score`` of ``src`` into ``out`` with the seed registry, quiet, as a subprocess
     command (``module``: what ``python -m`` runs before the ``score`` arguments)."""

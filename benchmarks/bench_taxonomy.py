@@ -19,10 +19,10 @@ Writes ``benchmarks/results/bench_taxonomy.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
+from benchmarks import write_results
 from pipelines.registry import default_registry_dir, load_registry
 
 #: US English path prefix -> registry category (None: goods of no brand's); the longest prefix
@@ -134,9 +134,7 @@ def main() -> None:
             f"| {locale} | {labelled} | {r['found']:.3f} | {r['wrong']:.3f} | {r['missed']:.3f} "
             f"| {other} | {r['false']:.3f} |"
         )
-    out = Path(__file__).parent / "results" / "bench_taxonomy.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results("bench_taxonomy", {"locales": results})
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from benchmarks import compile_package
+from benchmarks import compile_package, write_results
 from benchmarks.bench_speed import brand_names, naive_peer, score_command
 from pipelines.registry import default_registry_dir, load_registry
 
@@ -104,6 +104,17 @@ def main() -> None:
         shown = " / ".join(f"{s:.2f}" for s in seconds[mode])
         rate = args.n / best
         print(f"| {label} | {shown} | {rate:,.0f} | {rate / naive_rate:.1f}x |")
+    write_results(
+        "bench_text_share",
+        {
+            "listings": args.n,
+            "rounds": args.rounds,
+            "real_s": [round(s, 2) for s in seconds["real"]],
+            "free_s": [round(s, 2) for s in seconds["free"]],
+            "naive_sample": len(sample),
+            "naive_listings_per_s": round(naive_rate),
+        },
+    )
 
 
 if __name__ == "__main__":
