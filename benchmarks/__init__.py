@@ -10,6 +10,7 @@ import platform
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,6 +84,34 @@ def write_results(script: str, results: dict[str, Any], *, sections: bool = Fals
         json.dumps(record, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
     )
     return path
+
+
+# runs argv[2:] and writes its exit code and peak RSS (KiB) to the file argv[1]
+_LAUNCHER = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
+
+
+def timed_child(cmd: list[str], *, cwd: str | Path | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of the command ``cmd`` in a child process; a failure
+    exits with the command.
+
+    The child is started by a small Python launcher, not by this process: a child's peak RSS
+    counts the memory of the process it was forked from until it runs the command, so a child
+    of a benchmark holding a million listings would report the benchmark's memory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "child"
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", _LAUNCHER, str(out), *cmd], cwd=cwd, check=True)
+        wall = time.perf_counter() - t0
+        code, peak_kib = (int(x) for x in out.read_text().split())
+    if code != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed (exit {code})")
+    return wall, peak_kib / 1024
 
 
 def compile_package() -> bool:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from benchmarks import compile_package, write_results
+from benchmarks import compile_package, timed_child, write_results
 from benchmarks.bench_speed import naive_peer
 from pipelines.registry import default_registry_dir, load_registry
 from pipelines.stages import (
@@ -39,17 +38,6 @@ from pipelines.stages import (
 )
 
 PART_ROWS = 1_000_000
-
-
-def run_child(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and the child's peak RSS in MB."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed")
-    return wall, usage.ru_maxrss / 1024
 
 
 def copy_of(base: pl.DataFrame, i: int, rows: int) -> pl.DataFrame:
@@ -137,7 +125,7 @@ def main() -> None:
                 write_parts(base, n, src)
             out = Path(tmp) / "scores.parquet"
             cmd = [sys.executable, "-m", "pipelines.cli", "score", str(src)]
-            wall, peak = run_child([*cmd, "--registry", reg, "--out", str(out), "--quiet"])
+            wall, peak = timed_child([*cmd, "--registry", reg, "--out", str(out), "--quiet"])
             manifest = json.loads(Path(f"{out}.manifest.json").read_text())
             assert manifest["rows"]["in"] == manifest["rows"]["out"] == n
             stages = manifest["stage_seconds"]

@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +37,7 @@ from pathlib import Path
 import polars as pl
 from rapidfuzz import fuzz, process
 
-from benchmarks import compile_package, write_results
+from benchmarks import compile_package, timed_child, write_results
 from filters.text import DESCRIPTION_CHARS, TextFilter
 from pipelines.registry import Registry, default_registry_dir, load_registry
 from pipelines.stages import ScoringPlan, score_frame
@@ -80,17 +78,6 @@ def naive_peer(titles: list[str], names: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def timed_child(cmd: list[str], *, cwd: str | Path | None = None) -> tuple[float, float]:
-    """Wall seconds and the child's own peak RSS (MB) of ``cmd``."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed")
-    return wall, usage.ru_maxrss / 1024
-
-
 def against_baseline(listings: pl.DataFrame, baseline: Path, rounds: int) -> dict[str, object]:
     """``fakestop score`` of this checkout and of ``baseline``'s, alternately, on one file."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -127,16 +114,13 @@ def against_baseline(listings: pl.DataFrame, baseline: Path, rounds: int) -> dic
 
 
 def end_to_end(listings: pl.DataFrame) -> tuple[float, float, int]:
-    """Seconds, peak RSS (MB, the largest of this process's children so far) and rows out of
-    ``fakestop score`` in a subprocess on ``listings`` written to Parquet."""
+    """Seconds, peak RSS (MB) and rows out of ``fakestop score`` in a subprocess on
+    ``listings`` written to Parquet."""
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "listings.parquet"
         listings.write_parquet(src)
         out = Path(tmp) / "scores.parquet"
-        t0 = time.perf_counter()
-        subprocess.run(score_command(src, out), check=True)
-        seconds = time.perf_counter() - t0
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        seconds, peak_mb = timed_child(score_command(src, out))
         rows_out = pl.scan_parquet(out).select(pl.len()).collect().item()
     return seconds, peak_mb, rows_out
 

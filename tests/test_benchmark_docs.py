@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
 
-from benchmarks import RESULTS, run_record, write_results
+from benchmarks import RESULTS, run_record, timed_child, write_results
 from benchmarks.render import README, SECTIONS, read_results, render
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -80,3 +81,15 @@ def test_results_record_the_command_the_commit_and_the_load(
     assert run["arguments"] == ["--n", "10"]
     assert run == {**run_record("bench_x"), "seconds": run["seconds"], "load_average_end":
                    run["load_average_end"]}  # fmt: skip
+
+
+def test_a_child_peak_memory_is_its_own_not_the_benchmarks() -> None:
+    held = b"x" * (256 << 20)  # the benchmark's own data, resident
+    _, small = timed_child([sys.executable, "-c", "pass"])
+    _, large = timed_child([sys.executable, "-c", "b = b'x' * (128 << 20)"])
+    assert len(held) and small < 100 < 128 < large < 250, (small, large)
+
+
+def test_a_failing_child_names_its_command() -> None:
+    with pytest.raises(SystemExit, match="exit 3"):
+        timed_child([sys.executable, "-c", "raise SystemExit(3)"])
