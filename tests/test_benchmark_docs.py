@@ -21,11 +21,10 @@ def test_the_readme_is_rendered_from_the_stored_results() -> None:
     )
 
 
-def test_every_benchmark_script_has_results_and_a_section() -> None:
+def test_every_benchmark_script_has_a_section() -> None:
     scripts = {p.stem for p in BENCHMARKS.glob("bench_*.py")}
     stored = {p.stem for p in RESULTS.glob("*.json")}
     rendered = {script for _, script, _, _ in SECTIONS}
-    assert scripts - stored == set(), "scripts without results"
     assert scripts == rendered, "scripts without a README section, or sections without a script"
     assert stored <= scripts, "results of no script"
 
