@@ -780,25 +780,34 @@ def build_image_cache(
 # into key blocks, each with a bit budget ``tau``, such that the budgets plus one sum to more
 # than the radius: two hashes within the radius then differ in at most ``tau`` bits of some
 # block. Both sides are bucketed by each block's key, and a bucket is compared only with the
-# buckets whose keys lie within ``tau`` flipped bits. The bulk runs "key-major": both sides sit
-# in padded (depth x keys) tables and, for one flip mask at a time, a single XOR + popcount over
-# the tables compares every query bucket with its partner bucket. Items that do not fit a table
-# (crowded buckets, as clustered photo hashes make) probe the sorted buckets instead. Every
-# candidate is verified exactly; a cost model picks the table depths, and brute force when that
-# is cheaper.
+# buckets whose keys lie within ``tau`` flipped bits. The work runs "key-major": each side sits
+# in padded (depth x keys) tables and, for one flip mask at a time, a single XOR + popcount
+# compares every query bucket with its partner bucket. Buckets are cut into layers of growing
+# depth (ranks 0..d-1 in the first layer, d..2d-1 in the second, then 2d..4d-1, ...), and a
+# layer keeps only the keys whose buckets reach it, so the crowded buckets of clustered photo
+# hashes (near copies of a few photos) are compared densely without padding every other key to
+# their depth. A pair is reported by the first block that holds it only, so a near copy found
+# by every block is handed on once. Every candidate is verified exactly; a cost model picks the
+# layer depths, and brute force when that is cheaper.
 
-#: relative costs, measured with numpy: one compared table slot (XOR + popcount), one candidate
-#: reached by probing a sorted bucket, one probed bucket, one brute-force pair of
+#: relative costs, measured with numpy: one compared table slot (XOR + popcount), one table
+#: entry gathered, the fixed work of one step over two layers, one brute-force pair of
 #: :func:`best_matches` (two hashes) and of :func:`hamming_pairs` (one hash)
 _SLOT_COST = 1.0
-_PROBE_COST = 7.0
-_KEY_COST = 8.0
-_BRUTE_COST = 1.6
-_BRUTE_PAIR_COST = 0.8
+_CALL_COST = 40_000.0
+_GATHER_COST = 1.0
+_BRUTE_COST = 1.0
+_BRUTE_PAIR_COST = 0.5
 #: below this brute-force cost, planning a pigeonhole search costs more than it can save
-_PLAN_MIN = float(1 << 24)
-#: deepest table tried (slots per key)
-_MAX_DEPTH = 64
+_PLAN_MIN = float(1 << 27)
+#: depths tried for the first layer of a table (later layers double)
+_FIRST_DEPTHS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+#: most slots compared in one step, and most table entries gathered for one step of masks
+#: (they bound the scratch memory per thread)
+_SLAB = 1 << 18
+_GATHER = 1 << 20
+#: about the most slots one task compares (a task is what a thread takes at a time)
+_TASK_SLOTS = 1 << 23
 #: table padding: a query pad and a reference pad are 64 bits apart, so pads never pair up
 _PAD_Q = np.uint64(0x5555_5555_5555_5555)
 _PAD_R = ~_PAD_Q
@@ -858,64 +867,102 @@ class _Buckets(NamedTuple):
     """One side's items bucketed by one block's key."""
 
     keys: np.ndarray  # (n,) key of each item
-    order: np.ndarray  # item ids sorted by key (stable)
-    starts: np.ndarray  # (2**width + 1,) first position of each key in ``order``
-    rank: np.ndarray  # (n,) position of each item within its bucket
+    counts: np.ndarray  # (2**width,) items per key
+    rank: np.ndarray  # (n,) position of each item within its bucket (by id)
 
 
 def _buckets(h: np.ndarray, shift: int, width: int) -> _Buckets:
     keys = ((h >> np.uint64(shift)) & np.uint64((1 << width) - 1)).astype(np.intp)
-    starts = np.zeros((1 << width) + 1, np.intp)
-    np.cumsum(np.bincount(keys, minlength=1 << width), out=starts[1:])
+    counts = np.bincount(keys, minlength=1 << width)
+    starts = np.zeros(counts.size, np.intp)
+    np.cumsum(counts[:-1], out=starts[1:])
     # a stable sort of 16-bit keys is a radix sort
     order = np.argsort(keys.astype(np.uint16), kind="stable")
     rank = np.empty(h.size, np.intp)
     rank[order] = np.arange(h.size) - starts[keys[order]]
-    return _Buckets(keys, order, starts, rank)
+    return _Buckets(keys, counts, rank)
 
 
-def _left_out(counts: np.ndarray, reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per table depth 0.. : items that do not fit, and the candidates they then probe."""
-    depth = np.arange(min(_MAX_DEPTH, int(counts.max(initial=0))) + 1)
-    left = np.maximum(counts[None, :] - depth[:, None], 0).astype(np.float64)
-    return left.sum(axis=1), left @ reach.astype(np.float64)
+def _layer_bounds(first: int, top: int) -> tuple[int, ...]:
+    """Rank bounds of the layers: 0, first, 2 first, 4 first, ... up to ``top`` ranks."""
+    bounds = [0, first]
+    while bounds[-1] < top:
+        bounds.append(2 * bounds[-1])
+    return tuple(bounds)
+
+
+def _fwht(a: np.ndarray) -> np.ndarray:
+    """Walsh-Hadamard transform of each row (length a power of two), unnormalised."""
+    a = a.copy()
+    m, n = a.shape
+    h = 1
+    while h < n:
+        v = a.reshape(m, n // (2 * h), 2, h)
+        x, y = v[:, :, 0, :].copy(), v[:, :, 1, :]
+        v[:, :, 0, :] += y
+        np.subtract(x, y, out=v[:, :, 1, :])
+        h *= 2
+    return a
 
 
 class _Block(NamedTuple):
-    flips: np.ndarray
+    shift: int
+    width: int
+    tau: int
     q: _Buckets
     r: _Buckets
-    depth_q: int
-    depth_r: int
+    bounds_q: tuple[int, ...]
+    bounds_r: tuple[int, ...]
     cost: float
 
 
 def _plan_block(q: np.ndarray, r: np.ndarray, shift: int, width: int, tau: int) -> _Block:
-    """Bucket both sides by one block and pick the table depths with the least expected work."""
+    """Bucket both sides by one block and pick the layer depths with the least expected work.
+
+    For every pair of layers the work is the number of (mask, key) pairs where the query layer
+    holds the key and the reference layer its partner ``key ^ mask``, times the slots of the
+    two depths. Those counts are exact for all layer pairs at once: summed over the masks, an
+    XOR-correlation of the two layers' key sets, which the Walsh-Hadamard transform turns into
+    a product."""
     flips = _flip_masks(width, tau)
     bq, br = _buckets(q, shift, width), _buckets(r, shift, width)
-    cq, cr = np.diff(bq.starts), np.diff(br.starts)
-    keys = np.arange(1 << width)
-    # how many items of each side lie within the flips of each key
-    reach_q = np.zeros(1 << width, np.int64)
-    reach_r = np.zeros(1 << width, np.int64)
-    for f in flips.tolist():
-        reach_q += cq[keys ^ f]
-        reach_r += cr[keys ^ f]
-    left_q, probed_q = _left_out(cq, reach_r)
-    left_r, probed_r = _left_out(cr, reach_q)
-    dq = np.arange(left_q.size, dtype=np.float64)[:, None]
-    dr = np.arange(left_r.size, dtype=np.float64)[None, :]
-    cost = (
-        _SLOT_COST * flips.size * float(1 << width) * dq * dr
-        + _PROBE_COST * (probed_q[:, None] + probed_r[None, :])
-        + _KEY_COST * flips.size * (left_q[:, None] + left_r[None, :])
-    )
-    # without a table on one side, the other side alone probes (depth 0 marks the prober)
-    cost[0, :] = _PROBE_COST * probed_q[0] + _KEY_COST * flips.size * left_q[0]
-    cost[1:, 0] = _PROBE_COST * probed_r[0] + _KEY_COST * flips.size * left_r[0]
+    layerings = [
+        sorted({_layer_bounds(d, int(b.counts.max())) for d in _FIRST_DEPTHS}) for b in (bq, br)
+    ]
+    # every lower bound of a layer, per side, and the key sets above them
+    lows = [sorted({lo for bounds in lay for lo in bounds[:-1]}) for lay in layerings]
+    # (single precision: these are estimates, and it halves the transforms' time)
+    spectra = [
+        _fwht((b.counts[None, :] > np.asarray(lo)[:, None]).astype(np.float32))
+        for b, lo in zip((bq, br), lows, strict=True)
+    ]
+    masks = np.zeros((1, 1 << width), np.float32)
+    masks[0, flips] = 1.0
+    weight = _fwht(masks)[0]
+    # meet[i, j]: (mask, key) pairs with the key in query layer i and its partner in ref layer j
+    meet = np.maximum((spectra[0] * weight) @ spectra[1].T / (1 << width), 0).astype(np.float64)
+    # every layering pair at once: (layering, layer) grids of meet indices and depths, padded
+    # with empty layers (depth 0, no call)
+    grids = []
+    for side, lay in zip(lows, layerings, strict=True):
+        at = {lo: i for i, lo in enumerate(side)}
+        top = max(len(b) - 1 for b in lay)
+        idx = np.zeros((len(lay), top), np.intp)
+        depth = np.zeros((len(lay), top))
+        for k, bounds in enumerate(lay):
+            idx[k, : len(bounds) - 1] = [at[lo] for lo in bounds[:-1]]
+            depth[k, : len(bounds) - 1] = np.diff(bounds)
+        grids.append((idx, depth))
+    (iq, dq), (ir, dr) = grids
+    # axes: query layering, query layer, ref layering, ref layer
+    both = meet[iq[:, :, None, None], ir[None, None, :, :]]
+    dq4, dr4 = dq[:, :, None, None], dr[None, None, :, :]
+    real = (dq4 > 0) & (dr4 > 0)
+    slots = both * (_SLOT_COST * dq4 * dr4 + _GATHER_COST * (dq4 + dr4))
+    calls = (np.ceil(both * dq4 * dr4 / _SLAB) + 1) * real
+    cost = (slots * real + _CALL_COST * calls).sum(axis=(1, 3))
     i, j = np.unravel_index(int(cost.argmin()), cost.shape)
-    return _Block(flips, bq, br, int(i), int(j), float(cost[i, j]))
+    return _Block(shift, width, tau, bq, br, layerings[0][i], layerings[1][j], float(cost[i, j]))
 
 
 def _plan_search(
@@ -943,139 +990,136 @@ def _plan_search(
     return best if best[0] else ([], math.inf)
 
 
-def _table(
-    h: np.ndarray, b: _Buckets, depth: int, pad: np.uint64
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Values and ids (pads: -1) of the first ``depth`` items of every bucket as (depth, keys)
-    tables, and the ids of the items that did not fit."""
-    nkeys = b.starts.size - 1
-    vals = np.full((depth, nkeys), pad, np.uint64)
-    ids = np.full((depth, nkeys), -1, np.intp)
-    fits = b.rank < depth
-    inside = np.flatnonzero(fits)
-    vals[b.rank[inside], b.keys[inside]] = h[inside]
-    ids[b.rank[inside], b.keys[inside]] = inside
-    return vals, ids, np.flatnonzero(~fits)
+class _Layer(NamedTuple):
+    """The items of one side with bucket ranks in one range, as a (depth, columns + 1) table:
+    one column per key whose bucket reaches the layer, and a last column of pads."""
+
+    vals: np.ndarray  # (depth, columns + 1) hashes, pads where a bucket runs out
+    ids: np.ndarray  # (depth, columns + 1) item ids, -1 for pads
+    keys: np.ndarray  # (columns,) key of each column
+    col: np.ndarray  # (2**width,) column of each key; the pad column for absent keys
+
+
+def _layers(h: np.ndarray, b: _Buckets, bounds: tuple[int, ...], pad: np.uint64) -> list[_Layer]:
+    out = []
+    for lo, hi in itertools.pairwise(bounds):
+        keys = np.flatnonzero(b.counts > lo)
+        if keys.size == 0:
+            break
+        col = np.full(b.counts.size, keys.size, np.intp)
+        col[keys] = np.arange(keys.size)
+        vals = np.full((hi - lo, keys.size + 1), pad, np.uint64)
+        ids = np.full((hi - lo, keys.size + 1), -1, np.intp)
+        inside = np.flatnonzero((b.rank >= lo) & (b.rank < hi))
+        at = (b.rank[inside] - lo, col[b.keys[inside]])
+        vals[at] = h[inside]
+        ids[at] = inside
+        out.append(_Layer(vals, ids, keys, col))
+    return out
 
 
 def _key_major(
-    qv: np.ndarray,
-    qid: np.ndarray,
-    rv: np.ndarray,
-    rid: np.ndarray,
+    a: _Layer,
+    b: _Layer,
     flips: np.ndarray,
     radius: int,
+    earlier: tuple[tuple[np.uint64, int], ...],
     sink: _Sink,
 ) -> None:
-    """Pairs in range between every query table bucket and reference table bucket ``key ^ f``."""
-    dq, nkeys = qv.shape
-    dr = rv.shape[0]
-    slab = max(1, min(nkeys, (1 << 18) // (dq * dr)))
-    xbuf = np.empty((dq, dr, slab), np.uint64)
-    cbuf = np.empty((dq, dr, slab), np.uint8)
-    keys = np.arange(nkeys)
-    for f in flips.tolist():
-        partner = keys ^ f
-        rp = np.take(rv, partner, axis=1)
-        for k0 in range(0, nkeys, slab):
-            k1 = min(k0 + slab, nkeys)
-            x, c = xbuf[:, :, : k1 - k0], cbuf[:, :, : k1 - k0]
-            np.bitwise_xor(qv[:, None, k0:k1], rp[None, :, k0:k1], out=x)
-            np.bitwise_count(x, out=c)
-            # uniform hashes: nearly every key has no pair in range, so find the few that do
-            # first; clustered ones: many do, so look at them all at once
-            near = np.flatnonzero(c.reshape(dq * dr, -1).min(axis=0) <= radius)
-            if near.size == 0:
-                continue
-            if 4 * near.size > k1 - k0:
-                iq, ir, key = np.nonzero(c <= radius)
-            else:
-                iq, ir, kk = np.nonzero(c[:, :, near] <= radius)
-                key = near[kk]
-            key += k0
-            a, b = qid[iq, key], rid[ir, partner[key]]
-            ok = (a >= 0) & (b >= 0)
-            sink(a[ok], b[ok])
-
-
-def _probe(
-    pv: np.ndarray,
-    probes: np.ndarray,
-    pkeys: np.ndarray,
-    sorted_vals: np.ndarray,
-    target: _Buckets,
-    flips: np.ndarray,
-    radius: int,
-    swap: bool,
-    sink: _Sink,
-    budget: int = 1 << 21,
-) -> None:
-    """Pairs in range between the ``probes`` and every target item in the buckets within their
-    flips (``sorted_vals``: target values in bucket order), as (probe, target) or, with
-    ``swap``, (target, probe); about ``budget`` candidates at a time."""
-    counts = np.diff(target.starts)
-    step = max(1, (1 << 18) // flips.size)
-    for p0 in range(0, probes.size, step):
-        ids = probes[p0 : p0 + step]
-        keys = pkeys[ids][:, None] ^ flips[None, :]
-        per_probe = counts[keys].sum(axis=1)
-        cum = np.cumsum(per_probe)
-        s0 = 0
-        while s0 < ids.size:
-            done = int(cum[s0 - 1]) if s0 else 0
-            s1 = max(s0 + 1, int(np.searchsorted(cum, done + budget, side="right")))
-            n = counts[keys[s0:s1]].ravel()
-            total = int(n.sum())
-            if total:
-                # positions lo .. lo + n - 1 of every probed bucket, one bucket after another
-                lo = target.starts[keys[s0:s1]].ravel()
-                pos = np.arange(total) - np.repeat(np.cumsum(n) - n - lo, n)
-                x = np.repeat(pv[ids[s0:s1]], per_probe[s0:s1])
-                np.bitwise_xor(x, sorted_vals[pos], out=x)
-                hit = np.flatnonzero(np.bitwise_count(x) <= radius)
-                who = ids[s0 + np.searchsorted(cum[s0:s1] - done, hit, side="right")]
-                tid = target.order[pos[hit]]
-                if swap:
-                    sink(tid, who)
+    """Pairs in range between every query bucket of layer ``a`` and the reference bucket of
+    layer ``b`` at ``key ^ f``, except pairs that an ``earlier`` block (mask, tau) holds."""
+    swap = a.keys.size > b.keys.size
+    # walk the layer with fewer keys and look the partners up in the other
+    it, other = (b, a) if swap else (a, b)
+    di, do = it.vals.shape[0], other.vals.shape[0]
+    n, absent = it.keys.size, other.keys.size
+    it_ids, other_ids = it.ids.reshape(-1), other.ids.reshape(-1)
+    wi, wo = it.ids.shape[1], other.ids.shape[1]
+    rows = max(1, min(di, _SLAB // do))
+    xbuf, cbuf = np.empty(_SLAB, np.uint64), np.empty(_SLAB, np.uint8)
+    within = np.empty(_SLAB, bool)
+    # several masks at a time: the columns are (mask, key) pairs
+    per = max(1, min(_SLAB // (n * di * do), _GATHER // (n * max(di, do))))
+    for f0 in range(0, flips.size, per):
+        partner = other.col[it.keys[None, :] ^ flips[f0 : f0 + per, None]].reshape(-1)
+        at = np.flatnonzero(partner != absent)
+        if at.size == 0:
+            continue
+        icols, pcols = at % n, partner[at]
+        # one mask meeting every key: the table itself, ungathered
+        iv = it.vals if at.size == n == partner.size else np.take(it.vals, icols, axis=1)
+        ov = np.take(other.vals, pcols, axis=1)
+        ncols = at.size
+        slab = max(1, min(ncols, _SLAB // (rows * do)))
+        for r0 in range(0, di, rows):
+            r1 = min(r0 + rows, di)
+            for k0 in range(0, ncols, slab):
+                k1 = min(k0 + slab, ncols)
+                width = k1 - k0
+                shape = (r1 - r0, do, width)
+                x = xbuf[: math.prod(shape)].reshape(shape)
+                c = cbuf[: x.size].reshape(shape)
+                np.bitwise_xor(iv[r0:r1, None, k0:k1], ov[None, :, k0:k1], out=x)
+                np.bitwise_count(x, out=c)
+                # uniform hashes: nearly every column has no pair in range, so find the few
+                # that do first; clustered ones: many do, so look at them all at once
+                # (flat indices: numpy's nonzero on a 3-d array is many times slower)
+                near = np.flatnonzero(c.reshape(-1, width).min(axis=0) <= radius)
+                if near.size == 0:
+                    continue
+                if 4 * near.size > width:
+                    hit = np.less_equal(c.reshape(-1), radius, out=within[: c.size])
+                    flat = np.flatnonzero(hit)
                 else:
-                    sink(who, tid)
-            s0 = s1
+                    sub = np.flatnonzero(c[:, :, near] <= radius)
+                    flat = sub // near.size * width + near[sub % near.size]
+                if earlier:
+                    xs = xbuf[flat]
+                    keep = np.bitwise_count(xs & earlier[0][0]) > earlier[0][1]
+                    for mask, tau in earlier[1:]:
+                        keep &= np.bitwise_count(xs & mask) > tau
+                    flat = flat[keep]
+                rest, kk = np.divmod(flat, width)
+                ii, io = np.divmod(rest, do)
+                kk += k0
+                ia = it_ids[(ii + r0) * wi + icols[kk]]
+                ib = other_ids[io * wo + pcols[kk]]
+                ok = (ia >= 0) & (ib >= 0)
+                if swap:
+                    sink(ib[ok], ia[ok])
+                else:
+                    sink(ia[ok], ib[ok])
 
 
 def _search_tasks(
     q: np.ndarray, r: np.ndarray, blocks: list[_Block], radius: int, workers: int, sink: _Sink
 ) -> list[Callable[[], None]]:
     """A planned search as independent tasks that hand every (query, ref) pair within
-    ``radius`` to ``sink``, some pairs more than once."""
+    ``radius`` to ``sink`` once."""
     tasks: list[Callable[[], None]] = []
+    earlier: list[tuple[np.uint64, int]] = []
     for blk in blocks:
-        if blk.depth_q == 0:
-            q_left, r_left = np.arange(q.size), np.zeros(0, np.intp)
-        elif blk.depth_r == 0:
-            q_left, r_left = np.zeros(0, np.intp), np.arange(r.size)
-        else:
-            qv, qid, q_left = _table(q, blk.q, blk.depth_q, _PAD_Q)
-            rv, rid, r_left = _table(r, blk.r, blk.depth_r, _PAD_R)
-            share = -(-blk.flips.size // (4 * workers))
-            for f0 in range(0, blk.flips.size, share):
-                part = blk.flips[f0 : f0 + share]
-                tasks.append(functools.partial(_key_major, qv, qid, rv, rid, part, radius, sink))
-        # items left out of the tables probe all of the other side (so two left-out items meet)
-        for left, pv, pb, tv, tb, swap in (
-            (q_left, q, blk.q, r, blk.r, False),
-            (r_left, r, blk.r, q, blk.q, True),
-        ):
-            if left.size == 0:
-                continue
-            sorted_vals = tv[tb.order]
-            step = -(-left.size // (2 * workers))
-            for p0 in range(0, left.size, step):
-                part = left[p0 : p0 + step]
-                tasks.append(
-                    functools.partial(
-                        _probe, pv, part, pb.keys, sorted_vals, tb, blk.flips, radius, swap, sink
-                    )
-                )
+        lq = _layers(q, blk.q, blk.bounds_q, _PAD_Q)
+        lr = _layers(r, blk.r, blk.bounds_r, _PAD_R)
+        flips = _flip_masks(blk.width, blk.tau)
+        prior = tuple(earlier)
+        small: list[Callable[[], None]] = []
+        for a in lq:
+            for b in lr:
+                slots = flips.size * min(a.keys.size, b.keys.size) * a.vals.size * b.vals.size
+                slots //= (a.keys.size + 1) * (b.keys.size + 1)
+                parts = max(1, min(4 * workers, slots // _TASK_SLOTS))
+                if parts == 1:
+                    # small layer pairs of a block run together (a task costs a thread hand-off)
+                    small.append(functools.partial(_key_major, a, b, flips, radius, prior, sink))
+                    continue
+                share = -(-flips.size // parts)
+                for f0 in range(0, flips.size, share):
+                    part = flips[f0 : f0 + share]
+                    tasks.append(functools.partial(_key_major, a, b, part, radius, prior, sink))
+        if small:
+            tasks.append(functools.partial(_run_tasks, small, 1))
+        earlier.append((np.uint64(((1 << blk.width) - 1) << blk.shift), blk.tau))
     return tasks
 
 
@@ -1178,11 +1222,17 @@ class _Nearest:
         self.best = np.full(self.qp.size, np.iinfo(np.int64).max, np.int64)
         self.lock = threading.Lock()
 
-    def add(self, qi: np.ndarray, ri: np.ndarray) -> None:
+    def add(self, qi: np.ndarray, ri: np.ndarray, found_below: int = -1) -> None:
+        """Take the pairs ``(qi, ri)``, except those with pHash <= ``found_below`` (another
+        search hands those on)."""
         ph = np.bitwise_count(self.qp[qi] ^ self.rp[ri]).astype(np.int64)
+        if found_below >= 0:
+            new = ph > found_below
+            qi, ri, ph = qi[new], ri[new], ph[new]
         comb = ph + np.bitwise_count(self.qd[qi] ^ self.rd[ri])
-        low = comb < self.cap
         ok = (comb <= self.max_distance) & (ph <= self.max_phash)
+        # the eligible ones count towards the nearest distance through ``best``
+        low = (comb < self.cap) & ~ok
         key = (comb[ok] << 32) | ri[ok]
         with self.lock:
             np.minimum.at(self.min_d, qi[low], comb[low])
@@ -1194,7 +1244,8 @@ class _Nearest:
         dist = np.where(found, self.best >> 32, -1).astype(np.int32)
         ph = np.full(qp.size, -1, np.int32)
         ph[found] = np.bitwise_count(qp[found] ^ rp[ref[found]])
-        return BestMatches(ref, dist, ph, self.min_d.astype(np.int32))
+        low = np.where(found, np.minimum(self.min_d, dist), self.min_d)
+        return BestMatches(ref, dist, ph, low.astype(np.int32))
 
 
 def _brute_best(nearest: _Nearest, tile: int) -> list[Callable[[], None]]:
@@ -1276,21 +1327,51 @@ def best_matches(
     if nq == 0 or nr == 0:
         none = np.full(nq, -1, np.int32)
         return BestMatches(np.full(nq, -1, np.int64), none, none.copy(), none.copy())
-    nearest = _Nearest((qp, qd, rp, rd), max_distance, max_phash, cap)
+    if method == "brute":
+        nearest = _Nearest((qp, qd, rp, rd), max_distance, max_phash, cap)
+        _run_tasks(_brute_best(nearest, tile), workers)
+        return nearest.result(qp, rp)
+    # identical photos (a marketplace reuses them a lot) are searched once: queries by their
+    # distinct (pHash, dHash), references by the first of each (the lowest index wins ties)
+    q_first, q_of = _distinct(qp, qd)
+    r_first, _ = _distinct(rp, rd)
+    uqp, uqd, urp, urd = qp[q_first], qd[q_first], rp[r_first], rd[r_first]
+    nearest = _Nearest((uqp, uqd, urp, urd), max_distance, max_phash, cap)
     # a pair found by neither search has pHash > a and dHash > b, so combined >= a + b + 2 =
     # cap; pHash <= a also holds every eligible pair
     a = max(-1, min(max_phash, max_distance, 64))
     b = min(cap - a - 2, 64)
     tasks = None
-    limit = math.inf if method == "pigeonhole" else _BRUTE_COST * nq * nr
-    if a < 64 and b < 64 and (method == "pigeonhole" or (method == "auto" and limit > _PLAN_MIN)):
-        p_blocks, p_cost = _plan_search(qp, rp, a, limit)
-        d_blocks, d_cost = _plan_search(qd, rd, b, limit - p_cost)
+    limit = math.inf if method == "pigeonhole" else _BRUTE_COST * uqp.size * urp.size
+    if a < 64 and b < 64 and (method == "pigeonhole" or limit > _PLAN_MIN):
+        p_blocks, p_cost = _plan_search(uqp, urp, a, limit)
+        d_blocks, d_cost = _plan_search(uqd, urd, b, limit - p_cost)
         if p_cost + d_cost < limit:
-            tasks = _search_tasks(qp, rp, p_blocks, a, workers, nearest.add)
-            tasks += _search_tasks(qd, rd, d_blocks, b, workers, nearest.add)
+            tasks = _search_tasks(uqp, urp, p_blocks, a, workers, nearest.add)
+            # the pHash search hands on every pair with pHash <= a
+            only_new = functools.partial(nearest.add, found_below=a if p_blocks else -1)
+            tasks += _search_tasks(uqd, urd, d_blocks, b, workers, only_new)
     _run_tasks(tasks if tasks is not None else _brute_best(nearest, tile), workers)
-    return nearest.result(qp, rp)
+    found = nearest.result(uqp, urp)
+    ref = np.where(found.ref >= 0, r_first[found.ref], -1)[q_of]
+    return BestMatches(ref, *(col[q_of] for col in found[1:]))
+
+
+def _distinct(p: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first index of each distinct ``(p, d)`` pair, ascending, and the position of every
+    item's pair among them."""
+    order = np.lexsort((d, p))
+    ps, ds = p[order], d[order]
+    new = np.ones(p.size, bool)
+    new[1:] = (ps[1:] != ps[:-1]) | (ds[1:] != ds[:-1])
+    # the stable sort puts the lowest index of each group first
+    first = order[new]
+    rank = np.argsort(first)
+    group = np.empty(p.size, np.intp)
+    group[order] = np.cumsum(new) - 1
+    where = np.empty(first.size, np.intp)
+    where[rank] = np.arange(first.size)
+    return first[rank], where[group]
 
 
 # ---------------------------------------------------------------- the filter

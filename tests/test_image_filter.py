@@ -386,7 +386,7 @@ def test_best_matches_pigeonhole_equals_brute_force_on_thousands(kind: str) -> N
         qp, rp = near_copies(rng, cp, n, 0.01), near_copies(rng, cp, n, 0.01)
         qd, rd = near_copies(rng, cd, n, 0.01), near_copies(rng, cd, n, 0.01)
         blk = _plan_block(qp, rp, 0, 13, 2)
-        assert blk.depth_q < np.diff(blk.q.starts).max()  # some queries probe instead
+        assert len(blk.bounds_q) > 2  # crowded buckets reach past the first layer
     fast = best_matches(qp, qd, rp, rd, method="pigeonhole")
     slow = best_matches(qp, qd, rp, rd, method="brute", tile=512)
     assert as_rows(fast) == as_rows(slow)
