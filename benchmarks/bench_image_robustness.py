@@ -14,8 +14,8 @@ and crops of them; the portraits of scikit-image's LFW subset):
    reference variant of a crop of another photograph, hashed as the filter hashes (fast mode),
    and of every pair of different portraits (photos of one kind, alike in framing: "similar
    material"). The beta-binomial tail fitted to the first
-   (:func:`filters.image_null.fit_null_tail`) is set beside the one the filter ships
-   (:data:`filters.image_null.NULL_TAIL`).
+   (:func:`filters.image.null.fit_null_tail`) is set beside the one the filter ships
+   (:data:`filters.image.null.NULL_TAIL`).
 2. **False matches per listing** at the shipped thresholds: ``ImageFilter`` (defaults) fitted on
    registries of crops of half of the photographs, scoring crops of the other half (and the
    other way round); and portraits against a registry of the other portraits. The floor: at
@@ -188,8 +188,8 @@ def image_section(
 ) -> dict[str, Any]:
     """Unrelated distances, false matches per listing and copies found, on real photographs."""
     from filters.image import KIND_SCORE, ImageFilter
-    from filters.image_null import CHANCE_BUDGET, NULL_TAIL, chance_within, fit_null_tail
-    from filters.image_null import pair_chance as model
+    from filters.image.null import CHANCE_BUDGET, NULL_TAIL, chance_within, fit_null_tail
+    from filters.image.null import pair_chance as model
     from pipelines.errors import FakestopWarning
     from pipelines.registry import load_registry
     from seeds.real_photos import jpeg_bytes, portraits, random_crops, sample_photographs

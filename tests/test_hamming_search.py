@@ -9,15 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from filters.image import (
-    BestMatches,
-    _distinct,
-    _plan_block,
-    _plan_search,
-    _search_tasks,
-    best_matches,
-    hamming_pairs,
-)
+from filters.image import BestMatches, best_matches, hamming_pairs
+from filters.image.search import _distinct, _plan_block, _plan_search, _search_tasks
 
 U64 = np.uint64
 

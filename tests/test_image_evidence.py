@@ -28,7 +28,7 @@ from filters.image import (
     hash_sources,
     reference_hashes,
 )
-from filters.image_null import (
+from filters.image.null import (
     CHANCE_BUDGET,
     MAX_BAND,
     chance_within,

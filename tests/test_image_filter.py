@@ -23,7 +23,6 @@ from filters.image import (
     FLAT_REASON,
     ImageFilter,
     ImageRejected,
-    _plan_block,
     best_matches,
     build_image_cache,
     hamming_pairs,
@@ -33,6 +32,7 @@ from filters.image import (
     phash_dhash,
     reference_hashes,
 )
+from filters.image.search import _plan_block
 from pipelines.registry import load_registry
 from seeds.images import product_photo
 
