@@ -39,7 +39,7 @@ from typing import Any
 import polars as pl
 
 from benchmarks import write_results
-from filters.normalise import confusables, confusables_version
+from filters.core.normalise import confusables, confusables_version
 from filters.text import TextFilter
 from pipelines.registry import Registry, brand_key, default_registry_dir, load_registry
 

@@ -7,10 +7,7 @@ from filters.base import Filter
 from filters.image import ImageFilter
 from filters.price import PriceFilter
 from filters.seller import SellerFilter
-from filters.text import TextFilter
-
-# the text filter's one-listing twin: importing it gives TextFilter its score_record
-from filters.text_record import TextRecordScorer
+from filters.text import TextFilter, TextRecordScorer
 
 REGISTRY: dict[str, type[Filter]] = {
     TextFilter.name: TextFilter,

@@ -132,7 +132,7 @@ def per_values(
 def declared_brands(values: pl.Series, keys: pl.DataFrame) -> pl.Series:
     """The protected brand each declared brand in ``values`` is, else null. ``keys``: a brand
     key (``filters.core.registry.brand_key``) and its brand, in its first two columns. Declared
-    names are keyed as :func:`filters.textops.brand_key_expr` does: lower case, NFKD, letters
+    names are keyed as :func:`filters.core.textops.brand_key_expr` does: lower case, NFKD, letters
     and digits only."""
     key, brand = keys.columns[:2]
     first = keys.unique(subset=[key], keep="first", maintain_order=True)

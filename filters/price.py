@@ -56,7 +56,7 @@ from filters.core.defaults import (
 )
 from filters.core.registry import brand_key, category_key
 from filters.core.taxonomy import category_words, category_words_series
-from filters.textops import brand_key_expr, pl_round, pl_str
+from filters.core.textops import brand_key_expr, pl_round, pl_str
 
 if TYPE_CHECKING:
     from typing import Self

@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from filters.core.defaults import PARTS
-from filters.textops import strip_chars
+from filters.core.textops import strip_chars
 from models.zeroshot import ZeroShotFusion
 
 #: match kinds where the brand is written as itself (or an official alias / native script)

@@ -42,9 +42,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from filters.core.errors import DegenerateModelError, ModelError
+from filters.core.textops import pl_round, pl_str
 from filters.seller import SellerFilter
 from filters.text import KIND_SCORE
-from filters.textops import pl_round, pl_str
 from models.compiled import CompiledFusion
 from models.features import (
     FEATURES,

@@ -1,4 +1,4 @@
-"""The in-process API a crawler embeds (CONTRACT.md section 5).
+"""The in-process API a crawler embeds.
 
 >>> from pipelines import Scorer
 >>> scorer = Scorer.from_registry("seeds/registry")            # doctest: +SKIP

@@ -1,4 +1,4 @@
-"""The ``fakestop`` command line (CONTRACT.md section 3)."""
+"""The ``fakestop`` command line: every command and its options, described by ``--help``."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
-from filters.textops import strip_chars
+from filters.core.textops import strip_chars
 
 _SEPARATORS = re.compile(r"[\W_]+")
 

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from filters.textops import strip_chars
+from filters.core.textops import strip_chars
 from pipelines.config import DEFAULT_RATES
 
 PRICE_LOCALES = ("auto", "point", "comma")

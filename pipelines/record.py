@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import polars as pl
 
-from filters.textops import pl_round, pl_str, strip_chars
+from filters.core.textops import pl_round, pl_str, strip_chars
 from pipelines.conditions import canonical_condition
 from pipelines.config import Settings
 from pipelines.prices import parse_price, sign_currencies

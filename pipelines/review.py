@@ -276,7 +276,7 @@ def _utf16(text: str, index: int) -> int:
 def _folded_stream(text: str) -> tuple[str, list[int]]:
     """The title's letters and digits as the text filter folds them, and for each folded
     character the index of the title character it came from."""
-    from filters.normalise import fold
+    from filters.core.normalise import fold
 
     chars: list[str] = []
     where: list[int] = []
@@ -293,7 +293,7 @@ def _look_alike_table() -> dict[int, str]:
     """Unicode's confusables (the text filter's data) of other characters than ASCII that
     read as one character, so that a reading keeps every character's position in the
     title (ASCII look-alikes are leetspeak's)."""
-    from filters.normalise import confusables
+    from filters.core.normalise import confusables
 
     return str.maketrans(
         {c: p.lower() for c, p in confusables().items() if not c.isascii() and len(p) == 1}
@@ -302,7 +302,7 @@ def _look_alike_table() -> dict[int, str]:
 
 def _readings(text: str) -> list[str]:
     """The folded text and its look-alike and leetspeak readings (the text filter's tables)."""
-    from filters.normalise import _LEET_TABLE
+    from filters.core.normalise import _LEET_TABLE
 
     out = [text, text.translate(_look_alike_table())]
     out.append(out[1].translate(_LEET_TABLE))
@@ -326,7 +326,7 @@ def title_spans(title: str, terms: Sequence[str]) -> list[tuple[int, int]]:
     """Where ``terms`` occur in ``title`` once both are folded (case, accents, look-alike
     letters, leetspeak, punctuation and spaces inside a word ignored): merged
     ``(start, end)`` offsets in UTF-16 code units, for the page's JavaScript."""
-    from filters.normalise import fold
+    from filters.core.normalise import fold
 
     if not title or not terms:
         return []

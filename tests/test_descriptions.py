@@ -10,8 +10,8 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from filters.core.textops import WordProbe, probe_pattern
 from filters.text import DESCRIPTION_CHARS, TextFilter
-from filters.textops import WordProbe, probe_pattern
 from pipelines import Scorer
 from pipelines.registry import default_registry_dir, load_registry
 

@@ -28,9 +28,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pipelines.schema as schema
-from filters import textops
+from filters.core import textops
+from filters.core.normalise import fold, leet_readings, skeleton
 from filters.image import ImageRejected, hash_sources, open_image
-from filters.normalise import fold, leet_readings, skeleton
 from filters.text import TextFilter, folded, phrase_text
 from pipelines.config import Settings
 from pipelines.errors import SchemaError

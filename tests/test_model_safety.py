@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from sklearn.metrics import average_precision_score
 
-from filters.textops import pl_round, pl_str
+from filters.core.textops import pl_round, pl_str
 from models.compiled import CompiledFusion
 from models.features import FEATURES, OPTIONAL_INPUTS, legitimate_context_expr
 from models.fusion import (

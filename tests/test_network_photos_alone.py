@@ -88,9 +88,7 @@ def test_dropshippers_stay_out_of_rings_unless_photos_link_alone(
     frame, reg_dir = market
     reg = load_registry(reg_dir)
     listings = frame.drop("operation", "photo_kind", "label")
-    dropshippers = (
-        frame.filter(pl.col("photo_kind") == "supplier").select("seller_id").unique()
-    )
+    dropshippers = frame.filter(pl.col("photo_kind") == "supplier").select("seller_id").unique()
 
     def dropshippers_in_rings(settings: NetworkSettings) -> int:
         rings = find_rings(listings, reg, settings=settings).rings

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from filters import textops
+from filters.core import textops
 from filters.text import TextFilter, folded, phrase_text
 from models.compiled import CompiledFusion
 from models.features import FEATURES

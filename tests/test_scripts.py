@@ -13,11 +13,11 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from filters.normalise import fold, inflected_keys, is_cjk
+from filters.core.normalise import fold, inflected_keys, is_cjk
+from filters.core.textops import folded as folded_one
+from filters.core.textops import native_form
+from filters.core.textops import native_text as native_text_one
 from filters.text import TextFilter, folded, native_text
-from filters.textops import folded as folded_one
-from filters.textops import native_form
-from filters.textops import native_text as native_text_one
 from pipelines.errors import RegistryError
 from pipelines.registry import brand_key, default_registry_dir, load_registry
 

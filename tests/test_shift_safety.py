@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from filters.textops import pl_round, pl_str
+from filters.core.textops import pl_round, pl_str
 from models.features import legitimate_context, legitimate_context_expr
 from models.fusion import (
     AGREEMENT_BELOW_RISK,

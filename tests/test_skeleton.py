@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from filters.normalise import confusables, skeleton
+from filters.core.normalise import confusables, skeleton
 from filters.text import TextFilter
 from pipelines.registry import Registry
 

@@ -949,7 +949,7 @@ def test_runs_coded_in_few_bits_score_the_same(
 ) -> None:
     """A batch with more distinct tokens than a run's code can hold numbers its runs densely
     first; scores do not change."""
-    import filters.text as text_module
+    import filters.text.tokens as text_module
     from seeds.marketplace import generate_marketplace
 
     frame = generate_marketplace(seed_registry, 1500, seed=5).drop("label", "kind")

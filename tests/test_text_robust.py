@@ -14,7 +14,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from filters.normalise import confusables, confusables_version, skeleton, visual_reading
+from filters.core.normalise import confusables, confusables_version, skeleton, visual_reading
 from filters.text import TextFilter, ambiguous_keys, ambiguous_surfaces
 from pipelines.registry import Registry
 
@@ -349,7 +349,7 @@ def test_dnstwist_homoglyphs_are_read_with_their_category(
     words=st.lists(st.sampled_from(["a", "b", "c", "x", "d"]), max_size=8),
 )
 def test_leftmost_search_has_polars_semantics(patterns: list[str], words: list[str]) -> None:
-    from filters.textops import PatternSet
+    from filters.core.textops import PatternSet
 
     text = "  " + "  ".join(words) + "  "
     want = (

@@ -1,7 +1,7 @@
 """A slow, per-title reference for a restricted part of ``TextFilter``: which brand a title
 names and how it is written.
 
-It is written independently of ``filters.text`` and ``filters.normalise`` and is a true
+It is written independently of ``filters.text`` and ``filters.core.normalise`` and is a true
 specification only for titles in this subset (the differential test checks the preconditions):
 
 * a title is words separated by single spaces;

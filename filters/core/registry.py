@@ -1,4 +1,4 @@
-"""Loading and validating the brand registry directory (CONTRACT.md section 2).
+"""Loading and validating the brand registry directory (its files are described in README.md).
 
 A registry directory holds ``brands.csv`` (required), ``official_images.csv`` and
 ``known_fakes.csv`` (optional), ``lexicon.toml`` (optional, extends the built-in lexicon),
@@ -30,7 +30,7 @@ from filters.core.csvtext import csv_never_closed
 from filters.core.errors import RegistryError
 from filters.core.paths import default_registry_dir
 from filters.core.taxonomy import Taxonomy, default_category_rows, read_category_rows
-from filters.textops import folded
+from filters.core.textops import folded
 
 BRANDS_COLUMNS = ("brand", "category", "reference_price", "aliases")
 IMAGES_COLUMNS = ("image", "brand")

@@ -60,7 +60,7 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-
 APOSTROPHES = "['\u2019`\u00b4]"
 #: what parts the words of a name
 NON_WORD = r"[^\p{L}\p{N}\p{M}]+"
-#: what ``str.strip_chars()`` strips (see ``filters.textops.strip_chars``)
+#: what ``str.strip_chars()`` strips (see ``filters.core.textops.strip_chars``)
 WHITESPACE = (
     "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"

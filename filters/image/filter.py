@@ -297,7 +297,7 @@ class ImageFilter(Filter):
         if isinstance(image, bytearray | memoryview):
             image = bytes(image)
         if image is not None and not isinstance(image, bytes):
-            from filters.textops import strip_chars  # its regex module is slow to import
+            from filters.core.textops import strip_chars  # its regex module is slow to import
 
             image = str(image) if strip_chars(str(image)) != "" else None
         out: dict[str, Any] = {

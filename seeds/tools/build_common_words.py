@@ -27,7 +27,7 @@ from pathlib import Path
 
 import regex
 
-from filters.textops import folded
+from filters.core.textops import folded
 
 OUT = Path(__file__).resolve().parents[1] / "registry" / "wordfreq_words.tsv.gz"
 LANGUAGES = ("en", "de", "fr", "es", "pt", "it", "nl", "pl", "ru", "tr")

@@ -1,4 +1,4 @@
-"""The text filter on one listing, in plain Python (see :mod:`filters.textops`).
+"""The text filter on one listing, in plain Python (see :mod:`filters.core.textops`).
 
 :class:`TextRecordScorer` mirrors :meth:`filters.text.TextFilter._score` step by step: the
 same tokens, n-gram forms, brand matches, phrase hits, corroboration and scoring, so that
@@ -18,11 +18,23 @@ import regex
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-import filters.textops as textops
-from filters.normalise import MASK_CHARS, leet_readings, nfkc_lost_lookalikes, probe_folded
-from filters.text import TextFilter
+import filters.core.textops as textops
+from filters.core.normalise import MASK_CHARS, leet_readings, nfkc_lost_lookalikes, probe_folded
+from filters.text.forms import _partials, glued_core
+from filters.text.policy import (
+    CONTEXT_CHARS,
+    KIND_NOTE,
+    KIND_RANK,
+    KIND_SCORE,
+    MAX_NGRAM,
+    MIN_GLUE_KEY,
+    MIN_GLUE_WORD,
+    PLAIN_KINDS,
+    TOKEN,
+)
+from filters.text.scoring import TextScoring
 
-RE_TOKEN = regex.compile(r"[\p{L}\p{N}$@€©®£|!*•●#]+")
+RE_TOKEN = regex.compile(TOKEN)
 RE_SPACED = regex.compile(r"(?:^|[^\p{L}\p{N}])((?:\p{L}[ .\-_·*/]+){2,}\p{L})(?:[^\p{L}\p{N}]|$)")
 RE_EDGE_NON_L = regex.compile(r"^[^\p{L}]+|[^\p{L}]+$")
 RE_SPACED_NEXT_WORD = regex.compile(textops.SPACED_NEXT_WORD)
@@ -72,18 +84,7 @@ def _words(phrase: str | None) -> str | None:
 class TextRecordScorer:
     """Lookups of a fitted :class:`~filters.text.TextFilter`, arranged for one listing."""
 
-    def __init__(self, f: TextFilter) -> None:
-        from filters.text import (
-            CONTEXT_CHARS,
-            KIND_NOTE,
-            KIND_RANK,
-            KIND_SCORE,
-            MAX_NGRAM,
-            PLAIN_KINDS,
-            _partials,
-            glued_core,
-        )
-
+    def __init__(self, f: TextScoring) -> None:
         self.context_chars = CONTEXT_CHARS
 
         self.f = f
@@ -187,8 +188,6 @@ class TextRecordScorer:
 
     def _glued_word(self, form: str) -> str | None:
         """The key a form glues to a common word, as ``TextFilter._glued_words``."""
-        from filters.text import MIN_GLUE_KEY, MIN_GLUE_WORD
-
         if len(form) < MIN_GLUE_KEY + MIN_GLUE_WORD:
             return None
         keys = self.f.glue_keys_set_
@@ -782,7 +781,3 @@ RE_SPACES = regex.compile(" +")
 
 def _nfd(text: str) -> str:
     return unicodedata.normalize("NFD", text)
-
-
-# TextFilter.score_record builds this twin
-TextFilter.record_scorer = TextRecordScorer

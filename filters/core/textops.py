@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from filters.normalise import (
+from filters.core.normalise import (
     CJK_CLASS,
     NATIVE_JOIN,
     PHRASE_KEEP,
