@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import polars as pl
 import pytest
 from sklearn.base import clone
@@ -138,3 +140,37 @@ def test_parameters_follow_scikit_learns_protocol() -> None:
     with pytest.raises(ValueError, match=r"no parameter 'typo'.*min_fuzzy_len"):
         f.set_params(typo=1)
     assert clone(f).get_params() == f.get_params()
+
+
+def _close(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=0, abs_tol=1e-12)
+    return a == b
+
+
+def test_score_record_equals_score_on_each_row(
+    filter_cls: type[Filter], tiny_registry: Registry
+) -> None:
+    """The one-listing path gives, row by row, what the batch path gives (with the columns of
+    the filters it depends on, and the statistics of the same rows where it reads any)."""
+    if not filter_cls.has_record_path():
+        pytest.skip(f"{filter_cls.__name__} scores single listings through frames")
+    frame = sample_frame()
+    for dep in filter_cls.depends_on:
+        frame = fitted(REGISTRY[dep], tiny_registry).score(frame).collect()
+    f = fitted(filter_cls, tiny_registry)
+    outputs = list(filter_cls.output_schema())
+    if f.aggregate() is None:
+        batch = f.score(frame).collect().select(outputs).to_dicts()
+        single = [f.score_record(r) for r in frame.to_dicts()]
+    else:
+        evidence = f.evidence(frame).collect()
+        values = f.statistic_values(evidence.lazy())
+        assert values is not None
+        stats = f.statistics_from_values(values).collect()
+        batch = f.finalised(evidence, stats).collect().select(outputs).to_dicts()
+        seen = f.record_statistics(stats)
+        single = [f.score_record(r, seen) for r in frame.to_dicts()]  # type: ignore[call-arg]
+    for i, (b, s) in enumerate(zip(batch, single, strict=True)):
+        diff = {c: (b[c], s.get(c)) for c in outputs if not _close(b[c], s.get(c))}
+        assert not diff, f"{filter_cls.name} row {i}: batch vs record {diff}"
