@@ -23,10 +23,11 @@ from pipelines.api import Scorer
 from pipelines.cli import main
 from pipelines.config import Settings, load_settings
 from pipelines.errors import FakestopError, SchemaError
+from pipelines.io.csv import csv_format, sniff_separator
 from pipelines.prices import parse_price, parsed_prices
 from pipelines.registry import default_registry_dir
 from pipelines.run import run_score
-from pipelines.schema import PARSE_ERROR, csv_format, read_listings, sniff_separator
+from pipelines.schema import PARSE_ERROR, read_listings
 from pipelines.stages import ScoringPlan, score_frame
 
 DATA = Path(__file__).parent / "data"

@@ -27,7 +27,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import pipelines.schema as schema
+import pipelines.io.csv as csv_io
+import pipelines.io.ndjson as ndjson_io
 from filters.core import textops
 from filters.core.normalise import fold, leet_readings, skeleton
 from filters.image import ImageRejected, hash_sources, open_image
@@ -133,7 +134,7 @@ def test_csv_read_in_pieces_equals_the_whole_file(
     path = write(tmp_path_factory.mktemp("pieces"), "l.csv", b"".join(lines))
     whole = read_file(path)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(schema, "CSV_BLOCK_BYTES", block)
+        mp.setattr(csv_io, "CSV_BLOCK_BYTES", block)
         assert read_file(path).equals(whole)
         batches = list(iter_listing_batches(path, 3))
     assert [b.height for b in batches[:-1]] == [3] * (len(batches) - 1)
@@ -188,12 +189,12 @@ def test_ndjson_read_in_pieces_equals_the_whole_file(
     except SchemaError:
         # every line broken: no listings columns at all; the pieces fail alike
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(schema, "NDJSON_BLOCK_BYTES", block)
+            mp.setattr(ndjson_io, "NDJSON_BLOCK_BYTES", block)
             with pytest.raises(SchemaError):
                 list(iter_listing_batches(path, 3))
         return
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(schema, "NDJSON_BLOCK_BYTES", block)
+        mp.setattr(ndjson_io, "NDJSON_BLOCK_BYTES", block)
         batches = list(iter_listing_batches(path, 3))
     assert [b.height for b in batches[:-1]] == [3] * (len(batches) - 1)
     # one schema for every batch (pl.concat checks) and the whole file's rows and columns
@@ -216,10 +217,10 @@ def _pieces_agree(path: Path, block: int) -> bool:
     """Whether polars reads the whole file, and infers for each piece the types it infers for
     the whole file."""
     data = path.read_bytes()
-    whole = schema._ndjson_schema(data)
-    if whole is None or schema._fast_ndjson(data) is None:
+    whole = ndjson_io._ndjson_schema(data)
+    if whole is None or ndjson_io._fast_ndjson(data) is None:
         return False
-    pieces = [schema._ndjson_schema(p) for p in schema._ndjson_pieces(path, block)]
+    pieces = [ndjson_io._ndjson_schema(p) for p in ndjson_io._ndjson_pieces(path, block)]
     return all(p is not None and all(whole.get(k) == t for k, t in p.items()) for p in pieces)
 
 
@@ -232,12 +233,12 @@ def test_ndjson_pieces_are_bounded_and_name_file_lines(
     lines.insert(250, b"")  # a blank line still counts
     lines.insert(260, b"[1, 2]")  # file line 261
     path = write(tmp_path, "l.ndjson", b"\n".join(lines) + b"\n")
-    monkeypatch.setattr(schema, "NDJSON_BLOCK_BYTES", 1024)
-    pieces = list(schema._ndjson_pieces(path, 1024))
+    monkeypatch.setattr(ndjson_io, "NDJSON_BLOCK_BYTES", 1024)
+    pieces = list(ndjson_io._ndjson_pieces(path, 1024))
     assert len(pieces) >= 10
     assert max(len(p) for p in pieces) <= 2 * 1024
     assert b"".join(pieces) == path.read_bytes()
-    frames = list(schema._ndjson_frames(path))
+    frames = list(ndjson_io.ndjson_frames(path))
     assert len(frames) == len(pieces)
     frame = pl.concat(frames)
     errors = frame.filter(pl.col(PARSE_ERROR).is_not_null())[PARSE_ERROR].to_list()
@@ -278,8 +279,8 @@ def test_csv_pieces_are_bounded_and_name_file_lines(
     lines.append(b"x,\xff bad bytes,1\n")  # file line 1203
     lines += [b"%d,mug,2\n" % i for i in range(800, 900)]
     path = write(tmp_path, "l.csv", b"".join(lines))
-    monkeypatch.setattr(schema, "CSV_BLOCK_BYTES", 1024)
-    pieces = list(schema._csv_pieces(path, 1024))
+    monkeypatch.setattr(csv_io, "CSV_BLOCK_BYTES", 1024)
+    pieces = list(csv_io._csv_pieces(path, 1024))
     assert len(pieces) >= 8
     assert max(len(p) for p, _ in pieces) <= 5 * 1024
     assert b"".join(p for p, _ in pieces) == path.read_bytes()
@@ -340,10 +341,10 @@ def test_mutated_csv_and_ndjson_never_crash_the_readers(
     raw = mutated(seed, data.draw)
     path = write(tmp_path_factory.mktemp("mutated"), f"l{suffix}", raw)
     # CSV is read a piece at a time: small pieces put cuts among the mutations
-    block = data.draw(st.sampled_from([schema.CSV_BLOCK_BYTES, 8, 40]))
+    block = data.draw(st.sampled_from([csv_io.CSV_BLOCK_BYTES, 8, 40]))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(schema, "CSV_BLOCK_BYTES", block)
-        mp.setattr(schema, "NDJSON_BLOCK_BYTES", block)
+        mp.setattr(csv_io, "CSV_BLOCK_BYTES", block)
+        mp.setattr(ndjson_io, "NDJSON_BLOCK_BYTES", block)
         try:
             frame = read_file(path)
         except SchemaError as exc:
