@@ -86,6 +86,8 @@ DEFAULT_BATCH_SIZE = 100_000
 #: grow with the number of cores)
 SCORING_THREADS = 3
 CHECKPOINT_VERSION = 2
+#: the frozen sellers a run decided at its start (kept in its checkpoint)
+FROZEN_SCHEMA = {"seller_id": pl.String, "strikes_365d": pl.Int64}
 
 
 class RunStopped(FakestopError):
@@ -467,6 +469,281 @@ def _in_order(
                 future.cancel()
 
 
+class BatchRun:
+    """One ``fakestop score`` run, in named steps: :meth:`prepare_state` (a new checkpoint or
+    the one a stopped run left), :meth:`score_batches` (one pass with given statistics, else an
+    evidence pass and a final pass), :meth:`assemble_outputs`, :meth:`statistics_entry`,
+    :meth:`write_manifest` and :meth:`clean_up`. :func:`run_score` makes and runs one."""
+
+    def __init__(
+        self,
+        listings: str | Path,
+        plan: ScoringPlan,
+        out: str | Path,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        quiet: bool = False,
+        restart: bool = False,
+        ledger: str | Path | None = None,
+        run_date: dt.date | None = None,
+        log_format: str = "text",
+        model_hash: str | None = None,
+        statistics: RunStatistics | None = None,
+        statistics_path: str | Path | None = None,
+    ) -> None:
+        if batch_size <= 0:
+            raise FakestopError(f"--batch-size must be > 0, got {batch_size}")
+        self.started = time.time()
+        self.t_start = time.perf_counter()
+        self.listings, self.plan, self.batch_size = listings, plan, batch_size
+        self.restart, self.ledger = restart, ledger
+        self.run_date = run_date or dt.date.today()
+        self.model_hash = model_hash or plan.model_hash
+        self.given, self.statistics_path = statistics, statistics_path
+        self.files = resolve_sources(listings)
+        self.layout = OutputLayout.of(out)
+        refuse_output_over_inputs(self.layout.out, self.layout.as_dir, listings, self.files)
+        self.inputs = [_input_entry(f) for f in self.files]
+        total_rows = _count_rows(self.files)
+        self.identity = statistics_identity(plan.registry, plan.settings, plan.filters)
+        self.run_id = run_identity(
+            self.inputs,
+            plan,
+            batch_size=batch_size,
+            run_date=self.run_date,
+            model_hash=self.model_hash,
+            statistics=None if statistics is None else statistics.fingerprint,
+        )
+        two_passes = statistics is None
+        self.log = RunLog(
+            None if total_rows is None else total_rows * (2 if two_passes else 1),
+            quiet=quiet,
+            fmt=log_format,
+        )
+        self.summary = RunSummary(output=str(self.layout.out))
+        self.timings = {"read": 0.0, "score": 0.0, "write": 0.0, "ledger": 0.0}
+        if two_passes:
+            self.timings = {"read": 0.0, "evidence": 0.0, "statistics": 0.0, **self.timings}
+        self.strikes: Ledger | None = None
+        self.state: dict[str, Any] | None = None
+        self.done: list[dict[str, Any]] = []
+
+    def run(self) -> RunSummary:
+        """Score every listing into the output, write the manifest and clean up."""
+        layout = self.layout
+        with _exclusive(layout.lock, layout.out), _stop_requests() as stop_signal:
+            self.state = _load_checkpoint(layout, self.run_id, self.restart)
+            if self.state is None:
+                _clear_parts(layout)
+            with _writing(layout.parts_dir):
+                layout.parts_dir.mkdir(parents=True, exist_ok=True)
+            self.strikes = Ledger(self.ledger) if self.ledger is not None else None
+            try:
+                state = self.prepare_state()
+                stats = self.score_batches(state, stop_signal)
+                _stop_if_asked(stop_signal(), layout, self.done, self.summary)
+                assert stats is not None
+                t0 = time.perf_counter()
+                outputs = self.assemble_outputs()
+                statistics_entry = self.statistics_entry(stats)
+                self.timings["write"] += time.perf_counter() - t0
+            except SchemaError:
+                self.forget_unresumable()
+                raise
+            finally:
+                if self.strikes is not None:
+                    self.strikes.close()
+                self.log.close()
+            self.summary.seconds = time.perf_counter() - self.t_start
+            self.write_manifest(outputs, statistics_entry)
+            self.clean_up()
+        self.log.done(self.summary.line())
+        return self.summary
+
+    def prepare_state(self) -> dict[str, Any]:
+        """The checkpoint a stopped run left, else a new one. Who is frozen, and who shares a
+        ring with a frozen seller (``fakestop network``), is decided once per run, so a
+        resumed run decides the same way."""
+        if self.state is None:
+            strikes = self.strikes
+            frozen = (
+                strikes.frozen(as_of=self.run_date)
+                if strikes is not None
+                else pl.DataFrame(schema=FROZEN_SCHEMA)
+            )
+            mates = (
+                strikes.ring_mates_of_frozen(as_of=self.run_date)
+                if strikes is not None
+                else pl.DataFrame(schema=RING_MATES_SCHEMA)
+            )
+            self.state = {
+                "run_id": self.run_id,
+                "evidence": [],
+                "statistics": None,
+                "batches": [],
+                "frozen": frozen.to_dicts(),
+                "ring_mates": mates.to_dicts(),
+            }
+            self.save_checkpoint()
+        self.done = self.state["batches"]
+        return self.state
+
+    def save_checkpoint(self) -> None:
+        assert self.state is not None
+        with _writing(self.layout.checkpoint):
+            write_json_atomic(self.layout.checkpoint, self.state)
+
+    def commit_scored(self, index: int, rows_in: int, scored: pl.DataFrame) -> None:
+        """Write one scored batch, record its strikes, and name it in the checkpoint."""
+        t1 = time.perf_counter()
+        _write_parquet_atomic(scored.drop(BLOCKED_BY_FREEZE, strict=False), self.layout.part(index))
+        t2 = time.perf_counter()
+        if self.strikes is not None:
+            try:
+                self.strikes.record_blocks(scored, date=self.run_date, run_id=self.run_id)
+            except sqlite3.Error as exc:
+                # e.g. "database or disk is full": the transaction was rolled back and
+                # the checkpoint does not name this batch yet, so a rerun redoes it
+                raise FakestopError(f"{self.ledger}: cannot record strikes ({exc})") from None
+        t3 = time.perf_counter()
+        entry = _batch_entry(index, rows_in, scored)
+        if "category" in scored.columns:
+            # categories the taxonomy reads as nothing: the manifest lists them
+            entry["unmatched_categories"] = self.plan.registry.taxonomy.unmatched_counts(
+                scored.get_column("category")
+            )
+        self.done.append(entry)
+        self.save_checkpoint()
+        self.timings["write"] += t2 - t1 + time.perf_counter() - t3
+        self.timings["ledger"] += t3 - t2
+        _tally_entry(self.summary, entry)
+        self.log.batch(index, rows_in)
+
+    def score_batches(
+        self, state: dict[str, Any], stop_signal: Callable[[], int | None]
+    ) -> RunStatistics | None:
+        """Score every batch: in one pass with the given run statistics, else an evidence pass
+        that computes them over the whole input and a final pass. The statistics used, or
+        None if the run was stopped before they were complete."""
+        frozen = pl.DataFrame(state["frozen"], schema=FROZEN_SCHEMA)
+        ring_mates = pl.DataFrame(state.get("ring_mates", []), schema=RING_MATES_SCHEMA)
+        if self.given is not None:
+            _score_in_one_pass(
+                self.listings, self.plan, self.given, self.layout, state,
+                batch_size=self.batch_size, frozen=frozen, ring_mates=ring_mates,
+                commit_scored=self.commit_scored, stop_signal=stop_signal, log=self.log,
+                summary=self.summary, timings=self.timings,
+            )  # fmt: skip
+            return self.given
+        stats = _evidence_pass(
+            self.listings, self.plan, self.layout, state, self.identity,
+            batch_size=self.batch_size, save_checkpoint=self.save_checkpoint,
+            stop_signal=stop_signal, log=self.log, summary=self.summary, timings=self.timings,
+        )  # fmt: skip
+        if stats is not None:
+            _final_pass(
+                self.plan, stats, self.layout, state, frozen=frozen, ring_mates=ring_mates,
+                commit_scored=self.commit_scored, stop_signal=stop_signal, log=self.log,
+                summary=self.summary, timings=self.timings,
+            )  # fmt: skip
+        return stats
+
+    def assemble_outputs(self) -> list[dict[str, Any]]:
+        """The output from the committed parts (one Parquet file, the parts themselves, or a
+        CSV or NDJSON export), as the manifest's entries."""
+        layout = self.layout
+        parts = [layout.part(e["index"]) for e in self.done]
+        if layout.fmt == "parquet":
+            _merge_parts(parts, layout.out)
+            outputs = [(layout.out, pq.ParquetFile(layout.out).metadata.num_rows)]
+        elif layout.as_dir:
+            outputs = [(p, pq.ParquetFile(p).metadata.num_rows) for p in parts]
+        else:
+            with _atomic_output(layout.out) as tmp:
+                export_parts(parts, tmp, layout.fmt)
+            outputs = [(layout.out, self.summary.rows_out)]
+        return [
+            {
+                "path": relative_to_manifest(p, layout.manifest),
+                "size": p.stat().st_size,
+                "sha256": file_digest(p),
+                "rows": rows,
+            }
+            for p, rows in outputs
+        ]
+
+    def statistics_entry(self, stats: RunStatistics) -> dict[str, Any]:
+        """The manifest's account of the run statistics: computed over the input (and left
+        beside the output), or given."""
+        layout = self.layout
+        entry: dict[str, Any]
+        if self.given is None:
+            with _writing(layout.statistics):
+                os.replace(layout.run_statistics, layout.statistics)
+                _fsync_dir(layout.statistics.parent)
+            entry = {
+                "source": "computed over the input",
+                "path": relative_to_manifest(layout.statistics, layout.manifest),
+                "sha256": file_digest(layout.statistics),
+            }
+        else:
+            entry = {"source": "given"}
+            path = self.statistics_path
+            if path is not None and Path(path).is_file():
+                entry["path"] = relative_to_manifest(Path(path), layout.manifest)
+                entry["sha256"] = file_digest(path)
+        entry.update(stats.summary())
+        return entry
+
+    def forget_unresumable(self) -> None:
+        """Input that cannot be read before any batch was committed: there is nothing to
+        resume, so nothing is left behind (a rerun with other options starts afresh)."""
+        state, layout = self.state, self.layout
+        if state is None or not (state["batches"] or state["evidence"]):
+            layout.checkpoint.unlink(missing_ok=True)
+            shutil.rmtree(layout.evidence_dir, ignore_errors=True)
+            if not layout.as_dir:
+                shutil.rmtree(layout.parts_dir, ignore_errors=True)
+
+    def write_manifest(
+        self, outputs: list[dict[str, Any]], statistics_entry: dict[str, Any]
+    ) -> None:
+        layout = self.layout
+        manifest = build_manifest(
+            run_id=self.run_id,
+            started=self.started,
+            seconds=self.summary.seconds,
+            inputs=[
+                {**i, "path": relative_to_manifest(Path(i["path"]), layout.manifest)}
+                for i in self.inputs
+            ],
+            output={
+                "path": relative_to_manifest(layout.out, layout.manifest),
+                "format": layout.fmt,
+            },
+            outputs=outputs,
+            batches=self.done,
+            plan=self.plan,
+            batch_size=self.batch_size,
+            run_date=self.run_date,
+            model_hash=self.model_hash,
+            timings=self.timings,
+            ledger=None if self.ledger is None else str(self.ledger),
+        )
+        manifest["statistics"] = statistics_entry
+        with _writing(layout.manifest):
+            write_json_atomic(layout.manifest, manifest)
+
+    def clean_up(self) -> None:
+        """The checkpoint goes first: a run killed while the parts are removed must not leave
+        a checkpoint naming parts that are gone."""
+        layout = self.layout
+        layout.checkpoint.unlink(missing_ok=True)
+        shutil.rmtree(layout.evidence_dir, ignore_errors=True)
+        if not layout.as_dir:
+            shutil.rmtree(layout.parts_dir, ignore_errors=True)
+
+
 def run_score(
     listings: str | Path,
     plan: ScoringPlan,
@@ -491,212 +768,22 @@ def run_score(
     read from, for the manifest). Without them the run makes two passes: the first computes every
     listing's evidence (kept on disk beside the output, one file per batch) and the run
     statistics over the whole input, the second scores each batch's evidence with them; the
-    statistics are left beside the output as ``<out>.stats``.
+    statistics are left beside the output as ``<out>.stats``. See :class:`BatchRun`.
     """
-    if batch_size <= 0:
-        raise FakestopError(f"--batch-size must be > 0, got {batch_size}")
-    started = time.time()
-    t_start = time.perf_counter()
-    run_date = run_date or dt.date.today()
-    model_hash = model_hash or plan.model_hash
-    files = resolve_sources(listings)
-    layout = OutputLayout.of(out)
-    refuse_output_over_inputs(layout.out, layout.as_dir, listings, files)
-    inputs = [_input_entry(f) for f in files]
-    total_rows = _count_rows(files)
-    identity = statistics_identity(plan.registry, plan.settings, plan.filters)
-    given = statistics
-    run_id = run_identity(
-        inputs,
+    return BatchRun(
+        listings,
         plan,
+        out,
         batch_size=batch_size,
-        run_date=run_date,
-        model_hash=model_hash,
-        statistics=None if given is None else given.fingerprint,
-    )
-    two_passes = given is None
-    log = RunLog(
-        None if total_rows is None else total_rows * (2 if two_passes else 1),
         quiet=quiet,
-        fmt=log_format,
-    )
-    summary = RunSummary(output=str(layout.out))
-    timings = {"read": 0.0, "score": 0.0, "write": 0.0, "ledger": 0.0}
-    if two_passes:
-        timings = {"read": 0.0, "evidence": 0.0, "statistics": 0.0, **timings}
-    with _exclusive(layout.lock, layout.out), _stop_requests() as stop_signal:
-        state = _load_checkpoint(layout, run_id, restart)
-        if state is None:
-            _clear_parts(layout)
-        with _writing(layout.parts_dir):
-            layout.parts_dir.mkdir(parents=True, exist_ok=True)
-        strikes = Ledger(ledger) if ledger is not None else None
-        try:
-            if state is None:
-                # who is frozen is decided once per run, so a resumed run decides the same way
-                frozen = (
-                    strikes.frozen(as_of=run_date)
-                    if strikes is not None
-                    else pl.DataFrame(schema={"seller_id": pl.String, "strikes_365d": pl.Int64})
-                )
-                # and so is who shares a ring with a frozen seller (`fakestop network`)
-                mates = (
-                    strikes.ring_mates_of_frozen(as_of=run_date)
-                    if strikes is not None
-                    else pl.DataFrame(schema=RING_MATES_SCHEMA)
-                )
-                state = {
-                    "run_id": run_id,
-                    "evidence": [],
-                    "statistics": None,
-                    "batches": [],
-                    "frozen": frozen.to_dicts(),
-                    "ring_mates": mates.to_dicts(),
-                }
-                with _writing(layout.checkpoint):
-                    write_json_atomic(layout.checkpoint, state)
-            frozen = pl.DataFrame(
-                state["frozen"], schema={"seller_id": pl.String, "strikes_365d": pl.Int64}
-            )
-            ring_mates = pl.DataFrame(state.get("ring_mates", []), schema=RING_MATES_SCHEMA)
-            done: list[dict[str, Any]] = state["batches"]
-
-            def save_checkpoint() -> None:
-                with _writing(layout.checkpoint):
-                    write_json_atomic(layout.checkpoint, state)
-
-            def commit_scored(index: int, rows_in: int, scored: pl.DataFrame) -> None:
-                t1 = time.perf_counter()
-                _write_parquet_atomic(
-                    scored.drop(BLOCKED_BY_FREEZE, strict=False), layout.part(index)
-                )
-                t2 = time.perf_counter()
-                if strikes is not None:
-                    try:
-                        strikes.record_blocks(scored, date=run_date, run_id=run_id)
-                    except sqlite3.Error as exc:
-                        # e.g. "database or disk is full": the transaction was rolled back and
-                        # the checkpoint does not name this batch yet, so a rerun redoes it
-                        raise FakestopError(f"{ledger}: cannot record strikes ({exc})") from None
-                t3 = time.perf_counter()
-                entry = _batch_entry(index, rows_in, scored)
-                if "category" in scored.columns:
-                    # categories the taxonomy reads as nothing: the manifest lists them
-                    entry["unmatched_categories"] = plan.registry.taxonomy.unmatched_counts(
-                        scored.get_column("category")
-                    )
-                done.append(entry)
-                save_checkpoint()
-                timings["write"] += t2 - t1 + time.perf_counter() - t3
-                timings["ledger"] += t3 - t2
-                _tally_entry(summary, entry)
-                log.batch(index, rows_in)
-
-            stats: RunStatistics | None = given
-            if given is not None:
-                _score_in_one_pass(
-                    listings, plan, given, layout, state, batch_size=batch_size,
-                    frozen=frozen, ring_mates=ring_mates, commit_scored=commit_scored,
-                    stop_signal=stop_signal, log=log, summary=summary, timings=timings,
-                )  # fmt: skip
-            else:
-                stats = _evidence_pass(
-                    listings, plan, layout, state, identity, batch_size=batch_size,
-                    save_checkpoint=save_checkpoint, stop_signal=stop_signal, log=log,
-                    summary=summary, timings=timings,
-                )  # fmt: skip
-                if stats is not None:
-                    _final_pass(
-                        plan, stats, layout, state, frozen=frozen, ring_mates=ring_mates,
-                        commit_scored=commit_scored, stop_signal=stop_signal, log=log,
-                        summary=summary, timings=timings,
-                    )  # fmt: skip
-            _stop_if_asked(stop_signal(), layout, done, summary)
-            assert stats is not None
-            parts = [layout.part(e["index"]) for e in done]
-            t0 = time.perf_counter()
-            if layout.fmt == "parquet":
-                _merge_parts(parts, layout.out)
-                outputs = [(layout.out, pq.ParquetFile(layout.out).metadata.num_rows)]
-            elif layout.as_dir:
-                outputs = [(p, pq.ParquetFile(p).metadata.num_rows) for p in parts]
-            else:
-                with _atomic_output(layout.out) as tmp:
-                    export_parts(parts, tmp, layout.fmt)
-                outputs = [(layout.out, summary.rows_out)]
-            output_entries = [
-                {
-                    "path": relative_to_manifest(p, layout.manifest),
-                    "size": p.stat().st_size,
-                    "sha256": file_digest(p),
-                    "rows": rows,
-                }
-                for p, rows in outputs
-            ]
-            if given is None:
-                with _writing(layout.statistics):
-                    os.replace(layout.run_statistics, layout.statistics)
-                    _fsync_dir(layout.statistics.parent)
-                statistics_entry = {
-                    "source": "computed over the input",
-                    "path": relative_to_manifest(layout.statistics, layout.manifest),
-                    "sha256": file_digest(layout.statistics),
-                }
-            else:
-                statistics_entry = {"source": "given"}
-                if statistics_path is not None and Path(statistics_path).is_file():
-                    statistics_entry["path"] = relative_to_manifest(
-                        Path(statistics_path), layout.manifest
-                    )
-                    statistics_entry["sha256"] = file_digest(statistics_path)
-            statistics_entry.update(stats.summary())
-            timings["write"] += time.perf_counter() - t0
-        except SchemaError:
-            # input that cannot be read before any batch was committed: there is nothing to
-            # resume, so nothing is left behind (a rerun with other options starts afresh)
-            if state is None or not (state["batches"] or state["evidence"]):
-                layout.checkpoint.unlink(missing_ok=True)
-                shutil.rmtree(layout.evidence_dir, ignore_errors=True)
-                if not layout.as_dir:
-                    shutil.rmtree(layout.parts_dir, ignore_errors=True)
-            raise
-        finally:
-            if strikes is not None:
-                strikes.close()
-            log.close()
-        summary.seconds = time.perf_counter() - t_start
-        manifest = build_manifest(
-            run_id=run_id,
-            started=started,
-            seconds=summary.seconds,
-            inputs=[
-                {**i, "path": relative_to_manifest(Path(i["path"]), layout.manifest)}
-                for i in inputs
-            ],
-            output={
-                "path": relative_to_manifest(layout.out, layout.manifest),
-                "format": layout.fmt,
-            },
-            outputs=output_entries,
-            batches=done,
-            plan=plan,
-            batch_size=batch_size,
-            run_date=run_date,
-            model_hash=model_hash,
-            timings=timings,
-            ledger=None if ledger is None else str(ledger),
-        )
-        manifest["statistics"] = statistics_entry
-        with _writing(layout.manifest):
-            write_json_atomic(layout.manifest, manifest)
-        # the checkpoint goes first: a run killed while the parts are removed must not
-        # leave a checkpoint naming parts that are gone
-        layout.checkpoint.unlink(missing_ok=True)
-        shutil.rmtree(layout.evidence_dir, ignore_errors=True)
-        if not layout.as_dir:
-            shutil.rmtree(layout.parts_dir, ignore_errors=True)
-    log.done(summary.line())
-    return summary
+        restart=restart,
+        ledger=ledger,
+        run_date=run_date,
+        log_format=log_format,
+        model_hash=model_hash,
+        statistics=statistics,
+        statistics_path=statistics_path,
+    ).run()
 
 
 def _input_batches(
