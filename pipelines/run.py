@@ -33,7 +33,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import polars as pl
@@ -469,6 +469,29 @@ def _in_order(
                 future.cancel()
 
 
+class RunOptions(TypedDict, total=False):
+    """The options of a batch run (:func:`run_score`, :class:`BatchRun`)."""
+
+    #: listings per batch (default :data:`DEFAULT_BATCH_SIZE`)
+    batch_size: int
+    #: no progress lines
+    quiet: bool
+    #: ignore the checkpoint a stopped run left and start afresh
+    restart: bool
+    #: the strike ledger: blocks add strikes; frozen sellers and their ring mates are read
+    ledger: str | Path | None
+    #: the date strikes are recorded on (default today)
+    run_date: dt.date | None
+    #: progress lines as ``text`` or ``json``
+    log_format: str
+    #: the fusion model's hash, for the manifest (default the plan's)
+    model_hash: str | None
+    #: the run statistics to score with (default: computed over the input in a first pass)
+    statistics: RunStatistics | None
+    #: the file ``statistics`` were read from, for the manifest
+    statistics_path: str | Path | None
+
+
 class BatchRun:
     """One ``fakestop score`` run, in named steps: :meth:`prepare_state` (a new checkpoint or
     the one a stopped run left), :meth:`score_batches` (one pass with given statistics, else an
@@ -480,26 +503,20 @@ class BatchRun:
         listings: str | Path,
         plan: ScoringPlan,
         out: str | Path,
-        *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        quiet: bool = False,
-        restart: bool = False,
-        ledger: str | Path | None = None,
-        run_date: dt.date | None = None,
-        log_format: str = "text",
-        model_hash: str | None = None,
-        statistics: RunStatistics | None = None,
-        statistics_path: str | Path | None = None,
+        **options: Unpack[RunOptions],
     ) -> None:
+        batch_size = options.get("batch_size", DEFAULT_BATCH_SIZE)
+        statistics = options.get("statistics")
+        run_date, model_hash = options.get("run_date"), options.get("model_hash")
         if batch_size <= 0:
             raise FakestopError(f"--batch-size must be > 0, got {batch_size}")
         self.started = time.time()
         self.t_start = time.perf_counter()
         self.listings, self.plan, self.batch_size = listings, plan, batch_size
-        self.restart, self.ledger = restart, ledger
+        self.restart, self.ledger = options.get("restart", False), options.get("ledger")
         self.run_date = run_date or dt.date.today()
         self.model_hash = model_hash or plan.model_hash
-        self.given, self.statistics_path = statistics, statistics_path
+        self.given, self.statistics_path = statistics, options.get("statistics_path")
         self.files = resolve_sources(listings)
         self.layout = OutputLayout.of(out)
         refuse_output_over_inputs(self.layout.out, self.layout.as_dir, listings, self.files)
@@ -517,8 +534,8 @@ class BatchRun:
         two_passes = statistics is None
         self.log = RunLog(
             None if total_rows is None else total_rows * (2 if two_passes else 1),
-            quiet=quiet,
-            fmt=log_format,
+            quiet=options.get("quiet", False),
+            fmt=options.get("log_format", "text"),
         )
         self.summary = RunSummary(output=str(self.layout.out))
         self.timings = {"read": 0.0, "score": 0.0, "write": 0.0, "ledger": 0.0}
@@ -745,45 +762,19 @@ class BatchRun:
 
 
 def run_score(
-    listings: str | Path,
-    plan: ScoringPlan,
-    out: str | Path,
-    *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    quiet: bool = False,
-    restart: bool = False,
-    ledger: str | Path | None = None,
-    run_date: dt.date | None = None,
-    log_format: str = "text",
-    model_hash: str | None = None,
-    statistics: RunStatistics | None = None,
-    statistics_path: str | Path | None = None,
+    listings: str | Path, plan: ScoringPlan, out: str | Path, **options: Unpack[RunOptions]
 ) -> RunSummary:
-    """Score every listing behind ``listings`` into ``out``.
+    """Score every listing behind ``listings`` into ``out`` (see :class:`RunOptions`).
 
     ``out`` ending in ``/`` (or an existing directory) receives one Parquet part per batch;
     otherwise one Parquet file (assembled from the committed parts at the end).
 
-    ``statistics``: the run statistics to score with (``statistics_path``: the file they were
-    read from, for the manifest). Without them the run makes two passes: the first computes every
-    listing's evidence (kept on disk beside the output, one file per batch) and the run
-    statistics over the whole input, the second scores each batch's evidence with them; the
-    statistics are left beside the output as ``<out>.stats``. See :class:`BatchRun`.
+    Without ``statistics`` the run makes two passes: the first computes every listing's
+    evidence (kept on disk beside the output, one file per batch) and the run statistics over
+    the whole input, the second scores each batch's evidence with them; the statistics are
+    left beside the output as ``<out>.stats``. See :class:`BatchRun`.
     """
-    return BatchRun(
-        listings,
-        plan,
-        out,
-        batch_size=batch_size,
-        quiet=quiet,
-        restart=restart,
-        ledger=ledger,
-        run_date=run_date,
-        log_format=log_format,
-        model_hash=model_hash,
-        statistics=statistics,
-        statistics_path=statistics_path,
-    ).run()
+    return BatchRun(listings, plan, out, **options).run()
 
 
 def _input_batches(
