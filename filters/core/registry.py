@@ -26,7 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
-from filters.core.csvtext import csv_never_closed
+from filters.core.csvtext import checked_header, csv_never_closed
 from filters.core.errors import RegistryError
 from filters.core.paths import default_registry_dir
 from filters.core.taxonomy import Taxonomy, default_category_rows, read_category_rows
@@ -201,17 +201,7 @@ def _read_text(path: Path) -> str:
 def _csv_rows(path: Path, expected: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
     text = _read_text(path)
     reader = csv.reader(io.StringIO(text))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise RegistryError(f"{path}: empty file, expected header {','.join(expected)}") from None
-    header = [h.strip() for h in header]
-    missing = [c for c in expected if c not in header]
-    if missing:
-        raise RegistryError(
-            f"{path} line 1: missing column(s) {', '.join(missing)}; "
-            f"expected header {','.join(expected)}"
-        )
+    header = checked_header(reader, path, expected)
     rows = []
     line = reader.line_num + 1  # where the next record starts (a quoted field may span lines)
     try:

@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
+from filters.core.csvtext import checked_header
 from filters.core.errors import RegistryError
 from filters.core.paths import default_registry_dir
 
@@ -518,18 +519,7 @@ def read_category_rows(path: Path, text: str) -> list[NodeRow]:
     """The rows of a ``categories.csv`` (its text given), checked: the header names
     :data:`CATEGORIES_COLUMNS`, every row has a category."""
     reader = csv.reader(io.StringIO(text))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise RegistryError(
-            f"{path}: empty file, expected header {','.join(CATEGORIES_COLUMNS)}"
-        ) from None
-    missing = [c for c in CATEGORIES_COLUMNS if c not in header]
-    if missing:
-        raise RegistryError(
-            f"{path} line 1: missing column(s) {', '.join(missing)}; "
-            f"expected header {','.join(CATEGORIES_COLUMNS)}"
-        )
+    header = checked_header(reader, path, CATEGORIES_COLUMNS)
     rows = []
     line = reader.line_num + 1
     try:
