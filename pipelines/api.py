@@ -25,9 +25,10 @@ from pipelines.config import Settings, load_settings
 from pipelines.errors import FakestopWarning, MissingInputWarning, ValidationError
 from pipelines.record import coerce_record, score_record, supports_records
 from pipelines.registry import load_registry
-from pipelines.schema import INPUT_SCHEMA, PARSE_ERROR, PRICE_RAW, PRICE_SIGN, RULE_NAMES, conform
+from pipelines.schema import INPUT_SCHEMA, PARSE_ERROR, conform
 from pipelines.stages import OUTPUT_SCHEMA, ScoringPlan, inputs_with_values, score_frame
 from pipelines.statistics import RunStatistics, load_statistics
+from pipelines.validation import PRICE_RAW, PRICE_SIGN, RULE_NAMES
 
 OnError = Literal["raise", "quarantine"]
 

@@ -20,20 +20,14 @@ from typing import Any, cast
 
 import polars as pl
 
-from filters.core.textops import pl_round, pl_str, strip_chars
+from filters.core.textops import pl_round, pl_str
 from pipelines.conditions import canonical_condition
 from pipelines.config import Settings
-from pipelines.prices import parse_price, sign_currencies
-from pipelines.schema import (
-    INPUT_SCHEMA,
-    PARSE_ERROR,
-    PRICE_RAW,
-    PRICE_SIGN,
-    VALIDATION_NOTE,
-    input_renames,
-)
+from pipelines.prices import parse_price
+from pipelines.schema import INPUT_SCHEMA, PARSE_ERROR, VALIDATION_NOTE, input_renames
 from pipelines.stages import FILTER_ORDER, MAX_REASONS, OUTPUT_SCHEMA, ScoringPlan
 from pipelines.statistics import RunStatistics
+from pipelines.validation import PRICE_RAW, PRICE_SIGN, record_errors, record_fields
 
 #: fields read as text (``image`` may also be bytes)
 TEXT_FIELDS = tuple(c for c, t in INPUT_SCHEMA.items() if t == pl.String() and c != "image")
@@ -128,57 +122,18 @@ def coerce_record(listing: Mapping[str, Any], settings: Settings | None = None) 
 # ---------------------------------------------------------------- validation
 
 
-def _blank(value: object) -> bool:
-    return value is None or strip_chars(str(value)) == ""
-
-
 def validated_record(rec: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """:func:`pipelines.schema.validated_listings` for one (coerced) listing: adds ``status``
     and ``error``, sets ``currency`` and ``condition``, and the note of an unknown condition."""
-    known_currencies = sorted(settings.rates)
-    currency_value = rec.get("currency")
-    currency = None if currency_value is None else strip_chars(currency_value).upper()
-    sign = rec.get(PRICE_SIGN)
-    marks, default = sign_currencies(sign) if sign is not None else ((), None)
-    effective = currency if currency else default
+    fields = record_fields(rec, settings)
     condition, note = canonical_condition(
         rec.get("condition"), settings.conditions, settings.condition_synonyms
     )
-    price = rec.get("price")
-    errors: list[str] = []
-    if rec.get(PARSE_ERROR) is not None:
-        errors.append(f"row_parsed: {rec[PARSE_ERROR]}")
-    if _blank(rec.get("listing_id")):
-        errors.append("id_present: listing_id is missing or blank")
-    if _blank(rec.get("title")):
-        errors.append("title_present: title is missing or blank")
-    if price is None or not math.isfinite(price) or not price > 0:
-        raw = rec.get(PRICE_RAW)
-        errors.append(
-            "price_positive: price "
-            f"{'(missing)' if raw is None else raw} is not a finite number > 0"
-        )
-    if effective and effective not in known_currencies:
-        errors.append(
-            f"currency_known: currency {effective} has no configured rate "
-            f"(known: {', '.join(known_currencies)})"
-        )
-    if sign is not None:
-        shown = ", ".join(marks)
-        if currency and currency not in marks:
-            errors.append(
-                f"currency_agrees: price {rec.get(PRICE_RAW)} is in {shown}, "
-                f"but currency is {currency}"
-            )
-        elif not currency and default is None:
-            errors.append(
-                f"currency_agrees: price {rec.get(PRICE_RAW)} may be in {shown}; "
-                "the currency column must say which"
-            )
+    errors = record_errors(fields)
     out = dict(rec)
     out["error"] = "; ".join(errors) or None
     out["status"] = "ok" if not errors else "quarantined"
-    out["currency"] = effective or "USD"
+    out["currency"] = fields["effective"] or "USD"
     out["condition"] = condition
     out[VALIDATION_NOTE] = note
     return out

@@ -59,13 +59,7 @@ from pipelines.manifest import (
 )
 from pipelines.outputs import export_parts, output_format, refuse_output_over_inputs
 from pipelines.parquet_concat import NotConcatenable, concat_parquet
-from pipelines.schema import (
-    PARSE_ERROR,
-    RULE_NAMES,
-    SEEN_EARLIER,
-    iter_listing_batches,
-    resolve_sources,
-)
+from pipelines.schema import PARSE_ERROR, iter_listing_batches, resolve_sources
 from pipelines.stages import (
     ScoringPlan,
     evidence_frame,
@@ -79,6 +73,7 @@ from pipelines.statistics import (
     StatisticsError,
     statistics_identity,
 )
+from pipelines.validation import RULE_NAMES, SEEN_EARLIER
 
 DEFAULT_BATCH_SIZE = 100_000
 #: batches scored at once: polars keeps about 1.5 of 2 cores busy on one batch (Python and

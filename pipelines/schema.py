@@ -27,35 +27,21 @@ from pipelines.io.ndjson import ndjson_frames, read_ndjson
 from pipelines.io.parquet import parquet_batches, read_parquet
 from pipelines.io.sources import CSV_SUFFIXES, NDJSON_SUFFIXES, PARQUET_SUFFIXES, resolve_sources
 from pipelines.prices import parsed_prices, sign_table
+from pipelines.validation import (
+    CURRENCY,
+    PRICE_RAW,
+    PRICE_SIGN,
+    SIGN_CURRENCIES,
+    SIGN_DEFAULT,
+    batch_fields,
+    batch_rules,
+)
 
 ROW = "__row"
 
 
-#: the price as written (an output column: nothing is lost when a price cannot be read)
-PRICE_RAW = "price_raw"
-
-
-#: the currency mark written in the price (``€``, ``$``, ``eur``), if any
-PRICE_SIGN = "__price_sign"
-
-
 #: a reason validation gives a row it scores anyway (an unknown condition)
 VALIDATION_NOTE = "__validation_note"
-
-
-SEEN_EARLIER = "__seen_earlier"
-
-
-#: the row rules, in the order an ``error`` lists them (see :func:`row_rules`)
-RULE_NAMES = (
-    "row_parsed",
-    "id_present",
-    "id_unique",
-    "title_present",
-    "price_positive",
-    "currency_known",
-    "currency_agrees",
-)
 
 
 def read_file(path: Path, settings: Settings | None = None) -> pl.DataFrame:
@@ -389,107 +375,12 @@ def conform(frame: pl.DataFrame, *, source: str, settings: Settings | None = Non
     return frame.select(pl.exclude(PARSE_ERROR), PARSE_ERROR)
 
 
-def _blank(col: str) -> pl.Expr:
-    return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
-
-
 def _opt(frame_cols: set[str], col: str) -> pl.Expr:
     return pl.col(col) if col in frame_cols else pl.lit(None, dtype=pl.String())
 
 
 def _currency(columns: set[str]) -> pl.Expr:
     return _opt(columns, "currency").str.strip_chars().str.to_uppercase()
-
-
-#: working columns of validation
-_CURRENCY, _SIGN_CURRENCIES, _SIGN_DEFAULT = "__currency", "__sign_currencies", "__sign_default"
-
-
-def row_rules(
-    columns: set[str],
-    settings: Settings,
-    seen_ids: pl.Series | None = None,
-) -> dict[str, tuple[pl.Expr, pl.Expr]]:
-    """Named rules: ``name -> (passes, message)``. A rule passes when its expression is true.
-
-    ``seen_ids`` holds ids of earlier batches of the same run, so uniqueness spans batches.
-    The frame holds the working columns :func:`validated_listings` adds: the currency column
-    stripped and upper cased, and the currencies the price's currency mark may stand for
-    (``/``-joined) and the one it means without a currency column.
-    """
-    first = pl.col("listing_id").is_first_distinct()
-    if SEEN_EARLIER in columns:  # set by a runner that sees earlier batches or the whole input
-        first = first & ~pl.col(SEEN_EARLIER).fill_null(False)
-    if seen_ids is not None and seen_ids.len():
-        first = first & ~pl.col("listing_id").is_in(seen_ids.implode())
-    currency = pl.col(_CURRENCY)
-    given = currency.is_not_null() & (currency != "")
-    marks = pl.col(_SIGN_CURRENCIES)
-    effective = pl.when(given).then(currency).otherwise(pl.col(_SIGN_DEFAULT))
-    price = pl.col("price")
-    known_currencies = sorted(settings.rates)
-    shown_marks = marks.str.replace_all("/", ", ", literal=True)
-    return {
-        "row_parsed": (
-            pl.col(PARSE_ERROR).is_null(),
-            pl.format("row_parsed: {}", pl.col(PARSE_ERROR)),
-        ),
-        "id_present": (
-            ~_blank("listing_id"),
-            pl.lit("id_present: listing_id is missing or blank"),
-        ),
-        "id_unique": (
-            _blank("listing_id") | first,
-            pl.format(
-                "id_unique: listing_id {} already seen in an earlier row", pl.col("listing_id")
-            ),
-        ),
-        "title_present": (
-            ~_blank("title"),
-            pl.lit("title_present: title is missing or blank"),
-        ),
-        "price_positive": (
-            price.is_not_null() & price.is_finite() & (price > 0),
-            pl.format(
-                "price_positive: price {} is not a finite number > 0",
-                pl.col(PRICE_RAW).fill_null("(missing)"),
-            ),
-        ),
-        "currency_known": (
-            effective.is_null() | effective.is_in(known_currencies),
-            pl.format(
-                "currency_known: currency {} has no configured rate (known: {})",
-                effective,
-                pl.lit(", ".join(known_currencies)),
-            ),
-        ),
-        "currency_agrees": (
-            marks.is_null()
-            | (
-                given
-                & pl.concat_str(pl.lit("/"), marks, pl.lit("/")).str.contains(
-                    pl.concat_str(pl.lit("/"), currency, pl.lit("/")), literal=True
-                )
-            )
-            | (~given & pl.col(_SIGN_DEFAULT).is_not_null()),
-            pl.when(given)
-            .then(
-                pl.format(
-                    "currency_agrees: price {} is in {}, but currency is {}",
-                    pl.col(PRICE_RAW),
-                    shown_marks,
-                    currency,
-                )
-            )
-            .otherwise(
-                pl.format(
-                    "currency_agrees: price {} may be in {}; the currency column must say which",
-                    pl.col(PRICE_RAW),
-                    shown_marks,
-                )
-            ),
-        ),
-    }
 
 
 def _sign_columns(signs: pl.Series) -> list[pl.Series]:
@@ -499,10 +390,10 @@ def _sign_columns(signs: pl.Series) -> list[pl.Series]:
     return [
         signs.replace_strict(
             keys, [c for c, _ in table.values()], default=None, return_dtype=pl.String
-        ).alias(_SIGN_CURRENCIES),
+        ).alias(SIGN_CURRENCIES),
         signs.replace_strict(
             keys, [d for _, d in table.values()], default=None, return_dtype=pl.String
-        ).alias(_SIGN_DEFAULT),
+        ).alias(SIGN_DEFAULT),
     ]
 
 
@@ -540,12 +431,12 @@ def validated_listings(
         written, settings.conditions, settings.condition_synonyms
     )
     frame = frame.with_columns(
-        _currency(columns).alias(_CURRENCY),
+        _currency(columns).alias(CURRENCY),
         *_sign_columns(signs),
         condition.alias("__condition"),
         note.alias(VALIDATION_NOTE),
     )
-    rules = row_rules(columns | {PRICE_RAW}, settings, seen_ids)
+    rules = batch_rules(batch_fields(columns | {PRICE_RAW}, settings, seen_ids))
     oks = {name: f"__ok_{name}" for name in rules}
     checked = frame.with_columns(ok.fill_null(False).alias(oks[n]) for n, (ok, _) in rules.items())
     # messages are formatted only for the rows that break a rule (usually none)
@@ -553,7 +444,7 @@ def validated_listings(
     messages = [pl.when(~pl.col(oks[n])).then(msg) for n, (_, msg) in rules.items()]
     error = pl.concat_str(messages, separator="; ", ignore_nulls=True)
     errors = checked[broken].select(pl.when(error != "").then(error)).to_series()
-    currency = pl.col(_CURRENCY)
+    currency = pl.col(CURRENCY)
     return (
         checked.with_columns(
             pl.repeat(None, checked.height, dtype=pl.String, eager=True)
@@ -567,10 +458,10 @@ def validated_listings(
             .alias("status"),
             pl.when(currency.is_not_null() & (currency != ""))
             .then(currency)
-            .otherwise(pl.coalesce(pl.col(_SIGN_DEFAULT), pl.lit("USD")))
+            .otherwise(pl.coalesce(pl.col(SIGN_DEFAULT), pl.lit("USD")))
             .alias("currency"),
             pl.col("__condition").alias("condition"),
         )
-        .drop(_CURRENCY, _SIGN_CURRENCIES, _SIGN_DEFAULT, "__condition", *oks.values())
+        .drop(CURRENCY, SIGN_CURRENCIES, SIGN_DEFAULT, "__condition", *oks.values())
         .lazy()
     )

@@ -44,16 +44,10 @@ import polars as pl
 import pyarrow as pa
 
 from pipelines.errors import FakestopError, MissingInputWarning
-from pipelines.schema import (
-    PARQUET_SUFFIXES,
-    ROW,
-    SEEN_EARLIER,
-    conform,
-    input_renames,
-    resolve_sources,
-)
+from pipelines.schema import PARQUET_SUFFIXES, ROW, conform, input_renames, resolve_sources
 from pipelines.stages import ScoringPlan, evidence_frame, final_frame, score_frame
 from pipelines.statistics import RunStatistics, StatisticsBuilder, statistics_identity
+from pipelines.validation import SEEN_EARLIER
 
 if TYPE_CHECKING:
     from pyspark.broadcast import Broadcast

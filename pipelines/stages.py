@@ -28,8 +28,9 @@ from pipelines.columns import OUTPUT_SCHEMA
 from pipelines.config import Settings
 from pipelines.errors import FakestopWarning
 from pipelines.registry import Registry
-from pipelines.schema import PARSE_ERROR, PRICE_RAW, ROW, VALIDATION_NOTE, validated_listings
+from pipelines.schema import PARSE_ERROR, ROW, VALIDATION_NOTE, validated_listings
 from pipelines.statistics import RunStatistics, statistics_of
+from pipelines.validation import PRICE_RAW
 
 #: filters run in this order: later filters read earlier filters' evidence (price reads text_brand)
 FILTER_ORDER = ("text", "image", "price")

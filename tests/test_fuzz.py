@@ -39,14 +39,13 @@ from pipelines.registry import Registry
 from pipelines.schema import (
     INPUT_SCHEMA,
     PARSE_ERROR,
-    PRICE_RAW,
-    RULE_NAMES,
     conform,
     iter_listing_batches,
     read_file,
     read_listings,
 )
 from pipelines.schema import validated_listings as validated
+from pipelines.validation import PRICE_RAW, RULE_NAMES
 from seeds.images import product_photo
 
 #: examples per property; FAKESTOP_FUZZ_EXAMPLES raises every one of them for a long run

@@ -41,7 +41,7 @@ from models.features import FEATURES
 from models.persist import FORMAT_VERSION, card_path
 from pipelines import Scorer, ValidationError
 from pipelines.registry import default_registry_dir, load_registry
-from pipelines.schema import RULE_NAMES
+from pipelines.validation import RULE_NAMES
 from seeds.images import product_photo
 from tests.test_fusion import Payload
 

@@ -178,6 +178,15 @@ def test_rounding_and_printing_equal_polars(values: list[float], decimals: int) 
     assert [textops.pl_str(v) for v in rounded.to_list()] == rounded.cast(pl.String).to_list()
 
 
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.floats(width=64), min_size=1, max_size=50))
+def test_printing_any_float_equals_polars(values: list[float]) -> None:
+    """Every Float64, the tiny, the huge, infinities and NaN, prints as polars prints it."""
+    printed = pl.Series("x", values, dtype=pl.Float64).cast(pl.String).to_list()
+    assert [textops.pl_str(v) for v in values] == printed
+
+
 # ---------------------------------------------------------------- text filter
 
 

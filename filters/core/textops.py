@@ -265,7 +265,13 @@ def pl_round(x: float, decimals: int) -> float:
 def pl_str(x: float) -> str:
     """A Float64 cast to String, as ``pl.format`` prints it."""
     text = repr(float(x))
+    if text == "nan":
+        return "NaN"
     if "e-" in text:
-        # polars prints small numbers in positional notation ("0.00001")
-        return format(Decimal(text), "f")
+        mantissa, exponent = text.split("e-")
+        if int(exponent) <= 5:
+            # polars prints numbers from 1e-5 in positional notation ("0.00001")
+            return format(Decimal(text), "f")
+        # and smaller ones with an exponent of no leading zero ("1.5e-7")
+        return f"{mantissa}e-{int(exponent)}"
     return text
